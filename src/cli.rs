@@ -1,0 +1,1 @@
+//! The commands behind the binary (SPEC §1).

@@ -1,0 +1,225 @@
+//! The configuration exactly as written (SPEC §2): serde shapes with the
+//! built-in defaults. Durations, sizes and URLs stay strings here so that
+//! validation ([`super::validate`]) can name the key of any bad value.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub database: RawDatabase,
+    pub server: RawServer,
+    pub supervisor: RawSupervisor,
+    pub restart: RawRestart,
+    pub alerts: RawAlerts,
+    pub webhook: RawWebhook,
+    pub providers: Vec<RawProvider>,
+    pub instances: Vec<RawInstance>,
+    pub notifiers: Vec<RawNotifier>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDatabase {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase { url: "sqlite://data/wa-sentinel.db".into(), max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub admin_token: Option<String>,
+    pub admin_token_env: Option<String>,
+    pub admin_token_file: Option<PathBuf>,
+    pub max_body: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            admin_token: None,
+            admin_token_env: None,
+            admin_token_file: None,
+            max_body: "2MiB".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSupervisor {
+    pub poll_schedule: String,
+    pub webhook_audit_schedule: String,
+    pub request_timeout: String,
+    pub concurrency: u32,
+    pub per_provider_concurrency: u32,
+    /// Recovery actions in flight per provider (no thundering herd after a provider reboot).
+    pub recovery_concurrency: u32,
+    pub down_after: u32,
+    pub stale_webhook_after: String,
+    /// How long after a recovery action the verification poll runs.
+    pub settle_delay: String,
+    /// Events and closed outages older than this are deleted (0s: keep forever).
+    pub retention: String,
+}
+
+impl Default for RawSupervisor {
+    fn default() -> Self {
+        RawSupervisor {
+            poll_schedule: "*/30 * * * * *".into(),
+            webhook_audit_schedule: "0 */5 * * * *".into(),
+            request_timeout: "10s".into(),
+            concurrency: 64,
+            per_provider_concurrency: 16,
+            recovery_concurrency: 4,
+            down_after: 2,
+            stale_webhook_after: "0s".into(),
+            settle_delay: "10s".into(),
+            retention: "30d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRestart {
+    pub cooldown: String,
+    pub max_attempts_per_outage: u32,
+    pub backoff_factor: f64,
+    pub max_cooldown: String,
+    /// Connected this long between outages resets the attempt budget.
+    pub reset_after: String,
+}
+
+impl Default for RawRestart {
+    fn default() -> Self {
+        RawRestart {
+            cooldown: "30m".into(),
+            max_attempts_per_outage: 3,
+            backoff_factor: 2.0,
+            max_cooldown: "4h".into(),
+            reset_after: "1h".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    pub flap_window: String,
+    pub flap_threshold: u32,
+    pub reminder_every: String,
+    pub group_provider_outage: bool,
+    /// `en` or `pt-BR`.
+    pub language: String,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts {
+            flap_window: "10m".into(),
+            flap_threshold: 4,
+            reminder_every: "0s".into(),
+            group_provider_outage: true,
+            language: "en".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWebhook {
+    pub events: Vec<String>,
+    pub by_events: bool,
+    pub base64: bool,
+}
+
+impl Default for RawWebhook {
+    fn default() -> Self {
+        RawWebhook {
+            events: ["MESSAGES_UPSERT", "MESSAGES_UPDATE", "CONNECTION_UPDATE", "QRCODE_UPDATED", "SEND_MESSAGE"]
+                .map(String::from)
+                .to_vec(),
+            by_events: false,
+            base64: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub api_version: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub webhook_token: Option<String>,
+    pub webhook_token_env: Option<String>,
+    pub webhook_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub discover: bool,
+    pub default_tenant: Option<String>,
+    /// W-API: the JSON key of the webhook-update body (sources disagree; default `value`).
+    pub webhook_body_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstance {
+    pub provider: String,
+    pub name: String,
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifier {
+    pub name: String,
+    pub kind: String,
+    pub tenants: Option<Vec<String>>,
+    pub kinds: Option<Vec<String>>,
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub url_file: Option<PathBuf>,
+    /// `webhook`: HMAC-SHA256 signing secret.
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// `telegram`.
+    pub bot_token: Option<String>,
+    pub bot_token_env: Option<String>,
+    pub bot_token_file: Option<PathBuf>,
+    pub chat_id: Option<String>,
+    pub api_base: Option<String>,
+    /// `email`.
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_tls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+}

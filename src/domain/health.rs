@@ -1,0 +1,698 @@
+//! The instance state machine: [`step`] takes the stored [`InstanceState`],
+//! one [`Observation`], the clock and the [`Policy`], and returns the new state,
+//! the [`Action`]s to take after the commit, and the [`Change`]s to record.
+//!
+//! It implements SPEC §5 rules 2–7: `down_after`, outage open/close, the
+//! situation-specific recovery action under a growing cooldown and a per-outage
+//! budget, logged-out/banned/missing → one notice and no restart, repeated 440
+//! → no restart, flapping → one `instance_flapping`, maintenance, reminders, and
+//! provider errors → `unknown`, never `disconnected`.
+//!
+//! Invariants (checked by the property tests below):
+//! - never a recovery action inside the cooldown of `last_restart_attempt`;
+//! - never a recovery action for a logged-out, missing or QR-waiting session;
+//! - at most one down-class notice and one recovery notice per outage, and a
+//!   recovery notice only after a down-class notice;
+//! - no notice while in maintenance;
+//! - a provider error never opens an outage nor marks an instance unhealthy.
+
+use super::notice::{RecoveredBy, dedup_key};
+use super::status::reason_text;
+use super::{Health, InstanceKey, Notice, NoticeKind, Policy, ProviderErrorKind, ProviderStatus, Ts, WebhookSignal};
+
+/// Why an outage is open; decides the notice kind and the recovery action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Closed after a transient reason, or not loaded: reconnect.
+    Disconnected,
+    /// Stuck reconnecting without asking for a QR: reconnect.
+    Connecting,
+    /// Open but silent for `stale_webhook_after`: the zombie, restart it.
+    Silent,
+    /// Session replaced (440) repeatedly: two consumers share it, a restart makes it worse.
+    Replaced,
+    /// Waiting for a QR scan (unpaired).
+    NeedsQr,
+    /// Logged out or banned.
+    LoggedOut,
+    /// Deleted on the provider.
+    Missing,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Disconnected => "disconnected",
+            Cause::Connecting => "connecting",
+            Cause::Silent => "silent",
+            Cause::Replaced => "replaced",
+            Cause::NeedsQr => "needs_qr",
+            Cause::LoggedOut => "logged_out",
+            Cause::Missing => "missing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Cause> {
+        [
+            Cause::Disconnected,
+            Cause::Connecting,
+            Cause::Silent,
+            Cause::Replaced,
+            Cause::NeedsQr,
+            Cause::LoggedOut,
+            Cause::Missing,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
+    /// The recovery action for this situation (PROVIDERS.md, "Recovery actions"),
+    /// or `None` where only a person can help.
+    pub fn recovery(self) -> Option<RecoveryKind> {
+        match self {
+            Cause::Disconnected | Cause::Connecting => Some(RecoveryKind::Reconnect),
+            Cause::Silent => Some(RecoveryKind::Restart),
+            Cause::Replaced | Cause::NeedsQr | Cause::LoggedOut | Cause::Missing => None,
+        }
+    }
+
+    fn down_notice(self) -> NoticeKind {
+        match self {
+            Cause::NeedsQr | Cause::LoggedOut => NoticeKind::InstanceLoggedOut,
+            Cause::Missing => NoticeKind::InstanceMissing,
+            _ => NoticeKind::InstanceDown,
+        }
+    }
+}
+
+/// Which provider call recovers the session (each provider maps it to its endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryKind {
+    /// Revive a closed session (Evolution `GET /instance/connect`, W-API restart).
+    Reconnect,
+    /// Restart an open but silent session (Evolution v2 `POST /instance/restart`, v1 `PUT`).
+    Restart,
+}
+
+impl RecoveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryKind::Reconnect => "reconnect",
+            RecoveryKind::Restart => "restart",
+        }
+    }
+}
+
+/// The open outage of an instance, as stored in the `outages` table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutageState {
+    pub id: String,
+    pub started_at: Ts,
+    pub cause: Cause,
+    pub reason: String,
+    /// Recovery attempts made during this outage.
+    pub restart_attempts: u32,
+    /// The down-class notice has been queued.
+    pub down_notified: bool,
+    /// `restart_exhausted` has been queued.
+    pub exhausted_notified: bool,
+    pub reminders_sent: u32,
+    pub last_notice_at: Option<Ts>,
+}
+
+/// A flapping episode: started at the threshold-th transition, ends after a
+/// quiet `flap_window`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Flapping {
+    pub id: String,
+    pub since: Ts,
+}
+
+/// Everything the state machine remembers about one instance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceState {
+    pub health: Health,
+    /// Human reason for the current health ("connection closed (428)", "provider unreachable").
+    pub reason: String,
+    pub health_since: Ts,
+    /// Consecutive bad *polled* (or terminal) observations.
+    pub consecutive_failures: u32,
+    /// When it last became connected / last stopped being connected.
+    pub connected_at: Option<Ts>,
+    pub disconnected_at: Option<Ts>,
+    pub last_webhook_at: Option<Ts>,
+    pub last_restart_attempt: Option<Ts>,
+    /// Recovery attempts in the current budget (carries over between outages
+    /// unless the instance stayed connected for `reset_after`).
+    pub restart_attempts: u32,
+    /// Consecutive observations with reason 440.
+    pub replaced_count: u32,
+    /// Instants of Connected <-> down transitions within the flap window.
+    pub flap_history: Vec<Ts>,
+    pub flapping: Option<Flapping>,
+    pub maintenance_until: Option<Ts>,
+    pub outage: Option<OutageState>,
+}
+
+impl InstanceState {
+    /// A newly known instance: no verdict yet.
+    pub fn new(now: Ts) -> Self {
+        InstanceState {
+            health: Health::Unknown,
+            reason: "not checked yet".into(),
+            health_since: now,
+            consecutive_failures: 0,
+            connected_at: None,
+            disconnected_at: None,
+            last_webhook_at: None,
+            last_restart_attempt: None,
+            restart_attempts: 0,
+            replaced_count: 0,
+            flap_history: Vec::new(),
+            flapping: None,
+            maintenance_until: None,
+            outage: None,
+        }
+    }
+
+    pub fn in_maintenance(&self, now: Ts) -> bool {
+        self.maintenance_until.is_some_and(|u| u > now)
+    }
+
+    /// When the next automatic recovery action may be sent.
+    pub fn next_recovery_allowed(&self, policy: &Policy) -> Option<Ts> {
+        self.last_restart_attempt.map(|t| t.plus(policy.cooldown_after(self.restart_attempts)))
+    }
+}
+
+/// One thing learned about an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// The provider's per-instance status call answered.
+    Polled(ProviderStatus),
+    /// The provider's status call failed: the provider is suspect, not the instance.
+    ProviderFailed(ProviderErrorKind),
+    /// A webhook for this instance arrived.
+    Webhook(WebhookSignal),
+    /// An operator set (`Some`) or ended (`None`) maintenance.
+    Maintenance(Option<Ts>),
+    /// An operator asked for a restart (`restart PROVIDER/INSTANCE [--force]`).
+    ManualRestart { force: bool },
+}
+
+/// Who and when: the facts `step` needs besides state and observation.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    pub now: Ts,
+    pub key: &'a InstanceKey,
+    pub tenant: &'a str,
+    /// A fresh identifier, used if this step opens an outage or a flapping episode.
+    pub new_id: &'a str,
+}
+
+/// What to do once the new state is committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Call the provider's recovery endpoint. `attempt` is 1-based within the outage
+    /// (0 for a manual restart).
+    Recover { kind: RecoveryKind, attempt: u32 },
+    /// Queue this notice in the outbox (same transaction as the state).
+    Notify(Notice),
+}
+
+/// What happened, for the audit log (`events`) and the `outages` table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    HealthChanged { from: Health, to: Health, reason: String },
+    OutageOpened { id: String, cause: Cause },
+    OutageClosed { id: String, recovered_by: RecoveredBy },
+    CauseChanged { id: String, cause: Cause },
+    RecoveryScheduled { kind: RecoveryKind, attempt: u32, manual: bool },
+    RecoveryRefused { why: String },
+    FlappingStarted { id: String },
+    FlappingEnded { id: String },
+    MaintenanceSet { until: Option<Ts> },
+    NoticeSuppressed { kind: NoticeKind, why: &'static str },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOutput {
+    pub state: InstanceState,
+    pub actions: Vec<Action>,
+    pub changes: Vec<Change>,
+}
+
+impl StepOutput {
+    pub fn notices(&self) -> impl Iterator<Item = &Notice> {
+        self.actions.iter().filter_map(|a| match a {
+            Action::Notify(n) => Some(n),
+            _ => None,
+        })
+    }
+}
+
+/// What one observation says, before history is taken into account.
+struct Verdict {
+    health: Health,
+    cause: Option<Cause>,
+    reason: String,
+    code: Option<u16>,
+    /// Counts towards `down_after` (polls and QR requests; not a debounced `connecting` webhook).
+    counted: bool,
+    /// Opens an outage at once (terminal states, a `close` webhook).
+    immediate: bool,
+}
+
+fn describe(what: &str, code: Option<u16>) -> String {
+    match code {
+        Some(c) => format!("{what}: {} (statusReason {c})", reason_text(c)),
+        None => what.to_string(),
+    }
+}
+
+fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
+    let v = |health, cause, reason: String, code, immediate| Verdict { health, cause, reason, code, counted, immediate };
+    match st {
+        ProviderStatus::Connected => v(Health::Connected, None, "open".into(), None, false),
+        ProviderStatus::Connecting { qr_pending: true } => v(
+            Health::Connecting,
+            Some(Cause::NeedsQr),
+            "waiting for a QR code scan".into(),
+            None,
+            false,
+        ),
+        ProviderStatus::Connecting { qr_pending: false } => {
+            v(Health::Connecting, Some(Cause::Connecting), "connecting".into(), None, false)
+        }
+        ProviderStatus::Disconnected { reason } => v(
+            Health::Disconnected,
+            Some(Cause::Disconnected),
+            describe("connection closed", reason),
+            reason,
+            false,
+        ),
+        ProviderStatus::NotLoaded => v(
+            Health::Disconnected,
+            Some(Cause::Disconnected),
+            "session not loaded on the provider".into(),
+            None,
+            false,
+        ),
+        ProviderStatus::LoggedOut { reason } => v(
+            Health::LoggedOut,
+            Some(Cause::LoggedOut),
+            describe("logged out", reason),
+            reason,
+            true,
+        ),
+        ProviderStatus::NotFound => v(
+            Health::Missing,
+            Some(Cause::Missing),
+            "instance does not exist on the provider".into(),
+            None,
+            true,
+        ),
+    }
+}
+
+/// Advance one instance by one observation. Pure: same inputs, same outputs.
+pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Policy) -> StepOutput {
+    let mut m = Machine { s: prev.clone(), ctx, policy, actions: Vec::new(), changes: Vec::new() };
+    let now = ctx.now;
+    if m.s.maintenance_until.is_some_and(|u| u <= now) {
+        m.s.maintenance_until = None;
+        m.changes.push(Change::MaintenanceSet { until: None });
+    }
+    m.expire_flapping();
+
+    match obs {
+        Observation::Maintenance(until) => {
+            m.s.maintenance_until = until.filter(|u| *u > now);
+            m.changes.push(Change::MaintenanceSet { until: m.s.maintenance_until });
+            // Ending maintenance announces an outage that was never announced —
+            // and never re-announces one that was.
+            m.outage_duties(false);
+        }
+        Observation::ProviderFailed(kind) => {
+            // Rule 2: no verdict on the instance; its outage (if any) stays as it is.
+            let reason = format!("provider {}", kind.as_str().replace('_', " "));
+            m.set_health(Health::Unknown, reason);
+        }
+        Observation::Polled(st) => {
+            let mut v = classify_status(st, true);
+            if v.health == Health::Connected && m.is_silent() {
+                v = Verdict {
+                    health: Health::Degraded,
+                    cause: Some(Cause::Silent),
+                    reason: format!(
+                        "open but no webhook for {}",
+                        super::time::human_duration(policy.stale_webhook_after)
+                    ),
+                    code: None,
+                    counted: true,
+                    immediate: false,
+                };
+            }
+            m.apply(v, RecoveredBy::Poll);
+        }
+        Observation::Webhook(sig) => match sig {
+            WebhookSignal::Alive => {
+                m.s.last_webhook_at = Some(now);
+                let v = classify_status(ProviderStatus::Connected, true);
+                m.apply(v, RecoveredBy::Webhook);
+            }
+            WebhookSignal::Connecting { qr_pending } => {
+                // A reconnect loop posts ~3 `connecting` a second: informative, but
+                // only a poll (or a QR request) counts towards `down_after`.
+                let v = classify_status(ProviderStatus::Connecting { qr_pending }, qr_pending);
+                m.apply(v, RecoveredBy::Webhook);
+            }
+            WebhookSignal::Closed { reason } => {
+                let mut v = classify_status(ProviderStatus::Disconnected { reason }, true);
+                v.immediate = true;
+                m.apply(v, RecoveredBy::Webhook);
+            }
+            WebhookSignal::LoggedOut { reason } => {
+                let v = classify_status(ProviderStatus::LoggedOut { reason }, true);
+                m.apply(v, RecoveredBy::Webhook);
+            }
+            WebhookSignal::Neutral => {}
+        },
+        Observation::ManualRestart { force } => m.manual_restart(force),
+    }
+    StepOutput { state: m.s, actions: m.actions, changes: m.changes }
+}
+
+struct Machine<'a, 'c> {
+    s: InstanceState,
+    ctx: &'a Ctx<'c>,
+    policy: &'a Policy,
+    actions: Vec<Action>,
+    changes: Vec<Change>,
+}
+
+impl Machine<'_, '_> {
+    fn now(&self) -> Ts {
+        self.ctx.now
+    }
+
+    fn suppressed(&self) -> Option<&'static str> {
+        if self.s.in_maintenance(self.now()) {
+            Some("maintenance")
+        } else if self.s.flapping.is_some() {
+            Some("flapping")
+        } else {
+            None
+        }
+    }
+
+    fn is_silent(&self) -> bool {
+        let stale = self.policy.stale_webhook_after;
+        if stale.is_zero() {
+            return false;
+        }
+        // Silence is measured from the later of the last webhook and the moment
+        // the session (re)opened: a session that just opened is not silent.
+        let since = match (self.s.last_webhook_at, self.s.connected_at) {
+            (Some(w), Some(c)) => w.max(c),
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => return false,
+        };
+        self.now().since(since) >= stale
+    }
+
+    fn set_health(&mut self, health: Health, reason: String) {
+        if health != self.s.health {
+            self.changes.push(Change::HealthChanged { from: self.s.health, to: health, reason: reason.clone() });
+            if self.s.health == Health::Connected {
+                self.s.disconnected_at = Some(self.now());
+            }
+            if health == Health::Connected {
+                self.s.connected_at = Some(self.now());
+            }
+            self.s.health = health;
+            self.s.health_since = self.now();
+        }
+        self.s.reason = reason;
+    }
+
+    fn record_transition(&mut self) {
+        let now = self.now();
+        let window = self.policy.flap_window;
+        self.s.flap_history.retain(|t| now.since(*t) < window);
+        self.s.flap_history.push(now);
+        if self.s.flapping.is_none()
+            && self.policy.flap_threshold > 0
+            && self.s.flap_history.len() as u32 >= self.policy.flap_threshold
+        {
+            let id = self.ctx.new_id.to_string();
+            self.changes.push(Change::FlappingStarted { id: id.clone() });
+            self.s.flapping = Some(Flapping { id: id.clone(), since: now });
+            let n = self.notice(NoticeKind::InstanceFlapping, &id, now, self.s.reason.clone(), 0, None, 0);
+            if self.s.in_maintenance(now) {
+                self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceFlapping, why: "maintenance" });
+            } else {
+                self.actions.push(Action::Notify(n));
+            }
+        }
+    }
+
+    fn expire_flapping(&mut self) {
+        let now = self.now();
+        if let Some(f) = &self.s.flapping {
+            let last = self.s.flap_history.last().copied().unwrap_or(f.since);
+            if now.since(last) >= self.policy.flap_window {
+                self.changes.push(Change::FlappingEnded { id: f.id.clone() });
+                self.s.flapping = None;
+                self.s.flap_history.clear();
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn notice(
+        &self,
+        kind: NoticeKind,
+        outage_id: &str,
+        started_at: Ts,
+        reason: String,
+        attempts: u32,
+        recovered_by: Option<RecoveredBy>,
+        sequence: u32,
+    ) -> Notice {
+        Notice {
+            kind,
+            provider: self.ctx.key.provider.clone(),
+            instance: Some(self.ctx.key.name.clone()),
+            tenant: Some(self.ctx.tenant.to_string()),
+            outage_id: outage_id.to_string(),
+            started_at,
+            at: self.now(),
+            reason,
+            restart_attempts: attempts,
+            max_attempts: self.policy.max_attempts_per_outage,
+            recovered_by,
+            sequence,
+            dedup_key: dedup_key(outage_id, kind, sequence),
+        }
+    }
+
+    /// Queue a notice about the open outage, unless silenced; returns whether it was queued.
+    fn notify_outage(&mut self, kind: NoticeKind, sequence: u32) -> bool {
+        if let Some(why) = self.suppressed() {
+            self.changes.push(Change::NoticeSuppressed { kind, why });
+            return false;
+        }
+        let o = self.s.outage.as_ref().expect("notify_outage needs an open outage");
+        let n = self.notice(kind, &o.id, o.started_at, o.reason.clone(), o.restart_attempts, None, sequence);
+        self.actions.push(Action::Notify(n));
+        let now = self.now();
+        if let Some(o) = self.s.outage.as_mut() {
+            o.last_notice_at = Some(now);
+        }
+        true
+    }
+
+    fn apply(&mut self, v: Verdict, via: RecoveredBy) {
+        let was = self.s.health;
+        if v.health == Health::Connected {
+            self.s.replaced_count = 0;
+            let counted_down = was.is_bad() && self.s.consecutive_failures > 0;
+            self.s.consecutive_failures = 0;
+            self.set_health(Health::Connected, v.reason);
+            if counted_down {
+                self.record_transition();
+            }
+            self.close_outage(via);
+            return;
+        }
+
+        if v.counted {
+            self.s.consecutive_failures = self.s.consecutive_failures.saturating_add(1);
+            if was == Health::Connected {
+                self.record_transition();
+            }
+        }
+        self.s.replaced_count = match v.code {
+            Some(440) => self.s.replaced_count.saturating_add(1),
+            _ if v.counted => 0,
+            _ => self.s.replaced_count,
+        };
+        let mut cause = v.cause.expect("a bad verdict has a cause");
+        if cause == Cause::Disconnected && self.s.replaced_count >= self.policy.replaced_limit.max(1) {
+            cause = Cause::Replaced;
+        }
+        let terminal = matches!(cause, Cause::LoggedOut | Cause::Missing);
+        let reason = v.reason;
+        self.set_health(v.health, reason.clone());
+
+        match self.s.outage.as_mut() {
+            Some(o) => {
+                // A counted observation refines the cause (e.g. disconnected -> logged out).
+                if v.counted && o.cause != cause {
+                    o.cause = cause;
+                    o.reason = reason;
+                    let id = o.id.clone();
+                    self.changes.push(Change::CauseChanged { id, cause });
+                }
+            }
+            None => {
+                if v.immediate || terminal || (v.counted && self.s.consecutive_failures >= self.policy.down_after) {
+                    self.open_outage(cause, reason);
+                }
+            }
+        }
+        self.outage_duties(true);
+    }
+
+    fn open_outage(&mut self, cause: Cause, reason: String) {
+        // The attempt budget carries over from a recent outage: only a stretch of
+        // `reset_after` connected in between resets it.
+        let healthy_long = match (self.s.connected_at, self.s.disconnected_at) {
+            (Some(c), Some(d)) if d >= c => d.since(c) >= self.policy.reset_after,
+            _ => false,
+        };
+        if healthy_long {
+            self.s.restart_attempts = 0;
+        }
+        let id = self.ctx.new_id.to_string();
+        self.changes.push(Change::OutageOpened { id: id.clone(), cause });
+        self.s.outage = Some(OutageState {
+            id,
+            started_at: self.now(),
+            cause,
+            reason,
+            restart_attempts: 0,
+            down_notified: false,
+            exhausted_notified: false,
+            reminders_sent: 0,
+            last_notice_at: None,
+        });
+    }
+
+    fn close_outage(&mut self, via: RecoveredBy) {
+        let Some(o) = self.s.outage.take() else { return };
+        let recovered_by = match via {
+            RecoveredBy::Poll if o.restart_attempts > 0 => RecoveredBy::Restart,
+            other => other,
+        };
+        self.changes.push(Change::OutageClosed { id: o.id.clone(), recovered_by });
+        if !o.down_notified {
+            return; // nobody was told it was down: no recovery notice either
+        }
+        if let Some(why) = self.suppressed() {
+            self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceRecovered, why });
+            return;
+        }
+        let reason = format!("recovered by {} after {}", recovered_by.as_str(), o.reason);
+        let n = self.notice(
+            NoticeKind::InstanceRecovered,
+            &o.id,
+            o.started_at,
+            reason,
+            o.restart_attempts,
+            Some(recovered_by),
+            0,
+        );
+        self.actions.push(Action::Notify(n));
+    }
+
+    /// With an outage open: recovery under cooldown, the down notice, exhaustion, reminders.
+    fn outage_duties(&mut self, allow_recovery: bool) {
+        let now = self.now();
+        let Some(o) = self.s.outage.clone() else { return };
+        if !self.s.health.is_bad() {
+            return; // unknown: the provider is suspect, hold everything back
+        }
+        let mut attempted_now = false;
+        if allow_recovery && let Some(kind) = o.cause.recovery() {
+            let cooled = self.s.next_recovery_allowed(self.policy).is_none_or(|t| now >= t);
+            if self.s.in_maintenance(now) {
+                // Maintenance silences restarts too.
+            } else if self.s.restart_attempts >= self.policy.max_attempts_per_outage {
+                if !o.exhausted_notified && cooled && self.notify_outage(NoticeKind::RestartExhausted, 0) {
+                    self.s.outage.as_mut().expect("open").exhausted_notified = true;
+                }
+            } else if cooled {
+                self.s.restart_attempts += 1;
+                self.s.last_restart_attempt = Some(now);
+                let out = self.s.outage.as_mut().expect("open");
+                out.restart_attempts += 1;
+                let attempt = out.restart_attempts;
+                self.changes.push(Change::RecoveryScheduled { kind, attempt, manual: false });
+                self.actions.push(Action::Recover { kind, attempt });
+                attempted_now = true;
+            }
+        }
+
+        let o = self.s.outage.clone().expect("open");
+        if !o.down_notified {
+            // A silent session is only announced once a restart did not bring its
+            // events back (or no restart is possible any more).
+            let ready = match o.cause {
+                Cause::Silent => {
+                    (o.restart_attempts > 0 && !attempted_now)
+                        || self.s.restart_attempts >= self.policy.max_attempts_per_outage
+                }
+                _ => true,
+            };
+            if ready && self.notify_outage(o.cause.down_notice(), 0) {
+                self.s.outage.as_mut().expect("open").down_notified = true;
+            }
+        } else if !self.policy.reminder_every.is_zero()
+            && o.last_notice_at.is_some_and(|t| now.since(t) >= self.policy.reminder_every)
+        {
+            let seq = o.reminders_sent + 1;
+            if self.notify_outage(NoticeKind::Reminder, seq) {
+                self.s.outage.as_mut().expect("open").reminders_sent = seq;
+            }
+        }
+    }
+
+    fn manual_restart(&mut self, force: bool) {
+        let now = self.now();
+        if self.s.health == Health::Missing {
+            self.changes.push(Change::RecoveryRefused { why: "the instance does not exist on the provider".into() });
+            return;
+        }
+        if !force && let Some(t) = self.s.next_recovery_allowed(self.policy).filter(|t| now < *t) {
+            self.changes.push(Change::RecoveryRefused {
+                why: format!(
+                    "cooldown: last attempt {}, next allowed {} (use --force to override)",
+                    self.s.last_restart_attempt.map(Ts::rfc3339).unwrap_or_default(),
+                    t.rfc3339()
+                ),
+            });
+            return;
+        }
+        let kind = match self.s.health {
+            Health::Connected | Health::Degraded => RecoveryKind::Restart,
+            _ => RecoveryKind::Reconnect,
+        };
+        self.s.last_restart_attempt = Some(now);
+        self.changes.push(Change::RecoveryScheduled { kind, attempt: 0, manual: true });
+        self.actions.push(Action::Recover { kind, attempt: 0 });
+    }
+}

@@ -1,0 +1,26 @@
+//! The pure health core: plain data and plain functions that decide what
+//! happens to an instance. No tokio, no sqlx, no reqwest here — the clock is
+//! passed in, identifiers are passed in, and every decision is testable
+//! without a runtime, a database or a network.
+//!
+//! - [`instance`]: who an instance is ([`InstanceKey`]) and how healthy it is ([`Health`]).
+//! - [`status`]: the normalised provider status and provider error classes.
+//! - [`policy`]: the knobs of SPEC §5 (cooldowns, thresholds), already validated.
+//! - [`notice`]: notice kinds, severities and dedup keys.
+//! - [`health`]: [`health::step`], the instance state machine.
+//! - [`provider`]: [`provider::provider_step`], the provider-wide outage state machine.
+
+pub mod health;
+pub mod instance;
+pub mod notice;
+pub mod policy;
+pub mod provider;
+pub mod status;
+pub mod time;
+
+pub use health::{Action, Change, InstanceState, Observation, OutageState, RecoveryKind, StepOutput, step};
+pub use instance::{Health, InstanceKey};
+pub use notice::{Notice, NoticeKind, Severity};
+pub use policy::Policy;
+pub use status::{ProviderErrorKind, ProviderStatus, WebhookSignal};
+pub use time::Ts;

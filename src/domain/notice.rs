@@ -1,0 +1,171 @@
+//! Notices: what operators are told, each with a stable dedup key.
+//!
+//! A notice names itself: `outage:<outage id>:<kind>` (reminders add their
+//! sequence number). The outbox is unique on `(dedup_key, notifier)`, so a
+//! replayed transition can never send a notice twice.
+
+use std::fmt;
+
+use super::{InstanceKey, Ts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    InstanceDown,
+    InstanceLoggedOut,
+    InstanceMissing,
+    RestartExhausted,
+    InstanceRecovered,
+    InstanceFlapping,
+    ProviderUnreachable,
+    ProviderRecovered,
+    WebhookRepaired,
+    Reminder,
+}
+
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 10] = [
+        NoticeKind::InstanceDown,
+        NoticeKind::InstanceLoggedOut,
+        NoticeKind::InstanceMissing,
+        NoticeKind::RestartExhausted,
+        NoticeKind::InstanceRecovered,
+        NoticeKind::InstanceFlapping,
+        NoticeKind::ProviderUnreachable,
+        NoticeKind::ProviderRecovered,
+        NoticeKind::WebhookRepaired,
+        NoticeKind::Reminder,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::InstanceDown => "instance_down",
+            NoticeKind::InstanceLoggedOut => "instance_logged_out",
+            NoticeKind::InstanceMissing => "instance_missing",
+            NoticeKind::RestartExhausted => "restart_exhausted",
+            NoticeKind::InstanceRecovered => "instance_recovered",
+            NoticeKind::InstanceFlapping => "instance_flapping",
+            NoticeKind::ProviderUnreachable => "provider_unreachable",
+            NoticeKind::ProviderRecovered => "provider_recovered",
+            NoticeKind::WebhookRepaired => "webhook_repaired",
+            NoticeKind::Reminder => "reminder",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NoticeKind> {
+        NoticeKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The kinds that announce an outage; exactly one of them per outage (SPEC §5 rule 6).
+    pub fn is_down_class(self) -> bool {
+        matches!(self, NoticeKind::InstanceDown | NoticeKind::InstanceLoggedOut | NoticeKind::InstanceMissing)
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            NoticeKind::InstanceDown
+            | NoticeKind::InstanceLoggedOut
+            | NoticeKind::RestartExhausted
+            | NoticeKind::ProviderUnreachable => Severity::Critical,
+            NoticeKind::InstanceMissing | NoticeKind::InstanceFlapping | NoticeKind::Reminder => Severity::Warning,
+            NoticeKind::InstanceRecovered | NoticeKind::ProviderRecovered | NoticeKind::WebhookRepaired => {
+                Severity::Info
+            }
+        }
+    }
+}
+
+impl fmt::Display for NoticeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// How an outage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveredBy {
+    Poll,
+    Webhook,
+    Restart,
+    Manual,
+}
+
+impl RecoveredBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveredBy::Poll => "poll",
+            RecoveredBy::Webhook => "webhook",
+            RecoveredBy::Restart => "restart",
+            RecoveredBy::Manual => "manual",
+        }
+    }
+}
+
+/// The facts of one notice; channels render them (SPEC §4 payload).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub provider: String,
+    /// `None` for provider-wide notices.
+    pub instance: Option<String>,
+    pub tenant: Option<String>,
+    pub outage_id: String,
+    pub started_at: Ts,
+    pub at: Ts,
+    /// Human cause, e.g. "connection closed (statusReason 428)".
+    pub reason: String,
+    pub restart_attempts: u32,
+    pub max_attempts: u32,
+    /// For recoveries: how.
+    pub recovered_by: Option<RecoveredBy>,
+    /// For reminders: which one (1, 2, ...).
+    pub sequence: u32,
+    pub dedup_key: String,
+}
+
+impl Notice {
+    pub fn severity(&self) -> Severity {
+        self.kind.severity()
+    }
+
+    pub fn key(&self) -> Option<InstanceKey> {
+        self.instance.as_ref().map(|n| InstanceKey::new(&self.provider, n))
+    }
+}
+
+/// The dedup key of a notice: `outage:<id>:<kind>`, plus `:<n>` for the n-th reminder.
+pub fn dedup_key(outage_id: &str, kind: NoticeKind, sequence: u32) -> String {
+    if kind == NoticeKind::Reminder {
+        format!("outage:{outage_id}:{kind}:{sequence}")
+    } else {
+        format!("outage:{outage_id}:{kind}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_three_are_down_class() {
+        for k in NoticeKind::ALL {
+            assert_eq!(NoticeKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(NoticeKind::ALL.iter().filter(|k| k.is_down_class()).count(), 3);
+    }
+
+    #[test]
+    fn dedup_keys_name_the_notice() {
+        assert_eq!(dedup_key("0193", NoticeKind::InstanceDown, 0), "outage:0193:instance_down");
+        assert_eq!(dedup_key("0193", NoticeKind::Reminder, 2), "outage:0193:reminder:2");
+    }
+}

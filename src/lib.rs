@@ -1,0 +1,21 @@
+//! wa-sentinel keeps WhatsApp instances on Evolution API (v1, v2) and W-API
+//! alive: it polls every instance, recovers sessions under a persisted
+//! cooldown, repairs webhook configs, tells operators once per outage, and
+//! receives provider webhooks to notice recoveries the moment they happen.
+//!
+//! # Layout
+//!
+//! - [`domain`]: the pure core — health, outages, recovery eligibility, notices.
+//!   Plain functions with the clock passed in; no IO.
+//! - [`config`]: figment loading (defaults → `config.toml` → `WA_SENTINEL_*`),
+//!   validation into ready-to-use types, secrets read raw through `*_env`/`*_file`.
+//! - [`store`]: the only SQL — SQLite (embedded default) and PostgreSQL, with
+//!   migrations; a state change and its outbox rows commit in one transaction.
+//! - [`cli`]: the commands behind the binary.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod store;

@@ -1,1 +1,306 @@
-//! The commands behind the binary (SPEC §1).
+//! The commands behind the binary (SPEC §1). Each command is a small function
+//! over the library; this is the only place that uses `anyhow`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::domain::health::{Change, Ctx, Observation};
+use crate::domain::time::human_duration;
+use crate::domain::{InstanceKey, Ts, step};
+use crate::store::{InstanceFilter, InstanceRecord, Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(name = "wa-sentinel", version, about = "Keeps WhatsApp instances on Evolution API and W-API alive.")]
+pub struct Cli {
+    /// Config file (default: $WA_SENTINEL_CONFIG, else ./config.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: migrate, supervise, receive webhooks, until SIGTERM/SIGINT.
+    Run,
+    /// Everything on this machine with no setup: simulator, ephemeral SQLite, console notices.
+    Demo,
+    /// Load and validate the config; print it with secrets redacted.
+    CheckConfig,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Instances with provider, tenant, health, since, last webhook, last restart, open outage.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Outages, newest first.
+    History {
+        /// PROVIDER/INSTANCE (default: every instance and provider).
+        instance: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Manual recovery of one instance; respects the cooldown unless --force.
+    Restart {
+        /// PROVIDER/INSTANCE
+        instance: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Silence an instance: no restarts, no notices, still polled.
+    Maintenance {
+        /// PROVIDER/INSTANCE
+        instance: String,
+        /// How long, e.g. 2h.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "off", required_unless_present = "off")]
+        duration: Option<String>,
+        /// End maintenance now.
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+/// Log to stderr; `RUST_LOG` overrides the default level.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn now() -> Ts {
+    Ts(chrono::Utc::now().timestamp_millis())
+}
+
+const EXIT_USAGE: u8 = 2;
+
+/// Load the config or print every problem and return exit code 2.
+fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
+    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    config::load(Some(&path)).map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&cfg.database.url, cfg.database.max_connections).await?;
+    store.migrate().await.context("applying database migrations")?;
+    Ok(store)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Demo = cli.command {
+        bail!(
+            "`demo` is not available yet: it arrives with the embedded receiver (see README, \"Status of the project\")"
+        );
+    }
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            println!("# effective configuration (secrets redacted)");
+            print!("{}", config::redacted_toml(&cfg.raw));
+            eprintln!(
+                "config OK: {} provider(s), {} instance(s), {} notifier(s)",
+                cfg.providers.len(),
+                cfg.instances.len(),
+                cfg.notifiers.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            open_store(&cfg).await?;
+            eprintln!("migrations applied to {}", config::redact_url_password(&cfg.database.url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            bail!("`run` is not available yet: the supervisor arrives with the \"Supervisor engine\" issue")
+        }
+        Command::Status { json, provider, tenant } => {
+            let store = open_store(&cfg).await?;
+            let rows = store.instances(&InstanceFilter { provider, tenant, ..Default::default() }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows.iter().map(status_json).collect::<Vec<_>>())?);
+            } else {
+                print!("{}", status_table(&rows, now()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { instance, json, limit } => {
+            let store = open_store(&cfg).await?;
+            let key = instance.as_deref().map(parse_key).transpose()?;
+            let rows = store.outages(key.as_ref(), false, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", history_table(&rows, now()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Maintenance { instance, duration, off } => {
+            let key = parse_key(&instance)?;
+            let until = if off {
+                None
+            } else {
+                let d = config::parse_duration(duration.as_deref().unwrap_or_default())
+                    .map_err(|e| anyhow::anyhow!("--for: {e}"))?;
+                Some(now().plus(d))
+            };
+            let store = open_store(&cfg).await?;
+            let out = apply_manual(&store, &cfg, &key, Observation::Maintenance(until)).await?;
+            match until {
+                Some(u) => println!("{key}: maintenance until {}", u.rfc3339()),
+                None => println!("{key}: maintenance ended"),
+            }
+            for n in out.notices() {
+                println!("queued notice: {} ({})", n.kind, n.dedup_key);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restart { .. } => {
+            bail!("`restart` is not available yet: provider clients arrive with the \"Provider clients\" issue")
+        }
+        Command::Demo => unreachable!("handled above"),
+    }
+}
+
+/// `provider/name` → key, with a message that says what was expected.
+pub fn parse_key(s: &str) -> anyhow::Result<InstanceKey> {
+    match s.split_once('/') {
+        Some((p, n)) if !p.is_empty() && !n.is_empty() => Ok(InstanceKey::new(p, n)),
+        _ => bail!("`{s}`: expected PROVIDER/INSTANCE, e.g. evo-main/tenant_1_inst_1"),
+    }
+}
+
+/// Step one instance with an operator's observation and commit it (retrying on a
+/// concurrent change by the running daemon).
+async fn apply_manual(
+    store: &Store,
+    cfg: &Config,
+    key: &InstanceKey,
+    obs: Observation,
+) -> anyhow::Result<crate::domain::StepOutput> {
+    for _ in 0..5 {
+        let Some(rec) = store.instance(key).await? else {
+            bail!("{key}: no such instance in the database (see `wa-sentinel status`)");
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let t = now();
+        let ctx = Ctx { now: t, key, tenant: &rec.tenant, new_id: &id };
+        let out = step(&rec.state, obs.clone(), &ctx, &cfg.policy);
+        if let Some(Change::RecoveryRefused { why }) =
+            out.changes.iter().find(|c| matches!(c, Change::RecoveryRefused { .. }))
+        {
+            bail!("{key}: {why}");
+        }
+        let outbox = crate::notify::route(&cfg.notifiers, out.notices());
+        match store.commit_step(&rec, &out, &outbox, t).await {
+            Ok(_) => return Ok(out),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("{key}: the instance kept changing under us; try again")
+}
+
+fn ts_or_dash(t: Option<Ts>) -> String {
+    t.map(Ts::rfc3339).unwrap_or_else(|| "-".into())
+}
+
+fn status_json(r: &InstanceRecord) -> serde_json::Value {
+    serde_json::json!({
+        "provider": r.key.provider,
+        "instance": r.key.name,
+        "tenant": r.tenant,
+        "health": r.state.health.as_str(),
+        "reason": r.state.reason,
+        "since": r.state.health_since.rfc3339(),
+        "last_webhook_at": r.state.last_webhook_at.map(Ts::rfc3339),
+        "last_restart_attempt": r.state.last_restart_attempt.map(Ts::rfc3339),
+        "maintenance_until": r.state.maintenance_until.map(Ts::rfc3339),
+        "open_outage": r.state.outage.as_ref().map(|o| serde_json::json!({
+            "id": o.id, "cause": o.cause.as_str(), "started_at": o.started_at.rfc3339(),
+            "restart_attempts": o.restart_attempts, "notified": o.down_notified,
+        })),
+    })
+}
+
+/// The `status` table, one line per instance.
+pub fn status_table(rows: &[InstanceRecord], now: Ts) -> String {
+    let mut out = format!(
+        "{:<36} {:<16} {:<13} {:<10} {:<21} {:<21} {}\n",
+        "INSTANCE", "TENANT", "HEALTH", "SINCE", "LAST WEBHOOK", "LAST RESTART", "OPEN OUTAGE"
+    );
+    for r in rows {
+        let outage = match &r.state.outage {
+            Some(o) => format!(
+                "{} ({} ago, {} restart(s))",
+                o.cause.as_str(),
+                human_duration(now.since(o.started_at)),
+                o.restart_attempts
+            ),
+            None => "-".into(),
+        };
+        let health = if r.state.in_maintenance(now) {
+            format!("{}*", r.state.health.as_str())
+        } else {
+            r.state.health.as_str().to_string()
+        };
+        out.push_str(&format!(
+            "{:<36} {:<16} {:<13} {:<10} {:<21} {:<21} {}\n",
+            r.key.to_string(),
+            r.tenant,
+            health,
+            human_duration(now.since(r.state.health_since)),
+            ts_or_dash(r.state.last_webhook_at),
+            ts_or_dash(r.state.last_restart_attempt),
+            outage
+        ));
+    }
+    if rows.iter().any(|r| r.state.in_maintenance(now)) {
+        out.push_str("* in maintenance\n");
+    }
+    if rows.is_empty() {
+        out.push_str("(no instances yet: they appear after the first poll cycle of `wa-sentinel run`)\n");
+    }
+    out
+}
+
+/// The `history` table, one line per outage.
+pub fn history_table(rows: &[crate::store::OutageRecord], now: Ts) -> String {
+    let mut out = format!(
+        "{:<21} {:<10} {:<36} {:<20} {:<8} {:<10} {}\n",
+        "STARTED", "DURATION", "INSTANCE", "CAUSE", "RESTARTS", "RECOVERED", "REASON"
+    );
+    for o in rows {
+        let who = match &o.instance {
+            Some(n) => format!("{}/{}", o.provider, n),
+            None => format!("{} (provider)", o.provider),
+        };
+        let dur = human_duration(o.ended_at.unwrap_or(now).since(o.started_at));
+        out.push_str(&format!(
+            "{:<21} {:<10} {:<36} {:<20} {:<8} {:<10} {}\n",
+            o.started_at.rfc3339(),
+            if o.ended_at.is_some() { dur } else { format!("{dur}+") },
+            who,
+            o.cause,
+            o.restart_attempts,
+            o.recovered_by.as_deref().unwrap_or("(open)"),
+            o.reason
+        ));
+    }
+    out
+}

@@ -11,6 +11,7 @@
 //!   validation into ready-to-use types, secrets read raw through `*_env`/`*_file`.
 //! - [`store`]: the only SQL — SQLite (embedded default) and PostgreSQL, with
 //!   migrations; a state change and its outbox rows commit in one transaction.
+//! - [`notify`]: routing notices to notifiers (outbox rows), rendering, delivery.
 //! - [`cli`]: the commands behind the binary.
 
 #![forbid(unsafe_code)]
@@ -18,4 +19,5 @@
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod notify;
 pub mod store;

@@ -128,10 +128,21 @@ pub enum SmtpTls {
 
 #[derive(Debug, Clone)]
 pub enum NotifierTarget {
-    Webhook { url: Secret, secret: Option<Secret> },
-    Slack { url: Secret },
-    Discord { url: Secret },
-    Telegram { bot_token: Secret, chat_id: String, api_base: String },
+    Webhook {
+        url: Secret,
+        secret: Option<Secret>,
+    },
+    Slack {
+        url: Secret,
+    },
+    Discord {
+        url: Secret,
+    },
+    Telegram {
+        bot_token: Secret,
+        chat_id: String,
+        api_base: String,
+    },
     Email {
         host: String,
         port: u16,
@@ -293,7 +304,8 @@ fn from_figment(e: figment::Error, file: Option<&Path>) -> ConfigError {
 
 /// Parse `"30s"`, `"30m"`, `"2h"`, `"1d"`, `"0s"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like \"30s\", \"30m\", \"2h\": {e}"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration like \"30s\", \"30m\", \"2h\": {e}"))
 }
 
 /// Does this cron expression (with seconds) parse the way the scheduler parses it?
@@ -373,7 +385,8 @@ impl Validator<'_> {
     fn config(&mut self, r: &RawConfig) -> Option<Config> {
         // [database]
         let db_url = r.database.url.trim().to_string();
-        if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
+        if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://"))
+        {
             self.bad("database.url", "must start with sqlite:, postgres:// or postgresql://");
         }
         self.at_least("database.max_connections", r.database.max_connections, 1);
@@ -408,9 +421,10 @@ impl Validator<'_> {
 
         // [supervisor]
         let s = &r.supervisor;
-        for (key, expr) in
-            [("supervisor.poll_schedule", &s.poll_schedule), ("supervisor.webhook_audit_schedule", &s.webhook_audit_schedule)]
-        {
+        for (key, expr) in [
+            ("supervisor.poll_schedule", &s.poll_schedule),
+            ("supervisor.webhook_audit_schedule", &s.webhook_audit_schedule),
+        ] {
             if let Err(e) = check_cron(expr) {
                 self.bad(key, e);
             }
@@ -420,8 +434,11 @@ impl Validator<'_> {
             webhook_audit_schedule: s.webhook_audit_schedule.clone(),
             request_timeout: self.positive_duration("supervisor.request_timeout", &s.request_timeout),
             concurrency: self.at_least("supervisor.concurrency", s.concurrency, 1) as usize,
-            per_provider_concurrency: self.at_least("supervisor.per_provider_concurrency", s.per_provider_concurrency, 1)
-                as usize,
+            per_provider_concurrency: self.at_least(
+                "supervisor.per_provider_concurrency",
+                s.per_provider_concurrency,
+                1,
+            ) as usize,
             recovery_concurrency: self.at_least("supervisor.recovery_concurrency", s.recovery_concurrency, 1) as usize,
             settle_delay: self.duration("supervisor.settle_delay", &s.settle_delay),
             retention: self.duration("supervisor.retention", &s.retention),
@@ -464,13 +481,25 @@ impl Validator<'_> {
         }
         for (i, e) in r.webhook.events.iter().enumerate() {
             if e.is_empty() || !e.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit()) {
-                self.bad(format!("webhook.events[{i}]"), format!("`{e}`: events are UPPER_SNAKE_CASE, e.g. MESSAGES_UPSERT"));
+                self.bad(
+                    format!("webhook.events[{i}]"),
+                    format!("`{e}`: events are UPPER_SNAKE_CASE, e.g. MESSAGES_UPSERT"),
+                );
             }
         }
 
         let providers = self.providers(&r.providers);
         let instances = self.instances(&r.instances, &providers);
-        let notifiers = self.notifiers(&r.notifiers);
+        let mut notifiers = self.notifiers(&r.notifiers);
+        if r.notifiers.is_empty() {
+            // With nothing configured, notices still show up: on the console.
+            notifiers.push(NotifierConfig {
+                name: "log".into(),
+                target: NotifierTarget::Log,
+                tenants: None,
+                kinds: None,
+            });
+        }
 
         Some(Config {
             database: DatabaseConfig { url: db_url, max_connections: r.database.max_connections },
@@ -642,7 +671,10 @@ impl Validator<'_> {
                             let parsed = NoticeKind::parse(s);
                             if parsed.is_none() {
                                 let known: Vec<_> = NoticeKind::ALL.iter().map(|k| k.as_str()).collect();
-                                self.bad(format!("notifiers[{i}].kinds[{j}]"), format!("`{s}` is not a notice kind ({})", known.join(", ")));
+                                self.bad(
+                                    format!("notifiers[{i}].kinds[{j}]"),
+                                    format!("`{s}` is not a notice kind ({})", known.join(", ")),
+                                );
                             }
                             parsed
                         })
@@ -651,7 +683,8 @@ impl Validator<'_> {
             };
             let url = self.secret(&k("url"), "url", &n.url, &n.url_env, &n.url_file);
             let secret = self.secret(&k("secret"), "secret", &n.secret, &n.secret_env, &n.secret_file);
-            let bot_token = self.secret(&k("bot_token"), "bot_token", &n.bot_token, &n.bot_token_env, &n.bot_token_file);
+            let bot_token =
+                self.secret(&k("bot_token"), "bot_token", &n.bot_token, &n.bot_token_env, &n.bot_token_file);
             let password = self.secret(&k("password"), "password", &n.password, &n.password_env, &n.password_file);
             if let Some(u) = &url {
                 self.url(&k("url"), u.expose());
@@ -664,7 +697,10 @@ impl Validator<'_> {
                 "email" => &["smtp_host", "smtp_port", "smtp_tls", "username", "password", "from", "to"],
                 "log" => &[],
                 other => {
-                    self.bad(k("kind"), format!("`{other}`: must be one of webhook, slack, discord, telegram, email, log"));
+                    self.bad(
+                        k("kind"),
+                        format!("`{other}`: must be one of webhook, slack, discord, telegram, email, log"),
+                    );
                     continue;
                 }
             };
@@ -735,7 +771,9 @@ impl Validator<'_> {
                         }
                     };
                     let (Some(host), Some(from), Some(to)) = (&n.smtp_host, &n.from, &n.to) else {
-                        for (f, set) in [("smtp_host", n.smtp_host.is_some()), ("from", n.from.is_some()), ("to", n.to.is_some())] {
+                        for (f, set) in
+                            [("smtp_host", n.smtp_host.is_some()), ("from", n.from.is_some()), ("to", n.to.is_some())]
+                        {
                             if !set {
                                 missing(self, f);
                             }

@@ -81,8 +81,8 @@ pub fn resolve(
     }
     if let Some(path) = file {
         check_file_mode(key, path)?;
-        let raw = std::fs::read_to_string(path)
-            .map_err(|e| format!("`{key}_file`: cannot read {}: {e}", path.display()))?;
+        let raw =
+            std::fs::read_to_string(path).map_err(|e| format!("`{key}_file`: cannot read {}: {e}", path.display()))?;
         let v = raw.trim_end_matches(['\n', '\r']);
         if v.is_empty() {
             return Err(format!("`{key}_file`: {} is empty", path.display()));

@@ -273,47 +273,28 @@ fn describe(what: &str, code: Option<u16>) -> String {
 }
 
 fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
-    let v = |health, cause, reason: String, code, immediate| Verdict { health, cause, reason, code, counted, immediate };
+    let v =
+        |health, cause, reason: String, code, immediate| Verdict { health, cause, reason, code, counted, immediate };
     match st {
         ProviderStatus::Connected => v(Health::Connected, None, "open".into(), None, false),
-        ProviderStatus::Connecting { qr_pending: true } => v(
-            Health::Connecting,
-            Some(Cause::NeedsQr),
-            "waiting for a QR code scan".into(),
-            None,
-            false,
-        ),
+        ProviderStatus::Connecting { qr_pending: true } => {
+            v(Health::Connecting, Some(Cause::NeedsQr), "waiting for a QR code scan".into(), None, false)
+        }
         ProviderStatus::Connecting { qr_pending: false } => {
             v(Health::Connecting, Some(Cause::Connecting), "connecting".into(), None, false)
         }
-        ProviderStatus::Disconnected { reason } => v(
-            Health::Disconnected,
-            Some(Cause::Disconnected),
-            describe("connection closed", reason),
-            reason,
-            false,
-        ),
-        ProviderStatus::NotLoaded => v(
-            Health::Disconnected,
-            Some(Cause::Disconnected),
-            "session not loaded on the provider".into(),
-            None,
-            false,
-        ),
-        ProviderStatus::LoggedOut { reason } => v(
-            Health::LoggedOut,
-            Some(Cause::LoggedOut),
-            describe("logged out", reason),
-            reason,
-            true,
-        ),
-        ProviderStatus::NotFound => v(
-            Health::Missing,
-            Some(Cause::Missing),
-            "instance does not exist on the provider".into(),
-            None,
-            true,
-        ),
+        ProviderStatus::Disconnected { reason } => {
+            v(Health::Disconnected, Some(Cause::Disconnected), describe("connection closed", reason), reason, false)
+        }
+        ProviderStatus::NotLoaded => {
+            v(Health::Disconnected, Some(Cause::Disconnected), "session not loaded on the provider".into(), None, false)
+        }
+        ProviderStatus::LoggedOut { reason } => {
+            v(Health::LoggedOut, Some(Cause::LoggedOut), describe("logged out", reason), reason, true)
+        }
+        ProviderStatus::NotFound => {
+            v(Health::Missing, Some(Cause::Missing), "instance does not exist on the provider".into(), None, true)
+        }
     }
 }
 
@@ -696,3 +677,7 @@ impl Machine<'_, '_> {
         self.actions.push(Action::Recover { kind, attempt: 0 });
     }
 }
+
+#[cfg(test)]
+#[path = "health_tests.rs"]
+mod tests;

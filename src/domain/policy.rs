@@ -57,11 +57,7 @@ impl Policy {
         let exp = attempts.saturating_sub(1).min(64) as i32;
         let secs = self.cooldown.as_secs_f64() * self.backoff_factor.powi(exp);
         let cap = self.max_cooldown.max(self.cooldown);
-        if !secs.is_finite() || secs >= cap.as_secs_f64() {
-            cap
-        } else {
-            Duration::from_secs_f64(secs)
-        }
+        if !secs.is_finite() || secs >= cap.as_secs_f64() { cap } else { Duration::from_secs_f64(secs) }
     }
 }
 

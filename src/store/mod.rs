@@ -498,7 +498,12 @@ impl Store {
     // ------------------------------------------------------------------ outages
 
     /// Outages, newest first; optionally of one instance, optionally only open ones.
-    pub async fn outages(&self, instance: Option<&InstanceKey>, open_only: bool, limit: u32) -> Result<Vec<OutageRecord>> {
+    pub async fn outages(
+        &self,
+        instance: Option<&InstanceKey>,
+        open_only: bool,
+        limit: u32,
+    ) -> Result<Vec<OutageRecord>> {
         let rows: Vec<OutageRow> = on_pool!(self, p => {
             sqlx::query_as(concat!(
                 outage_select!(),

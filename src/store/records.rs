@@ -167,7 +167,8 @@ impl InstanceRow {
     pub(super) fn into_record(self) -> Result<InstanceRecord> {
         let key = InstanceKey::new(self.provider, self.name);
         let corrupt = |what: &str| StoreError::Corrupt(format!("instance {key}: {what}"));
-        let health = Health::parse(&self.health).ok_or_else(|| corrupt(&format!("unknown health `{}`", self.health)))?;
+        let health =
+            Health::parse(&self.health).ok_or_else(|| corrupt(&format!("unknown health `{}`", self.health)))?;
         let outage = match (self.o_id, self.o_cause, self.o_started_at) {
             (Some(id), Some(cause), Some(started)) => Some(OutageState {
                 cause: Cause::parse(&cause).ok_or_else(|| corrupt(&format!("unknown outage cause `{cause}`")))?,

@@ -1,0 +1,518 @@
+//! Tests of [`super::step`], one per behaviour rule (SPEC §5), plus property
+//! tests of its invariants over random observation sequences.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::domain::notice::RecoveredBy;
+
+const MIN: i64 = 60_000;
+
+/// Drives one instance through observations, keeping every output.
+struct Sim {
+    key: InstanceKey,
+    policy: Policy,
+    state: InstanceState,
+    now: Ts,
+    next_id: u32,
+    notices: Vec<Notice>,
+    recoveries: Vec<(Ts, RecoveryKind, u32)>,
+    changes: Vec<Change>,
+}
+
+impl Sim {
+    fn new(policy: Policy) -> Sim {
+        Sim {
+            key: InstanceKey::new("evo", "inst"),
+            policy,
+            state: InstanceState::new(Ts(0)),
+            now: Ts(0),
+            next_id: 0,
+            notices: vec![],
+            recoveries: vec![],
+            changes: vec![],
+        }
+    }
+
+    fn at(&mut self, minutes: i64) -> &mut Self {
+        self.now = Ts(minutes * MIN);
+        self
+    }
+
+    fn obs(&mut self, o: Observation) -> StepOutput {
+        self.next_id += 1;
+        let id = format!("id{}", self.next_id);
+        let ctx = Ctx { now: self.now, key: &self.key, tenant: "t1", new_id: &id };
+        let out = step(&self.state, o, &ctx, &self.policy);
+        for a in &out.actions {
+            match a {
+                Action::Notify(n) => self.notices.push(n.clone()),
+                Action::Recover { kind, attempt } => self.recoveries.push((self.now, *kind, *attempt)),
+            }
+        }
+        self.changes.extend(out.changes.iter().cloned());
+        self.state = out.state.clone();
+        out
+    }
+
+    fn poll(&mut self, st: ProviderStatus) -> StepOutput {
+        self.obs(Observation::Polled(st))
+    }
+
+    fn kinds(&self) -> Vec<NoticeKind> {
+        self.notices.iter().map(|n| n.kind).collect()
+    }
+}
+
+fn closed(reason: u16) -> ProviderStatus {
+    ProviderStatus::Disconnected { reason: Some(reason) }
+}
+
+#[test]
+fn rule3_outage_opens_after_down_after_consecutive_bad_polls() {
+    let mut s = Sim::new(Policy { down_after: 3, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).poll(closed(428));
+    s.at(2).poll(closed(428));
+    assert!(s.state.outage.is_none(), "two bad polls are not yet an outage with down_after = 3");
+    s.at(3).poll(closed(428));
+    let o = s.state.outage.as_ref().expect("third bad poll opens the outage");
+    assert_eq!(o.cause, Cause::Disconnected);
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+    assert_eq!(s.notices[0].restart_attempts, 1, "the down notice says the first restart was sent");
+}
+
+#[test]
+fn rule3_a_close_webhook_opens_the_outage_at_once() {
+    let mut s = Sim::new(Policy { down_after: 5, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).obs(Observation::Webhook(WebhookSignal::Closed { reason: Some(428) }));
+    assert!(s.state.outage.is_some());
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+}
+
+#[test]
+fn a_good_poll_between_bad_ones_resets_the_count() {
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(closed(428));
+    s.at(1).poll(ProviderStatus::Connected);
+    s.at(2).poll(closed(428));
+    assert!(s.state.outage.is_none());
+}
+
+#[test]
+fn rule4_transient_drop_gets_reconnect_once_per_growing_cooldown_then_exhausted_once() {
+    let mut s = Sim::new(Policy::default()); // cooldown 30m, x2, max 3 attempts
+    s.at(0).poll(ProviderStatus::Connected);
+    for m in 1..=600 {
+        s.at(m).poll(closed(428));
+    }
+    let times: Vec<i64> = s.recoveries.iter().map(|(t, _, _)| t.0 / MIN).collect();
+    // opens at minute 2, then after 30m, then after 60m more; then exhausted.
+    assert_eq!(times, vec![2, 32, 92]);
+    assert!(s.recoveries.iter().all(|(_, k, _)| *k == RecoveryKind::Reconnect));
+    assert_eq!(s.recoveries.iter().map(|r| r.2).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown, NoticeKind::RestartExhausted]);
+    let exhausted_at = s.notices[1].at.0 / MIN;
+    assert_eq!(exhausted_at, 92 + 120, "exhaustion is declared when a 4th attempt would have been due");
+}
+
+#[test]
+fn rule4_last_restart_attempt_is_set_by_the_step_that_orders_the_restart() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    let out = s.at(5).poll(closed(428));
+    assert!(out.actions.iter().any(|a| matches!(a, Action::Recover { .. })));
+    assert_eq!(out.state.last_restart_attempt, Some(Ts(5 * MIN)), "persisted before the provider is called");
+    assert_eq!(out.state.restart_attempts, 1);
+}
+
+#[test]
+fn rule5_logged_out_gets_one_notice_and_no_restart() {
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(ProviderStatus::Connected);
+    for m in 1..100 {
+        s.at(m).poll(ProviderStatus::LoggedOut { reason: Some(401) });
+    }
+    assert!(s.recoveries.is_empty());
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut]);
+    assert_eq!(s.state.health, Health::LoggedOut);
+}
+
+#[test]
+fn rule5_logout_webhook_is_a_down_signal_at_once() {
+    let mut s = Sim::new(Policy { down_after: 3, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).obs(Observation::Webhook(WebhookSignal::LoggedOut { reason: Some(401) }));
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut]);
+    assert!(s.recoveries.is_empty());
+}
+
+#[test]
+fn waiting_for_qr_is_announced_as_logged_out_and_never_restarted() {
+    let mut s = Sim::new(Policy::default());
+    for m in 0..50 {
+        s.at(m).poll(ProviderStatus::Connecting { qr_pending: true });
+    }
+    assert!(s.recoveries.is_empty());
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut]);
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::NeedsQr);
+}
+
+#[test]
+fn missing_instance_is_announced_once() {
+    let mut s = Sim::new(Policy::default());
+    for m in 0..50 {
+        s.at(m).poll(ProviderStatus::NotFound);
+    }
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceMissing]);
+    assert!(s.recoveries.is_empty());
+    assert_eq!(s.state.health, Health::Missing);
+}
+
+#[test]
+fn repeated_440_stops_restarts_and_says_why() {
+    let mut s = Sim::new(Policy { down_after: 1, cooldown: Duration::from_secs(60), ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).poll(closed(440));
+    assert_eq!(s.recoveries.len(), 1, "one 440 is a transient drop: reconnect");
+    for m in 2..30 {
+        s.at(m).poll(closed(440));
+    }
+    assert_eq!(s.recoveries.len(), 1, "repeated 440: two consumers share the session, no more restarts");
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::Replaced);
+}
+
+#[test]
+fn rule2_provider_errors_make_the_instance_unknown_and_open_nothing() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    for m in 1..20 {
+        let out = s.at(m).obs(Observation::ProviderFailed(ProviderErrorKind::Unreachable));
+        assert!(out.actions.is_empty());
+    }
+    assert_eq!(s.state.health, Health::Unknown);
+    assert!(s.state.outage.is_none());
+    assert_eq!(s.state.consecutive_failures, 0);
+}
+
+#[test]
+fn rule2_instance_still_down_after_the_provider_returns_gets_its_own_notice_and_a_recovered_one_none() {
+    // Down instance behind a provider outage: notice only once the provider answers again.
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).obs(Observation::ProviderFailed(ProviderErrorKind::Unreachable));
+    s.at(2).obs(Observation::ProviderFailed(ProviderErrorKind::Unreachable));
+    s.at(3).poll(closed(428));
+    s.at(4).poll(closed(428));
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+
+    let mut r = Sim::new(Policy::default());
+    r.at(0).poll(ProviderStatus::Connected);
+    r.at(1).obs(Observation::ProviderFailed(ProviderErrorKind::Unreachable));
+    r.at(2).poll(ProviderStatus::Connected);
+    assert!(r.notices.is_empty());
+}
+
+#[test]
+fn rule7_any_webhook_recovers_a_down_instance_at_once() {
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).poll(closed(428));
+    s.at(2).poll(closed(428));
+    let out = s.at(3).obs(Observation::Webhook(WebhookSignal::Alive));
+    assert_eq!(out.state.health, Health::Connected);
+    assert!(out.state.outage.is_none());
+    assert!(out.changes.contains(&Change::OutageClosed { id: "id3".into(), recovered_by: RecoveredBy::Webhook }));
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown, NoticeKind::InstanceRecovered]);
+    assert_eq!(s.notices[1].recovered_by, Some(RecoveredBy::Webhook));
+    assert_eq!(s.notices[1].dedup_key, "outage:id3:instance_recovered");
+    assert_eq!(s.state.last_webhook_at, Some(Ts(3 * MIN)));
+}
+
+#[test]
+fn rule7_webhook_on_an_unknown_instance_marks_it_connected_without_notice() {
+    let mut s = Sim::new(Policy::default());
+    s.at(0).obs(Observation::ProviderFailed(ProviderErrorKind::Unreachable));
+    s.at(1).obs(Observation::Webhook(WebhookSignal::Alive));
+    assert_eq!(s.state.health, Health::Connected);
+    assert!(s.notices.is_empty());
+}
+
+#[test]
+fn recovery_after_restart_is_credited_to_the_restart() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(closed(428));
+    s.at(1).poll(ProviderStatus::Connected);
+    assert_eq!(s.notices.last().unwrap().recovered_by, Some(RecoveredBy::Restart));
+}
+
+#[test]
+fn connecting_webhooks_do_not_count_towards_down_after() {
+    let mut s = Sim::new(Policy { down_after: 2, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    for _ in 0..100 {
+        s.at(1).obs(Observation::Webhook(WebhookSignal::Connecting { qr_pending: false }));
+    }
+    assert!(s.state.outage.is_none());
+    assert_eq!(s.state.health, Health::Connecting);
+    s.at(1).obs(Observation::Webhook(WebhookSignal::Alive));
+    assert!(s.notices.is_empty());
+    assert!(s.state.flap_history.is_empty(), "an uncounted blip is not a flap transition");
+}
+
+#[test]
+fn rule6_maintenance_silences_notices_and_restarts_but_not_polling() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).obs(Observation::Maintenance(Some(Ts(60 * MIN))));
+    for m in 2..59 {
+        s.at(m).poll(closed(428));
+    }
+    assert!(s.notices.is_empty());
+    assert!(s.recoveries.is_empty());
+    assert!(s.state.outage.is_some(), "the outage is still recorded");
+    // Maintenance ends by itself: the outage that nobody was told about is announced once.
+    s.at(61).poll(closed(428));
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+    assert_eq!(s.recoveries.len(), 1);
+}
+
+#[test]
+fn ending_maintenance_never_reannounces_an_outage_already_notified() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(closed(428));
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+    s.at(1).obs(Observation::Maintenance(Some(Ts(30 * MIN))));
+    s.at(2).poll(closed(428));
+    s.at(3).obs(Observation::Maintenance(None));
+    s.at(4).poll(closed(428));
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+}
+
+#[test]
+fn rule6_flapping_collapses_into_one_notice() {
+    let mut s = Sim::new(Policy { down_after: 1, flap_threshold: 4, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    for m in 1..=8 {
+        let st = if m % 2 == 1 { closed(428) } else { ProviderStatus::Connected };
+        s.at(m).poll(st);
+    }
+    let k = s.kinds();
+    assert_eq!(k.iter().filter(|k| **k == NoticeKind::InstanceFlapping).count(), 1, "{k:?}");
+    // Before the threshold: down + recovered for the first outage; after: silence.
+    assert_eq!(
+        k,
+        vec![
+            NoticeKind::InstanceDown,
+            NoticeKind::InstanceRecovered,
+            NoticeKind::InstanceDown,
+            NoticeKind::InstanceFlapping
+        ]
+    );
+    // After a quiet window the episode ends and normal notices resume.
+    s.at(30).poll(ProviderStatus::Connected);
+    assert!(s.state.flapping.is_none());
+}
+
+#[test]
+fn silent_instance_is_restarted_and_announced_only_if_events_do_not_come_back() {
+    let p = Policy { down_after: 1, stale_webhook_after: Duration::from_secs(10 * 60), ..Policy::default() };
+    let mut s = Sim::new(p);
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(5).poll(ProviderStatus::Connected);
+    assert_eq!(s.state.health, Health::Connected);
+    s.at(11).poll(ProviderStatus::Connected);
+    assert_eq!(s.state.health, Health::Degraded);
+    assert_eq!(s.recoveries, vec![(Ts(11 * MIN), RecoveryKind::Restart, 1)]);
+    assert!(s.notices.is_empty(), "not announced before the restart had a chance");
+    s.at(12).poll(ProviderStatus::Connected);
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+
+    // The same, but the restart brings webhooks back.
+    let mut r = Sim::new(s.policy.clone());
+    r.at(0).poll(ProviderStatus::Connected);
+    r.at(11).poll(ProviderStatus::Connected);
+    r.at(11).obs(Observation::Webhook(WebhookSignal::Alive));
+    r.at(12).poll(ProviderStatus::Connected);
+    assert!(r.notices.is_empty());
+    assert_eq!(r.state.health, Health::Connected);
+}
+
+#[test]
+fn reminders_repeat_while_down_with_their_own_keys() {
+    let p = Policy {
+        down_after: 1,
+        reminder_every: Duration::from_secs(60 * 60),
+        max_attempts_per_outage: 0,
+        ..Policy::default()
+    };
+    let mut s = Sim::new(p);
+    for m in 0..=150 {
+        s.at(m).poll(ProviderStatus::LoggedOut { reason: Some(401) });
+    }
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut, NoticeKind::Reminder, NoticeKind::Reminder]);
+    assert_eq!(s.notices[2].dedup_key, "outage:id1:reminder:2");
+}
+
+#[test]
+fn manual_restart_respects_the_cooldown_unless_forced() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(closed(428)); // automatic attempt at minute 0
+    let out = s.at(5).obs(Observation::ManualRestart { force: false });
+    assert!(matches!(out.changes.as_slice(), [Change::RecoveryRefused { .. }]));
+    let out = s.at(5).obs(Observation::ManualRestart { force: true });
+    assert!(out.actions.contains(&Action::Recover { kind: RecoveryKind::Reconnect, attempt: 0 }));
+    assert_eq!(out.state.last_restart_attempt, Some(Ts(5 * MIN)));
+}
+
+#[test]
+fn attempt_budget_carries_over_unless_healthy_for_reset_after() {
+    let p =
+        Policy { down_after: 1, cooldown: Duration::from_secs(60), max_attempts_per_outage: 2, ..Policy::default() };
+    let mut s = Sim::new(p);
+    s.at(0).poll(closed(428));
+    s.at(2).poll(closed(428));
+    s.at(3).poll(ProviderStatus::Connected); // 10 minutes healthy: not enough (reset_after = 1h)
+    s.at(13).poll(closed(428));
+    assert_eq!(s.recoveries.len(), 2, "budget of 2 already used");
+    assert!(s.kinds().contains(&NoticeKind::RestartExhausted));
+    s.at(14).poll(ProviderStatus::Connected);
+    s.at(200).poll(closed(428)); // healthy for ~3h: fresh budget
+    assert_eq!(s.recoveries.len(), 3);
+}
+
+// ------------------------------------------------------------------ properties
+
+#[derive(Debug, Clone)]
+enum Op {
+    Poll(ProviderStatus),
+    Fail(ProviderErrorKind),
+    Hook(WebhookSignal),
+    Maint(Option<i64>),
+    Manual,
+}
+
+fn status() -> impl Strategy<Value = ProviderStatus> {
+    let reason =
+        prop_oneof![Just(None), Just(Some(401)), Just(Some(403)), Just(Some(428)), Just(Some(440)), Just(Some(515))];
+    prop_oneof![
+        4 => Just(ProviderStatus::Connected),
+        1 => any::<bool>().prop_map(|q| ProviderStatus::Connecting { qr_pending: q }),
+        3 => reason.clone().prop_map(|reason| ProviderStatus::Disconnected { reason }),
+        1 => reason.prop_map(|reason| ProviderStatus::LoggedOut { reason }),
+        1 => Just(ProviderStatus::NotFound),
+        1 => Just(ProviderStatus::NotLoaded),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let err = prop_oneof![
+        Just(ProviderErrorKind::Unreachable),
+        Just(ProviderErrorKind::Unauthorized),
+        Just(ProviderErrorKind::BadResponse),
+        Just(ProviderErrorKind::Unlicensed)
+    ];
+    let sig = prop_oneof![
+        Just(WebhookSignal::Alive),
+        any::<bool>().prop_map(|q| WebhookSignal::Connecting { qr_pending: q }),
+        Just(WebhookSignal::Closed { reason: Some(428) }),
+        Just(WebhookSignal::LoggedOut { reason: Some(401) }),
+        Just(WebhookSignal::Neutral),
+    ];
+    prop_oneof![
+        6 => status().prop_map(Op::Poll),
+        2 => err.prop_map(Op::Fail),
+        3 => sig.prop_map(Op::Hook),
+        1 => prop_oneof![Just(None), (1i64..120).prop_map(Some)].prop_map(Op::Maint),
+        1 => Just(Op::Manual),
+    ]
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    (1u32..4, 0u64..3, 1u64..90, 0u32..4, 0u32..6, 0u64..3).prop_map(|(down, stale, cd, max, flap, remind)| Policy {
+        down_after: down,
+        stale_webhook_after: Duration::from_secs(stale * 600),
+        cooldown: Duration::from_secs(cd * 60),
+        max_attempts_per_outage: max,
+        flap_threshold: if flap == 1 { 0 } else { flap },
+        reminder_every: Duration::from_secs(remind * 1800),
+        ..Policy::default()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn step_invariants_hold_over_random_histories(
+        p in policy(),
+        ops in proptest::collection::vec((op(), 0i64..20), 1..120),
+    ) {
+        let mut s = Sim::new(p.clone());
+        let mut last_auto: Option<Ts> = None;
+        let mut per_outage: HashMap<String, (u32, u32)> = HashMap::new();
+        let mut t = 0i64;
+        for (o, dt) in ops {
+            t += dt;
+            s.at(t);
+            let before = s.state.clone();
+            let obs = match o {
+                Op::Poll(st) => Observation::Polled(st),
+                Op::Fail(k) => Observation::ProviderFailed(k),
+                Op::Hook(sig) => Observation::Webhook(sig),
+                Op::Maint(m) => Observation::Maintenance(m.map(|x| Ts((t + x) * MIN))),
+                Op::Manual => Observation::ManualRestart { force: false },
+            };
+            let is_provider_error = matches!(obs, Observation::ProviderFailed(_));
+            let out = s.obs(obs);
+
+            for a in &out.actions {
+                match a {
+                    Action::Recover { attempt, .. } => {
+                        // Never inside the cooldown of the previous attempt (of any kind).
+                        if let Some(prev) = before.last_restart_attempt {
+                            prop_assert!(s.now.since(prev) >= p.cooldown, "restart inside cooldown");
+                        }
+                        if *attempt > 0 {
+                            let cause = out.state.outage.as_ref().map(|o| o.cause);
+                            prop_assert!(
+                                matches!(cause, Some(Cause::Disconnected | Cause::Connecting | Cause::Silent)),
+                                "automatic recovery for {:?}", cause
+                            );
+                            prop_assert!(!matches!(out.state.health, Health::LoggedOut | Health::Missing));
+                            prop_assert!(*attempt <= p.max_attempts_per_outage);
+                            last_auto = Some(s.now);
+                        }
+                    }
+                    Action::Notify(n) => {
+                        let kind = n.kind;
+                        prop_assert!(!out.state.in_maintenance(s.now), "notice {:?} in maintenance", kind);
+                        let e = per_outage.entry(n.outage_id.clone()).or_default();
+                        if n.kind.is_down_class() { e.0 += 1; }
+                        if n.kind == NoticeKind::InstanceRecovered {
+                            prop_assert!(e.0 == 1, "recovered without a down notice");
+                            e.1 += 1;
+                        }
+                        prop_assert!(e.0 <= 1, "two down-class notices for one outage: {}", &n.outage_id);
+                        prop_assert!(e.1 <= 1, "two recovery notices for one outage: {}", &n.outage_id);
+                    }
+                }
+            }
+            if is_provider_error {
+                let opened = out.changes.iter().any(|c| matches!(c, Change::OutageOpened { .. }));
+                prop_assert!(!opened, "a provider error opened an outage");
+                prop_assert_eq!(out.state.health, Health::Unknown);
+                prop_assert_eq!(out.state.consecutive_failures, before.consecutive_failures);
+                prop_assert!(out.actions.is_empty());
+            }
+            // An open outage always belongs to an instance that is not known to be connected.
+            if out.state.outage.is_some() {
+                prop_assert!(out.state.health != Health::Connected);
+            }
+        }
+        let _ = last_auto;
+    }
+}

@@ -1,0 +1,71 @@
+//! Shared test helpers: a fresh database on each backend.
+//!
+//! PostgreSQL tests read `WA_SENTINEL_TEST_POSTGRES` (e.g.
+//! `postgres://postgres@127.0.0.1/test`); each test gets its own schema. Without
+//! the variable they are skipped, except under `CI=true`, where a missing or
+//! unreachable PostgreSQL is a failure.
+
+use wa_sentinel::store::Store;
+
+pub struct TestDb {
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = Store::connect(&url, 4).await.expect("open sqlite");
+        store.migrate().await.expect("migrate sqlite");
+        TestDb { store, _dir: Some(dir) }
+    }
+
+    /// A fresh schema on the test PostgreSQL, or `None` when not configured (outside CI).
+    pub async fn postgres() -> Option<TestDb> {
+        let base = match std::env::var("WA_SENTINEL_TEST_POSTGRES") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true but WA_SENTINEL_TEST_POSTGRES is not set: PostgreSQL tests must run in CI"
+                );
+                eprintln!("skipping PostgreSQL test: WA_SENTINEL_TEST_POSTGRES is not set");
+                return None;
+            }
+        };
+        let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let admin =
+            sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| panic!("PostgreSQL at {base} unreachable: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        admin.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let store = Store::connect(&url, 4).await.expect("open postgres");
+        store.migrate().await.expect("migrate postgres");
+        Some(TestDb { store, _dir: None })
+    }
+}
+
+/// Generate `mod NAME { sqlite, postgres }` running the same `async fn NAME(Store)`
+/// on both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::it::common::TestDb::sqlite().await;
+                super::$name(db.store.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = $crate::it::common::TestDb::postgres().await else { return };
+                super::$name(db.store.clone()).await;
+            }
+        }
+    )*};
+}

@@ -1,0 +1,226 @@
+//! Configuration (SPEC §2): every documented key parses, env overrides the
+//! file, secrets are read raw, and each validation error names its key.
+
+// figment's `Jail` closures return figment::Error, which is large; not ours to shrink.
+#![allow(clippy::result_large_err)]
+
+use std::path::Path;
+
+use figment::Jail;
+use wa_sentinel::config::{self, ConfigError, Language, NotifierTarget, ProviderKind};
+use wa_sentinel::domain::NoticeKind;
+
+const FULL: &str = include_str!("../fixtures/config-full.toml");
+
+fn set_full_env(jail: &mut Jail) {
+    for (k, v) in [
+        ("WA_SENTINEL_ADMIN_TOKEN", "admintoken"),
+        ("EVO_MAIN_KEY", "evo-key"),
+        ("EVO_MAIN_WEBHOOK_TOKEN", "0123456789"),
+        ("WAPI_INTEGRATOR_TOKEN", "integrator"),
+        ("WAPI_WEBHOOK_TOKEN", "wapi-hook"),
+        ("WAPI_TOKEN_3B6XIW", "wapi-inst"),
+        ("OPS_SLACK_URL", "https://hooks.slack.com/services/T/B/X"),
+        ("HOOK_URL", "https://ops.example.com/hook"),
+        ("HOOK_SECRET", "s3cret"),
+        ("TG_TOKEN", "123:abc"),
+        ("SMTP_PASSWORD", "pw"),
+        ("DISCORD_URL", "https://discord.com/api/webhooks/1/x"),
+    ] {
+        jail.set_env(k, v);
+    }
+}
+
+fn problems(e: ConfigError) -> Vec<(String, String)> {
+    e.problems.into_iter().map(|p| (p.key, p.why)).collect()
+}
+
+#[test]
+fn every_documented_key_parses() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", FULL)?;
+        set_full_env(jail);
+        let c = config::load(Some(Path::new("config.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(c.database.max_connections, 4);
+        assert_eq!(c.server.listen.port(), 9090);
+        assert_eq!(c.server.public_url.as_deref(), Some("https://sentinel.example.com"), "trailing slash trimmed");
+        assert_eq!(c.server.admin_token.as_ref().unwrap().expose(), "admintoken");
+        assert_eq!(c.server.max_body, 1024 * 1024);
+        assert_eq!(c.supervisor.request_timeout.as_secs(), 5);
+        assert_eq!(
+            (c.supervisor.concurrency, c.supervisor.per_provider_concurrency, c.supervisor.recovery_concurrency),
+            (32, 8, 2)
+        );
+        assert_eq!(c.supervisor.settle_delay.as_secs(), 15);
+        assert_eq!(c.supervisor.retention.as_secs(), 7 * 86_400);
+        assert_eq!(c.policy.down_after, 3);
+        assert_eq!(c.policy.stale_webhook_after.as_secs(), 7200);
+        assert_eq!(c.policy.cooldown.as_secs(), 600);
+        assert_eq!(c.policy.max_attempts_per_outage, 5);
+        assert_eq!(c.policy.backoff_factor, 1.5);
+        assert_eq!(c.policy.max_cooldown.as_secs(), 7200);
+        assert_eq!(c.policy.reset_after.as_secs(), 1800);
+        assert_eq!(c.policy.flap_window.as_secs(), 900);
+        assert_eq!(c.policy.flap_threshold, 6);
+        assert_eq!(c.policy.reminder_every.as_secs(), 3600);
+        assert!(!c.alerts.group_provider_outage);
+        assert_eq!(c.alerts.language, Language::PtBr);
+        assert!(c.webhook.by_events && c.webhook.base64);
+        assert_eq!(c.webhook.events, vec!["MESSAGES_UPSERT", "CONNECTION_UPDATE"]);
+        assert_eq!(c.providers.len(), 2);
+        assert_eq!(c.providers[0].kind, ProviderKind::Evolution);
+        assert_eq!(c.providers[0].webhook_token.expose(), "0123456789", "an all-digit token stays a string");
+        assert_eq!(c.providers[1].webhook_body_key, "url");
+        assert_eq!(c.instances[1].token.as_ref().unwrap().expose(), "wapi-inst");
+        assert_eq!(c.instances[0].labels.get("plan").map(String::as_str), Some("pro"));
+        assert_eq!(c.notifiers.len(), 6);
+        let hook = &c.notifiers[1];
+        assert!(matches!(&hook.target, NotifierTarget::Webhook { secret: Some(_), .. }));
+        assert!(hook.accepts(NoticeKind::InstanceDown, Some("tenant_1")));
+        assert!(!hook.accepts(NoticeKind::InstanceDown, Some("tenant_2")));
+        assert!(!hook.accepts(NoticeKind::InstanceFlapping, Some("tenant_1")));
+        assert!(hook.accepts(NoticeKind::InstanceDown, None), "provider notices reach tenant-filtered notifiers");
+        assert!(matches!(&c.notifiers[3].target, NotifierTarget::Email { port: 2525, .. }));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_shipped_config_validates_with_no_environment() {
+    Jail::expect_with(|jail| {
+        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+        jail.create_file("config.toml", &shipped)?;
+        let c = config::load(Some(Path::new("config.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(c.notifiers.len(), 1, "no notifier configured: the console `log` notifier");
+        assert_eq!(c.notifiers[0].kind_name(), "log");
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_overrides_the_file_and_unrelated_variables_are_ignored() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", FULL)?;
+        set_full_env(jail);
+        jail.set_env("WA_SENTINEL_SUPERVISOR__DOWN_AFTER", "7");
+        jail.set_env("WA_SENTINEL_DATABASE__URL", "postgres://postgres@127.0.0.1/test");
+        jail.set_env("WA_SENTINEL_CONFIG", "elsewhere.toml");
+        jail.set_env("WA_SENTINEL_TEST_POSTGRES", "postgres://x");
+        let c = config::load(Some(Path::new("config.toml"))).map_err(|e| e.to_string())?;
+        assert_eq!(c.policy.down_after, 7);
+        assert!(c.database.url.starts_with("postgres://"));
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", "[supervisor]\ndown_aftr = 3\n")?;
+        let e = config::load(Some(Path::new("config.toml"))).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("down_aftr") && text.contains("config.toml"), "{text}");
+        jail.set_env("WA_SENTINEL_SUPERVISOR__BOGUS", "1");
+        jail.create_file("config.toml", "")?;
+        let text = config::load(Some(Path::new("config.toml"))).unwrap_err().to_string();
+        assert!(text.contains("bogus"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_silent_default() {
+    Jail::expect_with(|_jail| {
+        let text = config::load(Some(Path::new("nope.toml"))).unwrap_err().to_string();
+        assert!(text.contains("nope.toml") && text.contains("not found"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn each_validation_error_names_its_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("[supervisor]\ndown_after = 0\n", "supervisor.down_after", "at least 1"),
+        ("[supervisor]\npoll_schedule = \"every minute\"\n", "supervisor.poll_schedule", "cron"),
+        ("[supervisor]\nrequest_timeout = \"soon\"\n", "supervisor.request_timeout", "duration"),
+        ("[supervisor]\nrequest_timeout = \"0s\"\n", "supervisor.request_timeout", "greater than zero"),
+        ("[restart]\nbackoff_factor = 0.5\n", "restart.backoff_factor", ">= 1.0"),
+        ("[alerts]\nlanguage = \"fr\"\n", "alerts.language", "pt-BR"),
+        ("[alerts]\nflap_threshold = 1\n", "alerts.flap_threshold", "at least 2"),
+        ("[server]\nlisten = \"localhost\"\n", "server.listen", "address"),
+        ("[server]\nmax_body = \"lots\"\n", "server.max_body", "size"),
+        ("[server]\nadmin_token_env = \"NOT_SET_ANYWHERE\"\n", "server.admin_token", "NOT_SET_ANYWHERE"),
+        ("[database]\nurl = \"mysql://x\"\n", "database.url", "sqlite:"),
+        ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),
+        (
+            "[[providers]]\nname = \"Evo Main\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "providers[0].name",
+            "lowercase",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n\
+             [[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "providers[1].name",
+            "unique",
+        ),
+        ("[[providers]]\nname = \"e\"\nkind = \"waha\"\nbase_url = \"https://e\"\n", "providers[0].kind", "evolution"),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\nwebhook_token = \"t\"\n",
+            "providers[0].api_key",
+            "api_key_env",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"ftp://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "providers[0].base_url",
+            "http",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\n",
+            "providers[0].webhook_token",
+            "secret token",
+        ),
+        ("[[instances]]\nprovider = \"ghost\"\nname = \"i\"\n", "instances[0].provider", "ghost"),
+        (
+            "[[providers]]\nname = \"w\"\nkind = \"wapi\"\nbase_url = \"https://w\"\nwebhook_token = \"t\"\n\
+             [[instances]]\nprovider = \"w\"\nname = \"ID\"\n",
+            "instances[0].token",
+            "Bearer token",
+        ),
+        ("[[notifiers]]\nname = \"n\"\nkind = \"pager\"\n", "notifiers[0].kind", "one of"),
+        ("[[notifiers]]\nname = \"n\"\nkind = \"slack\"\n", "notifiers[0].url", "required"),
+        ("[[notifiers]]\nname = \"n\"\nkind = \"log\"\nkinds = [\"down\"]\n", "notifiers[0].kinds[0]", "notice kind"),
+        (
+            "[[notifiers]]\nname = \"n\"\nkind = \"slack\"\nurl = \"https://h\"\nchat_id = \"1\"\n",
+            "notifiers[0].chat_id",
+            "not used",
+        ),
+        ("[[notifiers]]\nname = \"n\"\nkind = \"telegram\"\nbot_token = \"b\"\n", "notifiers[0].chat_id", "required"),
+    ];
+    for (toml, key, why) in cases {
+        Jail::expect_with(|jail| {
+            jail.create_file("config.toml", toml)?;
+            let e = config::load(Some(Path::new("config.toml"))).expect_err(toml);
+            let ps = problems(e);
+            assert!(
+                ps.iter().any(|(k, w)| k == key && w.contains(why)),
+                "config:\n{toml}\nexpected key `{key}` with `{why}`, got {ps:?}"
+            );
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn check_config_output_redacts_secrets() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "config.toml",
+            "[database]\nurl = \"postgres://u:hunter2@db/x\"\n[server]\nadmin_token = \"topsecret\"\n",
+        )?;
+        let c = config::load(Some(Path::new("config.toml"))).map_err(|e| e.to_string())?;
+        let out = config::redacted_toml(&c.raw);
+        assert!(!out.contains("hunter2") && !out.contains("topsecret"), "{out}");
+        assert!(out.contains("[redacted]"));
+        Ok(())
+    });
+}

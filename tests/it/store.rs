@@ -1,0 +1,224 @@
+//! Storage on SQLite and PostgreSQL: the same test bodies on both backends.
+
+use std::collections::BTreeMap;
+
+use wa_sentinel::domain::health::{Ctx, Observation};
+use wa_sentinel::domain::{InstanceKey, Policy, ProviderStatus, Ts, WebhookSignal, step};
+use wa_sentinel::store::{InstanceFilter, InstanceRecord, OutboxEntry, Store, StoreError};
+
+use crate::on_both_backends;
+
+on_both_backends!(
+    instances_are_inserted_and_rediscovered,
+    state_and_outbox_commit_together,
+    a_failure_rolls_back_state_and_outbox,
+    a_stale_version_is_a_conflict_and_writes_nothing,
+    outage_history_newest_first,
+    last_restart_attempt_round_trips,
+    outbox_claim_deliver_retry_dead,
+    last_webhook_never_moves_backwards,
+    migrations_are_current_and_idempotent,
+);
+
+fn key() -> InstanceKey {
+    InstanceKey::new("evo", "tenant_1_inst_1")
+}
+
+fn outbox_for(out: &wa_sentinel::domain::StepOutput) -> Vec<OutboxEntry> {
+    out.notices()
+        .map(|n| OutboxEntry {
+            dedup_key: n.dedup_key.clone(),
+            notifier: "ops".into(),
+            kind: n.kind.as_str().into(),
+            payload: serde_json::to_string(n).unwrap(),
+        })
+        .collect()
+}
+
+/// Step the stored instance once and commit; returns the fresh record.
+async fn observe(store: &Store, at: i64, obs: Observation, id: &str) -> InstanceRecord {
+    let rec = store.instance(&key()).await.unwrap().unwrap();
+    let k = key();
+    let ctx = Ctx { now: Ts(at), key: &k, tenant: &rec.tenant, new_id: id };
+    let out = step(&rec.state, obs, &ctx, &Policy { down_after: 1, ..Policy::default() });
+    store.commit_step(&rec, &out, &outbox_for(&out), Ts(at)).await.unwrap();
+    store.instance(&key()).await.unwrap().unwrap()
+}
+
+async fn instances_are_inserted_and_rediscovered(store: Store) {
+    let mut labels = BTreeMap::new();
+    labels.insert("plan".to_string(), "pro".to_string());
+    let a = store.ensure_instance(&key(), "tenant_1", &labels, "config", Ts(1)).await.unwrap();
+    assert_eq!(a.tenant, "tenant_1");
+    assert_eq!(a.labels.get("plan").map(String::as_str), Some("pro"));
+    assert_eq!(a.state.health.as_str(), "unknown");
+    // Rediscovery is idempotent and keeps the id; a new mapping moves the tenant.
+    let b = store.ensure_instance(&key(), "tenant_1", &labels, "config", Ts(2)).await.unwrap();
+    assert_eq!(a.id, b.id);
+    let c = store.ensure_instance(&key(), "tenant_9", &BTreeMap::new(), "discovered", Ts(3)).await.unwrap();
+    assert_eq!(c.id, a.id);
+    assert_eq!(c.tenant, "tenant_9");
+    assert_eq!(c.source, "discovered");
+    store
+        .ensure_instance(&InstanceKey::new("evo", "other"), "unassigned", &BTreeMap::new(), "discovered", Ts(3))
+        .await
+        .unwrap();
+    let all = store.instances(&InstanceFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let t9 = store.instances(&InstanceFilter { tenant: Some("tenant_9".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(t9.len(), 1);
+    store.set_present(&c.id, false).await.unwrap();
+    assert_eq!(store.instances(&InstanceFilter::default()).await.unwrap().len(), 1);
+}
+
+async fn state_and_outbox_commit_together(store: Store) {
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    let rec =
+        observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: Some(428) }), "o1").await;
+    let o = rec.state.outage.as_ref().expect("outage stored and joined back");
+    assert_eq!(o.id, "o1");
+    assert!(o.down_notified);
+    assert_eq!(o.restart_attempts, 1);
+    assert_eq!(
+        store.outbox_all().await.unwrap(),
+        vec![("outage:o1:instance_down".into(), "ops".into(), "pending".into())]
+    );
+    // A replayed notice is not queued twice for the same notifier.
+    let dup = OutboxEntry {
+        dedup_key: "outage:o1:instance_down".into(),
+        notifier: "ops".into(),
+        kind: "instance_down".into(),
+        payload: "{}".into(),
+    };
+    store.enqueue(&[dup.clone(), OutboxEntry { notifier: "mail".into(), ..dup }], Ts(2000)).await.unwrap();
+    assert_eq!(store.outbox_all().await.unwrap().len(), 2, "same key, other notifier: its own row");
+    let rec = observe(&store, 3000, Observation::Webhook(WebhookSignal::Alive), "o2").await;
+    assert!(rec.state.outage.is_none());
+    let hist = store.outages(Some(&key()), false, 10).await.unwrap();
+    assert_eq!(hist[0].recovered_by.as_deref(), Some("webhook"));
+    assert_eq!(hist[0].ended_at, Some(Ts(3000)));
+    let events = store.events(&rec.id, 50).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"outage_opened") && kinds.contains(&"outage_closed") && kinds.contains(&"recovery_scheduled"),
+        "{kinds:?}"
+    );
+}
+
+async fn a_failure_rolls_back_state_and_outbox(store: Store) {
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: None }), "dup").await;
+    observe(&store, 2000, Observation::Polled(ProviderStatus::Connected), "x").await;
+    let before = store.instance(&key()).await.unwrap().unwrap();
+    let outbox_before = store.outbox_all().await.unwrap();
+    // Opening a second outage with an id that already exists fails inside the
+    // transaction, after the instance row was updated: everything must roll back.
+    let k = key();
+    let ctx = Ctx { now: Ts(3000), key: &k, tenant: "tenant_1", new_id: "dup" };
+    let out = step(
+        &before.state,
+        Observation::Polled(ProviderStatus::LoggedOut { reason: Some(401) }),
+        &ctx,
+        &Policy::default(),
+    );
+    assert!(out.notices().count() > 0);
+    let err = store.commit_step(&before, &out, &outbox_for(&out), Ts(3000)).await;
+    assert!(matches!(err, Err(StoreError::Database(_))), "{err:?}");
+    let after = store.instance(&key()).await.unwrap().unwrap();
+    assert_eq!(after.version, before.version);
+    assert_eq!(after.state, before.state);
+    assert_eq!(store.outbox_all().await.unwrap(), outbox_before);
+}
+
+async fn a_stale_version_is_a_conflict_and_writes_nothing(store: Store) {
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    let stale = store.instance(&key()).await.unwrap().unwrap();
+    observe(&store, 1000, Observation::Polled(ProviderStatus::Connected), "a").await;
+    let k = key();
+    let ctx = Ctx { now: Ts(2000), key: &k, tenant: "tenant_1", new_id: "b" };
+    let out = step(&stale.state, Observation::Polled(ProviderStatus::NotFound), &ctx, &Policy::default());
+    let err = store.commit_step(&stale, &out, &outbox_for(&out), Ts(2000)).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert!(store.outbox_all().await.unwrap().is_empty());
+    assert!(store.outages(None, false, 10).await.unwrap().is_empty());
+}
+
+async fn outage_history_newest_first(store: Store) {
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: None }), "first").await;
+    observe(&store, 2000, Observation::Polled(ProviderStatus::Connected), "-").await;
+    observe(&store, 3000, Observation::Polled(ProviderStatus::LoggedOut { reason: Some(401) }), "second").await;
+    let all = store.outages(Some(&key()), false, 10).await.unwrap();
+    assert_eq!(all.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec!["second", "first"]);
+    assert_eq!(all[0].cause, "logged_out");
+    assert_eq!(all[1].recovered_by.as_deref(), Some("restart"));
+    let open = store.outages(None, true, 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].instance.as_deref(), Some("tenant_1_inst_1"));
+    assert_eq!(open[0].tenant.as_deref(), Some("tenant_1"));
+}
+
+async fn last_restart_attempt_round_trips(store: Store) {
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    let rec = observe(
+        &store,
+        1_763_719_200_123,
+        Observation::Polled(ProviderStatus::Disconnected { reason: Some(428) }),
+        "o",
+    )
+    .await;
+    assert_eq!(rec.state.last_restart_attempt, Some(Ts(1_763_719_200_123)));
+    assert_eq!(rec.state.restart_attempts, 1);
+    let again = store.instance(&key()).await.unwrap().unwrap();
+    assert_eq!(again.state, rec.state, "the whole state survives a round trip");
+}
+
+async fn outbox_claim_deliver_retry_dead(store: Store) {
+    let e = |k: &str| OutboxEntry {
+        dedup_key: k.into(),
+        notifier: "ops".into(),
+        kind: "instance_down".into(),
+        payload: "{}".into(),
+    };
+    store.enqueue(&[e("a"), e("b"), e("c")], Ts(1000)).await.unwrap();
+    let hold = std::time::Duration::from_secs(60);
+    let claimed = store.claim_outbox(Ts(1000), hold, 2).await.unwrap();
+    assert_eq!(claimed.iter().map(|r| r.dedup_key.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+    // Claimed rows are not handed out again while held.
+    let rest = store.claim_outbox(Ts(1001), hold, 10).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.dedup_key.as_str()).collect::<Vec<_>>(), vec!["c"]);
+    store.outbox_delivered(claimed[0].id, Ts(1002)).await.unwrap();
+    store.outbox_failed(claimed[1].id, "503", Some(Ts(5000))).await.unwrap();
+    store.outbox_failed(rest[0].id, "gone", None).await.unwrap();
+    assert!(store.claim_outbox(Ts(4999), hold, 10).await.unwrap().is_empty(), "retry not due yet");
+    let retry = store.claim_outbox(Ts(5000), hold, 10).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 1);
+    assert_eq!(store.outbox_count("delivered").await.unwrap(), 1);
+    assert_eq!(store.outbox_count("dead").await.unwrap(), 1);
+    assert_eq!(store.outbox_count("pending").await.unwrap(), 1);
+}
+
+async fn last_webhook_never_moves_backwards(store: Store) {
+    let rec = store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    store.flush_last_webhooks(&[(rec.id.clone(), Ts(5000))]).await.unwrap();
+    store.flush_last_webhooks(&[(rec.id.clone(), Ts(4000))]).await.unwrap();
+    let r = store.instance(&key()).await.unwrap().unwrap();
+    assert_eq!(r.state.last_webhook_at, Some(Ts(5000)));
+    // A step computed from an older read does not drag it back either.
+    let k = key();
+    let ctx = Ctx { now: Ts(6000), key: &k, tenant: "tenant_1", new_id: "z" };
+    let mut stale = rec.clone();
+    stale.version = r.version;
+    let out = step(&rec.state, Observation::Polled(ProviderStatus::Connected), &ctx, &Policy::default());
+    store.commit_step(&stale, &out, &[], Ts(6000)).await.unwrap();
+    assert_eq!(store.instance(&key()).await.unwrap().unwrap().state.last_webhook_at, Some(Ts(5000)));
+    store.touch_health_checks(std::slice::from_ref(&r.id), Ts(7000)).await.unwrap();
+    assert_eq!(store.instance(&key()).await.unwrap().unwrap().last_health_check, Some(Ts(7000)));
+}
+
+async fn migrations_are_current_and_idempotent(store: Store) {
+    assert!(store.migrations_current().await.unwrap());
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}

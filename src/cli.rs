@@ -78,9 +78,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-pub fn now() -> Ts {
-    Ts(chrono::Utc::now().timestamp_millis())
-}
+pub use crate::clock::now;
 
 const EXIT_USAGE: u8 = 2;
 

@@ -17,7 +17,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod notify;
 pub mod store;
+pub mod tls;

@@ -5,5 +5,6 @@ mod it {
     pub mod cli;
     pub mod common;
     pub mod config;
+    pub mod notify;
     pub mod store;
 }

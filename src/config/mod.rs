@@ -74,6 +74,9 @@ pub enum Language {
 pub struct AlertsConfig {
     pub group_provider_outage: bool,
     pub language: Language,
+    pub retry_min_delay: Duration,
+    pub retry_max_delay: Duration,
+    pub delivery_max_age: Duration,
 }
 
 /// The webhook config the audit enforces on every instance.
@@ -506,7 +509,13 @@ impl Validator<'_> {
             server: ServerConfig { listen, public_url, admin_token, max_body },
             supervisor,
             policy,
-            alerts: AlertsConfig { group_provider_outage: al.group_provider_outage, language },
+            alerts: AlertsConfig {
+                group_provider_outage: al.group_provider_outage,
+                language,
+                retry_min_delay: self.positive_duration("alerts.retry_min_delay", &al.retry_min_delay),
+                retry_max_delay: self.positive_duration("alerts.retry_max_delay", &al.retry_max_delay),
+                delivery_max_age: self.positive_duration("alerts.delivery_max_age", &al.delivery_max_age),
+            },
             webhook: DesiredWebhook {
                 events: r.webhook.events.clone(),
                 by_events: r.webhook.by_events,

@@ -125,6 +125,12 @@ pub struct RawAlerts {
     pub group_provider_outage: bool,
     /// `en` or `pt-BR`.
     pub language: String,
+    /// Outbox delivery retries: exponential with jitter from this ...
+    pub retry_min_delay: String,
+    /// ... up to this between two attempts ...
+    pub retry_max_delay: String,
+    /// ... until the notice is this old; then it is marked dead (and counted).
+    pub delivery_max_age: String,
 }
 
 impl Default for RawAlerts {
@@ -135,6 +141,9 @@ impl Default for RawAlerts {
             reminder_every: "0s".into(),
             group_provider_outage: true,
             language: "en".into(),
+            retry_min_delay: "2s".into(),
+            retry_max_delay: "10m".into(),
+            delivery_max_age: "24h".into(),
         }
     }
 }

@@ -1,6 +1,11 @@
 //! Notifications: which notifier gets which notice (routing by tenant and
 //! kind, SPEC §2), as outbox rows written in the same transaction as the state
-//! change that caused them.
+//! change that caused them, then rendering ([`render`]) and delivery through
+//! the channels ([`channels`]) by the outbox worker ([`worker`]).
+
+pub mod channels;
+pub mod render;
+pub mod worker;
 
 use crate::config::NotifierConfig;
 use crate::domain::Notice;

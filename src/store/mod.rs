@@ -709,6 +709,14 @@ impl Store {
         Ok(())
     }
 
+    /// Give a claimed row back without counting an attempt (it waits behind a failed one).
+    pub async fn outbox_release(&self, id: i64) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("UPDATE outbox SET claimed_until = NULL WHERE id = $1").bind(id).execute(p).await?;
+        });
+        Ok(())
+    }
+
     /// A failed attempt: retry at `next_at`, or give up (`dead`) when `next_at` is `None`.
     pub async fn outbox_failed(&self, id: i64, error: &str, next_at: Option<Ts>) -> Result<()> {
         on_pool!(self, p => {

@@ -65,6 +65,9 @@ fn every_documented_key_parses() {
         assert_eq!(c.policy.reminder_every.as_secs(), 3600);
         assert!(!c.alerts.group_provider_outage);
         assert_eq!(c.alerts.language, Language::PtBr);
+        assert_eq!(c.alerts.retry_min_delay.as_secs(), 1);
+        assert_eq!(c.alerts.retry_max_delay.as_secs(), 300);
+        assert_eq!(c.alerts.delivery_max_age.as_secs(), 12 * 3600);
         assert!(c.webhook.by_events && c.webhook.base64);
         assert_eq!(c.webhook.events, vec!["MESSAGES_UPSERT", "CONNECTION_UPDATE"]);
         assert_eq!(c.providers.len(), 2);

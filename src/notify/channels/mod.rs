@@ -1,0 +1,74 @@
+//! The notification channels (SPEC §4), each a small module behind one trait,
+//! [`Channel`]; [`Notifier`] holds whichever one a `[[notifiers]]` entry names.
+
+mod discord;
+mod email;
+mod http;
+mod log;
+mod slack;
+mod telegram;
+mod webhook;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use http::DeliveryError;
+pub use webhook::signature as webhook_signature;
+
+use super::render::Rendered;
+use crate::config::{Language, NotifierConfig, NotifierTarget};
+use crate::domain::Notice;
+
+/// One way of telling people.
+pub trait Channel {
+    /// Deliver one notice. A retried delivery is called with the same notice
+    /// (same dedup key).
+    fn send(&self, notice: &Notice, text: &Rendered) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}
+
+/// A configured notifier, ready to send.
+pub enum Notifier {
+    Webhook(webhook::WebhookChannel),
+    Slack(slack::SlackChannel),
+    Discord(discord::DiscordChannel),
+    Telegram(telegram::TelegramChannel),
+    Email(email::EmailChannel),
+    Log(log::LogChannel),
+}
+
+impl Notifier {
+    /// Build the channel of one `[[notifiers]]` entry. `timeout` bounds each delivery.
+    pub fn new(cfg: &NotifierConfig, lang: Language, timeout: Duration) -> Result<Notifier, DeliveryError> {
+        crate::tls::install_crypto();
+        let client = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .user_agent(concat!("wa-sentinel/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| DeliveryError::permanent(format!("cannot build the HTTP client: {e}")))
+        };
+        Ok(match &cfg.target {
+            NotifierTarget::Webhook { url, secret } => {
+                Notifier::Webhook(webhook::WebhookChannel::new(client()?, url.clone(), secret.clone(), lang))
+            }
+            NotifierTarget::Slack { url } => Notifier::Slack(slack::SlackChannel::new(client()?, url.clone())),
+            NotifierTarget::Discord { url } => Notifier::Discord(discord::DiscordChannel::new(client()?, url.clone())),
+            NotifierTarget::Telegram { bot_token, chat_id, api_base } => Notifier::Telegram(
+                telegram::TelegramChannel::new(client()?, bot_token.clone(), chat_id.clone(), api_base.clone()),
+            ),
+            NotifierTarget::Email { .. } => Notifier::Email(email::EmailChannel::new(&cfg.target, timeout)?),
+            NotifierTarget::Log => Notifier::Log(log::LogChannel::new(cfg.name.clone())),
+        })
+    }
+
+    pub async fn send(&self, notice: &Notice, text: &Rendered) -> Result<(), DeliveryError> {
+        match self {
+            Notifier::Webhook(c) => c.send(notice, text).await,
+            Notifier::Slack(c) => c.send(notice, text).await,
+            Notifier::Discord(c) => c.send(notice, text).await,
+            Notifier::Telegram(c) => c.send(notice, text).await,
+            Notifier::Email(c) => c.send(notice, text).await,
+            Notifier::Log(c) => c.send(notice, text).await,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Slack incoming webhook with Block Kit: a header, the body, and a context
+//! line with the dedup key (`text` is the fallback for notifications).
+
+use super::http::{DeliveryError, post_json};
+use super::{Channel, Rendered};
+use crate::config::Secret;
+use crate::domain::{Notice, Severity};
+
+pub struct SlackChannel {
+    client: reqwest::Client,
+    url: Secret,
+}
+
+impl SlackChannel {
+    pub fn new(client: reqwest::Client, url: Secret) -> Self {
+        SlackChannel { client, url }
+    }
+}
+
+pub fn body(notice: &Notice, text: &Rendered) -> serde_json::Value {
+    let icon = match notice.severity() {
+        Severity::Critical => ":red_circle:",
+        Severity::Warning => ":warning:",
+        Severity::Info => ":large_green_circle:",
+    };
+    serde_json::json!({
+        "text": format!("{icon} {}", text.summary),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": format!("{} — {}", text.title, notice.instance.as_deref().unwrap_or(&notice.provider))}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} {}", text.body)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("`{}` · wa-sentinel", notice.dedup_key)}]}
+        ]
+    })
+}
+
+impl Channel for SlackChannel {
+    async fn send(&self, notice: &Notice, text: &Rendered) -> Result<(), DeliveryError> {
+        post_json(&self.client, self.url.expose(), &body(notice, text), &[]).await
+    }
+}

@@ -1,0 +1,228 @@
+//! The outbox worker: claims due notices, delivers them through their
+//! notifier, and marks each delivered, retried later (exponential backoff with
+//! jitter from `backon`, or the receiver's `Retry-After`) or dead once older
+//! than `delivery_max_age`. Delivery never runs inside the poll loop or the
+//! webhook handler: they commit outbox rows and [`OutboxWorker::wake`] it.
+//!
+//! Per notifier, notices go out in order: after a failure, that notifier's
+//! later rows in the same batch wait for the next round, so a recovery never
+//! overtakes its down notice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::channels::{DeliveryError, Notifier};
+use super::render::render;
+use crate::config::{Config, Language};
+use crate::domain::{Notice, Ts};
+use crate::store::{OutboxRow, Store};
+
+/// How deliveries are retried.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub max_age: Duration,
+    /// Bound on one delivery.
+    pub timeout: Duration,
+    /// Rows claimed per round.
+    pub batch: u32,
+    /// Look for due rows at least this often (a wake-up comes sooner).
+    pub idle_poll: Duration,
+}
+
+impl DeliveryPolicy {
+    pub fn from_config(cfg: &Config) -> Self {
+        DeliveryPolicy {
+            min_delay: cfg.alerts.retry_min_delay,
+            max_delay: cfg.alerts.retry_max_delay,
+            max_age: cfg.alerts.delivery_max_age,
+            timeout: Duration::from_secs(10),
+            batch: 64,
+            idle_poll: Duration::from_secs(1),
+        }
+    }
+
+    /// The wait before attempt `attempts + 1`, after `attempts` failures (>= 1).
+    pub fn delay(&self, attempts: u32) -> Duration {
+        backon::ExponentialBuilder::new()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempts.saturating_sub(1) as usize)
+            .unwrap_or(self.max_delay)
+    }
+}
+
+struct Inner {
+    store: Store,
+    notifiers: HashMap<String, Notifier>,
+    lang: Language,
+    policy: DeliveryPolicy,
+    wake: Notify,
+}
+
+/// Cheap to clone; every clone wakes and drains the same worker state.
+#[derive(Clone)]
+pub struct OutboxWorker {
+    inner: Arc<Inner>,
+}
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    pub delivered: u32,
+    pub failed: u32,
+    pub dead: u32,
+}
+
+impl OutboxWorker {
+    /// Build every configured notifier; a notifier that cannot be built is an error naming it.
+    pub fn new(store: Store, cfg: &Config, policy: DeliveryPolicy) -> Result<Self, String> {
+        let mut notifiers = HashMap::new();
+        for n in &cfg.notifiers {
+            let built = Notifier::new(n, cfg.alerts.language, policy.timeout)
+                .map_err(|e| format!("notifier `{}` ({}): {e}", n.name, n.kind_name()))?;
+            notifiers.insert(n.name.clone(), built);
+        }
+        Ok(OutboxWorker {
+            inner: Arc::new(Inner { store, notifiers, lang: cfg.alerts.language, policy, wake: Notify::new() }),
+        })
+    }
+
+    /// New outbox rows were committed: deliver them now rather than at the next idle poll.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Deliver until cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(self.inner.policy.idle_poll) => {}
+            }
+            if let Err(e) = self.drain(crate::clock::now).await {
+                tracing::warn!(error = %e, "outbox delivery round failed; retrying");
+            }
+        }
+    }
+
+    /// Claim and deliver everything due now; returns what happened.
+    pub async fn drain(&self, now: impl Fn() -> Ts) -> Result<DrainReport, crate::store::StoreError> {
+        let mut total = DrainReport::default();
+        loop {
+            let p = &self.inner.policy;
+            let rows = self.inner.store.claim_outbox(now(), p.timeout * 3, p.batch).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let n = rows.len();
+            let mut by_notifier: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
+            for r in rows {
+                by_notifier.entry(r.notifier.clone()).or_default().push(r);
+            }
+            let mut set = tokio::task::JoinSet::new();
+            for (_, group) in by_notifier {
+                let me = self.clone();
+                let t = now();
+                set.spawn(async move { me.deliver_group(group, t).await });
+            }
+            let mut progressed = false;
+            while let Some(res) = set.join_next().await {
+                let r = res.expect("delivery task does not panic")?;
+                progressed |= r.delivered + r.dead > 0;
+                total.delivered += r.delivered;
+                total.failed += r.failed;
+                total.dead += r.dead;
+            }
+            if !progressed || n < p.batch as usize {
+                break;
+            }
+        }
+        if let Ok(pending) = self.inner.store.outbox_count("pending").await {
+            metrics::gauge!("wa_sentinel_outbox_pending").set(pending as f64);
+        }
+        Ok(total)
+    }
+
+    async fn deliver_group(&self, rows: Vec<OutboxRow>, now: Ts) -> Result<DrainReport, crate::store::StoreError> {
+        let store = &self.inner.store;
+        let mut rep = DrainReport::default();
+        let mut blocked = false;
+        for row in rows {
+            if blocked {
+                store.outbox_release(row.id).await?;
+                continue;
+            }
+            match self.deliver(&row).await {
+                Ok(()) => {
+                    store.outbox_delivered(row.id, now).await?;
+                    metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => "delivered").increment(1);
+                    tracing::debug!(notifier = %row.notifier, dedup_key = %row.dedup_key, "notice delivered");
+                    rep.delivered += 1;
+                }
+                Err(e) => {
+                    let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+                    let age = now.since(Ts(row.created_at));
+                    let wait = e.retry_after.unwrap_or_default().max(self.inner.policy.delay(attempts));
+                    let give_up = e.permanent || age + wait > self.inner.policy.max_age;
+                    let next = (!give_up).then(|| now.plus(wait));
+                    store.outbox_failed(row.id, &e.detail, next).await?;
+                    let result = if give_up { "dead" } else { "retry" };
+                    metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => result).increment(1);
+                    if give_up {
+                        tracing::error!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, error = %e.detail, "notice dead: giving up");
+                        rep.dead += 1;
+                    } else {
+                        tracing::warn!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, retry_in = ?wait, error = %e.detail, "notice delivery failed; will retry");
+                        rep.failed += 1;
+                        blocked = true;
+                    }
+                }
+            }
+        }
+        Ok(rep)
+    }
+
+    async fn deliver(&self, row: &OutboxRow) -> Result<(), DeliveryError> {
+        let Some(notifier) = self.inner.notifiers.get(&row.notifier) else {
+            return Err(DeliveryError::permanent(format!("notifier `{}` is no longer configured", row.notifier)));
+        };
+        let notice: Notice = serde_json::from_str(&row.payload)
+            .map_err(|e| DeliveryError::permanent(format!("stored notice is not understood: {e}")))?;
+        let text = render(&notice, self.inner.lang);
+        notifier.send(&notice, &text).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_with_jitter_and_stay_capped() {
+        let p = DeliveryPolicy {
+            min_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+            max_age: Duration::from_secs(3600),
+            timeout: Duration::from_secs(1),
+            batch: 1,
+            idle_poll: Duration::from_secs(1),
+        };
+        let d1 = p.delay(1);
+        assert!(d1 >= Duration::from_secs(2) && d1 <= Duration::from_secs(4), "{d1:?}");
+        let d4 = p.delay(4);
+        assert!(d4 >= Duration::from_secs(16), "{d4:?}");
+        assert!(p.delay(30) <= Duration::from_secs(120), "capped (jitter may add up to the delay again)");
+    }
+}

@@ -11,6 +11,8 @@
 //!   validation into ready-to-use types, secrets read raw through `*_env`/`*_file`.
 //! - [`store`]: the only SQL — SQLite (embedded default) and PostgreSQL, with
 //!   migrations; a state change and its outbox rows commit in one transaction.
+//! - [`providers`]: the Evolution API and W-API clients, webhook parsing, and
+//!   an in-process Evolution simulator.
 //! - [`cli`]: the commands behind the binary.
 
 #![forbid(unsafe_code)]
@@ -18,4 +20,5 @@
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod providers;
 pub mod store;

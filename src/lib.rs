@@ -11,8 +11,11 @@
 //!   validation into ready-to-use types, secrets read raw through `*_env`/`*_file`.
 //! - [`store`]: the only SQL — SQLite (embedded default) and PostgreSQL, with
 //!   migrations; a state change and its outbox rows commit in one transaction.
+//! - [`providers`]: the Evolution API and W-API clients, webhook parsing, and
+//!   an in-process Evolution simulator.
 //! - [`notify`]: routing notices to notifiers (outbox rows), rendering, delivery.
-//! - [`cli`]: the commands behind the binary.
+//! - [`cli`]: the commands behind the binary; [`clock`] and [`tls`] are the
+//!   process-wide edges (wall clock, rustls provider).
 
 #![forbid(unsafe_code)]
 
@@ -21,5 +24,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod notify;
+pub mod providers;
 pub mod store;
 pub mod tls;

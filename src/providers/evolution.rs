@@ -1,0 +1,597 @@
+//! Evolution API client, v1 (1.7/1.8) and v2 (2.x) in one type, plus the
+//! parser for Evolution webhook bodies.
+//!
+//! Version: `api_version = auto` asks `GET /` (no key) once and caches the
+//! major version from its `version` field; an answer without a usable version
+//! falls back to v2 (the maintained line) with a single warning. A transport
+//! failure is *not* cached: the calling operation fails `Unreachable` and the
+//! next call asks again.
+//!
+//! Status: `GET /instance/connectionState/{i}` carries no reason code. On
+//! `close` only, v2 makes one follow-up `GET /instance/fetchInstances?instanceName=`
+//! and reads `disconnectionReasonCode`. That column is written on *terminal*
+//! closes only and is never cleared, so it is trusted only when the same row's
+//! `connectionStatus` is `close` (otherwise it may be a stale code from an
+//! earlier logout). v1 exposes no reason anywhere (its fetchInstances returns
+//! a single `{instance:{…status}}` object for `?instanceName=`), so v1 `close`
+//! is `Disconnected { reason: None }` without a second call. A failed
+//! follow-up degrades to `Disconnected { reason: None }`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::http::{Http, Reply};
+use super::{
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, ProviderError, RAW_LIMIT, StatusReport, WebhookRepair,
+    WebhookSettings, redact_url, truncate,
+};
+use crate::config::{ApiVersion, DesiredWebhook, ProviderConfig, Secret};
+use crate::domain::{ProviderStatus, RecoveryKind, WebhookSignal};
+
+/// Disconnect reasons after which Evolution gives up (creds deleted): 401 in
+/// v1 and v2, plus 402/403/406 in v2. v1 never posts a close for 402/403/406,
+/// so one set serves both.
+pub const TERMINAL_REASONS: [u16; 4] = [401, 402, 403, 406];
+
+/// The Evolution major version a client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvoVersion {
+    V1,
+    V2,
+}
+
+/// Evolution API client (see the module docs).
+#[derive(Debug)]
+pub struct EvolutionClient {
+    http: Http,
+    api_key: Option<Secret>,
+    configured: ApiVersion,
+    detected: Mutex<Option<EvoVersion>>,
+    warned: AtomicBool,
+}
+
+impl EvolutionClient {
+    pub fn new(cfg: &ProviderConfig, request_timeout: Duration) -> Result<Self, ProviderError> {
+        Ok(EvolutionClient {
+            http: Http::new(&cfg.base_url, request_timeout)?,
+            api_key: cfg.api_key.clone(),
+            configured: cfg.api_version,
+            detected: Mutex::new(None),
+            warned: AtomicBool::new(false),
+        })
+    }
+
+    /// The version in use: the configured one, or the detected (cached) one.
+    pub async fn version(&self) -> Result<EvoVersion, ProviderError> {
+        match self.configured {
+            ApiVersion::V1 => return Ok(EvoVersion::V1),
+            ApiVersion::V2 => return Ok(EvoVersion::V2),
+            ApiVersion::Auto => {}
+        }
+        if let Some(v) = *self.detected.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(v);
+        }
+        let (v, why) = match self
+            .http
+            .send(self.http.client().get(self.http.url(&[])), "GET /")
+            .await
+        {
+            Ok(r) => match r.json.get("version").and_then(Value::as_str).and_then(major_of) {
+                Some(1) => (EvoVersion::V1, None),
+                Some(_) => (EvoVersion::V2, None),
+                None => (EvoVersion::V2, Some("`GET /` gave no usable `version`".to_string())),
+            },
+            Err(e) if e.class == ErrorClass::Unreachable => return Err(e),
+            Err(e) => (EvoVersion::V2, Some(format!("`GET /` failed ({e})"))),
+        };
+        if let Some(why) = why
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!("Evolution API version detection: {why}; assuming v2 (set api_version to override)");
+        }
+        *self.detected.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        Ok(v)
+    }
+
+    fn get(&self, segs: &[&str]) -> reqwest::RequestBuilder {
+        self.auth(self.http.client().get(self.http.url(segs)))
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.api_key {
+            Some(k) => rb.header("apikey", k.expose()),
+            None => rb,
+        }
+    }
+
+    pub async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
+        let v = self.version().await?;
+        let what = format!("GET /instance/connectionState/{}", inst.name);
+        let r = match self
+            .http
+            .send(self.get(&["instance", "connectionState", &inst.name]), &what)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return match e.instance_status() {
+                    Some(status) => Ok(StatusReport {
+                        status,
+                        raw: truncate(&e.detail, RAW_LIMIT),
+                    }),
+                    None => Err(e),
+                };
+            }
+        };
+        let raw = truncate(&r.body, RAW_LIMIT);
+        let inner = r.json.get("instance").filter(|i| i.is_object()).ok_or_else(|| {
+            ProviderError::new(
+                ErrorClass::BadResponse,
+                format!("{what}: no `instance` object in the answer"),
+            )
+        })?;
+        let status = match inner.get("state") {
+            None | Some(Value::Null) => ProviderStatus::NotLoaded,
+            Some(Value::String(s)) => match s.as_str() {
+                "open" => ProviderStatus::Connected,
+                "connecting" => ProviderStatus::Connecting { qr_pending: false },
+                "close" | "refused" => match v {
+                    EvoVersion::V2 => self.close_reason(&inst.name).await,
+                    EvoVersion::V1 => ProviderStatus::Disconnected { reason: None },
+                },
+                other => {
+                    return Err(ProviderError::new(
+                        ErrorClass::BadResponse,
+                        format!("{what}: unknown state {:?}", truncate(other, 40)),
+                    ));
+                }
+            },
+            Some(_) => {
+                return Err(ProviderError::new(
+                    ErrorClass::BadResponse,
+                    format!("{what}: `state` is not a string"),
+                ));
+            }
+        };
+        Ok(StatusReport { status, raw })
+    }
+
+    /// v2 only: the reason of a `close`, from fetchInstances (module docs).
+    async fn close_reason(&self, name: &str) -> ProviderStatus {
+        let rb = self
+            .get(&["instance", "fetchInstances"])
+            .query(&[("instanceName", name)]);
+        let what = format!("GET /instance/fetchInstances?instanceName={name}");
+        match self.http.send(rb, &what).await {
+            Ok(r) => close_status_from_rows(&r.json, name),
+            Err(e) => {
+                tracing::debug!(instance = name, error = %e, "close reason lookup failed");
+                ProviderStatus::Disconnected { reason: None }
+            }
+        }
+    }
+
+    pub async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
+        let r = self
+            .http
+            .send(
+                self.get(&["instance", "fetchInstances"]),
+                "GET /instance/fetchInstances",
+            )
+            .await?;
+        let names = instance_names(&r.json);
+        if names.is_empty() && !matches!(&r.json, Value::Array(a) if a.is_empty()) {
+            return Err(ProviderError::new(
+                ErrorClass::BadResponse,
+                "GET /instance/fetchInstances: no instance names in the answer",
+            ));
+        }
+        Ok(names.into_iter().map(|name| Discovered { name, token: None }).collect())
+    }
+
+    pub async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
+        let v = self.version().await?;
+        let name = inst.name.as_str();
+        let (what, rb) = match (kind, v) {
+            // Both versions: connect starts a socket from the stored creds;
+            // restart does nothing on a closed session (v2 answers
+            // `[object Object]`, v1 returns the state).
+            (RecoveryKind::Reconnect, _) => (
+                format!("GET /instance/connect/{name}"),
+                self.get(&["instance", "connect", name]),
+            ),
+            (RecoveryKind::Restart, EvoVersion::V2) => (
+                format!("POST /instance/restart/{name}"),
+                self.auth(self.http.client().post(self.http.url(&["instance", "restart", name]))),
+            ),
+            (RecoveryKind::Restart, EvoVersion::V1) => (
+                format!("PUT /instance/restart/{name}"),
+                self.auth(self.http.client().put(self.http.url(&["instance", "restart", name]))),
+            ),
+        };
+        let r = self.http.send(rb, &what).await?;
+        Ok(format!("{what} -> {} {}", r.status, summarise_action(&r.json)))
+    }
+
+    /// Raw read: settings plus the v2 `headers` object (kept on rewrite).
+    async fn read_webhook(
+        &self,
+        inst: &InstanceRef,
+    ) -> Result<(Option<WebhookSettings>, Map<String, Value>), ProviderError> {
+        let what = format!("GET /webhook/find/{}", inst.name);
+        let r: Reply = self
+            .http
+            .send(self.get(&["webhook", "find", &inst.name]), &what)
+            .await?;
+        let headers = r
+            .json
+            .get("headers")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        Ok((webhook_from_json(&r.json), headers))
+    }
+
+    pub async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
+        Ok(self.read_webhook(inst).await?.0)
+    }
+
+    pub async fn apply_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<WebhookRepair, ProviderError> {
+        let v = self.version().await?;
+        let (current, headers) = self.read_webhook(inst).await?;
+        let reasons = webhook_diff(current.as_ref(), desired_url, desired);
+        if reasons.is_empty() {
+            return Ok(WebhookRepair::AlreadyOk);
+        }
+        let events = merged_events(current.as_ref(), desired);
+        let body = match v {
+            // Always send `events` (omitting it → 500) and `headers` (omitted
+            // fields keep stale values); keep the operator's headers.
+            EvoVersion::V2 => json!({"webhook": {
+                "enabled": true,
+                "url": desired_url,
+                "headers": Value::Object(headers),
+                "byEvents": desired.by_events,
+                "base64": desired.base64,
+                "events": events,
+            }}),
+            EvoVersion::V1 => json!({
+                "url": desired_url,
+                "enabled": true,
+                "webhook_by_events": desired.by_events,
+                "webhook_base64": desired.base64,
+                "events": events,
+            }),
+        };
+        let what = format!("POST /webhook/set/{}", inst.name);
+        let rb = self
+            .auth(self.http.client().post(self.http.url(&["webhook", "set", &inst.name])))
+            .json(&body);
+        self.http.send(rb, &what).await?;
+        // v1 saves without awaiting: give a lagging read-back one more chance.
+        let mut left = webhook_diff(self.read_webhook(inst).await?.0.as_ref(), desired_url, desired);
+        if !left.is_empty() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            left = webhook_diff(self.read_webhook(inst).await?.0.as_ref(), desired_url, desired);
+        }
+        if left.is_empty() {
+            Ok(WebhookRepair::Repaired { reasons })
+        } else {
+            Ok(WebhookRepair::Mismatch {
+                detail: format!("after {what}, GET /webhook/find still differs: {}", left.join("; ")),
+            })
+        }
+    }
+}
+
+fn major_of(version: &str) -> Option<u32> {
+    version.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+}
+
+/// v2 fetchInstances rows (or a v1 single object) → the status of a `close`.
+pub fn close_status_from_rows(json: &Value, name: &str) -> ProviderStatus {
+    let rows: Vec<&Value> = match json {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let row = rows
+        .into_iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name));
+    let Some(row) = row else {
+        return ProviderStatus::Disconnected { reason: None };
+    };
+    let code = row.get("disconnectionReasonCode").and_then(as_u16);
+    let db_closed = row.get("connectionStatus").and_then(Value::as_str) == Some("close");
+    match code {
+        Some(c) if db_closed && TERMINAL_REASONS.contains(&c) => ProviderStatus::LoggedOut { reason: Some(c) },
+        Some(c) if db_closed => ProviderStatus::Disconnected { reason: Some(c) },
+        _ => ProviderStatus::Disconnected { reason: None },
+    }
+}
+
+/// Instance names from fetchInstances: v2 rows with `name`, v1 `{instance:{instanceName}}`,
+/// or a single v1 object.
+pub fn instance_names(json: &Value) -> Vec<String> {
+    let one = |r: &Value| -> Option<String> {
+        r.get("name")
+            .and_then(Value::as_str)
+            .or_else(|| {
+                r.get("instance")
+                    .and_then(|i| i.get("instanceName"))
+                    .and_then(Value::as_str)
+            })
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    match json {
+        Value::Array(a) => a.iter().filter_map(one).collect(),
+        Value::Object(_) => one(json).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One line about what a connect/restart answer says (never the QR itself).
+fn summarise_action(j: &Value) -> String {
+    if let Some(s) = j.get("instance").and_then(|i| i.get("state")).and_then(Value::as_str) {
+        return format!("state={s}");
+    }
+    if j.get("pairingCode").and_then(Value::as_str).is_some() {
+        return "pairing code issued".into();
+    }
+    if j.get("base64").and_then(Value::as_str).is_some() || j.get("code").and_then(Value::as_str).is_some() {
+        return "QR code issued (session needs a scan)".into();
+    }
+    if let Some(c) = j.get("count").and_then(Value::as_u64) {
+        return format!("count={c} (socket starting, no QR yet)");
+    }
+    "ok".into()
+}
+
+/// `GET /webhook/find` (either version) → normalised settings; `None` when
+/// nothing is configured (v2 `null`, v1 the disabled default with `url: ""`).
+pub fn webhook_from_json(j: &Value) -> Option<WebhookSettings> {
+    let obj = j.as_object()?;
+    let url = obj
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
+    let enabled = obj.get("enabled").and_then(Value::as_bool).unwrap_or(false);
+    if !enabled && url.is_none() {
+        return None;
+    }
+    let flag = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| obj.get(*k).and_then(Value::as_bool))
+            .unwrap_or(false)
+    };
+    let events = obj
+        .get("events")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    Some(WebhookSettings {
+        enabled,
+        url,
+        events,
+        by_events: flag(&["webhookByEvents", "webhook_by_events", "byEvents"]),
+        base64: flag(&["webhookBase64", "webhook_base64", "base64"]),
+    })
+}
+
+/// `messages.upsert`, `messages-upsert`, `MESSAGES_UPSERT` → `MESSAGES_UPSERT`.
+pub fn canonical_event(e: &str) -> String {
+    e.trim().replace(['.', '-'], "_").to_uppercase()
+}
+
+/// Why the current config needs a write; empty = fine. URLs are redacted.
+/// `events: []` (enabled) means all events, which covers any desired set.
+pub fn webhook_diff(current: Option<&WebhookSettings>, desired_url: &str, desired: &DesiredWebhook) -> Vec<String> {
+    let Some(c) = current else {
+        return vec!["no webhook configured".into()];
+    };
+    let mut reasons = Vec::new();
+    if !c.enabled {
+        reasons.push("webhook disabled".into());
+    }
+    if c.url.as_deref() != Some(desired_url) {
+        reasons.push(match &c.url {
+            Some(u) => format!("points at another URL ({})", redact_url(u)),
+            None => "no URL set".into(),
+        });
+    }
+    if !c.events.is_empty() {
+        let have: Vec<String> = c.events.iter().map(|e| canonical_event(e)).collect();
+        let missing: Vec<String> = desired
+            .events
+            .iter()
+            .map(|e| canonical_event(e))
+            .filter(|e| !have.contains(e))
+            .collect();
+        if !missing.is_empty() {
+            reasons.push(format!("missing events {}", missing.join(",")));
+        }
+    } else if !c.enabled {
+        // Disabled configs store `events: []`; that is not "all".
+        reasons.push("no events subscribed".into());
+    }
+    if c.by_events != desired.by_events {
+        reasons.push(format!("byEvents is {}, want {}", c.by_events, desired.by_events));
+    }
+    reasons
+}
+
+/// Events to write: the operator's (when enabled) ∪ desired, in a stable
+/// order; `[]` stays `[]` (all events) when the enabled config had it.
+pub fn merged_events(current: Option<&WebhookSettings>, desired: &DesiredWebhook) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(c) = current.filter(|c| c.enabled) {
+        if c.events.is_empty() {
+            return Vec::new();
+        }
+        out.extend(c.events.iter().map(|e| canonical_event(e)));
+    }
+    for e in &desired.events {
+        let e = canonical_event(e);
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn as_u16(v: &Value) -> Option<u16> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Parse an Evolution webhook body (envelope `{event, instance, data, …}`).
+pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, InboundError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| InboundError::Malformed("not a JSON object".into()))?;
+    let event = match obj
+        .get("event")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(e) => e.to_string(),
+        // by-events suffix: kebab `messages-upsert` → dotted `messages.upsert`.
+        None => match path_event.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(p) => p.to_lowercase().replace('-', "."),
+            None => return Err(InboundError::MissingField("event")),
+        },
+    };
+    let instance = obj
+        .get("instance")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(InboundError::MissingField("instance"))?
+        .to_string();
+    let data = obj.get("data").unwrap_or(&Value::Null);
+    let signal = match canonical_event(&event).as_str() {
+        "CONNECTION_UPDATE" => {
+            let state = data
+                .get("state")
+                .and_then(Value::as_str)
+                .ok_or(InboundError::MissingField("data.state"))?;
+            let reason = data.get("statusReason").and_then(as_u16);
+            match state {
+                "open" => WebhookSignal::Alive,
+                "connecting" => WebhookSignal::Connecting { qr_pending: false },
+                // QR limit reached: an unpaired session waiting for a human.
+                "refused" => WebhookSignal::Connecting { qr_pending: true },
+                "close" => close_signal(reason),
+                _ => WebhookSignal::Neutral,
+            }
+        }
+        "QRCODE_UPDATED" => WebhookSignal::Connecting { qr_pending: true },
+        "LOGOUT_INSTANCE" => WebhookSignal::LoggedOut { reason: None },
+        "STATUS_INSTANCE" => {
+            let status = data.get("status").and_then(Value::as_str).unwrap_or("");
+            let reason = data.get("disconnectionReasonCode").and_then(as_u16);
+            match status {
+                "closed" | "close" => close_signal(reason),
+                "open" | "connected" => WebhookSignal::Alive,
+                _ => WebhookSignal::Neutral,
+            }
+        }
+        // Removal/creation/startup and the errors webhook say nothing about a
+        // live session (a removed instance shows up as 404 on the next poll).
+        "REMOVE_INSTANCE" | "INSTANCE_DELETE" | "INSTANCE_CREATE" | "APPLICATION_STARTUP" | "ERROR" => {
+            WebhookSignal::Neutral
+        }
+        _ => WebhookSignal::Alive,
+    };
+    Ok(Inbound {
+        instance,
+        event,
+        signal,
+        raw_len: body.len(),
+    })
+}
+
+fn close_signal(reason: Option<u16>) -> WebhookSignal {
+    match reason {
+        Some(c) if TERMINAL_REASONS.contains(&c) => WebhookSignal::LoggedOut { reason: Some(c) },
+        r => WebhookSignal::Closed { reason: r },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(events: &[&str]) -> DesiredWebhook {
+        DesiredWebhook {
+            events: events.iter().map(|s| s.to_string()).collect(),
+            by_events: false,
+            base64: false,
+        }
+    }
+
+    #[test]
+    fn diff_and_merge_keep_operator_events() {
+        let cur = WebhookSettings {
+            enabled: true,
+            url: Some("https://x/h".into()),
+            events: vec!["CALL".into(), "CONNECTION_UPDATE".into()],
+            by_events: false,
+            base64: false,
+        };
+        let d = desired(&["CONNECTION_UPDATE", "MESSAGES_UPSERT"]);
+        assert_eq!(
+            webhook_diff(Some(&cur), "https://x/h", &d),
+            vec!["missing events MESSAGES_UPSERT".to_string()]
+        );
+        assert_eq!(
+            merged_events(Some(&cur), &d),
+            vec!["CALL", "CONNECTION_UPDATE", "MESSAGES_UPSERT"]
+        );
+        let all = WebhookSettings {
+            events: vec![],
+            ..cur.clone()
+        };
+        assert!(webhook_diff(Some(&all), "https://x/h", &d).is_empty());
+        assert!(merged_events(Some(&all), &d).is_empty());
+        assert_eq!(webhook_diff(None, "u", &d), vec!["no webhook configured".to_string()]);
+    }
+
+    #[test]
+    fn close_rows_trust_code_only_when_db_says_close() {
+        let j: Value = serde_json::json!([{"name":"a","connectionStatus":"open","disconnectionReasonCode":401}]);
+        assert_eq!(
+            close_status_from_rows(&j, "a"),
+            ProviderStatus::Disconnected { reason: None }
+        );
+        let j: Value = serde_json::json!([{"name":"a","connectionStatus":"close","disconnectionReasonCode":403}]);
+        assert_eq!(
+            close_status_from_rows(&j, "a"),
+            ProviderStatus::LoggedOut { reason: Some(403) }
+        );
+        assert_eq!(
+            close_status_from_rows(&j, "b"),
+            ProviderStatus::Disconnected { reason: None }
+        );
+    }
+
+    #[test]
+    fn version_major() {
+        assert_eq!(major_of("2.3.6"), Some(2));
+        assert_eq!(major_of("1.8.2"), Some(1));
+        assert_eq!(major_of("v2.4.0-rc2"), Some(2));
+        assert_eq!(major_of("x"), None);
+    }
+}

@@ -1,0 +1,249 @@
+//! The HTTP plumbing shared by the provider clients, and [`classify`]: the one
+//! place where an HTTP outcome becomes `Ok(json)` or an [`ErrorClass`].
+//!
+//! Rules (PROVIDERS.md, "Normalised status"): connect error, timeout, 5xx →
+//! `Unreachable`; 401/403 → `Unauthorized`; 404 → `InstanceNotFound` (except
+//! Express's "Cannot GET /x" route miss, which means we speak the wrong API
+//! version → `BadResponse`); HTML, empty, unparsable or truncated bodies →
+//! `BadResponse`; a 2xx whose JSON has `"error": true` → a failure
+//! (`BadResponse` unless its message says "not found" / "unauthorized");
+//! Evolution 2.4 `503 LICENSE_REQUIRED` → `Unlicensed`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{ErrorClass, ProviderError, install_crypto, truncate};
+
+/// One provider's HTTP client: base URL plus a pooled `reqwest::Client`.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    base: reqwest::Url,
+}
+
+impl Http {
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, ProviderError> {
+        install_crypto();
+        let base = reqwest::Url::parse(base_url)
+            .map_err(|e| ProviderError::new(ErrorClass::BadResponse, format!("invalid base_url: {e}")))?;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("wa-sentinel/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::new(ErrorClass::Unreachable, format!("cannot build HTTP client: {e}")))?;
+        Ok(Http { client, base })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// `base` + path segments, each percent-encoded (instance names may hold
+    /// spaces or slashes).
+    pub fn url(&self, segments: &[&str]) -> reqwest::Url {
+        let mut u = self.base.clone();
+        if let Ok(mut p) = u.path_segments_mut() {
+            p.pop_if_empty().extend(segments);
+        }
+        u
+    }
+
+    /// Send and classify. `what` names the call in error details
+    /// (`GET /instance/connect/x`); it must not contain secrets.
+    pub async fn send(&self, rb: reqwest::RequestBuilder, what: &str) -> Result<Reply, ProviderError> {
+        let resp = rb.send().await.map_err(|e| transport_error(what, e))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.map_err(|e| {
+            if e.is_timeout() {
+                transport_error(what, e)
+            } else {
+                ProviderError::new(
+                    ErrorClass::BadResponse,
+                    format!("{what}: HTTP {status}: body cut short"),
+                )
+            }
+        })?;
+        match classify(status, &body) {
+            Ok(json) => Ok(Reply { status, body, json }),
+            Err(mut e) => {
+                e.detail = format!("{what}: {}", e.detail);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A classified successful answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub json: Value,
+}
+
+fn transport_error(what: &str, e: reqwest::Error) -> ProviderError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // `without_url`: the URL is ours, but keep error text uniform and short.
+    ProviderError::new(ErrorClass::Unreachable, format!("{what}: {kind}: {}", e.without_url()))
+}
+
+/// Map an HTTP status and body to `Ok(json)` or a classified error.
+pub fn classify(status: u16, body: &str) -> Result<Value, ProviderError> {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let msg = json.as_ref().map(message_of).unwrap_or_default();
+    let shown = || {
+        if !msg.is_empty() {
+            msg.clone()
+        } else if json.is_none() {
+            describe_unparsable(body)
+        } else {
+            String::new()
+        }
+    };
+    let err = |class, text: String| {
+        let detail = if text.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {text}")
+        };
+        Err(ProviderError::new(class, detail))
+    };
+    match status {
+        503 if json.as_ref().and_then(|j| j.get("code")).and_then(Value::as_str) == Some("LICENSE_REQUIRED") => err(
+            ErrorClass::Unlicensed,
+            "LICENSE_REQUIRED: the Evolution install is not activated".into(),
+        ),
+        500..=599 => err(ErrorClass::Unreachable, shown()),
+        401 | 403 => err(ErrorClass::Unauthorized, shown()),
+        404 if msg.starts_with("Cannot ") => err(
+            ErrorClass::BadResponse,
+            format!("route not found ({msg}); is api_version right?"),
+        ),
+        404 => err(ErrorClass::InstanceNotFound, shown()),
+        200..=299 => match json {
+            None => err(ErrorClass::BadResponse, describe_unparsable(body)),
+            Some(j) if j.get("error") == Some(&Value::Bool(true)) => {
+                let class = class_from_message(&msg).unwrap_or(ErrorClass::BadResponse);
+                err(
+                    class,
+                    format!(
+                        "error:true in a 2xx answer: {}",
+                        if msg.is_empty() { "no message" } else { &msg }
+                    ),
+                )
+            }
+            Some(j) => Ok(j),
+        },
+        _ => err(ErrorClass::BadResponse, shown()),
+    }
+}
+
+/// A `"error": true` answer whose message names a known situation.
+fn class_from_message(msg: &str) -> Option<ErrorClass> {
+    let m = msg.to_lowercase();
+    if m.contains("does not exist") || m.contains("not found") || m.contains("não encontrada") {
+        Some(ErrorClass::InstanceNotFound)
+    } else if m.contains("unauthorized") || m.contains("token inválido") || m.contains("invalid token") {
+        Some(ErrorClass::Unauthorized)
+    } else {
+        None
+    }
+}
+
+fn describe_unparsable(body: &str) -> String {
+    let t = body.trim_start();
+    if t.is_empty() {
+        "empty body".into()
+    } else if t.starts_with('<') {
+        format!("HTML instead of JSON: {}", truncate(t, 120))
+    } else {
+        format!("unparsable JSON: {}", truncate(t, 120))
+    }
+}
+
+/// The human message of an Evolution or W-API error body: `response.message`
+/// or `message`, which may be a string, an array or an array of arrays.
+pub fn message_of(v: &Value) -> String {
+    let m = v
+        .get("response")
+        .and_then(|r| r.get("message"))
+        .or_else(|| v.get("message"));
+    let mut parts = Vec::new();
+    if let Some(m) = m {
+        flatten(m, &mut parts, 0);
+    }
+    parts.join("; ")
+}
+
+fn flatten(v: &Value, out: &mut Vec<String>, depth: usize) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        // Depth cap: error bodies nest two levels; anything deeper is noise.
+        Value::Array(a) if depth < 4 => a.iter().for_each(|x| flatten(x, out, depth + 1)),
+        Value::Null => {}
+        other => out.push(truncate(&other.to_string(), 200)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_flattening() {
+        let v: Value = serde_json::from_str(r#"{"response":{"message":[["a","b"],["c"]]}}"#).unwrap();
+        assert_eq!(message_of(&v), "a; b; c");
+        let v: Value = serde_json::from_str(r#"{"response":{"message":"Unauthorized"}}"#).unwrap();
+        assert_eq!(message_of(&v), "Unauthorized");
+        let v: Value = serde_json::from_str(r#"{"error":true,"message":["x"]}"#).unwrap();
+        assert_eq!(message_of(&v), "x");
+    }
+
+    #[test]
+    fn classification_table() {
+        let c = |s, b: &str| classify(s, b).map_err(|e| e.class);
+        assert_eq!(c(500, "oops"), Err(ErrorClass::Unreachable));
+        assert_eq!(c(502, "<html>bad gateway</html>"), Err(ErrorClass::Unreachable));
+        assert_eq!(
+            c(401, r#"{"response":{"message":"Unauthorized"}}"#),
+            Err(ErrorClass::Unauthorized)
+        );
+        assert_eq!(c(403, "{}"), Err(ErrorClass::Unauthorized));
+        assert_eq!(
+            c(404, r#"{"response":{"message":["The \"x\" instance does not exist"]}}"#),
+            Err(ErrorClass::InstanceNotFound)
+        );
+        assert_eq!(
+            c(404, r#"{"response":{"message":["Cannot PUT /instance/restart/x"]}}"#),
+            Err(ErrorClass::BadResponse)
+        );
+        assert_eq!(c(200, "<!DOCTYPE html><html>"), Err(ErrorClass::BadResponse));
+        assert_eq!(c(200, r#"{"instance":{"#), Err(ErrorClass::BadResponse));
+        assert_eq!(c(200, ""), Err(ErrorClass::BadResponse));
+        assert_eq!(
+            c(200, r#"{"error":true,"message":"[object Object]"}"#),
+            Err(ErrorClass::BadResponse)
+        );
+        assert_eq!(
+            c(200, r#"{"error":true,"message":"Instância não encontrada."}"#),
+            Err(ErrorClass::InstanceNotFound)
+        );
+        assert_eq!(c(503, r#"{"code":"LICENSE_REQUIRED"}"#), Err(ErrorClass::Unlicensed));
+        assert_eq!(c(503, r#"{"code":"OTHER"}"#), Err(ErrorClass::Unreachable));
+        assert_eq!(
+            c(400, r#"{"response":{"message":[["bad"]]}}"#),
+            Err(ErrorClass::BadResponse)
+        );
+        assert!(c(200, "null").is_ok());
+        assert!(c(200, r#"{"error":false,"message":"ok"}"#).is_ok());
+    }
+}

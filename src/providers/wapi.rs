@@ -1,0 +1,494 @@
+//! W-API client (`https://api.w-api.app/v1`) and the parser for W-API webhooks.
+//!
+//! Every instance call carries `Authorization: Bearer <instance token>` and
+//! `?instanceId=`. The token is `InstanceRef::token`; when an instance has
+//! none the provider's `api_key` is tried instead.
+//!
+//! Status: `GET /instance/status-instance` gives one boolean. `connected:false`
+//! alone cannot tell a logged-out session from an unhealthy one, so a `false`
+//! is followed by `GET /instance/qr-code?image=disable`: a QR in the answer
+//! means the session needs a scan → `LoggedOut { reason: None }`; anything
+//! else (no QR, `error:true`, a 5xx, which one client reads as "instance needs
+//! a restart") → `Disconnected { reason: None }`, which the state machine
+//! may recover with a restart.
+//!
+//! Webhooks: six URL slots, one per event kind ([`SLOTS`]), set with
+//! `PUT /webhook/update-webhook-<kind>` body `{"<webhook_body_key>": url}` and
+//! read back from `GET /instance/fetch-instance` (`webhook*Url`, `""` = unset).
+//! Which slots the sentinel manages is derived from the desired (Evolution
+//! style) event names: `CONNECTION_UPDATE` → connected + disconnected,
+//! `MESSAGES_UPSERT` → received, `SEND_MESSAGE` → delivery, `MESSAGES_UPDATE`
+//! → message-status, `PRESENCE_UPDATE` → chat-presence; slot names themselves
+//! (`RECEIVED`, `message-status`) are accepted too; nothing mapped → connected,
+//! disconnected, received. Slots the sentinel does not manage are never
+//! touched. With `by_events` each slot gets `<url>/<kind>`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::http::Http;
+use super::{
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, ProviderError, RAW_LIMIT, StatusReport, WebhookRepair,
+    WebhookSettings, redact_url, truncate,
+};
+use crate::config::{DesiredWebhook, ProviderConfig, Secret};
+use crate::domain::{ProviderStatus, RecoveryKind, WebhookSignal};
+
+/// A W-API webhook slot: `kind` (URL suffix of `update-webhook-<kind>`),
+/// the fetch-instance field holding its URL, and the payload `event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub kind: &'static str,
+    pub field: &'static str,
+    pub event: &'static str,
+}
+
+/// The six slots, in the order used for reads and writes.
+pub const SLOTS: [Slot; 6] = [
+    Slot {
+        kind: "connected",
+        field: "webhookConnectedUrl",
+        event: "webhookConnected",
+    },
+    Slot {
+        kind: "disconnected",
+        field: "webhookDisconnectedUrl",
+        event: "webhookDisconnected",
+    },
+    Slot {
+        kind: "delivery",
+        field: "webhookDeliveryUrl",
+        event: "webhookDelivery",
+    },
+    Slot {
+        kind: "received",
+        field: "webhookReceivedUrl",
+        event: "webhookReceived",
+    },
+    Slot {
+        kind: "message-status",
+        field: "webhookStatusUrl",
+        event: "webhookStatus",
+    },
+    Slot {
+        kind: "chat-presence",
+        field: "webhookPresenceUrl",
+        event: "webhookPresence",
+    },
+];
+
+/// Integrator list pages fetched at most (100 instances each).
+const MAX_PAGES: u32 = 50;
+
+/// W-API client (see the module docs).
+#[derive(Debug)]
+pub struct WapiClient {
+    http: Http,
+    api_key: Option<Secret>,
+    body_key: String,
+}
+
+impl WapiClient {
+    pub fn new(cfg: &ProviderConfig, request_timeout: Duration) -> Result<Self, ProviderError> {
+        Ok(WapiClient {
+            http: Http::new(&cfg.base_url, request_timeout)?,
+            api_key: cfg.api_key.clone(),
+            body_key: if cfg.webhook_body_key.is_empty() {
+                "value".into()
+            } else {
+                cfg.webhook_body_key.clone()
+            },
+        })
+    }
+
+    fn token<'a>(&'a self, inst: &'a InstanceRef) -> Result<&'a Secret, ProviderError> {
+        inst.token.as_ref().or(self.api_key.as_ref()).ok_or_else(|| {
+            ProviderError::new(
+                ErrorClass::Unauthorized,
+                format!("no token configured for W-API instance {}", inst.name),
+            )
+        })
+    }
+
+    fn req(
+        &self,
+        method: reqwest::Method,
+        inst: &InstanceRef,
+        segs: &[&str],
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let token = self.token(inst)?;
+        Ok(self
+            .http
+            .client()
+            .request(method, self.http.url(segs))
+            .query(&[("instanceId", inst.name.as_str())])
+            .bearer_auth(token.expose()))
+    }
+
+    pub async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
+        let what = format!("GET /instance/status-instance?instanceId={}", inst.name);
+        let rb = self.req(reqwest::Method::GET, inst, &["instance", "status-instance"])?;
+        let r = match self.http.send(rb, &what).await {
+            Ok(r) => r,
+            Err(e) => {
+                return match e.instance_status() {
+                    Some(status) => Ok(StatusReport {
+                        status,
+                        raw: truncate(&e.detail, RAW_LIMIT),
+                    }),
+                    None => Err(e),
+                };
+            }
+        };
+        let raw = truncate(&r.body, RAW_LIMIT);
+        match r.json.get("connected").and_then(Value::as_bool) {
+            Some(true) => Ok(StatusReport {
+                status: ProviderStatus::Connected,
+                raw,
+            }),
+            Some(false) => {
+                let (status, note) = self.qr_verdict(inst).await;
+                Ok(StatusReport {
+                    status,
+                    raw: truncate(&format!("{raw} | qr-code: {note}"), RAW_LIMIT),
+                })
+            }
+            None => Err(ProviderError::new(
+                ErrorClass::BadResponse,
+                format!("{what}: no boolean `connected`"),
+            )),
+        }
+    }
+
+    /// After `connected:false`: a QR on offer means logged out (module docs).
+    async fn qr_verdict(&self, inst: &InstanceRef) -> (ProviderStatus, String) {
+        let what = format!("GET /instance/qr-code?instanceId={}", inst.name);
+        let rb = match self.req(reqwest::Method::GET, inst, &["instance", "qr-code"]) {
+            Ok(rb) => rb.query(&[("image", "disable")]),
+            Err(e) => return (ProviderStatus::Disconnected { reason: None }, e.to_string()),
+        };
+        match self.http.send(rb, &what).await {
+            Ok(r)
+                if r.json
+                    .get("qrcode")
+                    .and_then(Value::as_str)
+                    .is_some_and(|q| !q.is_empty()) =>
+            {
+                (
+                    ProviderStatus::LoggedOut { reason: None },
+                    "QR offered (session needs a scan)".into(),
+                )
+            }
+            Ok(_) => (ProviderStatus::Disconnected { reason: None }, "no QR".into()),
+            Err(e) => (ProviderStatus::Disconnected { reason: None }, e.to_string()),
+        }
+    }
+
+    /// Discovery through the integrator (account) token in `api_key`; without
+    /// one there is nothing to discover and the list is empty.
+    pub async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
+        let Some(key) = &self.api_key else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let rb = self
+                .http
+                .client()
+                .get(self.http.url(&["integrator", "instances"]))
+                .query(&[("pageSize", "100"), ("page", &page.to_string())])
+                .bearer_auth(key.expose());
+            let r = self
+                .http
+                .send(rb, &format!("GET /integrator/instances?page={page}"))
+                .await?;
+            let list = r.json.get("instances").and_then(Value::as_array).ok_or_else(|| {
+                ProviderError::new(
+                    ErrorClass::BadResponse,
+                    "GET /integrator/instances: no `instances` array",
+                )
+            })?;
+            out.extend(list.iter().filter_map(|i| {
+                let name = i.get("instanceId").and_then(Value::as_str).filter(|s| !s.is_empty())?;
+                let token = i
+                    .get("token")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::literal);
+                Some(Discovered {
+                    name: name.to_string(),
+                    token,
+                })
+            }));
+            let total_pages = r.json.get("totalPage").and_then(Value::as_u64).unwrap_or(1);
+            if list.is_empty() || u64::from(page) >= total_pages || page >= MAX_PAGES {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// W-API has one recovery call for both situations: `GET /instance/restart`.
+    pub async fn recover(&self, inst: &InstanceRef, _kind: RecoveryKind) -> Result<String, ProviderError> {
+        let what = format!("GET /instance/restart?instanceId={}", inst.name);
+        let rb = self.req(reqwest::Method::GET, inst, &["instance", "restart"])?;
+        let r = self.http.send(rb, &what).await?;
+        let msg = r
+            .json
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| truncate(m, 120))
+            .unwrap_or_default();
+        Ok(format!("{what} -> {} {msg}", r.status).trim_end().to_string())
+    }
+
+    async fn fetch_instance(&self, inst: &InstanceRef) -> Result<Value, ProviderError> {
+        let what = format!("GET /instance/fetch-instance?instanceId={}", inst.name);
+        let rb = self.req(reqwest::Method::GET, inst, &["instance", "fetch-instance"])?;
+        Ok(self.http.send(rb, &what).await?.json)
+    }
+
+    pub async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
+        Ok(settings_from_fetch(&self.fetch_instance(inst).await?))
+    }
+
+    pub async fn apply_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<WebhookRepair, ProviderError> {
+        let wanted: Vec<(Slot, String)> = wanted_slots(desired)
+            .into_iter()
+            .map(|s| (s, slot_url(desired_url, s, desired.by_events)))
+            .collect();
+        let current = self.fetch_instance(inst).await?;
+        let mut reasons = Vec::new();
+        let mut to_write = Vec::new();
+        for (slot, url) in &wanted {
+            match slot_value(&current, slot) {
+                "" => reasons.push(format!("slot `{}` unset", slot.kind)),
+                u if u == url => continue,
+                u => reasons.push(format!(
+                    "slot `{}` points at another URL ({})",
+                    slot.kind,
+                    redact_url(u)
+                )),
+            }
+            to_write.push((*slot, url.clone()));
+        }
+        if to_write.is_empty() {
+            return Ok(WebhookRepair::AlreadyOk);
+        }
+        for (slot, url) in &to_write {
+            let path = format!("update-webhook-{}", slot.kind);
+            let what = format!("PUT /webhook/{path}?instanceId={}", inst.name);
+            let mut body = serde_json::Map::new();
+            body.insert(self.body_key.clone(), json!(url));
+            let rb = self
+                .req(reqwest::Method::PUT, inst, &["webhook", &path])?
+                .json(&Value::Object(body));
+            self.http.send(rb, &what).await?;
+        }
+        let mut left = self.unmatched(inst, &to_write).await?;
+        if !left.is_empty() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            left = self.unmatched(inst, &to_write).await?;
+        }
+        if left.is_empty() {
+            return Ok(WebhookRepair::Repaired { reasons });
+        }
+        let detail = left
+            .iter()
+            .map(|(slot, got, want)| {
+                format!(
+                    "after PUT /webhook/update-webhook-{} with body key `{}`, fetch-instance `{}` is {} instead of {}",
+                    slot.kind,
+                    self.body_key,
+                    slot.field,
+                    if got.is_empty() {
+                        "empty".to_string()
+                    } else {
+                        redact_url(got)
+                    },
+                    redact_url(want),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(WebhookRepair::Mismatch {
+            detail: format!(
+                "{detail}. W-API sources disagree on the body key (value, urlWebhook, url): check `webhook_body_key`"
+            ),
+        })
+    }
+
+    /// Written slots whose read-back differs: (slot, got, wanted).
+    async fn unmatched(
+        &self,
+        inst: &InstanceRef,
+        written: &[(Slot, String)],
+    ) -> Result<Vec<(Slot, String, String)>, ProviderError> {
+        let after = self.fetch_instance(inst).await?;
+        Ok(written
+            .iter()
+            .filter(|(slot, url)| slot_value(&after, slot) != url)
+            .map(|(slot, url)| (*slot, slot_value(&after, slot).to_string(), url.clone()))
+            .collect())
+    }
+}
+
+fn slot_value<'a>(j: &'a Value, slot: &Slot) -> &'a str {
+    j.get(slot.field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// fetch-instance (or an integrator list entry) → normalised settings (see
+/// [`WebhookSettings`] for the mapping); `None` when no slot is set.
+pub fn settings_from_fetch(j: &Value) -> Option<WebhookSettings> {
+    let set: Vec<(Slot, &str)> = SLOTS
+        .iter()
+        .map(|s| (*s, slot_value(j, s)))
+        .filter(|(_, u)| !u.is_empty())
+        .collect();
+    let (_, first) = set.first()?;
+    Some(WebhookSettings {
+        enabled: true,
+        url: Some(first.to_string()),
+        events: set.iter().map(|(s, _)| s.kind.to_string()).collect(),
+        by_events: set.iter().any(|(_, u)| u != first),
+        base64: false,
+    })
+}
+
+/// The slots the sentinel manages for these desired events (module docs).
+pub fn wanted_slots(desired: &DesiredWebhook) -> Vec<Slot> {
+    let mut kinds: Vec<&str> = Vec::new();
+    for e in &desired.events {
+        let c = e.trim().replace(['.', '-'], "_").to_uppercase();
+        let add: &[&str] = match c.as_str() {
+            "CONNECTION_UPDATE" => &["connected", "disconnected"],
+            "MESSAGES_UPSERT" | "RECEIVED" => &["received"],
+            "SEND_MESSAGE" | "DELIVERY" => &["delivery"],
+            "MESSAGES_UPDATE" | "MESSAGE_STATUS" => &["message-status"],
+            "PRESENCE_UPDATE" | "CHAT_PRESENCE" => &["chat-presence"],
+            "CONNECTED" => &["connected"],
+            "DISCONNECTED" => &["disconnected"],
+            _ => &[],
+        };
+        kinds.extend(add);
+    }
+    if kinds.is_empty() {
+        kinds = vec!["connected", "disconnected", "received"];
+    }
+    SLOTS.iter().filter(|s| kinds.contains(&s.kind)).copied().collect()
+}
+
+/// The URL registered in one slot: the desired URL, or `<url>/<kind>` (the
+/// kind added as a path segment, before any query) with `by_events`.
+pub fn slot_url(desired_url: &str, slot: Slot, by_events: bool) -> String {
+    if !by_events {
+        return desired_url.to_string();
+    }
+    match reqwest::Url::parse(desired_url) {
+        Ok(mut u) if !u.cannot_be_a_base() => {
+            if let Ok(mut p) = u.path_segments_mut() {
+                p.pop_if_empty().push(slot.kind);
+            }
+            u.to_string()
+        }
+        _ => format!("{}/{}", desired_url.trim_end_matches('/'), slot.kind),
+    }
+}
+
+/// Parse a W-API webhook body (`{event, instanceId, connectedPhone?, …}`).
+pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, InboundError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| InboundError::Malformed("not a JSON object".into()))?;
+    let instance = obj
+        .get("instanceId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(InboundError::MissingField("instanceId"))?
+        .to_string();
+    let phone = obj
+        .get("connectedPhone")
+        .and_then(Value::as_str)
+        .is_some_and(plausible_phone);
+    let event = match obj
+        .get("event")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(e) => e.to_string(),
+        None => match path_event.and_then(|p| SLOTS.iter().find(|s| s.kind == p.trim() || s.event == p.trim())) {
+            Some(s) => s.event.to_string(),
+            // A body with the instance's own phone but no event still proves life.
+            None if phone => "unknown".to_string(),
+            None => return Err(InboundError::MissingField("event")),
+        },
+    };
+    let signal = match event.as_str() {
+        "webhookConnected" => WebhookSignal::Alive,
+        // No reason: logout and a transient drop look the same; not proof of life.
+        "webhookDisconnected" => WebhookSignal::Closed { reason: None },
+        // A failed message ack is not an instance failure.
+        "webhookStatus" if obj.get("status").and_then(Value::as_str) == Some("ERROR") => WebhookSignal::Neutral,
+        _ if phone => WebhookSignal::Alive,
+        _ => WebhookSignal::Neutral,
+    };
+    Ok(Inbound {
+        instance,
+        event,
+        signal,
+        raw_len: body.len(),
+    })
+}
+
+/// `connectedPhone` proves life only if it looks like a phone number (digits,
+/// 8–15 long); LID-looking or empty values do not.
+fn plausible_phone(p: &str) -> bool {
+    (8..=15).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_from_desired_events() {
+        let d = DesiredWebhook {
+            events: vec![
+                "MESSAGES_UPSERT".into(),
+                "CONNECTION_UPDATE".into(),
+                "QRCODE_UPDATED".into(),
+            ],
+            by_events: false,
+            base64: false,
+        };
+        let kinds: Vec<&str> = wanted_slots(&d).iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, vec!["connected", "disconnected", "received"]);
+        let d = DesiredWebhook {
+            events: vec!["message-status".into()],
+            by_events: true,
+            base64: false,
+        };
+        assert_eq!(wanted_slots(&d)[0].kind, "message-status");
+        assert_eq!(
+            slot_url("https://h/x/tok?k=1", SLOTS[4], true),
+            "https://h/x/tok/message-status?k=1"
+        );
+        assert_eq!(slot_url("https://h/x/", SLOTS[0], true), "https://h/x/connected");
+    }
+
+    #[test]
+    fn phone_plausibility() {
+        assert!(plausible_phone("5516993630000"));
+        assert!(!plausible_phone(""));
+        assert!(!plausible_phone("62169752330325@lid"));
+        assert!(!plausible_phone("123"));
+    }
+}

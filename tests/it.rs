@@ -1,1 +1,4 @@
-//! Integration tests.
+//! Integration tests: one binary, one module per area under `tests/it/`.
+
+#[path = "it/providers.rs"]
+mod providers;

@@ -1,10 +1,11 @@
 //! The one integration-test binary (`autotests = false`): every extra test
-//! binary is one more full link on 2 cores. One module per capability.
+//! binary is one more full link on 2 cores. One module per capability, under `tests/it/`.
 
 mod it {
     pub mod cli;
     pub mod common;
     pub mod config;
     pub mod notify;
+    pub mod providers;
     pub mod store;
 }

@@ -101,8 +101,16 @@ impl EvolutionClient {
     }
 
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.api_key {
-            Some(k) => rb.header("apikey", k.expose()),
+        // A sensitive header value is redacted by reqwest's and http's Debug.
+        match self
+            .api_key
+            .as_ref()
+            .and_then(|k| reqwest::header::HeaderValue::from_str(k.expose()).ok())
+        {
+            Some(mut v) => {
+                v.set_sensitive(true);
+                rb.header("apikey", v)
+            }
             None => rb,
         }
     }
@@ -585,6 +593,24 @@ mod tests {
             close_status_from_rows(&j, "b"),
             ProviderStatus::Disconnected { reason: None }
         );
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let cfg = ProviderConfig {
+            name: "p".into(),
+            kind: crate::config::ProviderKind::Evolution,
+            base_url: "http://127.0.0.1:1".into(),
+            api_version: ApiVersion::Auto,
+            api_key: Some(Secret::literal("super-secret-key")),
+            webhook_token: Secret::literal("hook-secret"),
+            discover: false,
+            default_tenant: "t".into(),
+            webhook_body_key: "value".into(),
+        };
+        let c = EvolutionClient::new(&cfg, Duration::from_secs(1)).unwrap();
+        let shown = format!("{c:?} {:?}", c.get(&["instance", "x"]));
+        assert!(!shown.contains("super-secret-key"), "{shown}");
     }
 
     #[test]

@@ -8,10 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
-use crate::domain::health::{Change, Ctx, Observation};
+use crate::domain::health::Observation;
 use crate::domain::time::human_duration;
-use crate::domain::{InstanceKey, Ts, step};
-use crate::store::{InstanceFilter, InstanceRecord, Store, StoreError};
+use crate::domain::{InstanceKey, Ts};
+use crate::store::{InstanceFilter, InstanceRecord, Store};
+use crate::supervisor::Supervisor;
 
 #[derive(Debug, Parser)]
 #[command(name = "wa-sentinel", version, about = "Keeps WhatsApp instances on Evolution API and W-API alive.")]
@@ -125,7 +126,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            bail!("`run` is not available yet: the supervisor arrives with the \"Supervisor engine\" issue")
+            crate::daemon::run(cfg, crate::daemon::shutdown_on_signals()).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { json, provider, tenant } => {
             let store = open_store(&cfg).await?;
@@ -157,19 +159,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("--for: {e}"))?;
                 Some(now().plus(d))
             };
-            let store = open_store(&cfg).await?;
-            let out = apply_manual(&store, &cfg, &key, Observation::Maintenance(until)).await?;
+            let sup = supervisor(cfg).await?;
+            let out = sup.observe(&key, Observation::Maintenance(until), None).await?;
             match until {
                 Some(u) => println!("{key}: maintenance until {}", u.rfc3339()),
                 None => println!("{key}: maintenance ended"),
             }
-            for n in out.notices() {
+            for n in out.iter().flat_map(|o| o.notices()) {
                 println!("queued notice: {} ({})", n.kind, n.dedup_key);
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restart { .. } => {
-            bail!("`restart` is not available yet: provider clients arrive with the \"Provider clients\" issue")
+        Command::Restart { instance, force } => {
+            let key = parse_key(&instance)?;
+            let sup = supervisor(cfg).await?;
+            let msg = sup.manual_restart(&key, force).await?;
+            println!("{msg}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo => unreachable!("handled above"),
     }
@@ -183,35 +189,11 @@ pub fn parse_key(s: &str) -> anyhow::Result<InstanceKey> {
     }
 }
 
-/// Step one instance with an operator's observation and commit it (retrying on a
-/// concurrent change by the running daemon).
-async fn apply_manual(
-    store: &Store,
-    cfg: &Config,
-    key: &InstanceKey,
-    obs: Observation,
-) -> anyhow::Result<crate::domain::StepOutput> {
-    for _ in 0..5 {
-        let Some(rec) = store.instance(key).await? else {
-            bail!("{key}: no such instance in the database (see `wa-sentinel status`)");
-        };
-        let id = uuid::Uuid::now_v7().to_string();
-        let t = now();
-        let ctx = Ctx { now: t, key, tenant: &rec.tenant, new_id: &id };
-        let out = step(&rec.state, obs.clone(), &ctx, &cfg.policy);
-        if let Some(Change::RecoveryRefused { why }) =
-            out.changes.iter().find(|c| matches!(c, Change::RecoveryRefused { .. }))
-        {
-            bail!("{key}: {why}");
-        }
-        let outbox = crate::notify::route(&cfg.notifiers, out.notices());
-        match store.commit_step(&rec, &out, &outbox, t).await {
-            Ok(_) => return Ok(out),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    bail!("{key}: the instance kept changing under us; try again")
+/// A supervisor for one-shot commands (no scheduler, no outbox worker: the
+/// running daemon delivers what they queue).
+async fn supervisor(cfg: Config) -> anyhow::Result<std::sync::Arc<Supervisor>> {
+    let store = open_store(&cfg).await?;
+    Ok(Supervisor::new(std::sync::Arc::new(cfg), store, None, std::sync::Arc::new(crate::clock::now))?)
 }
 
 fn ts_or_dash(t: Option<Ts>) -> String {

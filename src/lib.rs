@@ -13,6 +13,9 @@
 //!   migrations; a state change and its outbox rows commit in one transaction.
 //! - [`providers`]: the Evolution API and W-API clients, webhook parsing, and
 //!   an in-process Evolution simulator.
+//! - [`supervisor`]: the poll cycle, recovery actions, webhook audit, retention,
+//!   and the cron scheduler that drives them.
+//! - [`events`]: each observable event's log line and metrics, in one place.
 //! - [`notify`]: routing notices to notifiers (outbox rows), rendering, delivery.
 //! - [`cli`]: the commands behind the binary; [`clock`] and [`tls`] are the
 //!   process-wide edges (wall clock, rustls provider).
@@ -22,8 +25,11 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod domain;
+pub mod events;
 pub mod notify;
 pub mod providers;
 pub mod store;
+pub mod supervisor;
 pub mod tls;

@@ -6,6 +6,8 @@ mod it {
     pub mod common;
     pub mod config;
     pub mod notify;
+    pub mod process;
     pub mod providers;
     pub mod store;
+    pub mod supervisor;
 }

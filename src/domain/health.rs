@@ -608,14 +608,14 @@ impl Machine<'_, '_> {
             return; // unknown: the provider is suspect, hold everything back
         }
         let mut attempted_now = false;
+        let mut exhausted_due = false;
         if allow_recovery && let Some(kind) = o.cause.recovery() {
             let cooled = self.s.next_recovery_allowed(self.policy).is_none_or(|t| now >= t);
             if self.s.in_maintenance(now) {
                 // Maintenance silences restarts too.
             } else if self.s.restart_attempts >= self.policy.max_attempts_per_outage {
-                if !o.exhausted_notified && cooled && self.notify_outage(NoticeKind::RestartExhausted, 0) {
-                    self.s.outage.as_mut().expect("open").exhausted_notified = true;
-                }
+                // Announced after the down notice below, so they arrive in order.
+                exhausted_due = !o.exhausted_notified && cooled;
             } else if cooled {
                 self.s.restart_attempts += 1;
                 self.s.last_restart_attempt = Some(now);
@@ -642,7 +642,13 @@ impl Machine<'_, '_> {
             if ready && self.notify_outage(o.cause.down_notice(), 0) {
                 self.s.outage.as_mut().expect("open").down_notified = true;
             }
-        } else if !self.policy.reminder_every.is_zero()
+        }
+        if exhausted_due && self.notify_outage(NoticeKind::RestartExhausted, 0) {
+            self.s.outage.as_mut().expect("open").exhausted_notified = true;
+        }
+        let o = self.s.outage.clone().expect("open");
+        if o.down_notified
+            && !self.policy.reminder_every.is_zero()
             && o.last_notice_at.is_some_and(|t| now.since(t) >= self.policy.reminder_every)
         {
             let seq = o.reminders_sent + 1;

@@ -74,11 +74,7 @@ impl EvolutionClient {
         if let Some(v) = *self.detected.lock().unwrap_or_else(|p| p.into_inner()) {
             return Ok(v);
         }
-        let (v, why) = match self
-            .http
-            .send(self.http.client().get(self.http.url(&[])), "GET /")
-            .await
-        {
+        let (v, why) = match self.http.send(self.http.client().get(self.http.url(&[])), "GET /").await {
             Ok(r) => match r.json.get("version").and_then(Value::as_str).and_then(major_of) {
                 Some(1) => (EvoVersion::V1, None),
                 Some(_) => (EvoVersion::V2, None),
@@ -102,11 +98,7 @@ impl EvolutionClient {
 
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         // A sensitive header value is redacted by reqwest's and http's Debug.
-        match self
-            .api_key
-            .as_ref()
-            .and_then(|k| reqwest::header::HeaderValue::from_str(k.expose()).ok())
-        {
+        match self.api_key.as_ref().and_then(|k| reqwest::header::HeaderValue::from_str(k.expose()).ok()) {
             Some(mut v) => {
                 v.set_sensitive(true);
                 rb.header("apikey", v)
@@ -118,28 +110,18 @@ impl EvolutionClient {
     pub async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
         let v = self.version().await?;
         let what = format!("GET /instance/connectionState/{}", inst.name);
-        let r = match self
-            .http
-            .send(self.get(&["instance", "connectionState", &inst.name]), &what)
-            .await
-        {
+        let r = match self.http.send(self.get(&["instance", "connectionState", &inst.name]), &what).await {
             Ok(r) => r,
             Err(e) => {
                 return match e.instance_status() {
-                    Some(status) => Ok(StatusReport {
-                        status,
-                        raw: truncate(&e.detail, RAW_LIMIT),
-                    }),
+                    Some(status) => Ok(StatusReport { status, raw: truncate(&e.detail, RAW_LIMIT) }),
                     None => Err(e),
                 };
             }
         };
         let raw = truncate(&r.body, RAW_LIMIT);
         let inner = r.json.get("instance").filter(|i| i.is_object()).ok_or_else(|| {
-            ProviderError::new(
-                ErrorClass::BadResponse,
-                format!("{what}: no `instance` object in the answer"),
-            )
+            ProviderError::new(ErrorClass::BadResponse, format!("{what}: no `instance` object in the answer"))
         })?;
         let status = match inner.get("state") {
             None | Some(Value::Null) => ProviderStatus::NotLoaded,
@@ -158,10 +140,7 @@ impl EvolutionClient {
                 }
             },
             Some(_) => {
-                return Err(ProviderError::new(
-                    ErrorClass::BadResponse,
-                    format!("{what}: `state` is not a string"),
-                ));
+                return Err(ProviderError::new(ErrorClass::BadResponse, format!("{what}: `state` is not a string")));
             }
         };
         Ok(StatusReport { status, raw })
@@ -169,9 +148,7 @@ impl EvolutionClient {
 
     /// v2 only: the reason of a `close`, from fetchInstances (module docs).
     async fn close_reason(&self, name: &str) -> ProviderStatus {
-        let rb = self
-            .get(&["instance", "fetchInstances"])
-            .query(&[("instanceName", name)]);
+        let rb = self.get(&["instance", "fetchInstances"]).query(&[("instanceName", name)]);
         let what = format!("GET /instance/fetchInstances?instanceName={name}");
         match self.http.send(rb, &what).await {
             Ok(r) => close_status_from_rows(&r.json, name),
@@ -183,13 +160,7 @@ impl EvolutionClient {
     }
 
     pub async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
-        let r = self
-            .http
-            .send(
-                self.get(&["instance", "fetchInstances"]),
-                "GET /instance/fetchInstances",
-            )
-            .await?;
+        let r = self.http.send(self.get(&["instance", "fetchInstances"]), "GET /instance/fetchInstances").await?;
         let names = instance_names(&r.json);
         if names.is_empty() && !matches!(&r.json, Value::Array(a) if a.is_empty()) {
             return Err(ProviderError::new(
@@ -207,10 +178,9 @@ impl EvolutionClient {
             // Both versions: connect starts a socket from the stored creds;
             // restart does nothing on a closed session (v2 answers
             // `[object Object]`, v1 returns the state).
-            (RecoveryKind::Reconnect, _) => (
-                format!("GET /instance/connect/{name}"),
-                self.get(&["instance", "connect", name]),
-            ),
+            (RecoveryKind::Reconnect, _) => {
+                (format!("GET /instance/connect/{name}"), self.get(&["instance", "connect", name]))
+            }
             (RecoveryKind::Restart, EvoVersion::V2) => (
                 format!("POST /instance/restart/{name}"),
                 self.auth(self.http.client().post(self.http.url(&["instance", "restart", name]))),
@@ -230,16 +200,8 @@ impl EvolutionClient {
         inst: &InstanceRef,
     ) -> Result<(Option<WebhookSettings>, Map<String, Value>), ProviderError> {
         let what = format!("GET /webhook/find/{}", inst.name);
-        let r: Reply = self
-            .http
-            .send(self.get(&["webhook", "find", &inst.name]), &what)
-            .await?;
-        let headers = r
-            .json
-            .get("headers")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let r: Reply = self.http.send(self.get(&["webhook", "find", &inst.name]), &what).await?;
+        let headers = r.json.get("headers").and_then(Value::as_object).cloned().unwrap_or_default();
         Ok((webhook_from_json(&r.json), headers))
     }
 
@@ -280,9 +242,7 @@ impl EvolutionClient {
             }),
         };
         let what = format!("POST /webhook/set/{}", inst.name);
-        let rb = self
-            .auth(self.http.client().post(self.http.url(&["webhook", "set", &inst.name])))
-            .json(&body);
+        let rb = self.auth(self.http.client().post(self.http.url(&["webhook", "set", &inst.name]))).json(&body);
         self.http.send(rb, &what).await?;
         // v1 saves without awaiting: give a lagging read-back one more chance.
         let mut left = webhook_diff(self.read_webhook(inst).await?.0.as_ref(), desired_url, desired);
@@ -310,9 +270,7 @@ pub fn close_status_from_rows(json: &Value, name: &str) -> ProviderStatus {
         Value::Array(a) => a.iter().collect(),
         other => vec![other],
     };
-    let row = rows
-        .into_iter()
-        .find(|r| r.get("name").and_then(Value::as_str) == Some(name));
+    let row = rows.into_iter().find(|r| r.get("name").and_then(Value::as_str) == Some(name));
     let Some(row) = row else {
         return ProviderStatus::Disconnected { reason: None };
     };
@@ -331,11 +289,7 @@ pub fn instance_names(json: &Value) -> Vec<String> {
     let one = |r: &Value| -> Option<String> {
         r.get("name")
             .and_then(Value::as_str)
-            .or_else(|| {
-                r.get("instance")
-                    .and_then(|i| i.get("instanceName"))
-                    .and_then(Value::as_str)
-            })
+            .or_else(|| r.get("instance").and_then(|i| i.get("instanceName")).and_then(Value::as_str))
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
@@ -367,20 +321,12 @@ fn summarise_action(j: &Value) -> String {
 /// nothing is configured (v2 `null`, v1 the disabled default with `url: ""`).
 pub fn webhook_from_json(j: &Value) -> Option<WebhookSettings> {
     let obj = j.as_object()?;
-    let url = obj
-        .get("url")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-        .map(str::to_string);
+    let url = obj.get("url").and_then(Value::as_str).filter(|u| !u.is_empty()).map(str::to_string);
     let enabled = obj.get("enabled").and_then(Value::as_bool).unwrap_or(false);
     if !enabled && url.is_none() {
         return None;
     }
-    let flag = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| obj.get(*k).and_then(Value::as_bool))
-            .unwrap_or(false)
-    };
+    let flag = |keys: &[&str]| keys.iter().find_map(|k| obj.get(*k).and_then(Value::as_bool)).unwrap_or(false);
     let events = obj
         .get("events")
         .and_then(Value::as_array)
@@ -418,12 +364,8 @@ pub fn webhook_diff(current: Option<&WebhookSettings>, desired_url: &str, desire
     }
     if !c.events.is_empty() {
         let have: Vec<String> = c.events.iter().map(|e| canonical_event(e)).collect();
-        let missing: Vec<String> = desired
-            .events
-            .iter()
-            .map(|e| canonical_event(e))
-            .filter(|e| !have.contains(e))
-            .collect();
+        let missing: Vec<String> =
+            desired.events.iter().map(|e| canonical_event(e)).filter(|e| !have.contains(e)).collect();
         if !missing.is_empty() {
             reasons.push(format!("missing events {}", missing.join(",")));
         }
@@ -467,14 +409,8 @@ fn as_u16(v: &Value) -> Option<u16> {
 /// Parse an Evolution webhook body (envelope `{event, instance, data, …}`).
 pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, InboundError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| InboundError::Malformed("not a JSON object".into()))?;
-    let event = match obj
-        .get("event")
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-    {
+    let obj = v.as_object().ok_or_else(|| InboundError::Malformed("not a JSON object".into()))?;
+    let event = match obj.get("event").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
         Some(e) => e.to_string(),
         // by-events suffix: kebab `messages-upsert` → dotted `messages.upsert`.
         None => match path_event.map(str::trim).filter(|s| !s.is_empty()) {
@@ -491,10 +427,7 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
     let data = obj.get("data").unwrap_or(&Value::Null);
     let signal = match canonical_event(&event).as_str() {
         "CONNECTION_UPDATE" => {
-            let state = data
-                .get("state")
-                .and_then(Value::as_str)
-                .ok_or(InboundError::MissingField("data.state"))?;
+            let state = data.get("state").and_then(Value::as_str).ok_or(InboundError::MissingField("data.state"))?;
             let reason = data.get("statusReason").and_then(as_u16);
             match state {
                 "open" => WebhookSignal::Alive,
@@ -523,12 +456,7 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
         }
         _ => WebhookSignal::Alive,
     };
-    Ok(Inbound {
-        instance,
-        event,
-        signal,
-        raw_len: body.len(),
-    })
+    Ok(Inbound { instance, event, signal, raw_len: body.len() })
 }
 
 fn close_signal(reason: Option<u16>) -> WebhookSignal {
@@ -543,11 +471,7 @@ mod tests {
     use super::*;
 
     fn desired(events: &[&str]) -> DesiredWebhook {
-        DesiredWebhook {
-            events: events.iter().map(|s| s.to_string()).collect(),
-            by_events: false,
-            base64: false,
-        }
+        DesiredWebhook { events: events.iter().map(|s| s.to_string()).collect(), by_events: false, base64: false }
     }
 
     #[test]
@@ -560,18 +484,9 @@ mod tests {
             base64: false,
         };
         let d = desired(&["CONNECTION_UPDATE", "MESSAGES_UPSERT"]);
-        assert_eq!(
-            webhook_diff(Some(&cur), "https://x/h", &d),
-            vec!["missing events MESSAGES_UPSERT".to_string()]
-        );
-        assert_eq!(
-            merged_events(Some(&cur), &d),
-            vec!["CALL", "CONNECTION_UPDATE", "MESSAGES_UPSERT"]
-        );
-        let all = WebhookSettings {
-            events: vec![],
-            ..cur.clone()
-        };
+        assert_eq!(webhook_diff(Some(&cur), "https://x/h", &d), vec!["missing events MESSAGES_UPSERT".to_string()]);
+        assert_eq!(merged_events(Some(&cur), &d), vec!["CALL", "CONNECTION_UPDATE", "MESSAGES_UPSERT"]);
+        let all = WebhookSettings { events: vec![], ..cur.clone() };
         assert!(webhook_diff(Some(&all), "https://x/h", &d).is_empty());
         assert!(merged_events(Some(&all), &d).is_empty());
         assert_eq!(webhook_diff(None, "u", &d), vec!["no webhook configured".to_string()]);
@@ -580,19 +495,10 @@ mod tests {
     #[test]
     fn close_rows_trust_code_only_when_db_says_close() {
         let j: Value = serde_json::json!([{"name":"a","connectionStatus":"open","disconnectionReasonCode":401}]);
-        assert_eq!(
-            close_status_from_rows(&j, "a"),
-            ProviderStatus::Disconnected { reason: None }
-        );
+        assert_eq!(close_status_from_rows(&j, "a"), ProviderStatus::Disconnected { reason: None });
         let j: Value = serde_json::json!([{"name":"a","connectionStatus":"close","disconnectionReasonCode":403}]);
-        assert_eq!(
-            close_status_from_rows(&j, "a"),
-            ProviderStatus::LoggedOut { reason: Some(403) }
-        );
-        assert_eq!(
-            close_status_from_rows(&j, "b"),
-            ProviderStatus::Disconnected { reason: None }
-        );
+        assert_eq!(close_status_from_rows(&j, "a"), ProviderStatus::LoggedOut { reason: Some(403) });
+        assert_eq!(close_status_from_rows(&j, "b"), ProviderStatus::Disconnected { reason: None });
     }
 
     #[test]

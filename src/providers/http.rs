@@ -60,10 +60,7 @@ impl Http {
             if e.is_timeout() {
                 transport_error(what, e)
             } else {
-                ProviderError::new(
-                    ErrorClass::BadResponse,
-                    format!("{what}: HTTP {status}: body cut short"),
-                )
+                ProviderError::new(ErrorClass::BadResponse, format!("{what}: HTTP {status}: body cut short"))
             }
         })?;
         match classify(status, &body) {
@@ -110,36 +107,24 @@ pub fn classify(status: u16, body: &str) -> Result<Value, ProviderError> {
         }
     };
     let err = |class, text: String| {
-        let detail = if text.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status}: {text}")
-        };
+        let detail = if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") };
         Err(ProviderError::new(class, detail))
     };
     match status {
-        503 if json.as_ref().and_then(|j| j.get("code")).and_then(Value::as_str) == Some("LICENSE_REQUIRED") => err(
-            ErrorClass::Unlicensed,
-            "LICENSE_REQUIRED: the Evolution install is not activated".into(),
-        ),
+        503 if json.as_ref().and_then(|j| j.get("code")).and_then(Value::as_str) == Some("LICENSE_REQUIRED") => {
+            err(ErrorClass::Unlicensed, "LICENSE_REQUIRED: the Evolution install is not activated".into())
+        }
         500..=599 => err(ErrorClass::Unreachable, shown()),
         401 | 403 => err(ErrorClass::Unauthorized, shown()),
-        404 if msg.starts_with("Cannot ") => err(
-            ErrorClass::BadResponse,
-            format!("route not found ({msg}); is api_version right?"),
-        ),
+        404 if msg.starts_with("Cannot ") => {
+            err(ErrorClass::BadResponse, format!("route not found ({msg}); is api_version right?"))
+        }
         404 => err(ErrorClass::InstanceNotFound, shown()),
         200..=299 => match json {
             None => err(ErrorClass::BadResponse, describe_unparsable(body)),
             Some(j) if j.get("error") == Some(&Value::Bool(true)) => {
                 let class = class_from_message(&msg).unwrap_or(ErrorClass::BadResponse);
-                err(
-                    class,
-                    format!(
-                        "error:true in a 2xx answer: {}",
-                        if msg.is_empty() { "no message" } else { &msg }
-                    ),
-                )
+                err(class, format!("error:true in a 2xx answer: {}", if msg.is_empty() { "no message" } else { &msg }))
             }
             Some(j) => Ok(j),
         },
@@ -173,10 +158,7 @@ fn describe_unparsable(body: &str) -> String {
 /// The human message of an Evolution or W-API error body: `response.message`
 /// or `message`, which may be a string, an array or an array of arrays.
 pub fn message_of(v: &Value) -> String {
-    let m = v
-        .get("response")
-        .and_then(|r| r.get("message"))
-        .or_else(|| v.get("message"));
+    let m = v.get("response").and_then(|r| r.get("message")).or_else(|| v.get("message"));
     let mut parts = Vec::new();
     if let Some(m) = m {
         flatten(m, &mut parts, 0);
@@ -213,10 +195,7 @@ mod tests {
         let c = |s, b: &str| classify(s, b).map_err(|e| e.class);
         assert_eq!(c(500, "oops"), Err(ErrorClass::Unreachable));
         assert_eq!(c(502, "<html>bad gateway</html>"), Err(ErrorClass::Unreachable));
-        assert_eq!(
-            c(401, r#"{"response":{"message":"Unauthorized"}}"#),
-            Err(ErrorClass::Unauthorized)
-        );
+        assert_eq!(c(401, r#"{"response":{"message":"Unauthorized"}}"#), Err(ErrorClass::Unauthorized));
         assert_eq!(c(403, "{}"), Err(ErrorClass::Unauthorized));
         assert_eq!(
             c(404, r#"{"response":{"message":["The \"x\" instance does not exist"]}}"#),
@@ -229,20 +208,14 @@ mod tests {
         assert_eq!(c(200, "<!DOCTYPE html><html>"), Err(ErrorClass::BadResponse));
         assert_eq!(c(200, r#"{"instance":{"#), Err(ErrorClass::BadResponse));
         assert_eq!(c(200, ""), Err(ErrorClass::BadResponse));
-        assert_eq!(
-            c(200, r#"{"error":true,"message":"[object Object]"}"#),
-            Err(ErrorClass::BadResponse)
-        );
+        assert_eq!(c(200, r#"{"error":true,"message":"[object Object]"}"#), Err(ErrorClass::BadResponse));
         assert_eq!(
             c(200, r#"{"error":true,"message":"Instância não encontrada."}"#),
             Err(ErrorClass::InstanceNotFound)
         );
         assert_eq!(c(503, r#"{"code":"LICENSE_REQUIRED"}"#), Err(ErrorClass::Unlicensed));
         assert_eq!(c(503, r#"{"code":"OTHER"}"#), Err(ErrorClass::Unreachable));
-        assert_eq!(
-            c(400, r#"{"response":{"message":[["bad"]]}}"#),
-            Err(ErrorClass::BadResponse)
-        );
+        assert_eq!(c(400, r#"{"response":{"message":[["bad"]]}}"#), Err(ErrorClass::BadResponse));
         assert!(c(200, "null").is_ok());
         assert!(c(200, r#"{"error":false,"message":"ok"}"#).is_ok());
     }

@@ -18,21 +18,13 @@ pub mod simulator;
 pub mod wapi;
 
 use std::fmt;
-use std::sync::Once;
 use std::time::Duration;
 
 use crate::config::{DesiredWebhook, ProviderConfig, ProviderKind, Secret};
 use crate::domain::{ProviderErrorKind, ProviderStatus, RecoveryKind, WebhookSignal};
 
-/// Install the rustls crypto provider once per process. reqwest is built with
-/// `rustls-no-provider`, so building a `Client` without this panics.
-pub fn install_crypto() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // An error only means another part of the process installed one first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+/// reqwest is built with `rustls-no-provider`: building a `Client` needs this first.
+pub use crate::tls::install_crypto;
 
 /// One instance as the provider knows it.
 #[derive(Debug, Clone)]
@@ -45,10 +37,7 @@ pub struct InstanceRef {
 
 impl InstanceRef {
     pub fn named(name: impl Into<String>) -> Self {
-        InstanceRef {
-            name: name.into(),
-            token: None,
-        }
+        InstanceRef { name: name.into(), token: None }
     }
 }
 
@@ -117,10 +106,7 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(class: ErrorClass, detail: impl Into<String>) -> Self {
-        ProviderError {
-            class,
-            detail: detail.into(),
-        }
+        ProviderError { class, detail: detail.into() }
     }
 
     /// The domain error kind, for classes that make the *provider* suspect.

@@ -377,11 +377,7 @@ impl Simulator {
 
     /// Requests seen for (method, path), e.g. `("GET", "/instance/connect/a")`.
     pub fn calls(&self, method: &str, path: &str) -> u64 {
-        lock(&self.shared)
-            .calls
-            .get(&(method.to_string(), path.to_string()))
-            .copied()
-            .unwrap_or(0)
+        lock(&self.shared).calls.get(&(method.to_string(), path.to_string())).copied().unwrap_or(0)
     }
 
     pub fn total_calls(&self) -> u64 {
@@ -411,10 +407,7 @@ impl Simulator {
             if inst.behaviour == Behaviour::ZombieOpen {
                 return Ok(Delivery::Suppressed("zombie session sends no webhooks"));
             }
-            let cfg = inst
-                .webhook
-                .as_ref()
-                .filter(|w| w.get("enabled") == Some(&Value::Bool(true)));
+            let cfg = inst.webhook.as_ref().filter(|w| w.get("enabled") == Some(&Value::Bool(true)));
             let url = match (target, cfg) {
                 (Some(t), _) => t.to_string(),
                 (None, Some(w)) => {
@@ -440,11 +433,7 @@ impl Simulator {
             let headers: Vec<(String, String)> = cfg
                 .and_then(|w| w.get("headers"))
                 .and_then(Value::as_object)
-                .map(|h| {
-                    h.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
+                .map(|h| h.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
                 .unwrap_or_default();
             let body = json!({
                 "event": event.name(),
@@ -462,10 +451,7 @@ impl Simulator {
         for (k, v) in headers {
             rb = rb.header(k, v);
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| format!("webhook POST failed: {}", e.without_url()))?;
+        let resp = rb.send().await.map_err(|e| format!("webhook POST failed: {}", e.without_url()))?;
         Ok(Delivery::Sent(resp.status().as_u16()))
     }
 
@@ -495,10 +481,7 @@ fn reply(status: StatusCode, body: Value) -> Response {
 
 fn evo_error(status: u16, phrase: &str, message: Value) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    reply(
-        code,
-        json!({"status": status, "error": phrase, "response": {"message": message}}),
-    )
+    reply(code, json!({"status": status, "error": phrase, "response": {"message": message}}))
 }
 
 fn pct_decode(s: &str) -> String {
@@ -550,19 +533,13 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         return Response::builder()
             .status(StatusCode::SERVICE_UNAVAILABLE)
             .header(header::CONTENT_TYPE, "text/html")
-            .body(Body::from(
-                "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
-            ))
+            .body(Body::from("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"))
             .unwrap_or_default();
     }
     if fail {
         return evo_error(500, "Internal Server Error", json!(["Error: Connection Closed"]));
     }
-    let key = headers
-        .get("apikey")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let key = headers.get("apikey").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let mut g = lock(&shared);
@@ -612,11 +589,7 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
             let global = g.api_key.clone();
             // Existence is checked before auth (Evolution's guard order).
             let Some(inst) = g.instances.get_mut(*name) else {
-                return evo_error(
-                    404,
-                    "Not Found",
-                    json!([format!("The \"{name}\" instance does not exist")]),
-                );
+                return evo_error(404, "Not Found", json!([format!("The \"{name}\" instance does not exist")]));
             };
             if key != global && key != inst.token {
                 return evo_error(401, "Unauthorized", json!("Unauthorized"));
@@ -693,27 +666,17 @@ fn webhook_set(inst: &mut SimInstance, body: &[u8]) -> Response {
         );
     }
     let events = events.unwrap_or_default();
-    if let Some((i, _)) = events
-        .iter()
-        .enumerate()
-        .find(|(_, e)| !V2_EVENTS.contains(&e.as_str()))
-    {
+    if let Some((i, _)) = events.iter().enumerate().find(|(_, e)| !V2_EVENTS.contains(&e.as_str())) {
         return evo_error(
             400,
             "Bad Request",
-            json!([[format!(
-                "webhook.events[{i}] is not one of enum values: {}",
-                V2_EVENTS.join(",")
-            )]]),
+            json!([[format!("webhook.events[{i}] is not one of enum values: {}", V2_EVENTS.join(","))]]),
         );
     }
     let prev = inst.webhook.as_ref();
     // Omitted fields keep their old values (Prisma upsert).
     let keep = |k_in: &str, k_row: &str, default: Value| {
-        w.get(k_in)
-            .cloned()
-            .or_else(|| prev.and_then(|p| p.get(k_row)).cloned())
-            .unwrap_or(default)
+        w.get(k_in).cloned().or_else(|| prev.and_then(|p| p.get(k_row)).cloned()).unwrap_or(default)
     };
     let stored_events: Vec<String> = match (enabled, events.is_empty()) {
         (false, _) => Vec::new(),

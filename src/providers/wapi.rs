@@ -46,36 +46,12 @@ pub struct Slot {
 
 /// The six slots, in the order used for reads and writes.
 pub const SLOTS: [Slot; 6] = [
-    Slot {
-        kind: "connected",
-        field: "webhookConnectedUrl",
-        event: "webhookConnected",
-    },
-    Slot {
-        kind: "disconnected",
-        field: "webhookDisconnectedUrl",
-        event: "webhookDisconnected",
-    },
-    Slot {
-        kind: "delivery",
-        field: "webhookDeliveryUrl",
-        event: "webhookDelivery",
-    },
-    Slot {
-        kind: "received",
-        field: "webhookReceivedUrl",
-        event: "webhookReceived",
-    },
-    Slot {
-        kind: "message-status",
-        field: "webhookStatusUrl",
-        event: "webhookStatus",
-    },
-    Slot {
-        kind: "chat-presence",
-        field: "webhookPresenceUrl",
-        event: "webhookPresence",
-    },
+    Slot { kind: "connected", field: "webhookConnectedUrl", event: "webhookConnected" },
+    Slot { kind: "disconnected", field: "webhookDisconnectedUrl", event: "webhookDisconnected" },
+    Slot { kind: "delivery", field: "webhookDeliveryUrl", event: "webhookDelivery" },
+    Slot { kind: "received", field: "webhookReceivedUrl", event: "webhookReceived" },
+    Slot { kind: "message-status", field: "webhookStatusUrl", event: "webhookStatus" },
+    Slot { kind: "chat-presence", field: "webhookPresenceUrl", event: "webhookPresence" },
 ];
 
 /// Integrator list pages fetched at most (100 instances each).
@@ -94,11 +70,7 @@ impl WapiClient {
         Ok(WapiClient {
             http: Http::new(&cfg.base_url, request_timeout)?,
             api_key: cfg.api_key.clone(),
-            body_key: if cfg.webhook_body_key.is_empty() {
-                "value".into()
-            } else {
-                cfg.webhook_body_key.clone()
-            },
+            body_key: if cfg.webhook_body_key.is_empty() { "value".into() } else { cfg.webhook_body_key.clone() },
         })
     }
 
@@ -133,31 +105,19 @@ impl WapiClient {
             Ok(r) => r,
             Err(e) => {
                 return match e.instance_status() {
-                    Some(status) => Ok(StatusReport {
-                        status,
-                        raw: truncate(&e.detail, RAW_LIMIT),
-                    }),
+                    Some(status) => Ok(StatusReport { status, raw: truncate(&e.detail, RAW_LIMIT) }),
                     None => Err(e),
                 };
             }
         };
         let raw = truncate(&r.body, RAW_LIMIT);
         match r.json.get("connected").and_then(Value::as_bool) {
-            Some(true) => Ok(StatusReport {
-                status: ProviderStatus::Connected,
-                raw,
-            }),
+            Some(true) => Ok(StatusReport { status: ProviderStatus::Connected, raw }),
             Some(false) => {
                 let (status, note) = self.qr_verdict(inst).await;
-                Ok(StatusReport {
-                    status,
-                    raw: truncate(&format!("{raw} | qr-code: {note}"), RAW_LIMIT),
-                })
+                Ok(StatusReport { status, raw: truncate(&format!("{raw} | qr-code: {note}"), RAW_LIMIT) })
             }
-            None => Err(ProviderError::new(
-                ErrorClass::BadResponse,
-                format!("{what}: no boolean `connected`"),
-            )),
+            None => Err(ProviderError::new(ErrorClass::BadResponse, format!("{what}: no boolean `connected`"))),
         }
     }
 
@@ -169,16 +129,8 @@ impl WapiClient {
             Err(e) => return (ProviderStatus::Disconnected { reason: None }, e.to_string()),
         };
         match self.http.send(rb, &what).await {
-            Ok(r)
-                if r.json
-                    .get("qrcode")
-                    .and_then(Value::as_str)
-                    .is_some_and(|q| !q.is_empty()) =>
-            {
-                (
-                    ProviderStatus::LoggedOut { reason: None },
-                    "QR offered (session needs a scan)".into(),
-                )
+            Ok(r) if r.json.get("qrcode").and_then(Value::as_str).is_some_and(|q| !q.is_empty()) => {
+                (ProviderStatus::LoggedOut { reason: None }, "QR offered (session needs a scan)".into())
             }
             Ok(_) => (ProviderStatus::Disconnected { reason: None }, "no QR".into()),
             Err(e) => (ProviderStatus::Disconnected { reason: None }, e.to_string()),
@@ -200,27 +152,14 @@ impl WapiClient {
                 .get(self.http.url(&["integrator", "instances"]))
                 .query(&[("pageSize", "100"), ("page", &page.to_string())])
                 .bearer_auth(key.expose());
-            let r = self
-                .http
-                .send(rb, &format!("GET /integrator/instances?page={page}"))
-                .await?;
+            let r = self.http.send(rb, &format!("GET /integrator/instances?page={page}")).await?;
             let list = r.json.get("instances").and_then(Value::as_array).ok_or_else(|| {
-                ProviderError::new(
-                    ErrorClass::BadResponse,
-                    "GET /integrator/instances: no `instances` array",
-                )
+                ProviderError::new(ErrorClass::BadResponse, "GET /integrator/instances: no `instances` array")
             })?;
             out.extend(list.iter().filter_map(|i| {
                 let name = i.get("instanceId").and_then(Value::as_str).filter(|s| !s.is_empty())?;
-                let token = i
-                    .get("token")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(Secret::literal);
-                Some(Discovered {
-                    name: name.to_string(),
-                    token,
-                })
+                let token = i.get("token").and_then(Value::as_str).filter(|s| !s.is_empty()).map(Secret::literal);
+                Some(Discovered { name: name.to_string(), token })
             }));
             let total_pages = r.json.get("totalPage").and_then(Value::as_u64).unwrap_or(1);
             if list.is_empty() || u64::from(page) >= total_pages || page >= MAX_PAGES {
@@ -235,12 +174,7 @@ impl WapiClient {
         let what = format!("GET /instance/restart?instanceId={}", inst.name);
         let rb = self.req(reqwest::Method::GET, inst, &["instance", "restart"])?;
         let r = self.http.send(rb, &what).await?;
-        let msg = r
-            .json
-            .get("message")
-            .and_then(Value::as_str)
-            .map(|m| truncate(m, 120))
-            .unwrap_or_default();
+        let msg = r.json.get("message").and_then(Value::as_str).map(|m| truncate(m, 120)).unwrap_or_default();
         Ok(format!("{what} -> {} {msg}", r.status).trim_end().to_string())
     }
 
@@ -260,10 +194,8 @@ impl WapiClient {
         desired_url: &str,
         desired: &DesiredWebhook,
     ) -> Result<WebhookRepair, ProviderError> {
-        let wanted: Vec<(Slot, String)> = wanted_slots(desired)
-            .into_iter()
-            .map(|s| (s, slot_url(desired_url, s, desired.by_events)))
-            .collect();
+        let wanted: Vec<(Slot, String)> =
+            wanted_slots(desired).into_iter().map(|s| (s, slot_url(desired_url, s, desired.by_events))).collect();
         let current = self.fetch_instance(inst).await?;
         let mut reasons = Vec::new();
         let mut to_write = Vec::new();
@@ -271,11 +203,7 @@ impl WapiClient {
             match slot_value(&current, slot) {
                 "" => reasons.push(format!("slot `{}` unset", slot.kind)),
                 u if u == url => continue,
-                u => reasons.push(format!(
-                    "slot `{}` points at another URL ({})",
-                    slot.kind,
-                    redact_url(u)
-                )),
+                u => reasons.push(format!("slot `{}` points at another URL ({})", slot.kind, redact_url(u))),
             }
             to_write.push((*slot, url.clone()));
         }
@@ -287,9 +215,7 @@ impl WapiClient {
             let what = format!("PUT /webhook/{path}?instanceId={}", inst.name);
             let mut body = serde_json::Map::new();
             body.insert(self.body_key.clone(), json!(url));
-            let rb = self
-                .req(reqwest::Method::PUT, inst, &["webhook", &path])?
-                .json(&Value::Object(body));
+            let rb = self.req(reqwest::Method::PUT, inst, &["webhook", &path])?.json(&Value::Object(body));
             self.http.send(rb, &what).await?;
         }
         let mut left = self.unmatched(inst, &to_write).await?;
@@ -308,11 +234,7 @@ impl WapiClient {
                     slot.kind,
                     self.body_key,
                     slot.field,
-                    if got.is_empty() {
-                        "empty".to_string()
-                    } else {
-                        redact_url(got)
-                    },
+                    if got.is_empty() { "empty".to_string() } else { redact_url(got) },
                     redact_url(want),
                 )
             })
@@ -347,11 +269,7 @@ fn slot_value<'a>(j: &'a Value, slot: &Slot) -> &'a str {
 /// fetch-instance (or an integrator list entry) → normalised settings (see
 /// [`WebhookSettings`] for the mapping); `None` when no slot is set.
 pub fn settings_from_fetch(j: &Value) -> Option<WebhookSettings> {
-    let set: Vec<(Slot, &str)> = SLOTS
-        .iter()
-        .map(|s| (*s, slot_value(j, s)))
-        .filter(|(_, u)| !u.is_empty())
-        .collect();
+    let set: Vec<(Slot, &str)> = SLOTS.iter().map(|s| (*s, slot_value(j, s))).filter(|(_, u)| !u.is_empty()).collect();
     let (_, first) = set.first()?;
     Some(WebhookSettings {
         enabled: true,
@@ -405,24 +323,15 @@ pub fn slot_url(desired_url: &str, slot: Slot, by_events: bool) -> String {
 /// Parse a W-API webhook body (`{event, instanceId, connectedPhone?, …}`).
 pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, InboundError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| InboundError::Malformed("not a JSON object".into()))?;
+    let obj = v.as_object().ok_or_else(|| InboundError::Malformed("not a JSON object".into()))?;
     let instance = obj
         .get("instanceId")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or(InboundError::MissingField("instanceId"))?
         .to_string();
-    let phone = obj
-        .get("connectedPhone")
-        .and_then(Value::as_str)
-        .is_some_and(plausible_phone);
-    let event = match obj
-        .get("event")
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-    {
+    let phone = obj.get("connectedPhone").and_then(Value::as_str).is_some_and(plausible_phone);
+    let event = match obj.get("event").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
         Some(e) => e.to_string(),
         None => match path_event.and_then(|p| SLOTS.iter().find(|s| s.kind == p.trim() || s.event == p.trim())) {
             Some(s) => s.event.to_string(),
@@ -440,12 +349,7 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
         _ if phone => WebhookSignal::Alive,
         _ => WebhookSignal::Neutral,
     };
-    Ok(Inbound {
-        instance,
-        event,
-        signal,
-        raw_len: body.len(),
-    })
+    Ok(Inbound { instance, event, signal, raw_len: body.len() })
 }
 
 /// `connectedPhone` proves life only if it looks like a phone number (digits,
@@ -461,26 +365,15 @@ mod tests {
     #[test]
     fn slots_from_desired_events() {
         let d = DesiredWebhook {
-            events: vec![
-                "MESSAGES_UPSERT".into(),
-                "CONNECTION_UPDATE".into(),
-                "QRCODE_UPDATED".into(),
-            ],
+            events: vec!["MESSAGES_UPSERT".into(), "CONNECTION_UPDATE".into(), "QRCODE_UPDATED".into()],
             by_events: false,
             base64: false,
         };
         let kinds: Vec<&str> = wanted_slots(&d).iter().map(|s| s.kind).collect();
         assert_eq!(kinds, vec!["connected", "disconnected", "received"]);
-        let d = DesiredWebhook {
-            events: vec!["message-status".into()],
-            by_events: true,
-            base64: false,
-        };
+        let d = DesiredWebhook { events: vec!["message-status".into()], by_events: true, base64: false };
         assert_eq!(wanted_slots(&d)[0].kind, "message-status");
-        assert_eq!(
-            slot_url("https://h/x/tok?k=1", SLOTS[4], true),
-            "https://h/x/tok/message-status?k=1"
-        );
+        assert_eq!(slot_url("https://h/x/tok?k=1", SLOTS[4], true), "https://h/x/tok/message-status?k=1");
         assert_eq!(slot_url("https://h/x/", SLOTS[0], true), "https://h/x/connected");
     }
 

@@ -457,6 +457,37 @@ impl Store {
         Ok(())
     }
 
+    /// Record the outcome of a webhook audit of one instance.
+    pub async fn set_webhook_check(&self, id: &str, ok: bool, now: Ts) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("UPDATE instances SET webhook_checked_at = $1, webhook_ok = $2 WHERE id = $3")
+                .bind(now.0)
+                .bind(ok)
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Retention: delete events, and closed outages, older than `before`.
+    /// Returns (events, outages) deleted. Open outages are never deleted.
+    pub async fn prune(&self, before: Ts) -> Result<(u64, u64)> {
+        let (e, o) = on_pool!(self, p => {
+            let e = sqlx::query("DELETE FROM events WHERE at < $1").bind(before.0).execute(p).await?;
+            let o = sqlx::query(
+                "DELETE FROM outages WHERE ended_at IS NOT NULL AND ended_at < $1 \
+                 AND id NOT IN (SELECT open_outage_id FROM provider_state WHERE open_outage_id IS NOT NULL)",
+            )
+            .bind(before.0)
+            .execute(p)
+            .await?;
+            sqlx::query("DELETE FROM outbox WHERE status <> 'pending' AND created_at < $1").bind(before.0).execute(p).await?;
+            (e.rows_affected(), o.rows_affected())
+        });
+        Ok((e, o))
+    }
+
     /// Append one audit event (manual actions, recovery results, webhook repairs).
     pub async fn record_event(
         &self,

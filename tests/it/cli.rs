@@ -57,7 +57,7 @@ fn migrate_status_history_and_maintenance_work_on_a_fresh_database() {
     assert!(out.starts_with("STARTED"));
     let (code, _, err) = run(&["maintenance", "evo/ghost", "--for", "2h"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("evo/ghost") && err.contains("no such instance"), "{err}");
+    assert!(err.contains("evo/ghost") && err.contains("unknown instance"), "{err}");
     let (code, _, err) = run(&["maintenance", "nonsense", "--off"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("PROVIDER/INSTANCE"), "{err}");

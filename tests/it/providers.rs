@@ -70,11 +70,7 @@ pub fn evo(base_url: &str, version: ApiVersion) -> ProviderClient {
 }
 
 pub fn desired(events: &[&str], by_events: bool) -> DesiredWebhook {
-    DesiredWebhook {
-        events: events.iter().map(|s| s.to_string()).collect(),
-        by_events,
-        base64: false,
-    }
+    DesiredWebhook { events: events.iter().map(|s| s.to_string()).collect(), by_events, base64: false }
 }
 
 /// Matches requests that do NOT carry the header (e.g. `GET /` without `apikey`).

@@ -20,9 +20,7 @@ async fn connect_error(resp: ResponseTemplate) -> wa_sentinel::providers::Provid
         .expect(1)
         .mount(&server)
         .await;
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .recover(&InstanceRef::named("sales-bot"), RecoveryKind::Reconnect)
-        .await;
+    let r = evo(&server.uri(), ApiVersion::V2).recover(&InstanceRef::named("sales-bot"), RecoveryKind::Reconnect).await;
     let e = r.expect_err("must fail");
     assert!(!e.to_string().contains(EVO_KEY), "no secret in errors");
     e
@@ -31,107 +29,33 @@ async fn connect_error(resp: ResponseTemplate) -> wa_sentinel::providers::Provid
 #[tokio::test]
 async fn every_evolution_error_fixture_classifies() {
     let cases = [
-        (
-            "error-400-invalid-integration-v2.json",
-            400,
-            ErrorClass::BadResponse,
-            "Invalid integration",
-        ),
-        (
-            "error-400-not-connected.json",
-            400,
-            ErrorClass::BadResponse,
-            "is not connected",
-        ),
-        (
-            "error-400-v1-webhook-invalid-url.json",
-            400,
-            ErrorClass::BadResponse,
-            "Invalid \"url\" property",
-        ),
-        (
-            "error-400-validation-v1-webhook-url-empty.json",
-            400,
-            ErrorClass::BadResponse,
-            "cannot be empty",
-        ),
+        ("error-400-invalid-integration-v2.json", 400, ErrorClass::BadResponse, "Invalid integration"),
+        ("error-400-not-connected.json", 400, ErrorClass::BadResponse, "is not connected"),
+        ("error-400-v1-webhook-invalid-url.json", 400, ErrorClass::BadResponse, "Invalid \"url\" property"),
+        ("error-400-validation-v1-webhook-url-empty.json", 400, ErrorClass::BadResponse, "cannot be empty"),
         (
             "error-400-validation-v2-flat-body-sent-to-v2.json",
             400,
             ErrorClass::BadResponse,
             "instance requires property \"webhook\"",
         ),
-        (
-            "error-400-validation-v2-webhook-set.json",
-            400,
-            ErrorClass::BadResponse,
-            "webhook.events[1]",
-        ),
-        (
-            "error-401-unauthorized.json",
-            401,
-            ErrorClass::Unauthorized,
-            "Unauthorized",
-        ),
+        ("error-400-validation-v2-webhook-set.json", 400, ErrorClass::BadResponse, "webhook.events[1]"),
+        ("error-401-unauthorized.json", 401, ErrorClass::Unauthorized, "Unauthorized"),
         // Only create answers 403 here; any 403 is an auth-class failure for us.
-        (
-            "error-403-name-in-use.json",
-            403,
-            ErrorClass::Unauthorized,
-            "already in use",
-        ),
-        (
-            "error-404-fetchInstances-name-not-found-v2.json",
-            404,
-            ErrorClass::InstanceNotFound,
-            "not found",
-        ),
-        (
-            "error-404-instance-not-found.json",
-            404,
-            ErrorClass::InstanceNotFound,
-            "does not exist",
-        ),
-        (
-            "error-404-route-not-found.json",
-            404,
-            ErrorClass::BadResponse,
-            "Cannot PUT",
-        ),
-        (
-            "error-500-connection-closed.json",
-            500,
-            ErrorClass::Unreachable,
-            "Connection Closed",
-        ),
-        (
-            "error-500-fetchInstances-name-not-found-v1.json",
-            500,
-            ErrorClass::Unreachable,
-            "not found",
-        ),
-        (
-            "error-500-v2-webhook-set-enabled-without-events.json",
-            500,
-            ErrorClass::Unreachable,
-            "reading 'length'",
-        ),
-        (
-            "error-503-license-required-v2.4.0-rc2.json",
-            503,
-            ErrorClass::Unlicensed,
-            "LICENSE_REQUIRED",
-        ),
+        ("error-403-name-in-use.json", 403, ErrorClass::Unauthorized, "already in use"),
+        ("error-404-fetchInstances-name-not-found-v2.json", 404, ErrorClass::InstanceNotFound, "not found"),
+        ("error-404-instance-not-found.json", 404, ErrorClass::InstanceNotFound, "does not exist"),
+        ("error-404-route-not-found.json", 404, ErrorClass::BadResponse, "Cannot PUT"),
+        ("error-500-connection-closed.json", 500, ErrorClass::Unreachable, "Connection Closed"),
+        ("error-500-fetchInstances-name-not-found-v1.json", 500, ErrorClass::Unreachable, "not found"),
+        ("error-500-v2-webhook-set-enabled-without-events.json", 500, ErrorClass::Unreachable, "reading 'length'"),
+        ("error-503-license-required-v2.4.0-rc2.json", 503, ErrorClass::Unlicensed, "LICENSE_REQUIRED"),
     ];
     for (fx, status, class, text) in cases {
         let e = connect_error(json_fixture(status, &format!("evolution/{fx}"))).await;
         assert_eq!(e.class, class, "{fx}: {e}");
         assert!(e.detail.contains(text), "{fx}: detail {:?} lacks {text:?}", e.detail);
-        assert!(
-            e.detail.starts_with("GET /instance/connect/sales-bot: HTTP"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.starts_with("GET /instance/connect/sales-bot: HTTP"), "{}", e.detail);
     }
 }
 
@@ -139,17 +63,9 @@ async fn every_evolution_error_fixture_classifies() {
 async fn html_truncated_empty_and_error_true_bodies_are_bad_responses() {
     let html = ResponseTemplate::new(200).set_body_raw("<!DOCTYPE html><html><body>nginx</body></html>", "text/html");
     let e = connect_error(html).await;
-    assert_eq!(
-        (e.class, e.provider_kind()),
-        (ErrorClass::BadResponse, Some(ProviderErrorKind::BadResponse))
-    );
+    assert_eq!((e.class, e.provider_kind()), (ErrorClass::BadResponse, Some(ProviderErrorKind::BadResponse)));
     assert!(e.detail.contains("HTML"), "{e}");
-    assert_eq!(
-        connect_error(json_body(200, r#"{"instance":{"instanceName":"#))
-            .await
-            .class,
-        ErrorClass::BadResponse
-    );
+    assert_eq!(connect_error(json_body(200, r#"{"instance":{"instanceName":"#)).await.class, ErrorClass::BadResponse);
     assert_eq!(connect_error(json_body(200, "")).await.class, ErrorClass::BadResponse);
     let e = connect_error(json_body(200, r#"{"error":true,"message":"[object Object]"}"#)).await;
     assert_eq!(e.class, ErrorClass::BadResponse);
@@ -168,24 +84,14 @@ async fn gateway_errors_are_unreachable() {
 #[tokio::test]
 async fn connection_refused_is_unreachable() {
     // Bind and release a port so nothing listens on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let c = evo(&format!("http://127.0.0.1:{port}"), ApiVersion::V2);
-    let e = c
-        .status(&InstanceRef::named("sales-bot"))
-        .await
-        .expect_err("nothing listens");
+    let e = c.status(&InstanceRef::named("sales-bot")).await.expect_err("nothing listens");
     assert_eq!(e.class, ErrorClass::Unreachable);
     assert!(e.detail.contains("connection failed"), "{e}");
     // Auto detection does not cache a failed probe: the error surfaces as is.
     let auto = evo(&format!("http://127.0.0.1:{port}"), ApiVersion::Auto);
-    assert_eq!(
-        auto.status(&InstanceRef::named("x")).await.unwrap_err().class,
-        ErrorClass::Unreachable
-    );
+    assert_eq!(auto.status(&InstanceRef::named("x")).await.unwrap_err().class, ErrorClass::Unreachable);
 }
 
 #[tokio::test]
@@ -201,10 +107,7 @@ async fn slow_answer_times_out_as_unreachable() {
     let e = c.status(&InstanceRef::named("sales-bot")).await.expect_err("times out");
     assert_eq!(e.class, ErrorClass::Unreachable);
     assert!(e.detail.contains("timed out"), "{e}");
-    assert!(
-        started.elapsed() < Duration::from_millis(700),
-        "the per-call timeout applies"
-    );
+    assert!(started.elapsed() < Duration::from_millis(700), "the per-call timeout applies");
 }
 
 #[tokio::test]
@@ -223,8 +126,5 @@ async fn status_maps_401_to_unauthorized_and_404_to_not_found() {
     let c = evo(&server.uri(), ApiVersion::V2);
     let e = c.status(&InstanceRef::named("a")).await.unwrap_err();
     assert_eq!(e.provider_kind(), Some(ProviderErrorKind::Unauthorized));
-    assert_eq!(
-        c.status(&InstanceRef::named("b")).await.unwrap().status,
-        ProviderStatus::NotFound
-    );
+    assert_eq!(c.status(&InstanceRef::named("b")).await.unwrap().status, ProviderStatus::NotFound);
 }

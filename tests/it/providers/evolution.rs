@@ -27,17 +27,11 @@ async fn mount_state(server: &MockServer, name: &str, fixture: &str) {
 #[tokio::test]
 async fn connection_state_open_and_connecting_both_versions() {
     for (v, prefix) in [(ApiVersion::V1, "v1"), (ApiVersion::V2, "v2")] {
-        for (state, want) in [
-            ("open", ProviderStatus::Connected),
-            ("connecting", ProviderStatus::Connecting { qr_pending: false }),
-        ] {
+        for (state, want) in
+            [("open", ProviderStatus::Connected), ("connecting", ProviderStatus::Connecting { qr_pending: false })]
+        {
             let server = MockServer::start().await;
-            mount_state(
-                &server,
-                "sales-bot",
-                &format!("evolution/{prefix}-connectionState-{state}.json"),
-            )
-            .await;
+            mount_state(&server, "sales-bot", &format!("evolution/{prefix}-connectionState-{state}.json")).await;
             let r = evo(&server.uri(), v).status(&inst("sales-bot")).await.expect("status");
             assert_eq!(r.status, want, "{prefix} {state}");
             assert!(r.raw.contains(state), "raw keeps the body: {}", r.raw);
@@ -57,15 +51,9 @@ async fn v2_close_reads_terminal_reason_from_fetch_instances() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .status(&inst("support-line"))
-        .await
-        .expect("status");
+    let r = evo(&server.uri(), ApiVersion::V2).status(&inst("support-line")).await.expect("status");
     assert_eq!(r.status, ProviderStatus::LoggedOut { reason: Some(401) });
-    assert!(
-        !r.raw.contains("0E9D8C7B"),
-        "the fetchInstances body (tokens) is not kept in raw"
-    );
+    assert!(!r.raw.contains("0E9D8C7B"), "the fetchInstances body (tokens) is not kept in raw");
 }
 
 #[tokio::test]
@@ -80,10 +68,7 @@ async fn v2_close_with_db_status_open_is_a_transient_disconnect() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .status(&inst("sales-bot"))
-        .await
-        .expect("status");
+    let r = evo(&server.uri(), ApiVersion::V2).status(&inst("sales-bot")).await.expect("status");
     assert_eq!(r.status, ProviderStatus::Disconnected { reason: None });
 }
 
@@ -93,17 +78,11 @@ async fn v2_close_with_failing_follow_up_degrades_to_unknown_reason() {
     mount_state(&server, "sales-bot", "evolution/v2-connectionState-close.json").await;
     Mock::given(method("GET"))
         .and(path("/instance/fetchInstances"))
-        .respond_with(json_fixture(
-            404,
-            "evolution/error-404-fetchInstances-name-not-found-v2.json",
-        ))
+        .respond_with(json_fixture(404, "evolution/error-404-fetchInstances-name-not-found-v2.json"))
         .expect(1)
         .mount(&server)
         .await;
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .status(&inst("sales-bot"))
-        .await
-        .expect("status");
+    let r = evo(&server.uri(), ApiVersion::V2).status(&inst("sales-bot")).await.expect("status");
     assert_eq!(r.status, ProviderStatus::Disconnected { reason: None });
 }
 
@@ -117,10 +96,7 @@ async fn v1_close_makes_no_follow_up_call() {
         .expect(0)
         .mount(&server)
         .await;
-    let r = evo(&server.uri(), ApiVersion::V1)
-        .status(&inst("sales-bot"))
-        .await
-        .expect("status");
+    let r = evo(&server.uri(), ApiVersion::V1).status(&inst("sales-bot")).await.expect("status");
     assert_eq!(r.status, ProviderStatus::Disconnected { reason: None });
 }
 
@@ -155,10 +131,7 @@ async fn instance_names_are_percent_encoded_in_paths() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .status(&inst("loja centro/2"))
-        .await
-        .unwrap();
+    let r = evo(&server.uri(), ApiVersion::V2).status(&inst("loja centro/2")).await.unwrap();
     assert_eq!(r.status, ProviderStatus::Connected);
 }
 
@@ -168,10 +141,7 @@ async fn auto_version_asks_root_once_without_key_and_caches() {
     Mock::given(method("GET"))
         .and(path("/"))
         .and(NoHeader("apikey"))
-        .respond_with(json_body(
-            200,
-            r#"{"status":200,"message":"Welcome","version":"1.8.2","swagger":"x"}"#,
-        ))
+        .respond_with(json_body(200, r#"{"status":200,"message":"Welcome","version":"1.8.2","swagger":"x"}"#))
         .expect(1)
         .mount(&server)
         .await;
@@ -184,10 +154,7 @@ async fn auto_version_asks_root_once_without_key_and_caches() {
         .await;
     let c = evo(&server.uri(), ApiVersion::Auto);
     for _ in 0..2 {
-        let d = c
-            .recover(&inst("sales-bot"), RecoveryKind::Restart)
-            .await
-            .expect("restart");
+        let d = c.recover(&inst("sales-bot"), RecoveryKind::Restart).await.expect("restart");
         assert_eq!(d, "PUT /instance/restart/sales-bot -> 200 state=open");
     }
 }
@@ -209,35 +176,17 @@ async fn auto_version_without_version_field_falls_back_to_v2() {
         .await;
     let c = evo(&server.uri(), ApiVersion::Auto);
     for _ in 0..2 {
-        c.recover(&inst("sales-bot"), RecoveryKind::Restart)
-            .await
-            .expect("restart");
+        c.recover(&inst("sales-bot"), RecoveryKind::Restart).await.expect("restart");
     }
 }
 
 #[tokio::test]
 async fn reconnect_uses_connect_in_both_versions() {
     let cases = [
-        (
-            ApiVersion::V2,
-            "evolution/v2-connect-response-qr.json",
-            "QR code issued",
-        ),
-        (
-            ApiVersion::V2,
-            "evolution/v2-connect-response-pairing-code.json",
-            "pairing code issued",
-        ),
-        (
-            ApiVersion::V2,
-            "evolution/v2-connect-response-no-qr-yet.json",
-            "count=0",
-        ),
-        (
-            ApiVersion::V1,
-            "evolution/v1-connect-response-qr.json",
-            "QR code issued",
-        ),
+        (ApiVersion::V2, "evolution/v2-connect-response-qr.json", "QR code issued"),
+        (ApiVersion::V2, "evolution/v2-connect-response-pairing-code.json", "pairing code issued"),
+        (ApiVersion::V2, "evolution/v2-connect-response-no-qr-yet.json", "count=0"),
+        (ApiVersion::V1, "evolution/v1-connect-response-qr.json", "QR code issued"),
         (ApiVersion::V1, "evolution/v1-connectionState-open.json", "state=open"),
     ];
     for (v, fx, want) in cases {
@@ -249,10 +198,7 @@ async fn reconnect_uses_connect_in_both_versions() {
             .expect(1)
             .mount(&server)
             .await;
-        let d = evo(&server.uri(), v)
-            .recover(&inst("sales-bot"), RecoveryKind::Reconnect)
-            .await
-            .expect(fx);
+        let d = evo(&server.uri(), v).recover(&inst("sales-bot"), RecoveryKind::Reconnect).await.expect(fx);
         assert!(d.starts_with("GET /instance/connect/sales-bot -> 200"), "{d}");
         assert!(d.contains(want), "{fx}: {d}");
         assert!(!d.contains("2@Xk3"), "the QR itself is never in the description");
@@ -263,10 +209,7 @@ async fn reconnect_uses_connect_in_both_versions() {
 async fn v2_restart_is_post_and_object_object_is_a_failure() {
     for (fx, want) in [
         ("evolution/v2-restart-response-when-open.json", Ok("state=open")),
-        (
-            "evolution/v2-restart-response-when-connecting-unpaired.json",
-            Ok("count=0"),
-        ),
+        ("evolution/v2-restart-response-when-connecting-unpaired.json", Ok("count=0")),
         ("evolution/v2-restart-response-when-close.json", Err("[object Object]")),
     ] {
         let server = MockServer::start().await;
@@ -277,9 +220,7 @@ async fn v2_restart_is_post_and_object_object_is_a_failure() {
             .expect(1)
             .mount(&server)
             .await;
-        let r = evo(&server.uri(), ApiVersion::V2)
-            .recover(&inst("sales-bot"), RecoveryKind::Restart)
-            .await;
+        let r = evo(&server.uri(), ApiVersion::V2).recover(&inst("sales-bot"), RecoveryKind::Restart).await;
         match (r, want) {
             (Ok(d), Ok(w)) => assert!(d.contains(w), "{fx}: {d}"),
             (Err(e), Err(w)) => {
@@ -321,9 +262,7 @@ async fn webhook_find_both_versions() {
             Some(WebhookSettings {
                 enabled: true,
                 url: Some("https://supervisor.example.com/hooks/evolution".into()),
-                events: ["QRCODE_UPDATED", "MESSAGES_UPSERT", "CONNECTION_UPDATE"]
-                    .map(String::from)
-                    .to_vec(),
+                events: ["QRCODE_UPDATED", "MESSAGES_UPSERT", "CONNECTION_UPDATE"].map(String::from).to_vec(),
                 by_events: false,
                 base64: false,
             }),
@@ -366,20 +305,9 @@ async fn mount_find_sequence(server: &MockServer, first: &str, after: &str) {
 #[tokio::test]
 async fn v2_apply_on_missing_config_sends_nested_body_and_verifies() {
     let server = MockServer::start().await;
-    mount_find_sequence(
-        &server,
-        "evolution/v2-webhook-find-none.json",
-        "evolution/v2-webhook-set-response.json",
-    )
-    .await;
+    mount_find_sequence(&server, "evolution/v2-webhook-find-none.json", "evolution/v2-webhook-set-response.json").await;
     let want = desired(
-        &[
-            "QRCODE_UPDATED",
-            "MESSAGES_UPSERT",
-            "CONNECTION_UPDATE",
-            "LOGOUT_INSTANCE",
-            "REMOVE_INSTANCE",
-        ],
+        &["QRCODE_UPDATED", "MESSAGES_UPSERT", "CONNECTION_UPDATE", "LOGOUT_INSTANCE", "REMOVE_INSTANCE"],
         false,
     );
     // The fixture request minus the operator headers (there were none to keep).
@@ -393,16 +321,8 @@ async fn v2_apply_on_missing_config_sends_nested_body_and_verifies() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .apply_webhook(&inst("sales-bot"), HOOK, &want)
-        .await
-        .expect("apply");
-    assert_eq!(
-        r,
-        WebhookRepair::Repaired {
-            reasons: vec!["no webhook configured".into()]
-        }
-    );
+    let r = evo(&server.uri(), ApiVersion::V2).apply_webhook(&inst("sales-bot"), HOOK, &want).await.expect("apply");
+    assert_eq!(r, WebhookRepair::Repaired { reasons: vec!["no webhook configured".into()] });
 }
 
 #[tokio::test]
@@ -424,10 +344,7 @@ async fn v2_apply_adds_missing_events_keeping_operator_events_and_headers() {
         .mount(&server)
         .await;
     let mut body = fixture_json("evolution/v2-webhook-set-request.json");
-    body["webhook"]["events"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!("STATUS_INSTANCE"));
+    body["webhook"]["events"].as_array_mut().unwrap().push(json!("STATUS_INSTANCE"));
     Mock::given(method("POST"))
         .and(path("/webhook/set/sales-bot"))
         .and(body_json(&body))
@@ -436,16 +353,8 @@ async fn v2_apply_adds_missing_events_keeping_operator_events_and_headers() {
         .mount(&server)
         .await;
     let want = desired(&["CONNECTION_UPDATE", "STATUS_INSTANCE"], false);
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .apply_webhook(&inst("sales-bot"), HOOK, &want)
-        .await
-        .unwrap();
-    assert_eq!(
-        r,
-        WebhookRepair::Repaired {
-            reasons: vec!["missing events STATUS_INSTANCE".into()]
-        }
-    );
+    let r = evo(&server.uri(), ApiVersion::V2).apply_webhook(&inst("sales-bot"), HOOK, &want).await.unwrap();
+    assert_eq!(r, WebhookRepair::Repaired { reasons: vec!["missing events STATUS_INSTANCE".into()] });
 }
 
 #[tokio::test]
@@ -464,10 +373,7 @@ async fn apply_writes_nothing_when_config_already_matches() {
         .mount(&server)
         .await;
     let want = desired(&["CONNECTION_UPDATE", "messages.upsert"], false);
-    let r = evo(&server.uri(), ApiVersion::V2)
-        .apply_webhook(&inst("sales-bot"), HOOK, &want)
-        .await
-        .unwrap();
+    let r = evo(&server.uri(), ApiVersion::V2).apply_webhook(&inst("sales-bot"), HOOK, &want).await.unwrap();
     assert_eq!(r, WebhookRepair::AlreadyOk);
 }
 
@@ -500,12 +406,8 @@ async fn apply_reports_mismatch_when_read_back_differs() {
 #[tokio::test]
 async fn v1_apply_sends_the_flat_body() {
     let server = MockServer::start().await;
-    mount_find_sequence(
-        &server,
-        "evolution/v1-webhook-find-none.json",
-        "evolution/v1-webhook-find-configured.json",
-    )
-    .await;
+    mount_find_sequence(&server, "evolution/v1-webhook-find-none.json", "evolution/v1-webhook-find-configured.json")
+        .await;
     Mock::given(method("POST"))
         .and(path("/webhook/set/sales-bot"))
         .and(header("apikey", EVO_KEY))
@@ -515,16 +417,8 @@ async fn v1_apply_sends_the_flat_body() {
         .mount(&server)
         .await;
     let want = desired(&["QRCODE_UPDATED", "MESSAGES_UPSERT", "CONNECTION_UPDATE"], false);
-    let r = evo(&server.uri(), ApiVersion::V1)
-        .apply_webhook(&inst("sales-bot"), HOOK, &want)
-        .await
-        .unwrap();
-    assert_eq!(
-        r,
-        WebhookRepair::Repaired {
-            reasons: vec!["no webhook configured".into()]
-        }
-    );
+    let r = evo(&server.uri(), ApiVersion::V1).apply_webhook(&inst("sales-bot"), HOOK, &want).await.unwrap();
+    assert_eq!(r, WebhookRepair::Repaired { reasons: vec!["no webhook configured".into()] });
 }
 
 #[tokio::test]
@@ -548,9 +442,6 @@ async fn discovery_reads_every_fetch_instances_shape() {
         let got = evo(&server.uri(), ApiVersion::V2).list_instances().await.expect(fx);
         let names: Vec<&str> = got.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, want, "{fx}");
-        assert!(
-            got.iter().all(|d| d.token.is_none()),
-            "Evolution discovery copies no tokens"
-        );
+        assert!(got.iter().all(|d| d.token.is_none()), "Evolution discovery copies no tokens");
     }
 }

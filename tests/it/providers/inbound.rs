@@ -13,85 +13,25 @@ use super::{fixture, fixture_json};
 fn every_evolution_webhook_fixture_maps_to_its_signal() {
     use WebhookSignal::*;
     let cases = [
-        (
-            "v1-webhook-connection-update-close-loggedout-401.json",
-            "connection.update",
-            LoggedOut { reason: Some(401) },
-        ),
-        (
-            "v1-webhook-connection-update-connecting.json",
-            "connection.update",
-            Connecting { qr_pending: false },
-        ),
-        (
-            "v1-webhook-connection-update-open-expose-apikey.json",
-            "connection.update",
-            Alive,
-        ),
+        ("v1-webhook-connection-update-close-loggedout-401.json", "connection.update", LoggedOut { reason: Some(401) }),
+        ("v1-webhook-connection-update-connecting.json", "connection.update", Connecting { qr_pending: false }),
+        ("v1-webhook-connection-update-open-expose-apikey.json", "connection.update", Alive),
         ("v1-webhook-connection-update-open.json", "connection.update", Alive),
-        (
-            "v1-webhook-connection-update-refused.json",
-            "connection.update",
-            Connecting { qr_pending: true },
-        ),
+        ("v1-webhook-connection-update-refused.json", "connection.update", Connecting { qr_pending: true }),
         ("v1-webhook-messages-upsert.json", "messages.upsert", Alive),
-        (
-            "v1-webhook-qrcode-updated.json",
-            "qrcode.updated",
-            Connecting { qr_pending: true },
-        ),
-        (
-            "v2-webhook-connection-update-close-forbidden-403.json",
-            "connection.update",
-            LoggedOut { reason: Some(403) },
-        ),
-        (
-            "v2-webhook-connection-update-close-loggedout-401.json",
-            "connection.update",
-            LoggedOut { reason: Some(401) },
-        ),
-        (
-            "v2-webhook-connection-update-connecting.json",
-            "connection.update",
-            Connecting { qr_pending: false },
-        ),
+        ("v1-webhook-qrcode-updated.json", "qrcode.updated", Connecting { qr_pending: true }),
+        ("v2-webhook-connection-update-close-forbidden-403.json", "connection.update", LoggedOut { reason: Some(403) }),
+        ("v2-webhook-connection-update-close-loggedout-401.json", "connection.update", LoggedOut { reason: Some(401) }),
+        ("v2-webhook-connection-update-connecting.json", "connection.update", Connecting { qr_pending: false }),
         ("v2-webhook-connection-update-open.json", "connection.update", Alive),
-        (
-            "v2-webhook-connection-update-refused.json",
-            "connection.update",
-            Connecting { qr_pending: true },
-        ),
-        (
-            "v2-webhook-global-connection-update.json",
-            "connection.update",
-            Connecting { qr_pending: false },
-        ),
-        (
-            "v2-webhook-logout-instance.json",
-            "logout.instance",
-            LoggedOut { reason: None },
-        ),
+        ("v2-webhook-connection-update-refused.json", "connection.update", Connecting { qr_pending: true }),
+        ("v2-webhook-global-connection-update.json", "connection.update", Connecting { qr_pending: false }),
+        ("v2-webhook-logout-instance.json", "logout.instance", LoggedOut { reason: None }),
         ("v2-webhook-messages-upsert.json", "messages.upsert", Alive),
-        (
-            "v2-webhook-qrcode-updated-limit-reached.json",
-            "qrcode.updated",
-            Connecting { qr_pending: true },
-        ),
-        (
-            "v2-webhook-qrcode-updated-pairing-code.json",
-            "qrcode.updated",
-            Connecting { qr_pending: true },
-        ),
-        (
-            "v2-webhook-qrcode-updated.json",
-            "qrcode.updated",
-            Connecting { qr_pending: true },
-        ),
-        (
-            "v2-webhook-status-instance-closed-401.json",
-            "status.instance",
-            LoggedOut { reason: Some(401) },
-        ),
+        ("v2-webhook-qrcode-updated-limit-reached.json", "qrcode.updated", Connecting { qr_pending: true }),
+        ("v2-webhook-qrcode-updated-pairing-code.json", "qrcode.updated", Connecting { qr_pending: true }),
+        ("v2-webhook-qrcode-updated.json", "qrcode.updated", Connecting { qr_pending: true }),
+        ("v2-webhook-status-instance-closed-401.json", "status.instance", LoggedOut { reason: Some(401) }),
         (
             "synthetic-webhook-connection-update-close-restart-required-515.json",
             "connection.update",
@@ -112,51 +52,17 @@ fn every_evolution_webhook_fixture_maps_to_its_signal() {
 fn every_wapi_webhook_fixture_maps_to_its_signal() {
     use WebhookSignal::*;
     let cases = [
-        (
-            "webhook.connected.json",
-            "3B6XIW-ZTS923-GEAY6V",
-            "webhookConnected",
-            Alive,
-        ),
-        (
-            "webhook.delivery.json",
-            "3B6XIW-ZTS923-GEAY6V",
-            "webhookDelivery",
-            Alive,
-        ),
-        (
-            "webhook.disconnected.json",
-            "3B6XIW-ZTS923-GEAY6V",
-            "webhookDisconnected",
-            Closed { reason: None },
-        ),
-        (
-            "webhook.message-status.json",
-            "3B6XIW-ZTS923-GEAY6V",
-            "webhookStatus",
-            Alive,
-        ),
-        (
-            "webhook.received.group-lid.json",
-            "LITE-8NDQT1-UWX43P",
-            "webhookReceived",
-            Alive,
-        ),
-        (
-            "webhook.received.text.json",
-            "3B6XIW-ZTS923-GEAY6V",
-            "webhookReceived",
-            Alive,
-        ),
+        ("webhook.connected.json", "3B6XIW-ZTS923-GEAY6V", "webhookConnected", Alive),
+        ("webhook.delivery.json", "3B6XIW-ZTS923-GEAY6V", "webhookDelivery", Alive),
+        ("webhook.disconnected.json", "3B6XIW-ZTS923-GEAY6V", "webhookDisconnected", Closed { reason: None }),
+        ("webhook.message-status.json", "3B6XIW-ZTS923-GEAY6V", "webhookStatus", Alive),
+        ("webhook.received.group-lid.json", "LITE-8NDQT1-UWX43P", "webhookReceived", Alive),
+        ("webhook.received.text.json", "3B6XIW-ZTS923-GEAY6V", "webhookReceived", Alive),
     ];
     for (fx, instance, event, signal) in cases {
         let body = fixture(&format!("wapi/{fx}"));
         let got = parse_inbound(ProviderKind::Wapi, body.as_bytes(), None).unwrap_or_else(|e| panic!("{fx}: {e}"));
-        assert_eq!(
-            (got.instance.as_str(), got.event.as_str(), got.signal),
-            (instance, event, signal),
-            "{fx}"
-        );
+        assert_eq!((got.instance.as_str(), got.event.as_str(), got.signal), (instance, event, signal), "{fx}");
     }
 }
 
@@ -169,19 +75,14 @@ fn wapi_error_ack_and_phoneless_events_are_neutral() {
     let mut recv = fixture_json("wapi/webhook.received.text.json");
     recv["connectedPhone"] = json!("");
     assert_eq!(
-        parse_inbound(ProviderKind::Wapi, recv.to_string().as_bytes(), None)
-            .unwrap()
-            .signal,
+        parse_inbound(ProviderKind::Wapi, recv.to_string().as_bytes(), None).unwrap().signal,
         WebhookSignal::Neutral
     );
     // No `event`, but the slot path names it.
     let mut conn = fixture_json("wapi/webhook.connected.json");
     conn.as_object_mut().unwrap().remove("event");
     let got = parse_inbound(ProviderKind::Wapi, conn.to_string().as_bytes(), Some("connected")).unwrap();
-    assert_eq!(
-        (got.event.as_str(), got.signal),
-        ("webhookConnected", WebhookSignal::Alive)
-    );
+    assert_eq!((got.event.as_str(), got.signal), ("webhookConnected", WebhookSignal::Alive));
     let mut disc = fixture_json("wapi/webhook.disconnected.json");
     disc.as_object_mut().unwrap().remove("event");
     let e = parse_inbound(ProviderKind::Wapi, disc.to_string().as_bytes(), None).unwrap_err();
@@ -196,10 +97,7 @@ fn evolution_by_events_suffix_names_a_missing_event() {
     v.as_object_mut().unwrap().remove("event");
     let body = v.to_string();
     let got = parse_inbound(ProviderKind::Evolution, body.as_bytes(), Some("messages-upsert")).unwrap();
-    assert_eq!(
-        (got.event.as_str(), got.signal),
-        ("messages.upsert", WebhookSignal::Alive)
-    );
+    assert_eq!((got.event.as_str(), got.signal), ("messages.upsert", WebhookSignal::Alive));
     let got = parse_inbound(ProviderKind::Evolution, body.as_bytes(), Some("connection-update"));
     assert_eq!(got.unwrap_err(), InboundError::MissingField("data.state"));
     assert_eq!(
@@ -219,20 +117,11 @@ fn evolution_missing_instance_and_junk_are_refused() {
     let e = parse_inbound(ProviderKind::Evolution, v.to_string().as_bytes(), None).unwrap_err();
     assert_eq!(e, InboundError::MissingField("instance"));
     assert_eq!(e.to_string(), "webhook body lacks the field `instance`");
-    assert!(matches!(
-        parse_inbound(ProviderKind::Evolution, b"<html>", None),
-        Err(InboundError::Malformed(_))
-    ));
-    assert!(matches!(
-        parse_inbound(ProviderKind::Evolution, b"[1,2]", None),
-        Err(InboundError::Malformed(_))
-    ));
+    assert!(matches!(parse_inbound(ProviderKind::Evolution, b"<html>", None), Err(InboundError::Malformed(_))));
+    assert!(matches!(parse_inbound(ProviderKind::Evolution, b"[1,2]", None), Err(InboundError::Malformed(_))));
     // Removal says nothing about a live session.
     let body = br#"{"event":"remove.instance","instance":"a","data":null}"#;
-    assert_eq!(
-        parse_inbound(ProviderKind::Evolution, body, None).unwrap().signal,
-        WebhookSignal::Neutral
-    );
+    assert_eq!(parse_inbound(ProviderKind::Evolution, body, None).unwrap().signal, WebhookSignal::Neutral);
     // statusReason as a string still counts.
     let body = br#"{"event":"connection.update","instance":"a","data":{"state":"close","statusReason":"428"}}"#;
     assert_eq!(
@@ -258,9 +147,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
         prop_oneof![
             Just("connection.update".to_string()),
             Just("open".to_string()),

@@ -57,16 +57,9 @@ async fn status_of_every_behaviour() {
         assert_eq!(c.status(&i(name)).await.unwrap().status, want, "{name}");
     }
     assert_eq!(s.calls("GET", "/"), 1, "version detected once and cached");
-    assert_eq!(
-        s.calls("GET", "/instance/fetchInstances"),
-        4,
-        "follow-up only for the four closed ones"
-    );
+    assert_eq!(s.calls("GET", "/instance/fetchInstances"), 4, "follow-up only for the four closed ones");
     let names: Vec<String> = c.list_instances().await.unwrap().into_iter().map(|d| d.name).collect();
-    assert_eq!(
-        names,
-        ["banned", "loggedout", "open", "qr", "replaced", "transient", "zombie"]
-    );
+    assert_eq!(names, ["banned", "loggedout", "open", "qr", "replaced", "transient", "zombie"]);
 }
 
 #[tokio::test]
@@ -111,20 +104,12 @@ async fn zombie_is_silent_until_restarted() {
         .await;
     let s = sim(&[("z", Behaviour::ZombieOpen)]).await;
     let target = format!("{}/hooks", hooks.uri());
-    let d = s
-        .post_webhook("z", SimEvent::MessagesUpsert, Some(&target))
-        .await
-        .unwrap();
+    let d = s.post_webhook("z", SimEvent::MessagesUpsert, Some(&target)).await.unwrap();
     assert_eq!(d, Delivery::Suppressed("zombie session sends no webhooks"));
     let desc = client(&s).recover(&i("z"), RecoveryKind::Restart).await.unwrap();
     assert_eq!(desc, "POST /instance/restart/z -> 200 state=open");
     assert_eq!(s.behaviour("z"), Some(Behaviour::Open));
-    assert_eq!(
-        s.post_webhook("z", SimEvent::MessagesUpsert, Some(&target))
-            .await
-            .unwrap(),
-        Delivery::Sent(200)
-    );
+    assert_eq!(s.post_webhook("z", SimEvent::MessagesUpsert, Some(&target)).await.unwrap(), Delivery::Sent(200));
 }
 
 #[tokio::test]
@@ -146,20 +131,12 @@ async fn webhook_set_find_round_trip_and_idempotence() {
     let want = desired(&["CONNECTION_UPDATE", "MESSAGES_UPSERT"], true);
     let url = "http://127.0.0.1:9/hooks/evolution/secret-token";
     let r = c.apply_webhook(&i("a"), url, &want).await.unwrap();
-    assert_eq!(
-        r,
-        WebhookRepair::Repaired {
-            reasons: vec!["no webhook configured".into()]
-        }
-    );
+    assert_eq!(r, WebhookRepair::Repaired { reasons: vec!["no webhook configured".into()] });
     let got = c.webhook(&i("a")).await.unwrap().expect("configured");
     assert!(got.enabled && got.by_events);
     assert_eq!(got.url.as_deref(), Some(url));
     assert_eq!(got.events, ["CONNECTION_UPDATE", "MESSAGES_UPSERT"]);
-    assert_eq!(
-        c.apply_webhook(&i("a"), url, &want).await.unwrap(),
-        WebhookRepair::AlreadyOk
-    );
+    assert_eq!(c.apply_webhook(&i("a"), url, &want).await.unwrap(), WebhookRepair::AlreadyOk);
     assert_eq!(s.calls("POST", "/webhook/set/a"), 1, "second apply writes nothing");
 }
 
@@ -172,27 +149,12 @@ async fn repair_keeps_operator_events_and_headers() {
     s.set_webhook_config("a", Some(row));
     let c = client(&s);
     let want = desired(&["CONNECTION_UPDATE", "QRCODE_UPDATED"], false);
-    let r = c
-        .apply_webhook(&i("a"), "http://127.0.0.1:9/hooks/x", &want)
-        .await
-        .unwrap();
-    let WebhookRepair::Repaired { reasons } = r else {
-        panic!("want Repaired, got {r:?}")
-    };
-    assert_eq!(
-        reasons,
-        [
-            "points at another URL (https://operator.example.com/old)",
-            "missing events QRCODE_UPDATED"
-        ]
-    );
+    let r = c.apply_webhook(&i("a"), "http://127.0.0.1:9/hooks/x", &want).await.unwrap();
+    let WebhookRepair::Repaired { reasons } = r else { panic!("want Repaired, got {r:?}") };
+    assert_eq!(reasons, ["points at another URL (https://operator.example.com/old)", "missing events QRCODE_UPDATED"]);
     let stored = s.webhook_config("a").unwrap();
     assert_eq!(stored["events"], json!(["CALL", "CONNECTION_UPDATE", "QRCODE_UPDATED"]));
-    assert_eq!(
-        stored["headers"]["x-supervisor-node"],
-        json!("node-a"),
-        "operator headers kept"
-    );
+    assert_eq!(stored["headers"]["x-supervisor-node"], json!("node-a"), "operator headers kept");
 }
 
 #[tokio::test]
@@ -200,29 +162,18 @@ async fn simulator_validates_webhook_set_like_v2() {
     let s = sim(&[("sales-bot", Behaviour::Open)]).await;
     let http = reqwest::Client::new();
     let set = |body: serde_json::Value| {
-        http.post(format!("{}/webhook/set/sales-bot", s.base_url()))
-            .header("apikey", s.api_key())
-            .json(&body)
-            .send()
+        http.post(format!("{}/webhook/set/sales-bot", s.base_url())).header("apikey", s.api_key()).json(&body).send()
     };
-    let r = set(fixture_json("evolution/v1-webhook-set-request.json"))
-        .await
-        .unwrap();
+    let r = set(fixture_json("evolution/v1-webhook-set-request.json")).await.unwrap();
     assert_eq!(r.status(), 400);
     let got: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(
-        got,
-        fixture_json("evolution/error-400-validation-v2-flat-body-sent-to-v2.json")
-    );
+    assert_eq!(got, fixture_json("evolution/error-400-validation-v2-flat-body-sent-to-v2.json"));
     let mut no_events = fixture_json("evolution/v2-webhook-set-request.json");
     no_events["webhook"].as_object_mut().unwrap().remove("events");
     let r = set(no_events).await.unwrap();
     assert_eq!(r.status(), 500);
     let got: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(
-        got,
-        fixture_json("evolution/error-500-v2-webhook-set-enabled-without-events.json")
-    );
+    assert_eq!(got, fixture_json("evolution/error-500-v2-webhook-set-enabled-without-events.json"));
     let mut bad_event = fixture_json("evolution/v2-webhook-set-request.json");
     bad_event["webhook"]["events"] = json!(["CONNECTION_UPDATE", "NOPE"]);
     let r = set(bad_event).await.unwrap();
@@ -230,41 +181,25 @@ async fn simulator_validates_webhook_set_like_v2() {
     assert_eq!(got, fixture_json("evolution/error-400-validation-v2-webhook-set.json"));
 
     // A valid set answers 201 with the stored row, as in the fixture.
-    let r = set(fixture_json("evolution/v2-webhook-set-request.json"))
-        .await
-        .unwrap();
+    let r = set(fixture_json("evolution/v2-webhook-set-request.json")).await.unwrap();
     assert_eq!(r.status(), 201);
     let row: serde_json::Value = r.json().await.unwrap();
     let want = fixture_json("evolution/v2-webhook-set-response.json");
-    for k in [
-        "url",
-        "headers",
-        "enabled",
-        "events",
-        "webhookByEvents",
-        "webhookBase64",
-    ] {
+    for k in ["url", "headers", "enabled", "events", "webhookByEvents", "webhookBase64"] {
         assert_eq!(row[k], want[k], "{k}");
     }
     // The jwt request turns by-events on and keeps its headers.
-    set(fixture_json("evolution/v2-webhook-set-request-jwt.json"))
-        .await
-        .unwrap();
+    set(fixture_json("evolution/v2-webhook-set-request-jwt.json")).await.unwrap();
     let c = client(&s);
     let w = c.webhook(&i("sales-bot")).await.unwrap().unwrap();
     assert!(w.by_events);
     assert_eq!(w.events, ["CONNECTION_UPDATE", "QRCODE_UPDATED"]);
     // Disabling stores `events: []`; the URL stays, so it reads as disabled.
-    let r = set(fixture_json("evolution/v2-webhook-set-request-disable.json"))
-        .await
-        .unwrap();
+    let r = set(fixture_json("evolution/v2-webhook-set-request-disable.json")).await.unwrap();
     assert_eq!(r.status(), 201);
     let w = c.webhook(&i("sales-bot")).await.unwrap().unwrap();
     assert!(!w.enabled && w.events.is_empty());
-    assert_eq!(
-        s.webhook_config("sales-bot").unwrap()["headers"],
-        json!({"jwt_key": "shared-hs256-secret"})
-    );
+    assert_eq!(s.webhook_config("sales-bot").unwrap()["headers"], json!({"jwt_key": "shared-hs256-secret"}));
 }
 
 #[tokio::test]
@@ -289,14 +224,8 @@ async fn post_webhook_reaches_the_configured_url_with_a_parsable_body() {
     row["webhookByEvents"] = json!(true);
     row["events"] = json!(["MESSAGES_UPSERT", "CONNECTION_UPDATE"]);
     s.set_webhook_config("a", Some(row));
-    assert_eq!(
-        s.post_webhook("a", SimEvent::MessagesUpsert, None).await.unwrap(),
-        Delivery::Sent(200)
-    );
-    let closed = SimEvent::ConnectionUpdate {
-        state: "close".into(),
-        status_reason: 401,
-    };
+    assert_eq!(s.post_webhook("a", SimEvent::MessagesUpsert, None).await.unwrap(), Delivery::Sent(200));
+    let closed = SimEvent::ConnectionUpdate { state: "close".into(), status_reason: 401 };
     assert_eq!(s.post_webhook("a", closed, None).await.unwrap(), Delivery::Sent(200));
     // Not in the configured events list: not sent.
     let d = s.post_webhook("a", SimEvent::LogoutInstance, None).await.unwrap();
@@ -305,10 +234,7 @@ async fn post_webhook_reaches_the_configured_url_with_a_parsable_body() {
     let got = hooks.received_requests().await.unwrap();
     assert_eq!(got.len(), 2);
     let upsert = parse_inbound(ProviderKind::Evolution, &got[0].body, Some("messages-upsert")).unwrap();
-    assert_eq!(
-        (upsert.instance.as_str(), upsert.event.as_str()),
-        ("a", "messages.upsert")
-    );
+    assert_eq!((upsert.instance.as_str(), upsert.event.as_str()), ("a", "messages.upsert"));
     assert_eq!(upsert.signal, WebhookSignal::Alive);
     let close = parse_inbound(ProviderKind::Evolution, &got[1].body, Some("connection-update")).unwrap();
     assert_eq!(close.signal, WebhookSignal::LoggedOut { reason: Some(401) });
@@ -317,11 +243,7 @@ async fn post_webhook_reaches_the_configured_url_with_a_parsable_body() {
 #[tokio::test]
 async fn post_webhook_every_event_to_a_target() {
     let hooks = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(4)
-        .mount(&hooks)
-        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(204)).expect(4).mount(&hooks).await;
     let s = sim(&[("a", Behaviour::ConnectingWithQr)]).await;
     let target = format!("{}/t", hooks.uri());
     assert_eq!(
@@ -329,33 +251,20 @@ async fn post_webhook_every_event_to_a_target() {
         Delivery::Suppressed("no webhook configured")
     );
     let events = [
-        (
-            SimEvent::ConnectionUpdate {
-                state: "open".into(),
-                status_reason: 200,
-            },
-            WebhookSignal::Alive,
-        ),
+        (SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 }, WebhookSignal::Alive),
         (SimEvent::MessagesUpsert, WebhookSignal::Alive),
         (SimEvent::QrcodeUpdated, WebhookSignal::Connecting { qr_pending: true }),
         (SimEvent::LogoutInstance, WebhookSignal::LoggedOut { reason: None }),
     ];
     for (ev, _) in &events {
-        assert_eq!(
-            s.post_webhook("a", ev.clone(), Some(&target)).await.unwrap(),
-            Delivery::Sent(204)
-        );
+        assert_eq!(s.post_webhook("a", ev.clone(), Some(&target)).await.unwrap(), Delivery::Sent(204));
     }
     let got = hooks.received_requests().await.unwrap();
     for (req, (ev, signal)) in got.iter().zip(&events) {
         let p = parse_inbound(ProviderKind::Evolution, &req.body, None).unwrap();
         assert_eq!((p.event.as_str(), p.signal), (ev.name(), *signal));
     }
-    assert!(
-        s.post_webhook("ghost", SimEvent::MessagesUpsert, Some(&target))
-            .await
-            .is_err()
-    );
+    assert!(s.post_webhook("ghost", SimEvent::MessagesUpsert, Some(&target)).await.is_err());
 }
 
 #[tokio::test]
@@ -380,10 +289,7 @@ async fn injected_faults_classify_as_provider_errors() {
     s.set_latency(Duration::ZERO);
     // Behaviour changes at runtime.
     assert!(s.set_behaviour("a", Behaviour::Banned));
-    assert_eq!(
-        c.status(&i("a")).await.unwrap().status,
-        ProviderStatus::LoggedOut { reason: Some(403) }
-    );
+    assert_eq!(c.status(&i("a")).await.unwrap().status, ProviderStatus::LoggedOut { reason: Some(403) });
     let before = s.total_calls();
     assert!(before > 0);
     s.reset_calls();

@@ -16,10 +16,7 @@ const ID: &str = "3B6XIW-ZTS923-GEAY6V";
 const BEARER: &str = "Bearer wapi-instance-token-xyz";
 
 fn inst() -> InstanceRef {
-    InstanceRef {
-        name: ID.into(),
-        token: Some(Secret::literal(WAPI_TOKEN)),
-    }
+    InstanceRef { name: ID.into(), token: Some(Secret::literal(WAPI_TOKEN)) }
 }
 
 fn client(server: &MockServer, integrator: bool, body_key: &str) -> ProviderClient {
@@ -27,10 +24,7 @@ fn client(server: &MockServer, integrator: bool, body_key: &str) -> ProviderClie
 }
 
 fn call(m: &str, p: &str) -> wiremock::MockBuilder {
-    Mock::given(method(m))
-        .and(path(p))
-        .and(query_param("instanceId", ID))
-        .and(header("authorization", BEARER))
+    Mock::given(method(m)).and(path(p)).and(query_param("instanceId", ID)).and(header("authorization", BEARER))
 }
 
 #[tokio::test]
@@ -41,11 +35,7 @@ async fn connected_status_needs_no_qr_call() {
         .expect(1)
         .mount(&server)
         .await;
-    call("GET", "/instance/qr-code")
-        .respond_with(json_body(200, "{}"))
-        .expect(0)
-        .mount(&server)
-        .await;
+    call("GET", "/instance/qr-code").respond_with(json_body(200, "{}")).expect(0).mount(&server).await;
     let r = client(&server, false, "value").status(&inst()).await.unwrap();
     assert_eq!(r.status, ProviderStatus::Connected);
 }
@@ -72,20 +62,13 @@ async fn disconnected_with_qr_on_offer_is_logged_out() {
 
 #[tokio::test]
 async fn disconnected_without_qr_is_a_plain_disconnect() {
-    for qr in [
-        json_body(200, r#"{"error":false,"instanceId":"x","connected":true}"#),
-        json_body(500, "{}"),
-    ] {
+    for qr in [json_body(200, r#"{"error":false,"instanceId":"x","connected":true}"#), json_body(500, "{}")] {
         let server = MockServer::start().await;
         call("GET", "/instance/status-instance")
             .respond_with(json_fixture(200, "wapi/status-instance.disconnected.json"))
             .mount(&server)
             .await;
-        call("GET", "/instance/qr-code")
-            .respond_with(qr)
-            .expect(1)
-            .mount(&server)
-            .await;
+        call("GET", "/instance/qr-code").respond_with(qr).expect(1).mount(&server).await;
         let r = client(&server, false, "value").status(&inst()).await.unwrap();
         assert_eq!(r.status, ProviderStatus::Disconnected { reason: None });
     }
@@ -125,10 +108,7 @@ async fn error_bodies_classify() {
 #[tokio::test]
 async fn instance_without_token_falls_back_or_fails_cleanly() {
     let server = MockServer::start().await;
-    let e = client(&server, false, "value")
-        .status(&InstanceRef::named(ID))
-        .await
-        .unwrap_err();
+    let e = client(&server, false, "value").status(&InstanceRef::named(ID)).await.unwrap_err();
     assert_eq!(e.class, ErrorClass::Unauthorized);
     Mock::given(method("GET"))
         .and(path("/instance/status-instance"))
@@ -137,10 +117,7 @@ async fn instance_without_token_falls_back_or_fails_cleanly() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = client(&server, true, "value")
-        .status(&InstanceRef::named(ID))
-        .await
-        .unwrap();
+    let r = client(&server, true, "value").status(&InstanceRef::named(ID)).await.unwrap();
     assert_eq!(r.status, ProviderStatus::Connected);
 }
 
@@ -155,32 +132,20 @@ async fn both_recovery_kinds_call_restart() {
     let c = client(&server, false, "value");
     for kind in [RecoveryKind::Reconnect, RecoveryKind::Restart] {
         let d = c.recover(&inst(), kind).await.unwrap();
-        assert_eq!(
-            d,
-            format!("GET /instance/restart?instanceId={ID} -> 200 Instância reiniciada com sucesso.")
-        );
+        assert_eq!(d, format!("GET /instance/restart?instanceId={ID} -> 200 Instância reiniciada com sucesso."));
     }
 }
 
 #[tokio::test]
 async fn webhook_slots_read_from_fetch_instance() {
-    for fx in [
-        "wapi/fetch-instance.connected.json",
-        "wapi/fetch-instance.logged-out.json",
-    ] {
+    for fx in ["wapi/fetch-instance.connected.json", "wapi/fetch-instance.logged-out.json"] {
         let server = MockServer::start().await;
-        call("GET", "/instance/fetch-instance")
-            .respond_with(json_fixture(200, fx))
-            .expect(1)
-            .mount(&server)
-            .await;
+        call("GET", "/instance/fetch-instance").respond_with(json_fixture(200, fx)).expect(1).mount(&server).await;
         let got = client(&server, false, "value").webhook(&inst()).await.unwrap();
         let want = WebhookSettings {
             enabled: true,
             url: Some(format!("https://hooks.example.com/wa/wapi/{ID}/connected?k=s3cr3t")),
-            events: ["connected", "disconnected", "delivery", "received", "message-status"]
-                .map(String::from)
-                .to_vec(),
+            events: ["connected", "disconnected", "delivery", "received", "message-status"].map(String::from).to_vec(),
             by_events: true,
             base64: false,
         };
@@ -188,10 +153,7 @@ async fn webhook_slots_read_from_fetch_instance() {
     }
     let server = MockServer::start().await;
     call("GET", "/instance/fetch-instance")
-        .respond_with(json_body(
-            200,
-            r#"{"instanceId":"x","webhookReceivedUrl":"","webhookConnectedUrl":""}"#,
-        ))
+        .respond_with(json_body(200, r#"{"instanceId":"x","webhookReceivedUrl":"","webhookConnectedUrl":""}"#))
         .mount(&server)
         .await;
     assert_eq!(client(&server, false, "value").webhook(&inst()).await.unwrap(), None);
@@ -241,19 +203,11 @@ async fn apply_puts_each_differing_slot_with_the_body_key_and_verifies() {
             .await;
     }
     let d = desired(&["CONNECTION_UPDATE", "MESSAGES_UPSERT", "QRCODE_UPDATED"], false);
-    let r = client(&server, false, "value")
-        .apply_webhook(&inst(), WANT_URL, &d)
-        .await
-        .unwrap();
-    let WebhookRepair::Repaired { reasons } = r else {
-        panic!("want Repaired, got {r:?}")
-    };
+    let r = client(&server, false, "value").apply_webhook(&inst(), WANT_URL, &d).await.unwrap();
+    let WebhookRepair::Repaired { reasons } = r else { panic!("want Repaired, got {r:?}") };
     assert_eq!(reasons.len(), 3);
     assert!(reasons[0].starts_with("slot `connected` points at another URL (https://hooks.example.com/wa/…)"));
-    assert!(
-        reasons.iter().all(|r| !r.contains("s3cr3t")),
-        "webhook secrets are redacted"
-    );
+    assert!(reasons.iter().all(|r| !r.contains("s3cr3t")), "webhook secrets are redacted");
 }
 
 #[tokio::test]
@@ -264,17 +218,10 @@ async fn apply_is_a_no_op_when_slots_match() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("PUT"))
-        .respond_with(json_body(200, "{}"))
-        .expect(0)
-        .mount(&server)
-        .await;
+    Mock::given(method("PUT")).respond_with(json_body(200, "{}")).expect(0).mount(&server).await;
     let d = desired(&["CONNECTION_UPDATE", "MESSAGES_UPSERT"], false);
     assert_eq!(
-        client(&server, false, "value")
-            .apply_webhook(&inst(), WANT_URL, &d)
-            .await
-            .unwrap(),
+        client(&server, false, "value").apply_webhook(&inst(), WANT_URL, &d).await.unwrap(),
         WebhookRepair::AlreadyOk
     );
 }
@@ -295,13 +242,8 @@ async fn read_back_mismatch_names_body_key_and_slot() {
         .mount(&server)
         .await;
     let d = desired(&["received"], false);
-    let r = client(&server, false, "urlWebhook")
-        .apply_webhook(&inst(), WANT_URL, &d)
-        .await
-        .unwrap();
-    let WebhookRepair::Mismatch { detail } = r else {
-        panic!("want Mismatch, got {r:?}")
-    };
+    let r = client(&server, false, "urlWebhook").apply_webhook(&inst(), WANT_URL, &d).await.unwrap();
+    let WebhookRepair::Mismatch { detail } = r else { panic!("want Mismatch, got {r:?}") };
     assert!(detail.contains("body key `urlWebhook`"), "{detail}");
     assert!(detail.contains("update-webhook-received"), "{detail}");
     assert!(detail.contains("webhookReceivedUrl"), "{detail}");
@@ -330,9 +272,8 @@ async fn by_events_gives_each_slot_its_own_path() {
         .expect(1)
         .mount(&server)
         .await;
-    let r = client(&server, false, "value")
-        .apply_webhook(&inst(), WANT_URL, &desired(&["MESSAGES_UPDATE"], true))
-        .await;
+    let r =
+        client(&server, false, "value").apply_webhook(&inst(), WANT_URL, &desired(&["MESSAGES_UPDATE"], true)).await;
     assert!(matches!(r, Ok(WebhookRepair::Repaired { .. })), "{r:?}");
 }
 
@@ -349,10 +290,8 @@ async fn discovery_uses_the_integrator_list() {
         .mount(&server)
         .await;
     let got = client(&server, true, "value").list_instances().await.unwrap();
-    let pairs: Vec<(&str, Option<&str>)> = got
-        .iter()
-        .map(|d| (d.name.as_str(), d.token.as_ref().map(|t| t.expose())))
-        .collect();
+    let pairs: Vec<(&str, Option<&str>)> =
+        got.iter().map(|d| (d.name.as_str(), d.token.as_ref().map(|t| t.expose()))).collect();
     assert_eq!(
         pairs,
         vec![
@@ -360,16 +299,7 @@ async fn discovery_uses_the_integrator_list() {
             ("LITE-8NDQT1-UWX43P", Some("REDACTED-INSTANCE-TOKEN-2"))
         ]
     );
-    assert!(
-        !format!("{got:?}").contains("REDACTED-INSTANCE-TOKEN"),
-        "tokens stay redacted in Debug"
-    );
+    assert!(!format!("{got:?}").contains("REDACTED-INSTANCE-TOKEN"), "tokens stay redacted in Debug");
     // Without an integrator token there is nothing to discover, and no call.
-    assert!(
-        client(&server, false, "value")
-            .list_instances()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(client(&server, false, "value").list_instances().await.unwrap().is_empty());
 }

@@ -1,0 +1,69 @@
+//! Every observable event in one place: its log line and its counters
+//! together (vector's `emit()` idea), so logs and metrics never disagree.
+
+use crate::domain::health::Change;
+use crate::domain::provider::ProviderChange;
+use crate::domain::{InstanceKey, RecoveryKind};
+
+/// A state-machine change of one instance, committed.
+pub fn change(key: &InstanceKey, tenant: &str, c: &Change) {
+    match c {
+        Change::HealthChanged { from, to, reason } => {
+            tracing::info!(instance = %key, tenant, from = from.as_str(), to = to.as_str(), reason = %reason, "health changed")
+        }
+        Change::OutageOpened { id, cause } => {
+            tracing::warn!(instance = %key, tenant, outage = %id, cause = cause.as_str(), "outage opened")
+        }
+        Change::OutageClosed { id, recovered_by } => {
+            tracing::info!(instance = %key, tenant, outage = %id, recovered_by = recovered_by.as_str(), "outage closed")
+        }
+        Change::CauseChanged { id, cause } => {
+            tracing::warn!(instance = %key, outage = %id, cause = cause.as_str(), "outage cause changed")
+        }
+        Change::RecoveryScheduled { kind, attempt, manual } => {
+            tracing::info!(instance = %key, action = kind.as_str(), attempt, manual, "recovery scheduled")
+        }
+        Change::RecoveryRefused { why } => tracing::info!(instance = %key, why = %why, "recovery refused"),
+        Change::FlappingStarted { id } => tracing::warn!(instance = %key, episode = %id, "flapping started"),
+        Change::FlappingEnded { id } => tracing::info!(instance = %key, episode = %id, "flapping ended"),
+        Change::MaintenanceSet { until } => {
+            tracing::info!(instance = %key, until = ?until.map(|t| t.rfc3339()), "maintenance changed")
+        }
+        Change::NoticeSuppressed { kind, why } => {
+            tracing::debug!(instance = %key, kind = kind.as_str(), why, "notice suppressed")
+        }
+    }
+}
+
+/// A recovery call returned.
+pub fn recovery(key: &InstanceKey, kind: RecoveryKind, attempt: u32, outcome: &str, detail: &str) {
+    if outcome == "sent" {
+        tracing::info!(instance = %key, action = kind.as_str(), attempt, detail, "recovery action sent");
+    } else {
+        tracing::warn!(instance = %key, action = kind.as_str(), attempt, detail, "recovery action failed");
+    }
+}
+
+/// A provider-wide outage opened or closed.
+pub fn provider_change(provider: &str, c: &ProviderChange) {
+    match c {
+        ProviderChange::OutageOpened { id, reason } => {
+            tracing::error!(provider, outage = %id, reason = %reason, "provider unreachable")
+        }
+        ProviderChange::OutageClosed { id } => tracing::info!(provider, outage = %id, "provider recovered"),
+    }
+}
+
+/// The webhook audit found something (`webhook_repaired`, `webhook_mismatch`, `webhook_audit_failed`).
+pub fn webhook_audit(key: &InstanceKey, kind: &str, detail: &str) {
+    match kind {
+        "webhook_repaired" => tracing::info!(instance = %key, detail, "webhook config repaired"),
+        _ => tracing::warn!(instance = %key, kind, detail, "webhook config not in the desired state"),
+    }
+}
+
+/// A scheduler tick found the previous run of its job still going and skipped.
+pub fn tick_skipped(job: &'static str) {
+    metrics::counter!("wa_sentinel_ticks_skipped_total", "job" => job).increment(1);
+    tracing::debug!(job, "previous run still going: tick skipped");
+}

@@ -1,0 +1,588 @@
+//! The supervisor: the poll cycle, recovery actions, the webhook audit and
+//! retention — SPEC §5 rules 1–9 at the edges, around the pure core.
+//!
+//! Every observation goes the same way: load the instance, `step` it, commit
+//! the new state with its outage rows, events and outbox rows in one
+//! transaction, and only then act (call the provider, wake the outbox worker).
+//! `last_restart_attempt` is therefore committed before any recovery call, so
+//! a crash can never cause a restart storm.
+
+pub mod inventory;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ProviderKind, Secret};
+use crate::domain::health::{Action, Change, Ctx, Observation};
+use crate::domain::provider::{CycleSummary, provider_step};
+use crate::domain::{Health, InstanceKey, Notice, NoticeKind, ProviderErrorKind, RecoveryKind, StepOutput, Ts, step};
+use crate::notify::route;
+use crate::notify::worker::OutboxWorker;
+use crate::providers::{InstanceRef, ProviderClient, ProviderError, WebhookRepair};
+use crate::store::{InstanceFilter, InstanceRecord, OutboxEntry, Store, StoreError};
+
+/// The clock, injectable for tests.
+pub type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("provider `{provider}`: {source}")]
+    Provider { provider: String, source: ProviderError },
+    #[error("{0}")]
+    Refused(String),
+    #[error("unknown instance {0}: see `wa-sentinel status`")]
+    UnknownInstance(InstanceKey),
+    #[error("unknown provider `{0}`: it is not in the configuration")]
+    UnknownProvider(String),
+}
+
+struct ProviderHandle {
+    client: ProviderClient,
+    kind: ProviderKind,
+    /// Status and audit calls in flight to this provider.
+    calls: Semaphore,
+    /// Recovery actions in flight to this provider.
+    recoveries: Semaphore,
+}
+
+/// What one poll cycle did, for logs, metrics and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CycleReport {
+    pub polled: u32,
+    pub provider_errors: u32,
+    pub committed: u32,
+    pub unchanged: u32,
+    pub recoveries: u32,
+    pub notices: u32,
+}
+
+/// Shared by the scheduler jobs, the receiver and the CLI.
+pub struct Supervisor {
+    cfg: Arc<Config>,
+    store: Store,
+    providers: HashMap<String, Arc<ProviderHandle>>,
+    global: Semaphore,
+    /// W-API instance tokens: from the config, refreshed by discovery.
+    tokens: Mutex<HashMap<InstanceKey, Secret>>,
+    outbox: Option<OutboxWorker>,
+    clock: Clock,
+    tasks: TaskTracker,
+}
+
+impl Supervisor {
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Store,
+        outbox: Option<OutboxWorker>,
+        clock: Clock,
+    ) -> Result<Arc<Self>, SupervisorError> {
+        let mut providers = HashMap::new();
+        for p in &cfg.providers {
+            let client = ProviderClient::new(p, cfg.supervisor.request_timeout)
+                .map_err(|source| SupervisorError::Provider { provider: p.name.clone(), source })?;
+            providers.insert(
+                p.name.clone(),
+                Arc::new(ProviderHandle {
+                    client,
+                    kind: p.kind,
+                    calls: Semaphore::new(cfg.supervisor.per_provider_concurrency),
+                    recoveries: Semaphore::new(cfg.supervisor.recovery_concurrency),
+                }),
+            );
+        }
+        let tokens = cfg
+            .instances
+            .iter()
+            .filter_map(|i| i.token.clone().map(|t| (InstanceKey::new(&i.provider, &i.name), t)))
+            .collect();
+        Ok(Arc::new(Supervisor {
+            global: Semaphore::new(cfg.supervisor.concurrency),
+            cfg,
+            store,
+            providers,
+            tokens: Mutex::new(tokens),
+            outbox,
+            clock,
+            tasks: TaskTracker::new(),
+        }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> Ts {
+        (self.clock)()
+    }
+
+    /// Wait until every recovery action and verification poll started so far has finished.
+    pub async fn wait_idle(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.tasks.reopen();
+    }
+
+    fn instance_ref(&self, key: &InstanceKey) -> InstanceRef {
+        let token = self.tokens.lock().expect("tokens lock").get(key).cloned();
+        InstanceRef { name: key.name.clone(), token }
+    }
+
+    fn wake_outbox(&self) {
+        if let Some(w) = &self.outbox {
+            w.wake();
+        }
+    }
+
+    /// Notices → outbox rows. `webhook_repaired` is off by default: it goes only
+    /// to notifiers that name it in `kinds`.
+    fn route(&self, notices: &[&Notice]) -> Vec<OutboxEntry> {
+        let explicit: Vec<_> = self
+            .cfg
+            .notifiers
+            .iter()
+            .filter(|n| n.kinds.as_ref().is_some_and(|k| k.contains(&NoticeKind::WebhookRepaired)))
+            .cloned()
+            .collect();
+        let (repairs, rest): (Vec<&Notice>, Vec<&Notice>) =
+            notices.iter().partition(|n| n.kind == NoticeKind::WebhookRepaired);
+        let mut out = route(&self.cfg.notifiers, rest);
+        out.extend(route(&explicit, repairs));
+        out
+    }
+
+    // ------------------------------------------------------------ observations
+
+    /// Step one instance with one observation, commit, then act. `rec` is a
+    /// fresh read when the caller has one; on a concurrent change the instance
+    /// is reloaded and stepped again. Returns the committed step.
+    pub async fn observe(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        obs: Observation,
+        rec: Option<InstanceRecord>,
+    ) -> Result<Option<StepOutput>, SupervisorError> {
+        let mut rec = rec;
+        for _ in 0..8 {
+            let r = match rec.take() {
+                Some(r) => r,
+                None => self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?,
+            };
+            let now = self.now();
+            let id = uuid::Uuid::now_v7().to_string();
+            let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id };
+            let out = step(&r.state, obs.clone(), &ctx, &self.cfg.policy);
+            if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
+                return Ok(None); // nothing to write: healthy instances cost no write
+            }
+            let notices: Vec<&Notice> = out.notices().collect();
+            let outbox = self.route(&notices);
+            match self.store.commit_step(&r, &out, &outbox, now).await {
+                Ok(_) => {
+                    self.after_commit(&r, &out);
+                    return Ok(Some(out));
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SupervisorError::Refused(format!(
+            "{key}: the instance kept changing concurrently; giving up this observation"
+        )))
+    }
+
+    /// After the commit: log what happened, count it, and start the actions.
+    fn after_commit(self: &Arc<Self>, r: &InstanceRecord, out: &StepOutput) {
+        for c in &out.changes {
+            crate::events::change(&r.key, &r.tenant, c);
+        }
+        let mut notified = false;
+        for a in &out.actions {
+            match a {
+                Action::Notify(_) => notified = true,
+                Action::Recover { kind, attempt } => {
+                    let me = self.clone();
+                    let (key, kind, attempt) = (r.key.clone(), *kind, *attempt);
+                    let id = r.id.clone();
+                    self.tasks.spawn(async move { me.recover(&id, &key, kind, attempt, true).await });
+                }
+            }
+        }
+        if notified {
+            self.wake_outbox();
+        }
+    }
+
+    /// Call the provider's recovery endpoint (the state is already committed),
+    /// record the outcome, and verify with a poll after `settle_delay`.
+    async fn recover(
+        self: &Arc<Self>,
+        id: &str,
+        key: &InstanceKey,
+        kind: RecoveryKind,
+        attempt: u32,
+        verify: bool,
+    ) -> Result<String, SupervisorError> {
+        let Some(h) = self.providers.get(&key.provider).cloned() else {
+            return Err(SupervisorError::UnknownProvider(key.provider.clone()));
+        };
+        let result = {
+            let _permit = h.recoveries.acquire().await.expect("semaphore never closed");
+            h.client.recover(&self.instance_ref(key), kind).await
+        };
+        let now = self.now();
+        let (outcome, detail) = match &result {
+            Ok(d) => ("sent", d.clone()),
+            Err(e) => ("failed", e.to_string()),
+        };
+        metrics::counter!("wa_sentinel_restarts_total", "provider" => key.provider.clone(), "result" => outcome)
+            .increment(1);
+        crate::events::recovery(key, kind, attempt, outcome, &detail);
+        let ev = serde_json::json!({"action": kind.as_str(), "attempt": attempt, "outcome": outcome, "detail": detail});
+        self.store.record_event(Some(id), &key.provider, "recovery_result", &ev, now).await?;
+        if verify {
+            tokio::time::sleep(self.cfg.supervisor.settle_delay).await;
+            let obs = self.poll_one(&h, key).await;
+            let out = self.observe(key, obs.clone(), None).await?;
+            let ev = serde_json::json!({"observation": format!("{obs:?}"), "health": out.as_ref().map(|o| o.state.health.as_str())});
+            self.store.record_event(Some(id), &key.provider, "recovery_verified", &ev, self.now()).await?;
+        }
+        result.map_err(|source| SupervisorError::Provider { provider: key.provider.clone(), source })
+    }
+
+    /// One status call, as an observation.
+    async fn poll_one(&self, h: &ProviderHandle, key: &InstanceKey) -> Observation {
+        let _g = self.global.acquire().await.expect("semaphore never closed");
+        let _p = h.calls.acquire().await.expect("semaphore never closed");
+        let started = Instant::now();
+        let res = h.client.status(&self.instance_ref(key)).await;
+        metrics::histogram!("wa_sentinel_poll_duration_seconds").record(started.elapsed().as_secs_f64());
+        let (obs, result) = match res {
+            Ok(r) => (Observation::Polled(r.status), "ok"),
+            Err(e) => match (e.instance_status(), e.provider_kind()) {
+                (Some(st), _) => (Observation::Polled(st), "ok"),
+                (None, Some(kind)) => {
+                    tracing::debug!(instance = %key, error = %e, "status call failed");
+                    (Observation::ProviderFailed(kind), kind.as_str())
+                }
+                (None, None) => (Observation::ProviderFailed(ProviderErrorKind::BadResponse), "bad_response"),
+            },
+        };
+        metrics::counter!("wa_sentinel_polls_total", "provider" => key.provider.clone(), "result" => result)
+            .increment(1);
+        obs
+    }
+
+    // ------------------------------------------------------------ inventory
+
+    /// Merge configured and discovered instances into the store.
+    pub async fn sync_inventory(&self) -> Result<Vec<InstanceRecord>, SupervisorError> {
+        let mut discovered: HashMap<String, Option<Vec<String>>> = HashMap::new();
+        for p in self.cfg.providers.iter().filter(|p| p.discover) {
+            let h = &self.providers[&p.name];
+            match h.client.list_instances().await {
+                Ok(list) => {
+                    let mut tokens = self.tokens.lock().expect("tokens lock");
+                    for d in &list {
+                        if let Some(t) = &d.token {
+                            tokens.entry(InstanceKey::new(&p.name, &d.name)).or_insert_with(|| t.clone());
+                        }
+                    }
+                    discovered.insert(p.name.clone(), Some(list.into_iter().map(|d| d.name).collect()));
+                }
+                Err(e) => {
+                    tracing::warn!(provider = %p.name, error = %e, "discovery failed; keeping the known instances");
+                    discovered.insert(p.name.clone(), None);
+                }
+            }
+        }
+        let wanted = inventory::wanted(&self.cfg, &discovered);
+        let filter = InstanceFilter { include_absent: true, ..Default::default() };
+        let stored = self.store.instances(&filter).await?;
+        let d = inventory::diff(&self.cfg, &stored, &wanted, &discovered);
+        let now = self.now();
+        for w in &d.upsert {
+            self.store.ensure_instance(&w.key, &w.tenant, &w.labels, w.source, now).await?;
+        }
+        for id in &d.retire {
+            self.store.set_present(id, false).await?;
+        }
+        if d.upsert.is_empty() && d.retire.is_empty() {
+            Ok(stored.into_iter().filter(|r| r.present).collect())
+        } else {
+            Ok(self.store.instances(&InstanceFilter::default()).await?)
+        }
+    }
+
+    // ------------------------------------------------------------ poll cycle
+
+    /// Poll every known instance once — whatever its stored health (rule 1) —
+    /// and commit what changed. Recovery actions run in the background
+    /// ([`Supervisor::wait_idle`] waits for them).
+    pub async fn poll_cycle(self: &Arc<Self>) -> Result<CycleReport, SupervisorError> {
+        let started = Instant::now();
+        let records = self.sync_inventory().await?;
+        let mut set = tokio::task::JoinSet::new();
+        for rec in records {
+            let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
+            let me = self.clone();
+            set.spawn(async move {
+                let obs = me.poll_one(&h, &rec.key).await;
+                let failed = match &obs {
+                    Observation::ProviderFailed(k) => Some(*k),
+                    _ => None,
+                };
+                let key = rec.key.clone();
+                let id = rec.id.clone();
+                let res = me.observe(&key, obs, Some(rec)).await;
+                (key, id, failed, res)
+            });
+        }
+        let mut report = CycleReport::default();
+        let mut summaries: HashMap<String, (CycleSummary, HashMap<ProviderErrorKind, u32>)> = HashMap::new();
+        let mut untouched = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let (key, id, failed, res) = joined.expect("poll task does not panic");
+            report.polled += 1;
+            let entry = summaries.entry(key.provider.clone()).or_default();
+            entry.0.calls += 1;
+            if let Some(k) = failed {
+                report.provider_errors += 1;
+                entry.0.provider_errors += 1;
+                *entry.1.entry(k).or_default() += 1;
+            }
+            match res {
+                Ok(Some(out)) => {
+                    report.committed += 1;
+                    report.recoveries +=
+                        out.actions.iter().filter(|a| matches!(a, Action::Recover { .. })).count() as u32;
+                    report.notices += out.notices().count() as u32;
+                }
+                Ok(None) => {
+                    report.unchanged += 1;
+                    untouched.push(id);
+                }
+                Err(e) => tracing::warn!(instance = %key, error = %e, "cannot record the observation"),
+            }
+        }
+        let now = self.now();
+        self.store.touch_health_checks(&untouched, now).await?;
+        for (provider, (mut summary, kinds)) in summaries {
+            summary.error = kinds.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k);
+            report.notices += self.provider_cycle(&provider, summary, now).await?;
+        }
+        if report.notices > 0 {
+            self.wake_outbox();
+        }
+        metrics::histogram!("wa_sentinel_poll_cycle_seconds").record(started.elapsed().as_secs_f64());
+        self.export_gauges().await;
+        tracing::info!(
+            polled = report.polled,
+            changed = report.committed,
+            provider_errors = report.provider_errors,
+            recoveries = report.recoveries,
+            notices = report.notices,
+            took_ms = started.elapsed().as_millis() as u64,
+            "poll cycle done"
+        );
+        Ok(report)
+    }
+
+    async fn provider_cycle(&self, provider: &str, summary: CycleSummary, now: Ts) -> Result<u32, SupervisorError> {
+        let prev = self.store.provider_state(provider).await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let out =
+            provider_step(&prev, summary, provider, now, &id, &self.cfg.policy, self.cfg.alerts.group_provider_outage);
+        if out.state == prev {
+            return Ok(0);
+        }
+        let notices: Vec<&Notice> = out.notices.iter().collect();
+        let outbox = self.route(&notices);
+        self.store.commit_provider_step(provider, &out, &outbox, now).await?;
+        for c in &out.changes {
+            crate::events::provider_change(provider, c);
+        }
+        Ok(out.notices.len() as u32)
+    }
+
+    /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`.
+    async fn export_gauges(&self) {
+        let Ok(all) = self.store.instances(&InstanceFilter::default()).await else { return };
+        for p in self.providers.keys() {
+            for h in Health::ALL {
+                let n = all.iter().filter(|r| &r.key.provider == p && r.state.health == h).count();
+                metrics::gauge!("wa_sentinel_instances", "provider" => p.clone(), "health" => h.as_str()).set(n as f64);
+            }
+            let open = all.iter().filter(|r| &r.key.provider == p && r.state.outage.is_some()).count();
+            metrics::gauge!("wa_sentinel_outages_open", "provider" => p.clone()).set(open as f64);
+        }
+    }
+
+    // ------------------------------------------------------------ manual control
+
+    /// `restart PROVIDER/INSTANCE [--force]`: through the state machine (cooldown
+    /// unless forced), committed, then the provider is called and the result recorded.
+    pub async fn manual_restart(self: &Arc<Self>, key: &InstanceKey, force: bool) -> Result<String, SupervisorError> {
+        if !self.providers.contains_key(&key.provider) {
+            return Err(SupervisorError::UnknownProvider(key.provider.clone()));
+        }
+        let out = self.observe(key, Observation::ManualRestart { force }, None).await?;
+        let out = out.ok_or_else(|| SupervisorError::Refused(format!("{key}: nothing to do")))?;
+        if let Some(Change::RecoveryRefused { why }) =
+            out.changes.iter().find(|c| matches!(c, Change::RecoveryRefused { .. }))
+        {
+            return Err(SupervisorError::Refused(format!("{key}: {why}")));
+        }
+        let rec = self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?;
+        let ev = serde_json::json!({"force": force, "by": "cli"});
+        self.store.record_event(Some(&rec.id), &key.provider, "manual_restart", &ev, self.now()).await?;
+        let kind = out
+            .actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Recover { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .unwrap_or(RecoveryKind::Reconnect);
+        // The action was spawned by `observe`; wait for it and report its outcome.
+        self.wait_idle().await;
+        let events = self.store.events(&rec.id, 5).await?;
+        let last = events.iter().find(|e| e.kind == "recovery_result").map(|e| e.detail.clone()).unwrap_or_default();
+        Ok(format!("{key}: {} sent; {last}", kind.as_str()))
+    }
+
+    // ------------------------------------------------------------ webhook audit
+
+    /// Read every instance's webhook config and re-apply the desired one where it
+    /// is missing, disabled, elsewhere, or lacks events (rule 8). Operator-added
+    /// events are kept by the providers' diff-based apply.
+    pub async fn webhook_audit(self: &Arc<Self>) -> Result<AuditReport, SupervisorError> {
+        let Some(base) = self.cfg.server.public_url.clone() else {
+            tracing::debug!("webhook audit skipped: server.public_url is not set");
+            return Ok(AuditReport::default());
+        };
+        let records = self.store.instances(&InstanceFilter::default()).await?;
+        let mut set = tokio::task::JoinSet::new();
+        for rec in records.into_iter().filter(|r| r.state.health != Health::Missing) {
+            let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
+            let p = self.cfg.providers.iter().find(|p| p.name == rec.key.provider).expect("configured").clone();
+            let url = format!("{base}/webhooks/{}/{}", p.name, p.webhook_token.expose());
+            let me = self.clone();
+            set.spawn(async move {
+                let res = {
+                    let _g = me.global.acquire().await.expect("open");
+                    let _p = h.calls.acquire().await.expect("open");
+                    h.client.apply_webhook(&me.instance_ref(&rec.key), &url, &me.cfg.webhook).await
+                };
+                (rec, res)
+            });
+        }
+        let mut report = AuditReport::default();
+        let mut notices = Vec::new();
+        while let Some(j) = set.join_next().await {
+            let (rec, res) = j.expect("audit task does not panic");
+            let now = self.now();
+            let (ok, kind, detail) = match &res {
+                Ok(WebhookRepair::AlreadyOk) => {
+                    report.ok += 1;
+                    (true, None, String::new())
+                }
+                Ok(WebhookRepair::Repaired { reasons }) => {
+                    report.repaired += 1;
+                    (true, Some("webhook_repaired"), reasons.join("; "))
+                }
+                Ok(WebhookRepair::Mismatch { detail }) => {
+                    report.mismatched += 1;
+                    (false, Some("webhook_mismatch"), detail.clone())
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    (false, Some("webhook_audit_failed"), e.to_string())
+                }
+            };
+            self.store.set_webhook_check(&rec.id, ok, now).await?;
+            if let Some(kind) = kind {
+                crate::events::webhook_audit(&rec.key, kind, &detail);
+                self.store
+                    .record_event(Some(&rec.id), &rec.key.provider, kind, &serde_json::json!({"detail": detail}), now)
+                    .await?;
+            }
+            if kind == Some("webhook_repaired") {
+                metrics::counter!("wa_sentinel_webhook_repairs_total", "provider" => rec.key.provider.clone())
+                    .increment(1);
+                let id = format!("webhook-{}-{}", rec.id, now.0);
+                notices.push(Notice {
+                    kind: NoticeKind::WebhookRepaired,
+                    provider: rec.key.provider.clone(),
+                    instance: Some(rec.key.name.clone()),
+                    tenant: Some(rec.tenant.clone()),
+                    outage_id: id.clone(),
+                    started_at: now,
+                    at: now,
+                    reason: detail,
+                    restart_attempts: 0,
+                    max_attempts: 0,
+                    recovered_by: None,
+                    sequence: 0,
+                    dedup_key: crate::domain::notice::dedup_key(&id, NoticeKind::WebhookRepaired, 0),
+                });
+            }
+        }
+        let refs: Vec<&Notice> = notices.iter().collect();
+        let outbox = self.route(&refs);
+        if !outbox.is_empty() {
+            self.store.enqueue(&outbox, self.now()).await?;
+            self.wake_outbox();
+        }
+        tracing::info!(
+            ok = report.ok,
+            repaired = report.repaired,
+            mismatched = report.mismatched,
+            failed = report.failed,
+            "webhook audit done"
+        );
+        Ok(report)
+    }
+
+    // ------------------------------------------------------------ retention
+
+    /// Delete events and closed outages older than `supervisor.retention`.
+    pub async fn prune(&self) -> Result<(u64, u64), SupervisorError> {
+        let keep = self.cfg.supervisor.retention;
+        if keep.is_zero() {
+            return Ok((0, 0));
+        }
+        let before = Ts(self.now().0 - crate::domain::time::duration_ms(keep));
+        Ok(self.store.prune(before).await?)
+    }
+
+    /// Deadline helper for shutdown: wait for in-flight actions at most `grace`.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
+
+    /// W-API or Evolution, for the receiver.
+    pub fn provider_kind(&self, name: &str) -> Option<ProviderKind> {
+        self.providers.get(name).map(|h| h.kind)
+    }
+}
+
+/// What one webhook audit did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuditReport {
+    pub ok: u32,
+    pub repaired: u32,
+    pub mismatched: u32,
+    pub failed: u32,
+}

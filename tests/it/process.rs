@@ -1,0 +1,144 @@
+//! Tests that spawn the real binary: crash safety (SIGKILL mid-cycle, then a
+//! restart on the same database).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A daemon process; killed (SIGKILL) on drop if still running.
+pub struct Daemon {
+    pub child: Child,
+}
+
+impl Daemon {
+    pub fn spawn(config: &Path, envs: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wa-sentinel"));
+        cmd.arg("--config").arg(config).arg("run").env_remove("WA_SENTINEL_CONFIG").env("RUST_LOG", "info,sqlx=warn");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(config.with_extension("log")).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().expect("spawn wa-sentinel");
+        Daemon { child }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Poll `cond` every 50 ms until it holds or `limit` passes.
+pub async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+pub fn write_config(dir: &Path, db_url: &str, sim: &Simulator, sink: &str, extra: &str) -> std::path::PathBuf {
+    let p = dir.join("config.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[database]
+url = "{db_url}"
+[server]
+listen = "127.0.0.1:0"
+[supervisor]
+poll_schedule = "*/1 * * * * *"
+request_timeout = "2s"
+down_after = 1
+settle_delay = "0s"
+[restart]
+cooldown = "30m"
+[alerts]
+retry_min_delay = "1s"
+[[providers]]
+name = "evo"
+kind = "evolution"
+base_url = "{base}"
+api_version = "v2"
+api_key = "{key}"
+webhook_token = "hooktoken"
+discover = true
+[[notifiers]]
+name = "sink"
+kind = "webhook"
+url = "{sink}"
+{extra}
+"#,
+            base = sim.base_url(),
+            key = sim.api_key()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_cycle_and_restarted_no_duplicate_notice_no_recovery_inside_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimOptions {
+        instances: vec![("b".into(), Behaviour::ClosedTransient { reason: 428 }), ("ok".into(), Behaviour::Open)],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let sink = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&sink).await;
+    let db = format!("sqlite://{}/crash.db", dir.path().display());
+    let cfg = write_config(dir.path(), &db, &sim, &sink.uri(), "");
+    let connects = || sim.calls("GET", "/instance/connect/b");
+
+    let mut first = Daemon::spawn(&cfg, &[]);
+    assert!(wait_for(Duration::from_secs(30), || connects() >= 1).await, "first daemon never reconnected b");
+    first.kill9(); // mid-cycle: the verification poll of that recovery is still pending
+    assert_eq!(connects(), 1);
+
+    // The session drops again while nobody watches; a new daemon takes over the database.
+    sim.set_behaviour("b", Behaviour::ClosedTransient { reason: 428 });
+    let polls_before = sim.calls("GET", "/instance/connectionState/b");
+    let mut second = Daemon::spawn(&cfg, &[]);
+    assert!(
+        wait_for(Duration::from_secs(30), || sim.calls("GET", "/instance/connectionState/b") >= polls_before + 4).await,
+        "second daemon does not poll"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the outbox drain
+    second.kill9();
+    assert_eq!(connects(), 1, "no recovery call inside the cooldown across the restart");
+
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for r in sink.received_requests().await.unwrap() {
+        let key = r.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_string();
+        *seen.entry(key).or_default() += 1;
+    }
+    let kinds: Vec<&str> = seen.keys().map(|k| k.rsplit(':').next().unwrap()).collect();
+    assert!(kinds.contains(&"instance_down"), "{seen:?}");
+    // Delivery is at-least-once with a stable Idempotency-Key: what counts for the
+    // receiver is that no *distinct* notice was produced twice for one outage.
+    let mut per_outage_kind: HashMap<(String, String), u32> = HashMap::new();
+    for k in seen.keys() {
+        let parts: Vec<&str> = k.split(':').collect();
+        *per_outage_kind.entry((parts[1].to_string(), parts[2].to_string())).or_default() += 1;
+    }
+    assert!(per_outage_kind.values().all(|n| *n == 1), "{seen:?}");
+    let dup = seen.values().filter(|n| **n > 1).count();
+    assert!(dup <= 1, "at most the one delivery in flight at the kill may repeat: {seen:?}");
+}

@@ -29,6 +29,8 @@ pub enum DaemonError {
     Notifier(String),
     #[error("cannot start the scheduler: {0}")]
     Scheduler(String),
+    #[error("cannot listen on {0} (server.listen): is another process using it?")]
+    Listen(String),
 }
 
 /// Run until `shutdown` is cancelled.
@@ -46,6 +48,19 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), DaemonE
     let sup = Supervisor::new(cfg.clone(), store.clone(), Some(outbox.clone()), Arc::new(crate::clock::now))?;
     let ticks = Arc::new(Ticks::default());
     ticks.leader.store(true, Ordering::Relaxed);
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| DaemonError::Listen(format!("{}: {e}", cfg.server.listen)))?;
+    let addr = listener.local_addr().map_err(|e| DaemonError::Listen(e.to_string()))?;
+    // The listener stops first on shutdown; the flusher last, after in-flight requests.
+    let stop_http = CancellationToken::new();
+    let stop_flush = CancellationToken::new();
+    let state = crate::server::start_background(sup.clone(), ticks.clone(), stop_flush.clone());
+    let http = tokio::spawn(crate::server::serve(listener, state, stop_http.clone()));
+    tracing::info!(%addr, "listening");
+    if cfg.server.admin_token.is_some() {
+        tracing::info!("status page: http://{addr}/ (sign in with the admin token)");
+    }
     let sched =
         Scheduler::start(sup.clone(), ticks.clone()).await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     tracing::info!(
@@ -56,7 +71,15 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), DaemonE
     );
 
     shutdown.cancelled().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: no new webhooks; finishing in-flight requests");
+    stop_http.cancel();
+    match tokio::time::timeout(SHUTDOWN_GRACE, http).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener stopped with an error"),
+        Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+        _ => {}
+    }
+    stop_flush.cancel();
+    crate::server::flush(&sup).await;
     sched.shutdown().await;
     if !sup.drain(SHUTDOWN_GRACE).await {
         tracing::warn!("in-flight provider calls did not finish within the grace period; their state is committed");

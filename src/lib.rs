@@ -15,7 +15,9 @@
 //!   an in-process Evolution simulator.
 //! - [`supervisor`]: the poll cycle, recovery actions, webhook audit, retention,
 //!   and the cron scheduler that drives them.
+//! - [`live`]: the in-memory instance index read by the webhook hot path.
 //! - [`events`]: each observable event's log line and metrics, in one place.
+//! - [`server`]: the HTTP listener — webhooks, health, metrics, admin API, status page.
 //! - [`notify`]: routing notices to notifiers (outbox rows), rendering, delivery.
 //! - [`cli`]: the commands behind the binary; [`clock`] and [`tls`] are the
 //!   process-wide edges (wall clock, rustls provider).
@@ -28,8 +30,10 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod events;
+pub mod live;
 pub mod notify;
 pub mod providers;
+pub mod server;
 pub mod store;
 pub mod supervisor;
 pub mod tls;

@@ -8,6 +8,7 @@ mod it {
     pub mod notify;
     pub mod process;
     pub mod providers;
+    pub mod receiver;
     pub mod store;
     pub mod supervisor;
 }

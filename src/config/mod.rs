@@ -111,6 +111,9 @@ pub struct ProviderConfig {
     pub discover: bool,
     pub default_tenant: String,
     pub webhook_body_key: String,
+    /// Evolution v2 header auth accepted besides the path token.
+    pub webhook_bearer: Option<Secret>,
+    pub webhook_jwt_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -587,6 +590,26 @@ impl Validator<'_> {
                     continue;
                 }
             };
+            let webhook_bearer = self.secret(
+                &k("webhook_bearer"),
+                "webhook_bearer",
+                &p.webhook_bearer,
+                &p.webhook_bearer_env,
+                &p.webhook_bearer_file,
+            );
+            let webhook_jwt_key = self.secret(
+                &k("webhook_jwt_key"),
+                "webhook_jwt_key",
+                &p.webhook_jwt_key,
+                &p.webhook_jwt_key_env,
+                &p.webhook_jwt_key_file,
+            );
+            if kind == ProviderKind::Wapi && (webhook_bearer.is_some() || webhook_jwt_key.is_some()) {
+                self.bad(
+                    k("webhook_bearer"),
+                    "W-API sends no auth headers; only Evolution v2 uses webhook_bearer / webhook_jwt_key",
+                );
+            }
             if p.discover && kind == ProviderKind::Wapi && api_key.is_none() {
                 self.bad(k("discover"), "W-API discovery needs the integrator token in `api_key_env`/`api_key_file`");
             }
@@ -604,6 +627,8 @@ impl Validator<'_> {
                 discover: p.discover,
                 default_tenant,
                 webhook_body_key: p.webhook_body_key.clone().unwrap_or_else(|| "value".into()),
+                webhook_bearer,
+                webhook_jwt_key,
             });
         }
         out
@@ -832,6 +857,8 @@ pub fn redacted_toml(raw: &RawConfig) -> String {
     for p in &mut r.providers {
         red(&mut p.api_key);
         red(&mut p.webhook_token);
+        red(&mut p.webhook_bearer);
+        red(&mut p.webhook_jwt_key);
     }
     for i in &mut r.instances {
         red(&mut i.token);

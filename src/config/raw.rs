@@ -186,6 +186,15 @@ pub struct RawProvider {
     pub default_tenant: Option<String>,
     /// W-API: the JSON key of the webhook-update body (sources disagree; default `value`).
     pub webhook_body_key: Option<String>,
+    /// Evolution v2 `webhook.headers` auth, accepted besides the path token:
+    /// a static `Authorization: Bearer` token ...
+    pub webhook_bearer: Option<String>,
+    pub webhook_bearer_env: Option<String>,
+    pub webhook_bearer_file: Option<PathBuf>,
+    /// ... or the `jwt_key` that signs an HS256 JWT (Evolution 2.3+).
+    pub webhook_jwt_key: Option<String>,
+    pub webhook_jwt_key_env: Option<String>,
+    pub webhook_jwt_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

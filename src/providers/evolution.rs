@@ -513,6 +513,8 @@ mod tests {
             discover: false,
             default_tenant: "t".into(),
             webhook_body_key: "value".into(),
+            webhook_bearer: None,
+            webhook_jwt_key: None,
         };
         let c = EvolutionClient::new(&cfg, Duration::from_secs(1)).unwrap();
         let shown = format!("{c:?} {:?}", c.get(&["instance", "x"]));

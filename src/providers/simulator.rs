@@ -324,6 +324,8 @@ impl Simulator {
             discover: true,
             default_tenant: "default".into(),
             webhook_body_key: "value".into(),
+            webhook_bearer: None,
+            webhook_jwt_key: None,
         }
     }
 

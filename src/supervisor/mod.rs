@@ -21,6 +21,7 @@ use crate::config::{Config, ProviderKind, Secret};
 use crate::domain::health::{Action, Change, Ctx, Observation};
 use crate::domain::provider::{CycleSummary, provider_step};
 use crate::domain::{Health, InstanceKey, Notice, NoticeKind, ProviderErrorKind, RecoveryKind, StepOutput, Ts, step};
+use crate::live::LiveIndex;
 use crate::notify::route;
 use crate::notify::worker::OutboxWorker;
 use crate::providers::{InstanceRef, ProviderClient, ProviderError, WebhookRepair};
@@ -74,6 +75,8 @@ pub struct Supervisor {
     outbox: Option<OutboxWorker>,
     clock: Clock,
     tasks: TaskTracker,
+    /// The receiver's in-memory index, kept in step with every commit.
+    index: Arc<LiveIndex>,
 }
 
 impl Supervisor {
@@ -111,6 +114,7 @@ impl Supervisor {
             outbox,
             clock,
             tasks: TaskTracker::new(),
+            index: Arc::new(LiveIndex::default()),
         }))
     }
 
@@ -120,6 +124,10 @@ impl Supervisor {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn index(&self) -> &Arc<LiveIndex> {
+        &self.index
     }
 
     pub fn now(&self) -> Ts {
@@ -172,6 +180,18 @@ impl Supervisor {
         obs: Observation,
         rec: Option<InstanceRecord>,
     ) -> Result<Option<StepOutput>, SupervisorError> {
+        self.observe_with(key, obs, rec, true).await
+    }
+
+    /// [`Supervisor::observe`]; with `spawn_recoveries = false` the caller runs
+    /// the recovery actions itself (a manual restart reports their outcome).
+    async fn observe_with(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        obs: Observation,
+        rec: Option<InstanceRecord>,
+        spawn_recoveries: bool,
+    ) -> Result<Option<StepOutput>, SupervisorError> {
         let mut rec = rec;
         for _ in 0..8 {
             let r = match rec.take() {
@@ -183,13 +203,14 @@ impl Supervisor {
             let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id };
             let out = step(&r.state, obs.clone(), &ctx, &self.cfg.policy);
             if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
+                self.index.set_health(key, r.state.health); // a stale cache heals here
                 return Ok(None); // nothing to write: healthy instances cost no write
             }
             let notices: Vec<&Notice> = out.notices().collect();
             let outbox = self.route(&notices);
             match self.store.commit_step(&r, &out, &outbox, now).await {
                 Ok(_) => {
-                    self.after_commit(&r, &out);
+                    self.after_commit(&r, &out, spawn_recoveries);
                     return Ok(Some(out));
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -202,7 +223,8 @@ impl Supervisor {
     }
 
     /// After the commit: log what happened, count it, and start the actions.
-    fn after_commit(self: &Arc<Self>, r: &InstanceRecord, out: &StepOutput) {
+    fn after_commit(self: &Arc<Self>, r: &InstanceRecord, out: &StepOutput, spawn_recoveries: bool) {
+        self.index.set_health(&r.key, out.state.health);
         for c in &out.changes {
             crate::events::change(&r.key, &r.tenant, c);
         }
@@ -210,6 +232,7 @@ impl Supervisor {
         for a in &out.actions {
             match a {
                 Action::Notify(_) => notified = true,
+                Action::Recover { .. } if !spawn_recoveries => {}
                 Action::Recover { kind, attempt } => {
                     let me = self.clone();
                     let (key, kind, attempt) = (r.key.clone(), *kind, *attempt);
@@ -317,11 +340,13 @@ impl Supervisor {
         for id in &d.retire {
             self.store.set_present(id, false).await?;
         }
-        if d.upsert.is_empty() && d.retire.is_empty() {
-            Ok(stored.into_iter().filter(|r| r.present).collect())
+        let present = if d.upsert.is_empty() && d.retire.is_empty() {
+            stored.into_iter().filter(|r| r.present).collect()
         } else {
-            Ok(self.store.instances(&InstanceFilter::default()).await?)
-        }
+            self.store.instances(&InstanceFilter::default()).await?
+        };
+        self.index.refresh(&present);
+        Ok(present)
     }
 
     // ------------------------------------------------------------ poll cycle
@@ -436,7 +461,7 @@ impl Supervisor {
         if !self.providers.contains_key(&key.provider) {
             return Err(SupervisorError::UnknownProvider(key.provider.clone()));
         }
-        let out = self.observe(key, Observation::ManualRestart { force }, None).await?;
+        let out = self.observe_with(key, Observation::ManualRestart { force }, None, false).await?;
         let out = out.ok_or_else(|| SupervisorError::Refused(format!("{key}: nothing to do")))?;
         if let Some(Change::RecoveryRefused { why }) =
             out.changes.iter().find(|c| matches!(c, Change::RecoveryRefused { .. }))
@@ -444,7 +469,7 @@ impl Supervisor {
             return Err(SupervisorError::Refused(format!("{key}: {why}")));
         }
         let rec = self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?;
-        let ev = serde_json::json!({"force": force, "by": "cli"});
+        let ev = serde_json::json!({"force": force});
         self.store.record_event(Some(&rec.id), &key.provider, "manual_restart", &ev, self.now()).await?;
         let kind = out
             .actions
@@ -454,11 +479,8 @@ impl Supervisor {
                 _ => None,
             })
             .unwrap_or(RecoveryKind::Reconnect);
-        // The action was spawned by `observe`; wait for it and report its outcome.
-        self.wait_idle().await;
-        let events = self.store.events(&rec.id, 5).await?;
-        let last = events.iter().find(|e| e.kind == "recovery_result").map(|e| e.detail.clone()).unwrap_or_default();
-        Ok(format!("{key}: {} sent; {last}", kind.as_str()))
+        let detail = self.recover(&rec.id, key, kind, 0, false).await?;
+        Ok(format!("{key}: {} sent ({detail})", kind.as_str()))
     }
 
     // ------------------------------------------------------------ webhook audit

@@ -48,6 +48,8 @@ pub fn evo_cfg(base_url: &str, version: ApiVersion) -> ProviderConfig {
         discover: true,
         default_tenant: "default".into(),
         webhook_body_key: "value".into(),
+        webhook_bearer: None,
+        webhook_jwt_key: None,
     }
 }
 
@@ -62,6 +64,8 @@ pub fn wapi_cfg(base_url: &str, integrator: bool, body_key: &str) -> ProviderCon
         discover: integrator,
         default_tenant: "default".into(),
         webhook_body_key: body_key.into(),
+        webhook_bearer: None,
+        webhook_jwt_key: None,
     }
 }
 

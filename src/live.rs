@@ -1,0 +1,129 @@
+//! The in-memory view the webhook hot path reads: `(provider, name)` → the
+//! instance's id, tenant and cached health, plus its coalesced
+//! `last_webhook_at`. A webhook for a healthy instance touches only atomics
+//! here — no database, no lock held across an await. The supervisor updates
+//! the cached health after every committed step and refreshes the whole index
+//! after each inventory sync; a flusher writes dirty `last_webhook_at` values
+//! to the database in one batch every few seconds.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::domain::{Health, InstanceKey, Ts};
+use crate::store::InstanceRecord;
+
+#[derive(Debug)]
+pub struct Entry {
+    pub id: String,
+    pub tenant: String,
+    health: AtomicU8,
+    last_webhook: AtomicI64,
+    dirty: AtomicBool,
+    /// When a `connecting` signal was last forwarded (debounce, Unix ms).
+    last_connecting: AtomicI64,
+}
+
+fn code(h: Health) -> u8 {
+    Health::ALL.iter().position(|x| *x == h).unwrap_or(0) as u8
+}
+
+impl Entry {
+    fn new(id: String, tenant: String, health: Health, last_webhook: Option<Ts>) -> Entry {
+        Entry {
+            id,
+            tenant,
+            health: AtomicU8::new(code(health)),
+            last_webhook: AtomicI64::new(last_webhook.map_or(0, |t| t.0)),
+            dirty: AtomicBool::new(false),
+            last_connecting: AtomicI64::new(0),
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        Health::ALL.get(self.health.load(Ordering::Relaxed) as usize).copied().unwrap_or(Health::Unknown)
+    }
+
+    pub fn set_health(&self, h: Health) {
+        self.health.store(code(h), Ordering::Relaxed);
+    }
+
+    /// A webhook arrived: remember when, for the next batch flush.
+    pub fn touch(&self, now: Ts) {
+        self.last_webhook.fetch_max(now.0, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Debounce: true if a `connecting` signal should be forwarded now (none
+    /// forwarded within `window_ms`).
+    pub fn connecting_due(&self, now: Ts, window_ms: i64) -> bool {
+        let last = self.last_connecting.load(Ordering::Relaxed);
+        now.0 - last >= window_ms
+            && self.last_connecting.compare_exchange(last, now.0, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+}
+
+/// provider → name → entry (two levels so a lookup needs no allocation).
+#[derive(Debug, Default)]
+pub struct LiveIndex {
+    map: RwLock<HashMap<String, HashMap<String, Arc<Entry>>>>,
+}
+
+impl LiveIndex {
+    pub fn get(&self, provider: &str, name: &str) -> Option<Arc<Entry>> {
+        self.map.read().expect("index lock").get(provider)?.get(name).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().expect("index lock").values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replace the index with these records, keeping each surviving entry's
+    /// in-memory webhook time (it may be newer than the database's).
+    pub fn refresh(&self, records: &[InstanceRecord]) {
+        let mut next: HashMap<String, HashMap<String, Arc<Entry>>> = HashMap::new();
+        {
+            let old = self.map.read().expect("index lock");
+            for r in records {
+                let prev = old.get(&r.key.provider).and_then(|m| m.get(&r.key.name));
+                let e = match prev {
+                    Some(e) if e.id == r.id && e.tenant == r.tenant => {
+                        e.set_health(r.state.health);
+                        e.clone()
+                    }
+                    _ => Arc::new(Entry::new(r.id.clone(), r.tenant.clone(), r.state.health, r.state.last_webhook_at)),
+                };
+                next.entry(r.key.provider.clone()).or_default().insert(r.key.name.clone(), e);
+            }
+        }
+        *self.map.write().expect("index lock") = next;
+    }
+
+    /// Find an entry by instance id (slow: a scan; used only to retry a failed flush).
+    pub fn entry_by_id(&self, id: &str) -> Option<Arc<Entry>> {
+        let map = self.map.read().expect("index lock");
+        map.values().flat_map(HashMap::values).find(|e| e.id == id).cloned()
+    }
+
+    pub fn set_health(&self, key: &InstanceKey, h: Health) {
+        if let Some(e) = self.get(&key.provider, &key.name) {
+            e.set_health(h);
+        }
+    }
+
+    /// The `last_webhook_at` values not yet written, clearing their dirty flags.
+    pub fn take_dirty(&self) -> Vec<(String, Ts)> {
+        let map = self.map.read().expect("index lock");
+        let mut out = Vec::new();
+        for e in map.values().flat_map(HashMap::values) {
+            if e.dirty.swap(false, Ordering::AcqRel) {
+                out.push((e.id.clone(), Ts(e.last_webhook.load(Ordering::Relaxed))));
+            }
+        }
+        out
+    }
+}

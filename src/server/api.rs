@@ -1,0 +1,242 @@
+//! The admin JSON API (`Authorization: Bearer <admin token>`): instances
+//! (filter by provider, tenant, health), one instance with its recent events
+//! and outages, open and past outages, restart, maintenance. Every error has
+//! one JSON shape: `{"error": {"code": "...", "message": "..."}}`. Without an
+//! admin token in the config, the API is disabled (403), not open.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::bearer;
+use crate::domain::health::Observation;
+use crate::domain::{Health, InstanceKey, Ts};
+use crate::store::{InstanceFilter, InstanceRecord};
+use crate::supervisor::SupervisorError;
+
+/// The HTTP edge's one error type.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<SupervisorError> for ApiError {
+    fn from(e: SupervisorError) -> Self {
+        match e {
+            SupervisorError::UnknownInstance(_) | SupervisorError::UnknownProvider(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            SupervisorError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "refused", e.to_string()),
+            SupervisorError::Provider { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", e.to_string()),
+            SupervisorError::Store(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", e.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", e.to_string())
+    }
+}
+
+/// Check the admin Bearer token (constant time).
+fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &app.sup.config().server.admin_token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "disabled",
+            "the admin API is disabled: set server.admin_token_env (or _file) to enable it",
+        ));
+    };
+    match bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
+        Some(b) if token.matches(b.as_bytes()) => Ok(()),
+        _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <admin token>")),
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/instances", get(list))
+        .route("/api/instances/{provider}/{name}", get(one))
+        .route("/api/instances/{provider}/{name}/restart", post(restart))
+        .route("/api/instances/{provider}/{name}/maintenance", post(maintenance))
+        .route("/api/outages", get(outages))
+}
+
+fn rfc(t: Option<Ts>) -> Option<String> {
+    t.map(Ts::rfc3339)
+}
+
+/// The JSON form of one instance (also `status --json`).
+pub fn instance_json(r: &InstanceRecord) -> serde_json::Value {
+    json!({
+        "provider": r.key.provider,
+        "instance": r.key.name,
+        "tenant": r.tenant,
+        "labels": r.labels,
+        "health": r.state.health.as_str(),
+        "reason": r.state.reason,
+        "since": r.state.health_since.rfc3339(),
+        "last_webhook_at": rfc(r.state.last_webhook_at),
+        "last_health_check": rfc(r.last_health_check),
+        "last_restart_attempt": rfc(r.state.last_restart_attempt),
+        "restart_attempts": r.state.restart_attempts,
+        "maintenance_until": rfc(r.state.maintenance_until),
+        "webhook_ok": r.webhook_ok,
+        "webhook_checked_at": rfc(r.webhook_checked_at),
+        "open_outage": r.state.outage.as_ref().map(|o| json!({
+            "id": o.id, "cause": o.cause.as_str(), "reason": o.reason, "started_at": o.started_at.rfc3339(),
+            "restart_attempts": o.restart_attempts, "notified": o.down_notified,
+        })),
+    })
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    provider: Option<String>,
+    tenant: Option<String>,
+    health: Option<String>,
+}
+
+async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let health = match q.health.as_deref() {
+        None => None,
+        Some(h) => Some(Health::parse(h).ok_or_else(|| {
+            let known: Vec<_> = Health::ALL.iter().map(|h| h.as_str()).collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("health `{h}` is not one of {}", known.join(", ")),
+            )
+        })?),
+    };
+    let rows = app
+        .sup
+        .store()
+        .instances(&InstanceFilter { provider: q.provider, tenant: q.tenant, health, include_absent: false })
+        .await?;
+    Ok(Json(json!({"instances": rows.iter().map(instance_json).collect::<Vec<_>>()})).into_response())
+}
+
+async fn record(app: &AppState, provider: &str, name: &str) -> Result<InstanceRecord, ApiError> {
+    let key = InstanceKey::new(provider, name);
+    app.sup
+        .store()
+        .instance(&key)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no instance {key}")))
+}
+
+async fn one(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((provider, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let r = record(&app, &provider, &name).await?;
+    let events = app.sup.store().events(&r.id, 50).await?;
+    let outages = app.sup.store().outages(Some(&r.key), false, 20).await?;
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|e| {
+            let detail: serde_json::Value =
+                serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail));
+            json!({"at": Ts(e.at).rfc3339(), "kind": e.kind, "detail": detail})
+        })
+        .collect();
+    Ok(Json(json!({"instance": instance_json(&r), "events": events, "outages": outages})).into_response())
+}
+
+#[derive(Deserialize)]
+struct OutageQuery {
+    open: Option<bool>,
+    limit: Option<u32>,
+}
+
+async fn outages(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<OutageQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let rows = app.sup.store().outages(None, q.open.unwrap_or(false), q.limit.unwrap_or(100).min(1000)).await?;
+    Ok(Json(json!({"outages": rows})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct RestartBody {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn restart(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((provider, name)): Path<(String, String)>,
+    body: Option<Json<RestartBody>>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let force = body.map(|b| b.force).unwrap_or(false);
+    let msg = app.sup.manual_restart(&InstanceKey::new(provider, name), force).await?;
+    Ok(Json(json!({"result": msg})).into_response())
+}
+
+#[derive(Deserialize)]
+struct MaintenanceBody {
+    /// e.g. "2h"
+    #[serde(rename = "for")]
+    duration: Option<String>,
+    #[serde(default)]
+    off: bool,
+}
+
+async fn maintenance(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((provider, name)): Path<(String, String)>,
+    Json(b): Json<MaintenanceBody>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let until = match (b.off, b.duration.as_deref()) {
+        (true, _) => None,
+        (false, Some(d)) => {
+            let d = crate::config::parse_duration(d)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("for: {e}")))?;
+            Some(app.sup.now().plus(d))
+        }
+        (false, None) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "send {\"for\": \"2h\"} or {\"off\": true}",
+            ));
+        }
+    };
+    let key = InstanceKey::new(provider, name);
+    app.sup.observe(&key, Observation::Maintenance(until), None).await?;
+    Ok(Json(json!({"instance": key.to_string(), "maintenance_until": rfc(until)})).into_response())
+}

@@ -1,0 +1,113 @@
+//! The one HTTP listener (SPEC §3): provider webhooks, health and readiness,
+//! Prometheus metrics, the admin JSON API and the status page. [`app`] builds
+//! the router (tested with `oneshot`, no socket); [`serve`] runs it until the
+//! shutdown future resolves, letting in-flight requests finish.
+
+mod api;
+pub mod auth;
+mod ops;
+mod status_page;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::supervisor::Supervisor;
+use crate::supervisor::scheduler::Ticks;
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub sup: Arc<Supervisor>,
+    pub writer: mpsc::Sender<webhooks::WriteRequest>,
+    pub ticks: Arc<Ticks>,
+    pub metrics: Option<PrometheusHandle>,
+    /// When the process started (Unix ms), for readiness before the first tick.
+    pub started: i64,
+}
+
+/// Install the Prometheus recorder once per process; later calls get the same handle.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install the metrics recorder; /metrics will be empty");
+                None
+            }
+        })
+        .clone()
+}
+
+/// Start the writer task and the `last_webhook_at` flusher; returns the state
+/// for the router. Both tasks end when `shutdown` fires (the flusher flushes once more).
+pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: CancellationToken) -> AppState {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(webhooks::writer(sup.clone(), rx));
+    let s = sup.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = shutdown.cancelled() => {
+                    flush(&s).await;
+                    break;
+                }
+            }
+            flush(&s).await;
+        }
+    });
+    AppState { sup, writer: tx, ticks, metrics: metrics_handle(), started: crate::clock::now().0 }
+}
+
+/// Write coalesced `last_webhook_at` values in one batch.
+pub async fn flush(sup: &Supervisor) {
+    let dirty = sup.index().take_dirty();
+    if dirty.is_empty() {
+        return;
+    }
+    if let Err(e) = sup.store().flush_last_webhooks(&dirty).await {
+        tracing::warn!(error = %e, n = dirty.len(), "cannot flush last_webhook_at; will retry");
+        // Put them back so the next round retries.
+        for (id, t) in dirty {
+            if let Some(e) = sup.index().entry_by_id(&id) {
+                e.touch(t);
+            }
+        }
+    }
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.sup.config().server.max_body;
+    let hooks = Router::new()
+        .route("/webhooks/{provider}/{token}", post(webhooks::receive_plain))
+        .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event))
+        .layer(DefaultBodyLimit::max(max_body));
+    Router::new()
+        .merge(hooks)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(api::routes())
+        .merge(status_page::routes())
+        .with_state(state)
+}
+
+/// Serve until `shutdown` fires; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}

@@ -1,0 +1,47 @@
+//! `/healthz` (the process answers), `/readyz` (database reachable, migrations
+//! current, scheduler ticking) and `/metrics` (Prometheus text, SPEC §6).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ticks older than this make the daemon unready (the poll schedule is at most
+/// a few minutes in any sane config; followers tick too).
+const TICK_STALE_MS: i64 = 5 * 60_000;
+
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let store = app.sup.store();
+    let mut problems = Vec::new();
+    if let Err(e) = store.ping().await {
+        problems.push(format!("database unreachable: {e}"));
+    } else if !store.migrations_current().await.unwrap_or(false) {
+        problems.push("database migrations are not current: run `wa-sentinel migrate`".to_string());
+    }
+    let now = app.sup.now().0;
+    let last = app.ticks.last_tick.load(Ordering::Relaxed);
+    let since = if last == 0 { now - app.started } else { now - last };
+    if since > TICK_STALE_MS {
+        problems.push(format!("scheduler has not ticked for {}s", since / 1000));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join("; "))).into_response()
+    }
+}
+
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    if let Ok(n) = app.sup.store().outbox_count("pending").await {
+        metrics::gauge!("wa_sentinel_outbox_pending").set(n as f64);
+    }
+    let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

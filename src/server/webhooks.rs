@@ -1,0 +1,190 @@
+//! `POST /webhooks/{provider}/{token}[/{*event}]` (SPEC §3, rule 7).
+//!
+//! Answers: 200 processed; 202 well-formed but about an instance nobody
+//! configured (logged and counted — the provider must not retry); 400
+//! malformed or without an instance field (naming it); 401 wrong token; 404
+//! unknown provider; 413 over `server.max_body`; 503 when a health change
+//! cannot be recorded right now (never a false 200).
+//!
+//! Hot path: a webhook proving life for an instance already known healthy
+//! touches only the in-memory index. Anything that may change health goes to
+//! the single writer task, and the answer waits for its commit.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{mpsc, oneshot};
+
+use super::AppState;
+use super::auth::{bearer, verify_hs256};
+use crate::domain::health::Observation;
+use crate::domain::{Health, InstanceKey, WebhookSignal};
+use crate::providers::parse_inbound;
+use crate::supervisor::Supervisor;
+
+/// A `connecting`/QR signal is forwarded at most once per instance per window:
+/// a reconnect loop posts ~3 a second.
+pub const CONNECTING_DEBOUNCE_MS: i64 = 5_000;
+
+/// How long a handler waits for the writer before answering 503.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+
+/// A health-relevant webhook for the writer task.
+pub struct WriteRequest {
+    pub key: InstanceKey,
+    pub signal: WebhookSignal,
+    pub done: oneshot::Sender<Result<Health, String>>,
+}
+
+/// The single writer: applies webhook observations one at a time, so bursts
+/// never fan out into concurrent transactions.
+pub async fn writer(sup: std::sync::Arc<Supervisor>, mut rx: mpsc::Receiver<WriteRequest>) {
+    while let Some(req) = rx.recv().await {
+        let res = sup.observe(&req.key, Observation::Webhook(req.signal), None).await;
+        let answer = match res {
+            Ok(Some(out)) => Ok(out.state.health),
+            Ok(None) => Ok(sup.index().get(&req.key.provider, &req.key.name).map_or(Health::Unknown, |e| e.health())),
+            Err(e) => {
+                tracing::warn!(instance = %req.key, error = %e, "cannot record a webhook observation");
+                Err(e.to_string())
+            }
+        };
+        let _ = req.done.send(answer);
+    }
+}
+
+/// Known event names become metric labels; anything else is `other` (a label
+/// must never carry attacker-chosen text).
+fn event_label(event: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "messages.upsert",
+        "messages.update",
+        "messages.delete",
+        "messages.set",
+        "send.message",
+        "connection.update",
+        "qrcode.updated",
+        "logout.instance",
+        "status.instance",
+        "presence.update",
+        "contacts.upsert",
+        "contacts.update",
+        "chats.upsert",
+        "chats.update",
+        "chats.delete",
+        "groups.upsert",
+        "group.update",
+        "call",
+        "webhookReceived",
+        "webhookDelivery",
+        "webhookStatus",
+        "webhookConnected",
+        "webhookDisconnected",
+        "webhookPresence",
+    ];
+    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(event)).copied().unwrap_or("other")
+}
+
+fn reply(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{{\"status\":{},\"message\":{}}}", status.as_u16(), serde_json::Value::from(msg)),
+    )
+        .into_response()
+}
+
+pub async fn receive_plain(
+    State(app): State<AppState>,
+    Path((provider, token)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    receive(app, provider, token, None, headers, body).await
+}
+
+pub async fn receive_event(
+    State(app): State<AppState>,
+    Path((provider, token, event)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    receive(app, provider, token, Some(event), headers, body).await
+}
+
+async fn receive(
+    app: AppState,
+    provider: String,
+    token: String,
+    event: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let cfg = app.sup.config();
+    let Some(p) = cfg.providers.iter().find(|p| p.name == provider) else {
+        metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_provider").increment(1);
+        return reply(StatusCode::NOT_FOUND, "unknown provider");
+    };
+    let now = app.sup.now();
+    let header_ok = || {
+        let Some(b) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else { return false };
+        p.webhook_bearer.as_ref().is_some_and(|s| s.matches(b.as_bytes()))
+            || p.webhook_jwt_key.as_ref().is_some_and(|k| verify_hs256(b, k, now))
+    };
+    if !p.webhook_token.matches(token.as_bytes()) && !header_ok() {
+        metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unauthorized").increment(1);
+        return reply(StatusCode::UNAUTHORIZED, "wrong webhook token");
+    }
+    // The event suffix is the last path segment (`/messages-upsert`).
+    let suffix = event.as_deref().map(|e| e.rsplit('/').next().unwrap_or(e));
+    let inbound = match parse_inbound(p.kind, &body, suffix) {
+        Ok(i) => i,
+        Err(e) => {
+            metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "malformed").increment(1);
+            return reply(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    let label = event_label(&inbound.event);
+    metrics::counter!("wa_sentinel_webhooks_received_total", "provider" => p.name.clone(), "event" => label)
+        .increment(1);
+    let Some(entry) = app.sup.index().get(&p.name, &inbound.instance) else {
+        tracing::info!(provider = %p.name, instance = %inbound.instance, event = label, "webhook for an unknown instance");
+        metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_instance").increment(1);
+        return reply(StatusCode::ACCEPTED, "unknown instance: recorded, not processed");
+    };
+    let forward = match inbound.signal {
+        WebhookSignal::Neutral => false,
+        WebhookSignal::Alive => {
+            entry.touch(now);
+            entry.health() != Health::Connected
+        }
+        WebhookSignal::Connecting { .. } => entry.connecting_due(now, CONNECTING_DEBOUNCE_MS),
+        WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } => true,
+    };
+    if !forward {
+        return reply(StatusCode::OK, "ok");
+    }
+    let (done, wait) = oneshot::channel();
+    let key = InstanceKey::new(&p.name, &inbound.instance);
+    let req = WriteRequest { key, signal: inbound.signal, done };
+    if app.writer.send(req).await.is_err() {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry later");
+    }
+    match tokio::time::timeout(WRITE_WAIT, wait).await {
+        Ok(Ok(Ok(_))) => reply(StatusCode::OK, "ok"),
+        _ => reply(StatusCode::SERVICE_UNAVAILABLE, "cannot record the health change right now; retry later"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_known_events_become_labels() {
+        assert_eq!(super::event_label("messages.upsert"), "messages.upsert");
+        assert_eq!(super::event_label("MESSAGES.UPSERT"), "messages.upsert");
+        assert_eq!(super::event_label("<script>"), "other");
+    }
+}

@@ -1,0 +1,399 @@
+//! The embedded receiver and operator surface (SPEC §3, rule 7): every status
+//! code, by-events paths, header auth, webhook-driven recovery under a second
+//! end to end, debounce, idempotent duplicates, health/readiness/metrics, the
+//! admin API and the status page — against the real server on a socket.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use wa_sentinel::config::raw::{RawNotifier, RawProvider};
+use wa_sentinel::config::{self, RawConfig};
+use wa_sentinel::domain::health::Observation;
+use wa_sentinel::domain::{Health, InstanceKey, ProviderStatus};
+use wa_sentinel::notify::worker::{DeliveryPolicy, OutboxWorker};
+use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::server;
+use wa_sentinel::store::Store;
+use wa_sentinel::supervisor::Supervisor;
+use wa_sentinel::supervisor::scheduler::Ticks;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::it::common::TestDb;
+
+pub const TOKEN: &str = "hooktoken";
+pub const ADMIN: &str = "admin-secret";
+
+pub struct Live {
+    pub sim: Simulator,
+    pub sup: Arc<Supervisor>,
+    pub store: Store,
+    pub base: String,
+    pub sink: MockServer,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    _db: TestDb,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Live {
+    pub async fn start(instances: &[(&str, Behaviour)], tweak: impl FnOnce(&mut RawConfig)) -> Live {
+        let db = TestDb::sqlite().await;
+        let sim = Simulator::start(SimOptions {
+            instances: instances.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let sink = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&sink).await;
+        let mut raw = RawConfig::default();
+        raw.providers.push(RawProvider {
+            name: "evo".into(),
+            kind: "evolution".into(),
+            base_url: sim.base_url(),
+            api_version: Some("v2".into()),
+            api_key: Some(sim.api_key().into()),
+            webhook_token: Some(TOKEN.into()),
+            webhook_jwt_key: Some("shared-hs256-secret".into()),
+            discover: true,
+            ..Default::default()
+        });
+        raw.notifiers.push(RawNotifier {
+            name: "sink".into(),
+            kind: "webhook".into(),
+            url: Some(sink.uri()),
+            ..Default::default()
+        });
+        raw.server.admin_token = Some(ADMIN.into());
+        raw.server.max_body = "64KiB".into();
+        raw.supervisor.settle_delay = "0s".into();
+        raw.restart.max_attempts_per_outage = 0; // recovery only by webhook here
+        tweak(&mut raw);
+        let cfg = config::validate(raw, &|_| "test".into()).expect("valid");
+        let store = db.store.clone();
+        let stop = CancellationToken::new();
+        let worker = OutboxWorker::new(store.clone(), &cfg, DeliveryPolicy::from_config(&cfg)).unwrap();
+        tokio::spawn(worker.clone().run(stop.child_token()));
+        let sup =
+            Supervisor::new(Arc::new(cfg), store.clone(), Some(worker), Arc::new(wa_sentinel::clock::now)).unwrap();
+        sup.sync_inventory().await.unwrap();
+        let ticks = Arc::new(Ticks::default());
+        let state = server::start_background(sup.clone(), ticks, stop.child_token());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(server::serve(listener, state, stop.child_token()));
+        Live { sim, sup, store, base, sink, http: reqwest::Client::new(), stop, _db: db }
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    pub async fn health(&self, name: &str) -> Health {
+        self.store.instance(&InstanceKey::new("evo", name)).await.unwrap().unwrap().state.health
+    }
+
+    /// Put an instance into a notified outage without a provider: a close webhook.
+    pub async fn knock_down(&self, name: &str) {
+        let key = InstanceKey::new("evo", name);
+        self.sup
+            .observe(&key, Observation::Polled(ProviderStatus::Disconnected { reason: Some(428) }), None)
+            .await
+            .unwrap();
+        self.sup
+            .observe(&key, Observation::Polled(ProviderStatus::Disconnected { reason: Some(428) }), None)
+            .await
+            .unwrap();
+        assert!(self.store.instance(&key).await.unwrap().unwrap().state.outage.is_some());
+    }
+
+    pub async fn sink_kinds(&self) -> Vec<String> {
+        let reqs = self.sink.received_requests().await.unwrap_or_default();
+        reqs.iter()
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn upsert(instance: &str) -> String {
+    json!({
+        "event": "messages.upsert",
+        "instance": instance,
+        "data": {"key": {"remoteJid": "5511999999999@s.whatsapp.net", "fromMe": false, "id": "ABC"}, "message": {"conversation": "oi"}},
+        "destination": "https://x", "date_time": "2025-11-21T10:00:00.000Z", "server_url": "https://evo", "apikey": null
+    })
+    .to_string()
+}
+
+fn conn(instance: &str, state: &str, reason: u16) -> String {
+    json!({"event": "connection.update", "instance": instance, "data": {"instance": instance, "state": state, "statusReason": reason}}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_status_code_of_the_webhook_route() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let ok = format!("/webhooks/evo/{TOKEN}");
+    assert_eq!(live.post(&ok, upsert("a")).await.0, 200);
+    let (code, body) = live.post(&ok, upsert("stranger")).await;
+    assert_eq!(code, 202, "{body}");
+    let (code, body) = live.post(&ok, "{not json").await;
+    assert_eq!(code, 400);
+    assert!(body.contains("malformed"), "{body}");
+    let (code, body) = live.post(&ok, json!({"event": "messages.upsert", "data": {}}).to_string()).await;
+    assert_eq!(code, 400);
+    assert!(body.contains("instance"), "names the missing field: {body}");
+    assert_eq!(live.post("/webhooks/evo/wrong-token", upsert("a")).await.0, 401);
+    assert_eq!(live.post(&format!("/webhooks/nope/{TOKEN}"), upsert("a")).await.0, 404);
+    let big = format!("{{\"event\":\"messages.upsert\",\"instance\":\"a\",\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    assert_eq!(live.post(&ok, big).await.0, 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_events_suffixes_are_routed() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    for suffix in ["messages-upsert", "connection-update", "status-instance", "qrcode-updated"] {
+        let (code, body) = live.post(&format!("/webhooks/evo/{TOKEN}/{suffix}"), upsert("a")).await;
+        assert_eq!(code, 200, "/{suffix}: {body}");
+    }
+    // The event only in the path: the suffix names it.
+    let body = json!({"instance": "a", "data": {"state": "open", "statusReason": 200}}).to_string();
+    assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}/connection-update"), body).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evolution_jwt_header_is_accepted_besides_the_path_token() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{KeyInit, Mac};
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let now = chrono::Utc::now().timestamp();
+    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let p = URL_SAFE_NO_PAD
+        .encode(json!({"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}).to_string());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"shared-hs256-secret").unwrap();
+    mac.update(format!("{h}.{p}").as_bytes());
+    let jwt = format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+    let r = live
+        .http
+        .post(format!("{}/webhooks/evo/other", live.base))
+        .bearer_auth(&jwt)
+        .body(upsert("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = live
+        .http
+        .post(format!("{}/webhooks/evo/other", live.base))
+        .bearer_auth("forged.jwt.value")
+        .body(upsert("a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule7_a_webhook_recovers_a_down_instance_and_the_notice_arrives_within_a_second() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    live.knock_down("a").await;
+    assert!(
+        crate::it::process::wait_for(Duration::from_secs(5), || futures_lite_kinds(&live)
+            .contains(&"instance_down".to_string()))
+        .await
+    );
+    let t0 = Instant::now();
+    let (code, _) = live.post(&format!("/webhooks/evo/{TOKEN}/messages-upsert"), upsert("a")).await;
+    assert_eq!(code, 200);
+    assert_eq!(live.health("a").await, Health::Connected, "connected at once, not at the next poll");
+    let arrived = crate::it::process::wait_for(Duration::from_secs(1), || {
+        futures_lite_kinds(&live).contains(&"instance_recovered".to_string())
+    })
+    .await;
+    assert!(arrived, "recovery notice not at the sink within 1 s");
+    let elapsed = t0.elapsed();
+    let outages = live.store.outages(Some(&InstanceKey::new("evo", "a")), false, 5).await.unwrap();
+    assert_eq!(outages[0].recovered_by.as_deref(), Some("webhook"));
+    eprintln!("webhook -> notice at the sink: {elapsed:?}");
+}
+
+/// The sink's notice kinds, read synchronously (wiremock's API is async).
+fn futures_lite_kinds(live: &Live) -> Vec<String> {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(live.sink_kinds()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_100_connecting_events_is_debounced() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let id = live.store.instance(&InstanceKey::new("evo", "a")).await.unwrap().unwrap().id;
+    let before = live.store.events(&id, 1000).await.unwrap().len();
+    for _ in 0..100 {
+        assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), conn("a", "connecting", 200)).await.0, 200);
+    }
+    let written = live.store.events(&id, 1000).await.unwrap().len() - before;
+    assert!(written <= 1, "100 connecting events wrote {written} events");
+    assert_eq!(live.health("a").await, Health::Connecting);
+    assert!(live.store.instance(&InstanceKey::new("evo", "a")).await.unwrap().unwrap().state.outage.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_and_reordered_deliveries_are_harmless() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let logout = conn("a", "close", 401);
+    for _ in 0..3 {
+        assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), logout.clone()).await.0, 200);
+    }
+    assert_eq!(live.health("a").await, Health::LoggedOut);
+    let outages = live.store.outages(Some(&InstanceKey::new("evo", "a")), false, 10).await.unwrap();
+    assert_eq!(outages.len(), 1);
+    let keys: Vec<String> = live.store.outbox_all().await.unwrap().into_iter().map(|r| r.0).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    // A late `open` (delivered out of order) proves life: the outage closes once.
+    assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), conn("a", "open", 200)).await.0, 200);
+    assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), conn("a", "open", 200)).await.0, 200);
+    assert_eq!(live.store.outages(None, true, 10).await.unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_readyz_and_metrics() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    live.post(&format!("/webhooks/evo/{TOKEN}"), upsert("a")).await;
+    let get = |p: &str| live.http.get(format!("{}{p}", live.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status().as_u16(), 200);
+    live.sup.poll_cycle().await.unwrap();
+    let text = get("/metrics").await.unwrap().text().await.unwrap();
+    for series in [
+        "wa_sentinel_webhooks_received_total",
+        "wa_sentinel_polls_total",
+        "wa_sentinel_poll_cycle_seconds",
+        "wa_sentinel_instances",
+        "wa_sentinel_outbox_pending",
+        "wa_sentinel_outages_open",
+    ] {
+        assert!(text.contains(series), "{series} missing from /metrics");
+    }
+    assert!(!text.contains(TOKEN), "no token in metric labels");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_needs_the_token_and_answers_json() {
+    let live = Live::start(&[("a", Behaviour::Open), ("b", Behaviour::ClosedTransient { reason: 428 })], |_| {}).await;
+    live.sup.poll_cycle().await.unwrap();
+    let get = |p: &str, auth: Option<&str>| {
+        let mut r = live.http.get(format!("{}{p}", live.base));
+        if let Some(a) = auth {
+            r = r.bearer_auth(a);
+        }
+        r.send()
+    };
+    let r = get("/api/instances", None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "unauthorized");
+    assert_eq!(get("/api/instances", Some("nope")).await.unwrap().status().as_u16(), 401);
+    let all: Value = get("/api/instances", Some(ADMIN)).await.unwrap().json().await.unwrap();
+    assert_eq!(all["instances"].as_array().unwrap().len(), 2);
+    let conn: Value = get("/api/instances?health=connected", Some(ADMIN)).await.unwrap().json().await.unwrap();
+    assert_eq!(conn["instances"].as_array().unwrap().len(), 1);
+    assert_eq!(get("/api/instances?health=bogus", Some(ADMIN)).await.unwrap().status().as_u16(), 400);
+    let one: Value = get("/api/instances/evo/b", Some(ADMIN)).await.unwrap().json().await.unwrap();
+    assert_eq!(one["instance"]["health"], "disconnected");
+    assert!(!one["events"].as_array().unwrap().is_empty());
+    assert_eq!(get("/api/instances/evo/zzz", Some(ADMIN)).await.unwrap().status().as_u16(), 404);
+    let m = live
+        .http
+        .post(format!("{}/api/instances/evo/a/maintenance", live.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"for": "2h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status().as_u16(), 200);
+    let r = live
+        .http
+        .post(format!("{}/api/instances/evo/b/restart", live.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"force": true}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(live.sim.calls("GET", "/instance/connect/b"), 1);
+    let r =
+        live.http.post(format!("{}/api/instances/evo/b/restart", live.base)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409, "inside the cooldown without force");
+    let open: Value = get("/api/outages?open=true", Some(ADMIN)).await.unwrap().json().await.unwrap();
+    assert!(open["outages"].is_array());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_token_the_api_and_page_are_disabled_not_open() {
+    let live = Live::start(&[("a", Behaviour::Open)], |r| r.server.admin_token = None).await;
+    let r = live.http.get(format!("{}/api/instances", live.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = live.http.get(format!("{}/", live.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_needs_auth_escapes_names_and_lists_instances() {
+    let live = Live::start(&[("a", Behaviour::Open), ("<b>evil</b>", Behaviour::Open)], |_| {}).await;
+    live.sup.poll_cycle().await.unwrap();
+    let r = live.http.get(format!("{}/", live.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    let html = live
+        .http
+        .get(format!("{}/", live.base))
+        .basic_auth("admin", Some(ADMIN))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("name=\"viewport\""), "usable on a phone");
+    assert!(html.contains("&lt;b&gt;evil&lt;/b&gt;") && !html.contains("<b>evil</b>"), "escaped");
+    assert!(html.contains(">connected<"));
+    // The login form sets a session cookie that opens the page.
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = no_redirect
+        .post(format!("{}/login", live.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    assert!(!cookie.contains(ADMIN), "the cookie is not the token");
+    let r = no_redirect.get(format!("{}/?tenant=default", live.base)).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = no_redirect
+        .post(format!("{}/login", live.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}

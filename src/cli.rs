@@ -29,7 +29,17 @@ pub enum Command {
     /// The daemon: migrate, supervise, receive webhooks, until SIGTERM/SIGINT.
     Run,
     /// Everything on this machine with no setup: simulator, ephemeral SQLite, console notices.
-    Demo,
+    Demo {
+        /// Compress the script to seconds (used by the tests).
+        #[arg(long)]
+        fast: bool,
+        /// Exit once every scenario was observed (exit 1 if not in time).
+        #[arg(long)]
+        exit_when_done: bool,
+        /// Listen address (default 127.0.0.1:8080, or a free port if taken).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Load and validate the config; print it with secrets redacted.
     CheckConfig,
     /// Apply pending database migrations and exit.
@@ -99,10 +109,10 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Demo = cli.command {
-        bail!(
-            "`demo` is not available yet: it arrives with the embedded receiver (see README, \"Status of the project\")"
-        );
+    if let Command::Demo { fast, exit_when_done, listen } = cli.command {
+        let opts = crate::demo::DemoOptions { fast, exit_when_done, listen };
+        crate::demo::run(opts, crate::daemon::shutdown_on_signals()).await?;
+        return Ok(ExitCode::SUCCESS);
     }
     let cfg = match load_config(&cli) {
         Ok(c) => c,
@@ -177,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{msg}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo => unreachable!("handled above"),
+        Command::Demo { .. } => unreachable!("handled above"),
     }
 }
 

@@ -19,6 +19,8 @@
 //! - [`events`]: each observable event's log line and metrics, in one place.
 //! - [`server`]: the HTTP listener — webhooks, health, metrics, admin API, status page.
 //! - [`notify`]: routing notices to notifiers (outbox rows), rendering, delivery.
+//! - [`daemon`]: `run`, the long-running process; [`demo`]: the same against
+//!   scripted simulators, with no setup.
 //! - [`cli`]: the commands behind the binary; [`clock`] and [`tls`] are the
 //!   process-wide edges (wall clock, rustls provider).
 
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod live;

@@ -142,3 +142,19 @@ async fn killed_mid_cycle_and_restarted_no_duplicate_notice_no_recovery_inside_c
     let dup = seen.values().filter(|n| **n > 1).count();
     assert!(dup <= 1, "at most the one delivery in flight at the kill may repeat: {seen:?}");
 }
+
+#[test]
+fn the_demo_reaches_all_scenarios_by_itself() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wa-sentinel"))
+        .args(["demo", "--fast", "--exit-when-done", "--listen", "127.0.0.1:0"])
+        .env_remove("WA_SENTINEL_CONFIG")
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("all scenarios observed"), "{stdout}");
+    for s in wa_sentinel::demo::SCENARIOS {
+        assert!(stdout.contains(s), "scenario `{s}` not reported:\n{stdout}");
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOTICE"), "notices are shown on the console");
+}

@@ -1,0 +1,342 @@
+//! `wa-sentinel demo`: the whole system on this machine with no setup. Two
+//! in-process Evolution-v2 simulators with instances that misbehave on a
+//! script, the real daemon against them (ephemeral SQLite, console notices,
+//! listener on 127.0.0.1), and a checklist that ticks as each scenario is
+//! observed in the daemon's own database:
+//!
+//! | instance | script | what wa-sentinel does |
+//! |---|---|---|
+//! | `drop-1` | drops (428) | detects the outage, reconnects (`GET /instance/connect`), recovers |
+//! | `logged-out-1` | logged out (401) | one `instance_logged_out`, never restarted |
+//! | `zombie-1` | open but silent | restarts it (`POST /instance/restart`); its webhooks resume |
+//! | `nohook-1` | no webhook config | the audit re-applies it |
+//! | `flappy-1` | drops and returns repeatedly | one `instance_flapping` instead of a notice storm |
+//! | `phone-2` | logged out, then the QR is re-scanned | a webhook proves it alive: recovered at once, not at the next poll |
+//! | `evo-b` (provider) | goes down, comes back | one `provider_unreachable`, one `provider_recovered` |
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::raw::RawProvider;
+use crate::config::{self, RawConfig};
+use crate::domain::InstanceKey;
+use crate::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Compress the script (1 s polls, seconds instead of tens of seconds): for tests.
+    pub fast: bool,
+    /// Exit 0 once every scenario was observed (exit 1 if not within the limit).
+    pub exit_when_done: bool,
+    /// Where to listen; `None`: 127.0.0.1:8080, or a free port if that is taken.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the simulator: {0}")]
+    Simulator(std::io::Error),
+    #[error("demo configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("not every scenario was observed within {0:?}: missing {1:?}")]
+    Incomplete(Duration, Vec<&'static str>),
+}
+
+/// The scenarios a newcomer should see, in the order they usually happen.
+pub const SCENARIOS: [&str; 8] = [
+    "outage detected (drop-1)",
+    "reconnected and recovered (drop-1)",
+    "logged out: notice, no restart (logged-out-1)",
+    "zombie restarted (zombie-1)",
+    "webhook config repaired (nohook-1)",
+    "flapping collapsed into one notice (flappy-1)",
+    "provider outage and recovery (evo-b)",
+    "webhook-driven recovery (phone-2)",
+];
+
+const HEALTHY: [&str; 2] = ["shop-main", "shop-support"];
+
+/// The simulators post webhooks to this address, so it must be a real port:
+/// port 0 (or a taken default) is resolved to a free one now.
+fn pick_listen(want: Option<std::net::SocketAddr>) -> std::net::SocketAddr {
+    if let Some(a) = want {
+        if a.port() != 0 {
+            return a;
+        }
+        return std::net::TcpListener::bind(a).and_then(|l| l.local_addr()).unwrap_or(a);
+    }
+    let default: std::net::SocketAddr = ([127, 0, 0, 1], 8080).into();
+    if std::net::TcpListener::bind(default).is_ok() {
+        return default;
+    }
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap_or(default)
+}
+
+/// Run the demo until Ctrl-C (or until done with `exit_when_done`).
+pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), DemoError> {
+    crate::tls::install_crypto();
+    let s = if opts.fast { 1 } else { 5 }; // seconds per poll
+    let listen = pick_listen(opts.listen);
+    let public = format!("http://{listen}");
+    let admin = uuid::Uuid::new_v4().simple().to_string();
+    let token_a = uuid::Uuid::new_v4().simple().to_string();
+    let token_b = uuid::Uuid::new_v4().simple().to_string();
+
+    let a = Simulator::start(SimOptions {
+        instances: vec![
+            ("shop-main".into(), Behaviour::Open),
+            ("shop-support".into(), Behaviour::Open),
+            ("drop-1".into(), Behaviour::Open),
+            ("logged-out-1".into(), Behaviour::Open),
+            ("zombie-1".into(), Behaviour::ZombieOpen),
+            ("nohook-1".into(), Behaviour::Open),
+            ("flappy-1".into(), Behaviour::Open),
+            ("phone-2".into(), Behaviour::Open),
+        ],
+        ..SimOptions::default()
+    })
+    .await
+    .map_err(DemoError::Simulator)?;
+    let b = Simulator::start(SimOptions {
+        instances: vec![("branch-1".into(), Behaviour::Open), ("branch-2".into(), Behaviour::Open)],
+        ..SimOptions::default()
+    })
+    .await
+    .map_err(DemoError::Simulator)?;
+    // Every instance but nohook-1 already has the right webhook config.
+    for (sim, name, token) in [(&a, "evo-a", &token_a), (&b, "evo-b", &token_b)] {
+        let url = format!("{public}/webhooks/{name}/{token}");
+        let row = json!({"url": url, "enabled": true, "events": ["MESSAGES_UPSERT", "MESSAGES_UPDATE", "CONNECTION_UPDATE", "QRCODE_UPDATED", "SEND_MESSAGE"],
+                         "webhookByEvents": false, "webhookBase64": false, "headers": {}});
+        let names: Vec<&str> = if name == "evo-a" {
+            vec!["shop-main", "shop-support", "drop-1", "logged-out-1", "zombie-1", "flappy-1", "phone-2"]
+        } else {
+            vec!["branch-1", "branch-2"]
+        };
+        for n in names {
+            sim.set_webhook_config(n, Some(row.clone()));
+        }
+    }
+
+    let dir = std::env::temp_dir().join(format!("wa-sentinel-demo-{}", uuid::Uuid::now_v7().simple()));
+    let db_url = format!("sqlite://{}/demo.db", dir.display());
+    let mut raw = RawConfig::default();
+    raw.database.url = db_url.clone();
+    raw.server.listen = listen.to_string();
+    raw.server.public_url = Some(public.clone());
+    raw.server.admin_token = Some(admin.clone());
+    raw.supervisor.poll_schedule = format!("*/{s} * * * * *");
+    raw.supervisor.webhook_audit_schedule = format!("*/{} * * * * *", 2 * s);
+    raw.supervisor.down_after = 2;
+    raw.supervisor.request_timeout = "2s".into();
+    raw.supervisor.settle_delay = format!("{}ms", 400 * s);
+    raw.supervisor.stale_webhook_after = format!("{}s", 4 * s);
+    raw.restart.cooldown = format!("{}s", 4 * s);
+    raw.restart.max_cooldown = format!("{}s", 16 * s);
+    raw.alerts.flap_window = format!("{}s", 12 * s);
+    raw.alerts.flap_threshold = 4;
+    raw.alerts.retry_min_delay = "1s".into();
+    for (name, sim, token) in [("evo-a", &a, &token_a), ("evo-b", &b, &token_b)] {
+        raw.providers.push(RawProvider {
+            name: name.into(),
+            kind: "evolution".into(),
+            base_url: sim.base_url(),
+            api_version: Some("auto".into()),
+            api_key: Some(sim.api_key().into()),
+            webhook_token: Some(token.clone()),
+            discover: true,
+            default_tenant: Some(if name == "evo-a" { "acme".into() } else { "globex".into() }),
+            ..Default::default()
+        });
+    }
+    let cfg = config::validate(raw, &|_| "demo".into()).map_err(|e| DemoError::Config(e.to_string()))?;
+
+    println!("wa-sentinel demo");
+    println!("  status page : {public}/   (user: anything, password: the admin token)");
+    println!("  admin token : {admin}");
+    println!("  admin API   : curl -H 'Authorization: Bearer {admin}' {public}/api/instances");
+    println!("  database    : {}", dir.display());
+    println!("  notices appear on the console as `NOTICE ...` lines; Ctrl-C to stop.");
+    println!();
+
+    let stop_daemon = shutdown.child_token();
+    let daemon = tokio::spawn(crate::daemon::run(cfg, stop_daemon.clone()));
+    let script = tokio::spawn(script(a, b, s, shutdown.child_token()));
+
+    let limit = Duration::from_secs(if opts.fast { 60 } else { 240 });
+    let outcome = watch(&db_url, &shutdown, opts.exit_when_done, limit).await;
+    stop_daemon.cancel();
+    script.abort();
+    let daemon_result = daemon.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Ok(Err(e)) = daemon_result {
+        return Err(e.into());
+    }
+    outcome
+}
+
+/// Tick the checklist as scenarios show up in the database.
+async fn watch(
+    db_url: &str,
+    shutdown: &CancellationToken,
+    exit_when_done: bool,
+    limit: Duration,
+) -> Result<(), DemoError> {
+    let started = tokio::time::Instant::now();
+    let mut store: Option<Store> = None;
+    let mut seen: BTreeSet<&'static str> = BTreeSet::new();
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if store.is_none() {
+            // The daemon creates and migrates the file; wait for it.
+            if let Ok(s) = Store::connect(db_url, 2).await
+                && s.migrations_current().await.unwrap_or(false)
+            {
+                store = Some(s);
+            }
+            continue;
+        }
+        let st = store.as_ref().expect("set above");
+        for s in observed(st).await? {
+            if seen.insert(s) {
+                println!("  ✓ {s}");
+            }
+        }
+        if seen.len() == SCENARIOS.len() && !announced {
+            announced = true;
+            println!(
+                "\nall scenarios observed in {:.0?}. The daemon keeps running; Ctrl-C to stop.",
+                started.elapsed()
+            );
+            if exit_when_done {
+                return Ok(());
+            }
+        }
+        if exit_when_done && started.elapsed() > limit {
+            let missing = SCENARIOS.iter().filter(|s| !seen.contains(*s)).copied().collect();
+            return Err(DemoError::Incomplete(limit, missing));
+        }
+    }
+}
+
+/// Which scenarios the database shows so far.
+async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
+    let mut out = Vec::new();
+    let outages = store.outages(None, false, 500).await?;
+    let events_of = |name: &'static str| async move {
+        let Some(r) = store.instance(&InstanceKey::new("evo-a", name)).await? else {
+            return Ok::<_, DemoError>(vec![]);
+        };
+        Ok(store.events(&r.id, 200).await?)
+    };
+
+    let of =
+        |n: &'static str| outages.iter().filter(move |o| o.instance.as_deref() == Some(n) && o.provider == "evo-a");
+    if of("drop-1").next().is_some() {
+        out.push(SCENARIOS[0]);
+    }
+    let reconnected =
+        events_of("drop-1").await?.iter().any(|e| e.kind == "recovery_result" && e.detail.contains("\"reconnect\""));
+    if reconnected && of("drop-1").any(|o| o.ended_at.is_some()) {
+        out.push(SCENARIOS[1]);
+    }
+    let kinds: Vec<(String, String)> = store.outbox_all().await?.into_iter().map(|(k, n, _)| (k, n)).collect();
+    let lo = of("logged-out-1").map(|o| o.id.clone()).collect::<Vec<_>>();
+    if kinds.iter().any(|(k, _)| k.ends_with(":instance_logged_out") && lo.iter().any(|id| k.contains(id))) {
+        out.push(SCENARIOS[2]);
+    }
+    if events_of("zombie-1").await?.iter().any(|e| e.kind == "recovery_result" && e.detail.contains("\"restart\"")) {
+        out.push(SCENARIOS[3]);
+    }
+    if events_of("nohook-1").await?.iter().any(|e| e.kind == "webhook_repaired") {
+        out.push(SCENARIOS[4]);
+    }
+    if kinds.iter().any(|(k, _)| k.ends_with(":instance_flapping")) {
+        out.push(SCENARIOS[5]);
+    }
+    if kinds.iter().any(|(k, _)| k.ends_with(":provider_unreachable"))
+        && kinds.iter().any(|(k, _)| k.ends_with(":provider_recovered"))
+    {
+        out.push(SCENARIOS[6]);
+    }
+    if of("phone-2").any(|o| o.recovered_by.as_deref() == Some("webhook")) {
+        out.push(SCENARIOS[7]);
+    }
+    Ok(out)
+}
+
+/// The misbehaviour, on a timeline of poll periods (`s` seconds each), plus
+/// message traffic from every open instance so healthy ones stay healthy.
+async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
+    let a = Arc::new(a);
+    let b = Arc::new(b);
+    let traffic = {
+        let (a, b) = (a.clone(), b.clone());
+        tokio::spawn(async move {
+            loop {
+                for (sim, names) in [
+                    (
+                        &a,
+                        &[
+                            "shop-main",
+                            "shop-support",
+                            "drop-1",
+                            "logged-out-1",
+                            "zombie-1",
+                            "nohook-1",
+                            "flappy-1",
+                            "phone-2",
+                        ][..],
+                    ),
+                    (&b, &["branch-1", "branch-2"][..]),
+                ] {
+                    for n in names {
+                        if sim.behaviour(n) == Some(Behaviour::Open) {
+                            let _ = sim.post_webhook(n, SimEvent::MessagesUpsert, None).await;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(300 * s)).await;
+            }
+        })
+    };
+    let at = |periods: u64| tokio::time::sleep(Duration::from_secs(periods * s));
+    let steps = async {
+        at(2).await;
+        a.set_behaviour("drop-1", Behaviour::ClosedTransient { reason: 428 });
+        a.set_behaviour("logged-out-1", Behaviour::LoggedOut);
+        a.set_behaviour("phone-2", Behaviour::LoggedOut);
+        for i in 0..10 {
+            let next = if i % 2 == 0 { Behaviour::ClosedTransient { reason: 408 } } else { Behaviour::Open };
+            a.set_behaviour("flappy-1", next);
+            at(1).await;
+        }
+        a.set_behaviour("flappy-1", Behaviour::Open);
+        b.set_down(true);
+        at(4).await;
+        // Someone re-scanned phone-2's QR code: the session opens and says so by webhook.
+        a.set_behaviour("phone-2", Behaviour::Open);
+        let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };
+        let _ = a.post_webhook("phone-2", open, None).await;
+        b.set_down(false);
+        let _ = HEALTHY;
+    };
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = steps => { stop.cancelled().await; }
+    }
+    traffic.abort();
+}

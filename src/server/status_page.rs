@@ -148,7 +148,9 @@ async fn page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<P
     let outages = store.outages(None, false, 20).await.unwrap_or_default();
     let now = app.sup.now();
     let tenant = q.tenant.filter(|t| !t.is_empty());
-    let rows: Vec<_> = all.iter().filter(|r| tenant.as_ref().is_none_or(|t| &r.tenant == t)).collect();
+    let mut rows: Vec<_> = all.iter().filter(|r| tenant.as_ref().is_none_or(|t| &r.tenant == t)).collect();
+    // Trouble first: what needs an operator is at the top of a phone screen.
+    rows.sort_by_key(|r| (r.state.health == Health::Connected, r.key.clone()));
 
     let mut b = String::new();
     let _ = write!(

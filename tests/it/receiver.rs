@@ -397,3 +397,44 @@ async fn status_page_needs_auth_escapes_names_and_lists_instances() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
+
+/// Headless Chromium renders the status page (HTTP Basic in the URL). Skipped
+/// when Chromium is absent, except under `CI=true`, where `.ci/run` installs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_renders_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(chromium) = chromium else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but Chromium is not installed");
+        eprintln!("skipping: Chromium is not installed");
+        return;
+    };
+    let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |_| {}).await;
+    live.sup.poll_cycle().await.unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://admin:{ADMIN}@{}/", live.base.trim_start_matches("http://"));
+    let out = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=390,844",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out).await.expect("chromium timed out").unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("<h1>wa-sentinel</h1>"), "rendered DOM:\n{dom}");
+    assert!(dom.contains("lost-1") && dom.contains("logged_out"), "{dom}");
+    let lost = dom.find("lost-1").unwrap();
+    let healthy = dom.find("shop-main").unwrap();
+    assert!(lost < healthy, "trouble is listed first");
+}

@@ -85,7 +85,7 @@ pub enum Command {
 /// Log to stderr; `RUST_LOG` overrides the default level.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tokio_cron_scheduler=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -136,7 +136,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            crate::daemon::run(cfg, crate::daemon::shutdown_on_signals()).await?;
+            let path = cli.config.clone().unwrap_or_else(config::default_path);
+            crate::daemon::run(cfg, crate::daemon::signals(), Some(path)).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json, provider, tenant } => {

@@ -169,7 +169,9 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     println!();
 
     let stop_daemon = shutdown.child_token();
-    let daemon = tokio::spawn(crate::daemon::run(cfg, stop_daemon.clone()));
+    let (_no_reloads, reload) = tokio::sync::mpsc::channel(1);
+    let signals = crate::daemon::Signals { shutdown: stop_daemon.clone(), reload };
+    let daemon = tokio::spawn(crate::daemon::run(cfg, signals, None));
     let script = tokio::spawn(script(a, b, s, shutdown.child_token()));
 
     let limit = Duration::from_secs(if opts.fast { 60 } else { 240 });

@@ -21,6 +21,8 @@
 //! - [`notify`]: routing notices to notifiers (outbox rows), rendering, delivery.
 //! - [`daemon`]: `run`, the long-running process; [`demo`]: the same against
 //!   scripted simulators, with no setup.
+//! - [`lease`]: which replica supervises (PostgreSQL lease; SQLite file lock);
+//!   [`systemd`]: readiness, status and watchdog notifications.
 //! - [`cli`]: the commands behind the binary; [`clock`] and [`tls`] are the
 //!   process-wide edges (wall clock, rustls provider).
 
@@ -33,10 +35,12 @@ pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod events;
+pub mod lease;
 pub mod live;
 pub mod notify;
 pub mod providers;
 pub mod server;
 pub mod store;
 pub mod supervisor;
+pub mod systemd;
 pub mod tls;

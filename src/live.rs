@@ -67,9 +67,20 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct LiveIndex {
     map: RwLock<HashMap<String, HashMap<String, Arc<Entry>>>>,
+    /// When any authenticated webhook last arrived (Unix ms): proof that the
+    /// outside world still reaches us.
+    last_traffic: AtomicI64,
 }
 
 impl LiveIndex {
+    pub fn saw_traffic(&self, now: Ts) {
+        self.last_traffic.fetch_max(now.0, Ordering::Relaxed);
+    }
+
+    pub fn last_traffic(&self) -> Option<Ts> {
+        Some(Ts(self.last_traffic.load(Ordering::Relaxed))).filter(|t| t.0 > 0)
+    }
+
     pub fn get(&self, provider: &str, name: &str) -> Option<Arc<Entry>> {
         self.map.read().expect("index lock").get(provider)?.get(name).cloned()
     }

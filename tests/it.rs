@@ -7,6 +7,7 @@ mod it {
     pub mod config;
     pub mod notify;
     pub mod process;
+    pub mod production;
     pub mod providers;
     pub mod receiver;
     pub mod store;

@@ -29,6 +29,7 @@ pub struct Config {
     pub policy: Policy,
     pub alerts: AlertsConfig,
     pub webhook: DesiredWebhook,
+    pub selfcheck: SelfcheckConfig,
     pub providers: Vec<ProviderConfig>,
     pub instances: Vec<InstanceConfig>,
     pub notifiers: Vec<NotifierConfig>,
@@ -77,6 +78,15 @@ pub struct AlertsConfig {
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
     pub delivery_max_age: Duration,
+}
+
+/// Watching the watcher (`[selfcheck]`).
+#[derive(Debug, Clone)]
+pub struct SelfcheckConfig {
+    /// Pinged (GET) after every healthy poll cycle: a dead-man's switch.
+    pub heartbeat_url: Option<Secret>,
+    /// With every provider failing and no webhook for this long, suspect our own network.
+    pub quiet_after: Duration,
 }
 
 /// The webhook config the audit enforces on every instance.
@@ -494,6 +504,20 @@ impl Validator<'_> {
             }
         }
 
+        let heartbeat_url = self.secret(
+            "selfcheck.heartbeat_url",
+            "heartbeat_url",
+            &r.selfcheck.heartbeat_url,
+            &r.selfcheck.heartbeat_url_env,
+            &r.selfcheck.heartbeat_url_file,
+        );
+        if let Some(u) = &heartbeat_url {
+            self.url("selfcheck.heartbeat_url", u.expose());
+        }
+        let selfcheck = SelfcheckConfig {
+            heartbeat_url,
+            quiet_after: self.positive_duration("selfcheck.quiet_after", &r.selfcheck.quiet_after),
+        };
         let providers = self.providers(&r.providers);
         let instances = self.instances(&r.instances, &providers);
         let mut notifiers = self.notifiers(&r.notifiers);
@@ -524,6 +548,7 @@ impl Validator<'_> {
                 by_events: r.webhook.by_events,
                 base64: r.webhook.base64,
             },
+            selfcheck,
             providers,
             instances,
             notifiers,
@@ -854,6 +879,7 @@ pub fn redacted_toml(raw: &RawConfig) -> String {
     };
     r.database.url = redact_url_password(&r.database.url);
     red(&mut r.server.admin_token);
+    red(&mut r.selfcheck.heartbeat_url);
     for p in &mut r.providers {
         red(&mut p.api_key);
         red(&mut p.webhook_token);

@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub restart: RawRestart,
     pub alerts: RawAlerts,
     pub webhook: RawWebhook,
+    pub selfcheck: RawSelfcheck,
     pub providers: Vec<RawProvider>,
     pub instances: Vec<RawInstance>,
     pub notifiers: Vec<RawNotifier>,
@@ -164,6 +165,29 @@ impl Default for RawWebhook {
                 .to_vec(),
             by_events: false,
             base64: false,
+        }
+    }
+}
+
+/// Watching the watcher: a dead-man's switch pinged after each healthy cycle,
+/// and how long the receiver may be quiet before "no provider answers" is
+/// blamed on wa-sentinel's own network.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSelfcheck {
+    pub heartbeat_url: Option<String>,
+    pub heartbeat_url_env: Option<String>,
+    pub heartbeat_url_file: Option<PathBuf>,
+    pub quiet_after: String,
+}
+
+impl Default for RawSelfcheck {
+    fn default() -> Self {
+        RawSelfcheck {
+            heartbeat_url: None,
+            heartbeat_url_env: None,
+            heartbeat_url_file: None,
+            quiet_after: "5m".into(),
         }
     }
 }

@@ -21,10 +21,12 @@ pub enum NoticeKind {
     ProviderRecovered,
     WebhookRepaired,
     Reminder,
+    /// wa-sentinel itself seems cut off: no provider answers and no webhook arrives.
+    SentinelIsolated,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 10] = [
+    pub const ALL: [NoticeKind; 11] = [
         NoticeKind::InstanceDown,
         NoticeKind::InstanceLoggedOut,
         NoticeKind::InstanceMissing,
@@ -35,6 +37,7 @@ impl NoticeKind {
         NoticeKind::ProviderRecovered,
         NoticeKind::WebhookRepaired,
         NoticeKind::Reminder,
+        NoticeKind::SentinelIsolated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl NoticeKind {
             NoticeKind::ProviderRecovered => "provider_recovered",
             NoticeKind::WebhookRepaired => "webhook_repaired",
             NoticeKind::Reminder => "reminder",
+            NoticeKind::SentinelIsolated => "sentinel_isolated",
         }
     }
 
@@ -66,7 +70,8 @@ impl NoticeKind {
             NoticeKind::InstanceDown
             | NoticeKind::InstanceLoggedOut
             | NoticeKind::RestartExhausted
-            | NoticeKind::ProviderUnreachable => Severity::Critical,
+            | NoticeKind::ProviderUnreachable
+            | NoticeKind::SentinelIsolated => Severity::Critical,
             NoticeKind::InstanceMissing | NoticeKind::InstanceFlapping | NoticeKind::Reminder => Severity::Warning,
             NoticeKind::InstanceRecovered | NoticeKind::ProviderRecovered | NoticeKind::WebhookRepaired => {
                 Severity::Info

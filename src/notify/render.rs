@@ -109,6 +109,11 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     format!("{w} is still down after {dur}: {}", n.reason),
                     "See the first notice of this outage for what to do.".to_string(),
                 ),
+                NoticeKind::SentinelIsolated => (
+                    "wa-sentinel cut off".to_string(),
+                    format!("wa-sentinel reaches no provider and receives no webhooks: {}; instance verdicts are held", n.reason),
+                    "Check the network of the machine wa-sentinel runs on (DNS, firewall, outbound routes) before suspecting the providers.".to_string(),
+                ),
             };
             let body = format!("{summary}.\nSince: {since} ({dur} ago).\nWhat to do: {todo}");
             Rendered { title, summary, body }
@@ -170,6 +175,11 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     format!("Lembrete #{}: ainda fora do ar", n.sequence),
                     format!("{w} continua fora do ar após {dur}: {}", n.reason),
                     "Veja o primeiro aviso desta queda para o que fazer.".to_string(),
+                ),
+                NoticeKind::SentinelIsolated => (
+                    "wa-sentinel isolado".to_string(),
+                    format!("o wa-sentinel não alcança nenhum provedor e não recebe webhooks: {}; os diagnósticos das instâncias estão suspensos", n.reason),
+                    "Verifique a rede da máquina do wa-sentinel (DNS, firewall, rotas de saída) antes de suspeitar dos provedores.".to_string(),
                 ),
             };
             let body = format!("{summary}.\nDesde: {since} (há {dur}).\nO que fazer: {todo}");

@@ -60,7 +60,8 @@ impl From<crate::store::StoreError> for ApiError {
 
 /// Check the admin Bearer token (constant time).
 fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &app.sup.config().server.admin_token else {
+    let sup = app.sup();
+    let Some(token) = &sup.config().server.admin_token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "disabled",
@@ -135,7 +136,7 @@ async fn list(
         })?),
     };
     let rows = app
-        .sup
+        .sup()
         .store()
         .instances(&InstanceFilter { provider: q.provider, tenant: q.tenant, health, include_absent: false })
         .await?;
@@ -144,7 +145,7 @@ async fn list(
 
 async fn record(app: &AppState, provider: &str, name: &str) -> Result<InstanceRecord, ApiError> {
     let key = InstanceKey::new(provider, name);
-    app.sup
+    app.sup()
         .store()
         .instance(&key)
         .await?
@@ -158,8 +159,8 @@ async fn one(
 ) -> Result<Response, ApiError> {
     authorize(&app, &headers)?;
     let r = record(&app, &provider, &name).await?;
-    let events = app.sup.store().events(&r.id, 50).await?;
-    let outages = app.sup.store().outages(Some(&r.key), false, 20).await?;
+    let events = app.sup().store().events(&r.id, 50).await?;
+    let outages = app.sup().store().outages(Some(&r.key), false, 20).await?;
     let events: Vec<_> = events
         .into_iter()
         .map(|e| {
@@ -183,7 +184,7 @@ async fn outages(
     Query(q): Query<OutageQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&app, &headers)?;
-    let rows = app.sup.store().outages(None, q.open.unwrap_or(false), q.limit.unwrap_or(100).min(1000)).await?;
+    let rows = app.sup().store().outages(None, q.open.unwrap_or(false), q.limit.unwrap_or(100).min(1000)).await?;
     Ok(Json(json!({"outages": rows})).into_response())
 }
 
@@ -201,7 +202,7 @@ async fn restart(
 ) -> Result<Response, ApiError> {
     authorize(&app, &headers)?;
     let force = body.map(|b| b.force).unwrap_or(false);
-    let msg = app.sup.manual_restart(&InstanceKey::new(provider, name), force).await?;
+    let msg = app.sup().manual_restart(&InstanceKey::new(provider, name), force).await?;
     Ok(Json(json!({"result": msg})).into_response())
 }
 
@@ -226,7 +227,7 @@ async fn maintenance(
         (false, Some(d)) => {
             let d = crate::config::parse_duration(d)
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("for: {e}")))?;
-            Some(app.sup.now().plus(d))
+            Some(app.sup().now().plus(d))
         }
         (false, None) => {
             return Err(ApiError::new(
@@ -237,6 +238,6 @@ async fn maintenance(
         }
     };
     let key = InstanceKey::new(provider, name);
-    app.sup.observe(&key, Observation::Maintenance(until), None).await?;
+    app.sup().observe(&key, Observation::Maintenance(until), None).await?;
     Ok(Json(json!({"instance": key.to_string(), "maintenance_until": rfc(until)})).into_response())
 }

@@ -12,6 +12,7 @@ pub mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -22,11 +23,25 @@ use tokio_util::sync::CancellationToken;
 use crate::supervisor::Supervisor;
 use crate::supervisor::scheduler::Ticks;
 
+/// The parts a config reload replaces together.
+pub struct Core {
+    pub sup: Arc<Supervisor>,
+    pub writer: mpsc::Sender<webhooks::WriteRequest>,
+}
+
+impl Core {
+    /// A supervisor with its own writer task (ends when the last sender is dropped).
+    pub fn new(sup: Arc<Supervisor>) -> Core {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(webhooks::writer(sup.clone(), rx));
+        Core { sup, writer: tx }
+    }
+}
+
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub sup: Arc<Supervisor>,
-    pub writer: mpsc::Sender<webhooks::WriteRequest>,
+    core: Arc<ArcSwap<Core>>,
     pub ticks: Arc<Ticks>,
     pub metrics: Option<PrometheusHandle>,
     /// When the process started (Unix ms), for readiness before the first tick.
@@ -47,26 +62,46 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+impl AppState {
+    /// The current supervisor (replaced by a config reload).
+    pub fn sup(&self) -> Arc<Supervisor> {
+        self.core.load().sup.clone()
+    }
+
+    pub fn writer(&self) -> mpsc::Sender<webhooks::WriteRequest> {
+        self.core.load().writer.clone()
+    }
+
+    /// Swap in a reloaded supervisor; requests already running finish on the old one.
+    pub fn replace(&self, sup: Arc<Supervisor>) {
+        self.core.store(Arc::new(Core::new(sup)));
+    }
+}
+
 /// Start the writer task and the `last_webhook_at` flusher; returns the state
-/// for the router. Both tasks end when `shutdown` fires (the flusher flushes once more).
+/// for the router. The flusher ends when `shutdown` fires, after one more flush.
 pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: CancellationToken) -> AppState {
-    let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(webhooks::writer(sup.clone(), rx));
-    let s = sup.clone();
+    let state = AppState {
+        core: Arc::new(ArcSwap::from_pointee(Core::new(sup))),
+        ticks,
+        metrics: metrics_handle(),
+        started: crate::clock::now().0,
+    };
+    let st = state.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
                 _ = every.tick() => {}
                 _ = shutdown.cancelled() => {
-                    flush(&s).await;
+                    flush(&st.sup()).await;
                     break;
                 }
             }
-            flush(&s).await;
+            flush(&st.sup()).await;
         }
     });
-    AppState { sup, writer: tx, ticks, metrics: metrics_handle(), started: crate::clock::now().0 }
+    state
 }
 
 /// Write coalesced `last_webhook_at` values in one batch.
@@ -88,7 +123,7 @@ pub async fn flush(sup: &Supervisor) {
 
 /// The router.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.sup.config().server.max_body;
+    let max_body = state.sup().config().server.max_body;
     let hooks = Router::new()
         .route("/webhooks/{provider}/{token}", post(webhooks::receive_plain))
         .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event))

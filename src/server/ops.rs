@@ -18,14 +18,15 @@ pub async fn healthz() -> &'static str {
 const TICK_STALE_MS: i64 = 5 * 60_000;
 
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let store = app.sup.store();
+    let sup = app.sup();
+    let store = sup.store();
     let mut problems = Vec::new();
     if let Err(e) = store.ping().await {
         problems.push(format!("database unreachable: {e}"));
     } else if !store.migrations_current().await.unwrap_or(false) {
         problems.push("database migrations are not current: run `wa-sentinel migrate`".to_string());
     }
-    let now = app.sup.now().0;
+    let now = app.sup().now().0;
     let last = app.ticks.last_tick.load(Ordering::Relaxed);
     let since = if last == 0 { now - app.started } else { now - last };
     if since > TICK_STALE_MS {
@@ -39,7 +40,7 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    if let Ok(n) = app.sup.store().outbox_count("pending").await {
+    if let Ok(n) = app.sup().store().outbox_count("pending").await {
         metrics::gauge!("wa_sentinel_outbox_pending").set(n as f64);
     }
     let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();

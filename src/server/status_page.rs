@@ -109,7 +109,8 @@ pub struct LoginForm {
 }
 
 async fn login(State(app): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    let Some(token) = &app.sup.config().server.admin_token else { return disabled() };
+    let sup = app.sup();
+    let Some(token) = &sup.config().server.admin_token else { return disabled() };
     if !token.matches(f.token.as_bytes()) {
         return login_form(StatusCode::UNAUTHORIZED, "Wrong token.");
     }
@@ -136,17 +137,19 @@ fn ago(now: Ts, t: Option<Ts>) -> String {
 }
 
 async fn page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
-    let Some(token) = &app.sup.config().server.admin_token else { return disabled() };
+    let sup = app.sup();
+    let Some(token) = &sup.config().server.admin_token else { return disabled() };
     if !authorized(token, &headers) {
         return login_form(StatusCode::UNAUTHORIZED, "Sign in with the admin token.");
     }
-    let store = app.sup.store();
+    let sup = app.sup();
+    let store = sup.store();
     let all = match store.instances(&InstanceFilter::default()).await {
         Ok(r) => r,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}")).into_response(),
     };
     let outages = store.outages(None, false, 20).await.unwrap_or_default();
-    let now = app.sup.now();
+    let now = app.sup().now();
     let tenant = q.tenant.filter(|t| !t.is_empty());
     let mut rows: Vec<_> = all.iter().filter(|r| tenant.as_ref().is_none_or(|t| &r.tenant == t)).collect();
     // Trouble first: what needs an operator is at the top of a phone screen.

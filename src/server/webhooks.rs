@@ -123,12 +123,13 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let cfg = app.sup.config();
+    let sup = app.sup();
+    let cfg = sup.config();
     let Some(p) = cfg.providers.iter().find(|p| p.name == provider) else {
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_provider").increment(1);
         return reply(StatusCode::NOT_FOUND, "unknown provider");
     };
-    let now = app.sup.now();
+    let now = sup.now();
     let header_ok = || {
         let Some(b) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else { return false };
         p.webhook_bearer.as_ref().is_some_and(|s| s.matches(b.as_bytes()))
@@ -138,6 +139,7 @@ async fn receive(
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unauthorized").increment(1);
         return reply(StatusCode::UNAUTHORIZED, "wrong webhook token");
     }
+    sup.index().saw_traffic(now);
     // The event suffix is the last path segment (`/messages-upsert`).
     let suffix = event.as_deref().map(|e| e.rsplit('/').next().unwrap_or(e));
     let inbound = match parse_inbound(p.kind, &body, suffix) {
@@ -150,7 +152,7 @@ async fn receive(
     let label = event_label(&inbound.event);
     metrics::counter!("wa_sentinel_webhooks_received_total", "provider" => p.name.clone(), "event" => label)
         .increment(1);
-    let Some(entry) = app.sup.index().get(&p.name, &inbound.instance) else {
+    let Some(entry) = sup.index().get(&p.name, &inbound.instance) else {
         tracing::info!(provider = %p.name, instance = %inbound.instance, event = label, "webhook for an unknown instance");
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_instance").increment(1);
         return reply(StatusCode::ACCEPTED, "unknown instance: recorded, not processed");
@@ -170,7 +172,7 @@ async fn receive(
     let (done, wait) = oneshot::channel();
     let key = InstanceKey::new(&p.name, &inbound.instance);
     let req = WriteRequest { key, signal: inbound.signal, done };
-    if app.writer.send(req).await.is_err() {
+    if app.writer().send(req).await.is_err() {
         return reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry later");
     }
     match tokio::time::timeout(WRITE_WAIT, wait).await {

@@ -77,6 +77,10 @@ pub struct Supervisor {
     tasks: TaskTracker,
     /// The receiver's in-memory index, kept in step with every commit.
     index: Arc<LiveIndex>,
+    /// The current self-isolation episode, if any.
+    isolation: Mutex<Option<String>>,
+    /// For the heartbeat.
+    http: reqwest::Client,
 }
 
 impl Supervisor {
@@ -86,6 +90,7 @@ impl Supervisor {
         outbox: Option<OutboxWorker>,
         clock: Clock,
     ) -> Result<Arc<Self>, SupervisorError> {
+        crate::tls::install_crypto();
         let mut providers = HashMap::new();
         for p in &cfg.providers {
             let client = ProviderClient::new(p, cfg.supervisor.request_timeout)
@@ -115,6 +120,11 @@ impl Supervisor {
             clock,
             tasks: TaskTracker::new(),
             index: Arc::new(LiveIndex::default()),
+            isolation: Mutex::new(None),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| SupervisorError::Refused(format!("cannot build the HTTP client: {e}")))?,
         }))
     }
 
@@ -349,6 +359,13 @@ impl Supervisor {
         Ok(present)
     }
 
+    /// Reload the receiver's index from the database (followers, reloads).
+    pub async fn refresh_index(&self) -> Result<(), SupervisorError> {
+        let present = self.store.instances(&InstanceFilter::default()).await?;
+        self.index.refresh(&present);
+        Ok(())
+    }
+
     // ------------------------------------------------------------ poll cycle
 
     /// Poll every known instance once — whatever its stored health (rule 1) —
@@ -402,9 +419,22 @@ impl Supervisor {
         }
         let now = self.now();
         self.store.touch_health_checks(&untouched, now).await?;
-        for (provider, (mut summary, kinds)) in summaries {
-            summary.error = kinds.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k);
-            report.notices += self.provider_cycle(&provider, summary, now).await?;
+        let isolated = self.isolated(&summaries, now);
+        if isolated {
+            // Every provider failing while nobody reaches our receiver either:
+            // our own network is the likelier culprit. Hold provider verdicts.
+            report.notices += self.announce_isolation(now).await?;
+        } else {
+            self.isolation.lock().expect("isolation lock").take().inspect(|id| {
+                tracing::info!(episode = %id, "wa-sentinel reaches its providers again");
+            });
+            for (provider, (mut summary, kinds)) in summaries {
+                summary.error = kinds.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k);
+                report.notices += self.provider_cycle(&provider, summary, now).await?;
+            }
+            if report.polled > report.provider_errors {
+                self.heartbeat().await;
+            }
         }
         if report.notices > 0 {
             self.wake_outbox();
@@ -421,6 +451,64 @@ impl Supervisor {
             "poll cycle done"
         );
         Ok(report)
+    }
+
+    /// Self-protection (Gatus' connectivity-check idea): with at least two
+    /// providers, all of them failing every call while the receiver has had no
+    /// webhook for `selfcheck.quiet_after` means *we* are probably cut off.
+    fn isolated(&self, summaries: &HashMap<String, (CycleSummary, HashMap<ProviderErrorKind, u32>)>, now: Ts) -> bool {
+        let all_failed =
+            summaries.len() >= 2 && summaries.values().all(|(s, _)| s.calls > 0 && s.provider_errors == s.calls);
+        let quiet = self.index.last_traffic().is_none_or(|t| now.since(t) >= self.cfg.selfcheck.quiet_after);
+        all_failed && quiet
+    }
+
+    /// One `sentinel_isolated` notice per episode (the episode lives in memory:
+    /// a restart during an isolation may announce it once more).
+    async fn announce_isolation(&self, now: Ts) -> Result<u32, SupervisorError> {
+        let id = {
+            let mut g = self.isolation.lock().expect("isolation lock");
+            if g.is_some() {
+                return Ok(0);
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            *g = Some(id.clone());
+            id
+        };
+        tracing::error!(episode = %id, "no provider answers and no webhook arrives: suspecting our own network; provider verdicts held");
+        let quiet = crate::domain::time::human_duration(self.cfg.selfcheck.quiet_after);
+        let n = Notice {
+            kind: NoticeKind::SentinelIsolated,
+            provider: "wa-sentinel".into(),
+            instance: None,
+            tenant: None,
+            outage_id: id.clone(),
+            started_at: now,
+            at: now,
+            reason: format!("{} providers unreachable, no webhook for {quiet}", self.providers.len()),
+            restart_attempts: 0,
+            max_attempts: 0,
+            recovered_by: None,
+            sequence: 0,
+            dedup_key: crate::domain::notice::dedup_key(&id, NoticeKind::SentinelIsolated, 0),
+        };
+        let outbox = self.route(&[&n]);
+        self.store.enqueue(&outbox, now).await?;
+        self.store
+            .record_event(None, "wa-sentinel", "sentinel_isolated", &serde_json::json!({"episode": id}), now)
+            .await?;
+        Ok(1)
+    }
+
+    /// The dead-man's switch: tell `selfcheck.heartbeat_url` this cycle was healthy.
+    async fn heartbeat(&self) {
+        let Some(url) = &self.cfg.selfcheck.heartbeat_url else { return };
+        let res = self.http.get(url.expose()).send().await;
+        match res {
+            Ok(r) if r.status().is_success() => tracing::debug!("heartbeat sent"),
+            Ok(r) => tracing::warn!(status = %r.status(), "heartbeat URL answered an error"),
+            Err(e) => tracing::warn!(error = %e.without_url(), "heartbeat failed"),
+        }
     }
 
     async fn provider_cycle(&self, provider: &str, summary: CycleSummary, now: Ts) -> Result<u32, SupervisorError> {

@@ -9,6 +9,8 @@ use wa_sentinel::store::Store;
 
 pub struct TestDb {
     pub store: Store,
+    /// The URL a spawned daemon uses to reach the same database.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -18,7 +20,7 @@ impl TestDb {
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let store = Store::connect(&url, 4).await.expect("open sqlite");
         store.migrate().await.expect("migrate sqlite");
-        TestDb { store, _dir: Some(dir) }
+        TestDb { store, _dir: Some(dir), url }
     }
 
     /// A fresh schema on the test PostgreSQL, or `None` when not configured (outside CI).
@@ -46,7 +48,7 @@ impl TestDb {
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
         let store = Store::connect(&url, 4).await.expect("open postgres");
         store.migrate().await.expect("migrate postgres");
-        Some(TestDb { store, _dir: None })
+        Some(TestDb { store, _dir: None, url })
     }
 }
 

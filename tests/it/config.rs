@@ -26,6 +26,8 @@ fn set_full_env(jail: &mut Jail) {
         ("TG_TOKEN", "123:abc"),
         ("SMTP_PASSWORD", "pw"),
         ("DISCORD_URL", "https://discord.com/api/webhooks/1/x"),
+        ("HEARTBEAT_URL", "https://hc-ping.com/0000"),
+        ("EVO_MAIN_JWT_KEY", "shared-hs256-secret"),
     ] {
         jail.set_env(k, v);
     }
@@ -74,6 +76,9 @@ fn every_documented_key_parses() {
         assert_eq!(c.providers[0].kind, ProviderKind::Evolution);
         assert_eq!(c.providers[0].webhook_token.expose(), "0123456789", "an all-digit token stays a string");
         assert_eq!(c.providers[1].webhook_body_key, "url");
+        assert_eq!(c.providers[0].webhook_jwt_key.as_ref().unwrap().expose(), "shared-hs256-secret");
+        assert_eq!(c.selfcheck.heartbeat_url.as_ref().unwrap().expose(), "https://hc-ping.com/0000");
+        assert_eq!(c.selfcheck.quiet_after.as_secs(), 600);
         assert_eq!(c.instances[1].token.as_ref().unwrap().expose(), "wapi-inst");
         assert_eq!(c.instances[0].labels.get("plan").map(String::as_str), Some("pro"));
         assert_eq!(c.notifiers.len(), 6);

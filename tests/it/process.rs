@@ -18,7 +18,11 @@ pub struct Daemon {
 impl Daemon {
     pub fn spawn(config: &Path, envs: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wa-sentinel"));
-        cmd.arg("--config").arg(config).arg("run").env_remove("WA_SENTINEL_CONFIG").env("RUST_LOG", "info,sqlx=warn");
+        cmd.arg("--config")
+            .arg(config)
+            .arg("run")
+            .env_remove("WA_SENTINEL_CONFIG")
+            .env("RUST_LOG", "info,sqlx=warn,tokio_cron_scheduler=warn");
         for (k, v) in envs {
             cmd.env(k, v);
         }

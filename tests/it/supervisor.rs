@@ -344,3 +344,49 @@ async fn deleted_instance_is_reported_missing_once(store: Store) {
     let all = rig.store.instances(&InstanceFilter::default()).await.unwrap();
     assert!(all.is_empty(), "no longer listed and seen missing: retired from polling");
 }
+
+on_both_backends!(self_protection_blames_our_own_network_when_every_provider_fails_and_nobody_calls);
+
+async fn self_protection_blames_our_own_network_when_every_provider_fails_and_nobody_calls(store: Store) {
+    let sim2 = Simulator::start(SimOptions { instances: vec![("x".into(), Behaviour::Open)], ..SimOptions::default() })
+        .await
+        .unwrap();
+    let beat = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&beat)
+        .await;
+    let (base2, key2, beat_url) = (sim2.base_url(), sim2.api_key().to_string(), beat.uri());
+    let rig = Rig::new(store, &[("a", Behaviour::Open)], move |r| {
+        r.providers.push(RawProvider {
+            name: "evo2".into(),
+            kind: "evolution".into(),
+            base_url: base2,
+            api_version: Some("v2".into()),
+            api_key: Some(key2),
+            webhook_token: Some("t2".into()),
+            discover: true,
+            ..Default::default()
+        });
+        r.supervisor.down_after = 1;
+        r.selfcheck.heartbeat_url = Some(beat_url);
+    })
+    .await;
+    rig.cycle().await;
+    assert_eq!(beat.received_requests().await.unwrap().len(), 1, "a healthy cycle pings the heartbeat");
+    rig.sim.set_down(true);
+    sim2.set_down(true);
+    for _ in 0..3 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    assert_eq!(rig.notice_kinds().await, vec!["sentinel_isolated"], "one notice about ourselves, no provider verdicts");
+    assert_eq!(beat.received_requests().await.unwrap().len(), 1, "no heartbeat while cut off");
+    // Back on the network: normal service, no leftover provider notices.
+    rig.sim.set_down(false);
+    sim2.set_down(false);
+    rig.advance(1);
+    rig.cycle().await;
+    assert_eq!(rig.notice_kinds().await, vec!["sentinel_isolated"]);
+    assert_eq!(beat.received_requests().await.unwrap().len(), 2);
+}

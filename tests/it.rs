@@ -5,6 +5,7 @@ mod it {
     pub mod cli;
     pub mod common;
     pub mod config;
+    pub mod faults;
     pub mod notify;
     pub mod process;
     pub mod production;

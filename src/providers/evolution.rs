@@ -25,8 +25,8 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Http, Reply};
 use super::{
-    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, ProviderError, RAW_LIMIT, StatusReport, WebhookRepair,
-    WebhookSettings, redact_url, truncate,
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, StatusReport,
+    WebhookRepair, WebhookSettings, redact_url, truncate,
 };
 use crate::config::{ApiVersion, DesiredWebhook, ProviderConfig, Secret};
 use crate::domain::{ProviderStatus, RecoveryKind, WebhookSignal};
@@ -106,8 +106,10 @@ impl EvolutionClient {
             None => rb,
         }
     }
+}
 
-    pub async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
+impl Provider for EvolutionClient {
+    async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
         let v = self.version().await?;
         let what = format!("GET /instance/connectionState/{}", inst.name);
         let r = match self.http.send(self.get(&["instance", "connectionState", &inst.name]), &what).await {
@@ -146,20 +148,7 @@ impl EvolutionClient {
         Ok(StatusReport { status, raw })
     }
 
-    /// v2 only: the reason of a `close`, from fetchInstances (module docs).
-    async fn close_reason(&self, name: &str) -> ProviderStatus {
-        let rb = self.get(&["instance", "fetchInstances"]).query(&[("instanceName", name)]);
-        let what = format!("GET /instance/fetchInstances?instanceName={name}");
-        match self.http.send(rb, &what).await {
-            Ok(r) => close_status_from_rows(&r.json, name),
-            Err(e) => {
-                tracing::debug!(instance = name, error = %e, "close reason lookup failed");
-                ProviderStatus::Disconnected { reason: None }
-            }
-        }
-    }
-
-    pub async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
+    async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
         let r = self.http.send(self.get(&["instance", "fetchInstances"]), "GET /instance/fetchInstances").await?;
         let names = instance_names(&r.json);
         if names.is_empty() && !matches!(&r.json, Value::Array(a) if a.is_empty()) {
@@ -171,7 +160,7 @@ impl EvolutionClient {
         Ok(names.into_iter().map(|name| Discovered { name, token: None }).collect())
     }
 
-    pub async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
         let v = self.version().await?;
         let name = inst.name.as_str();
         let (what, rb) = match (kind, v) {
@@ -194,22 +183,11 @@ impl EvolutionClient {
         Ok(format!("{what} -> {} {}", r.status, summarise_action(&r.json)))
     }
 
-    /// Raw read: settings plus the v2 `headers` object (kept on rewrite).
-    async fn read_webhook(
-        &self,
-        inst: &InstanceRef,
-    ) -> Result<(Option<WebhookSettings>, Map<String, Value>), ProviderError> {
-        let what = format!("GET /webhook/find/{}", inst.name);
-        let r: Reply = self.http.send(self.get(&["webhook", "find", &inst.name]), &what).await?;
-        let headers = r.json.get("headers").and_then(Value::as_object).cloned().unwrap_or_default();
-        Ok((webhook_from_json(&r.json), headers))
-    }
-
-    pub async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
+    async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
         Ok(self.read_webhook(inst).await?.0)
     }
 
-    pub async fn apply_webhook(
+    async fn apply_webhook(
         &self,
         inst: &InstanceRef,
         desired_url: &str,
@@ -257,6 +235,32 @@ impl EvolutionClient {
                 detail: format!("after {what}, GET /webhook/find still differs: {}", left.join("; ")),
             })
         }
+    }
+}
+
+impl EvolutionClient {
+    /// v2 only: the reason of a `close`, from fetchInstances (module docs).
+    async fn close_reason(&self, name: &str) -> ProviderStatus {
+        let rb = self.get(&["instance", "fetchInstances"]).query(&[("instanceName", name)]);
+        let what = format!("GET /instance/fetchInstances?instanceName={name}");
+        match self.http.send(rb, &what).await {
+            Ok(r) => close_status_from_rows(&r.json, name),
+            Err(e) => {
+                tracing::debug!(instance = name, error = %e, "close reason lookup failed");
+                ProviderStatus::Disconnected { reason: None }
+            }
+        }
+    }
+
+    /// Raw read: settings plus the v2 `headers` object (kept on rewrite).
+    async fn read_webhook(
+        &self,
+        inst: &InstanceRef,
+    ) -> Result<(Option<WebhookSettings>, Map<String, Value>), ProviderError> {
+        let what = format!("GET /webhook/find/{}", inst.name);
+        let r: Reply = self.http.send(self.get(&["webhook", "find", &inst.name]), &what).await?;
+        let headers = r.json.get("headers").and_then(Value::as_object).cloned().unwrap_or_default();
+        Ok((webhook_from_json(&r.json), headers))
     }
 }
 

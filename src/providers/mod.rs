@@ -18,6 +18,7 @@ pub mod simulator;
 pub mod wapi;
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use crate::config::{DesiredWebhook, ProviderConfig, ProviderKind, Secret};
@@ -214,45 +215,38 @@ impl ProviderClient {
             ProviderClient::Wapi(_) => ProviderKind::Wapi,
         }
     }
+}
 
-    /// Per-instance liveness call. A missing instance and an instance that is
-    /// not loaded come back as `Ok` with `NotFound` / `NotLoaded`; `Err` is
-    /// always a provider problem (`provider_kind()` is `Some`).
-    pub async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
+impl Provider for ProviderClient {
+    async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
         match self {
             ProviderClient::Evolution(c) => c.status(inst).await,
             ProviderClient::Wapi(c) => c.status(inst).await,
         }
     }
 
-    /// Discovery: every instance the provider lists.
-    pub async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
+    async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
         match self {
             ProviderClient::Evolution(c) => c.list_instances().await,
             ProviderClient::Wapi(c) => c.list_instances().await,
         }
     }
 
-    /// The situation-specific recovery call (PROVIDERS.md, "Recovery actions").
-    /// Returns a short description of what was called and what came back.
-    pub async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
         match self {
             ProviderClient::Evolution(c) => c.recover(inst, kind).await,
             ProviderClient::Wapi(c) => c.recover(inst, kind).await,
         }
     }
 
-    /// The instance's webhook config, `None` when none is configured.
-    pub async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
+    async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
         match self {
             ProviderClient::Evolution(c) => c.webhook(inst).await,
             ProviderClient::Wapi(c) => c.webhook(inst).await,
         }
     }
 
-    /// Diff-based repair: read, compare, write only when needed (keeping the
-    /// operator's events and headers), read back to verify.
-    pub async fn apply_webhook(
+    async fn apply_webhook(
         &self,
         inst: &InstanceRef,
         desired_url: &str,
@@ -263,6 +257,44 @@ impl ProviderClient {
             ProviderClient::Wapi(c) => c.apply_webhook(inst, desired_url, desired).await,
         }
     }
+}
+
+/// What a provider offers the supervisor, whatever its API (PROVIDERS.md):
+/// implemented by each client ([`evolution::EvolutionClient`],
+/// [`wapi::WapiClient`]) and by [`ProviderClient`], which dispatches to the
+/// configured one without boxing. Nothing here assumes Evolution: WAHA or
+/// Z-API would be one more implementation.
+pub trait Provider {
+    /// Per-instance liveness call. A missing instance and an instance that is
+    /// not loaded come back as `Ok` with `NotFound` / `NotLoaded`; `Err` is
+    /// always a provider problem (`provider_kind()` is `Some`).
+    fn status(&self, inst: &InstanceRef) -> impl Future<Output = Result<StatusReport, ProviderError>> + Send;
+
+    /// Discovery: every instance the provider lists.
+    fn list_instances(&self) -> impl Future<Output = Result<Vec<Discovered>, ProviderError>> + Send;
+
+    /// The situation-specific recovery call (PROVIDERS.md, "Recovery actions").
+    /// Returns a short description of what was called and what came back.
+    fn recover(
+        &self,
+        inst: &InstanceRef,
+        kind: RecoveryKind,
+    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+
+    /// The instance's webhook config, `None` when none is configured.
+    fn webhook(
+        &self,
+        inst: &InstanceRef,
+    ) -> impl Future<Output = Result<Option<WebhookSettings>, ProviderError>> + Send;
+
+    /// Diff-based repair: read, compare, write only when needed (keeping the
+    /// operator's events and headers), read back to verify.
+    fn apply_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> impl Future<Output = Result<WebhookRepair, ProviderError>> + Send;
 }
 
 /// Raw bodies kept for logs are cut to this many bytes.

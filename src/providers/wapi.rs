@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 
 use super::http::Http;
 use super::{
-    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, ProviderError, RAW_LIMIT, StatusReport, WebhookRepair,
-    WebhookSettings, redact_url, truncate,
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, StatusReport,
+    WebhookRepair, WebhookSettings, redact_url, truncate,
 };
 use crate::config::{DesiredWebhook, ProviderConfig, Secret};
 use crate::domain::{ProviderStatus, RecoveryKind, WebhookSignal};
@@ -97,8 +97,10 @@ impl WapiClient {
             .query(&[("instanceId", inst.name.as_str())])
             .bearer_auth(token.expose()))
     }
+}
 
-    pub async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
+impl Provider for WapiClient {
+    async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
         let what = format!("GET /instance/status-instance?instanceId={}", inst.name);
         let rb = self.req(reqwest::Method::GET, inst, &["instance", "status-instance"])?;
         let r = match self.http.send(rb, &what).await {
@@ -121,25 +123,9 @@ impl WapiClient {
         }
     }
 
-    /// After `connected:false`: a QR on offer means logged out (module docs).
-    async fn qr_verdict(&self, inst: &InstanceRef) -> (ProviderStatus, String) {
-        let what = format!("GET /instance/qr-code?instanceId={}", inst.name);
-        let rb = match self.req(reqwest::Method::GET, inst, &["instance", "qr-code"]) {
-            Ok(rb) => rb.query(&[("image", "disable")]),
-            Err(e) => return (ProviderStatus::Disconnected { reason: None }, e.to_string()),
-        };
-        match self.http.send(rb, &what).await {
-            Ok(r) if r.json.get("qrcode").and_then(Value::as_str).is_some_and(|q| !q.is_empty()) => {
-                (ProviderStatus::LoggedOut { reason: None }, "QR offered (session needs a scan)".into())
-            }
-            Ok(_) => (ProviderStatus::Disconnected { reason: None }, "no QR".into()),
-            Err(e) => (ProviderStatus::Disconnected { reason: None }, e.to_string()),
-        }
-    }
-
     /// Discovery through the integrator (account) token in `api_key`; without
     /// one there is nothing to discover and the list is empty.
-    pub async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
+    async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
         let Some(key) = &self.api_key else {
             return Ok(Vec::new());
         };
@@ -170,7 +156,7 @@ impl WapiClient {
     }
 
     /// W-API has one recovery call for both situations: `GET /instance/restart`.
-    pub async fn recover(&self, inst: &InstanceRef, _kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, _kind: RecoveryKind) -> Result<String, ProviderError> {
         let what = format!("GET /instance/restart?instanceId={}", inst.name);
         let rb = self.req(reqwest::Method::GET, inst, &["instance", "restart"])?;
         let r = self.http.send(rb, &what).await?;
@@ -178,17 +164,11 @@ impl WapiClient {
         Ok(format!("{what} -> {} {msg}", r.status).trim_end().to_string())
     }
 
-    async fn fetch_instance(&self, inst: &InstanceRef) -> Result<Value, ProviderError> {
-        let what = format!("GET /instance/fetch-instance?instanceId={}", inst.name);
-        let rb = self.req(reqwest::Method::GET, inst, &["instance", "fetch-instance"])?;
-        Ok(self.http.send(rb, &what).await?.json)
-    }
-
-    pub async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
+    async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
         Ok(settings_from_fetch(&self.fetch_instance(inst).await?))
     }
 
-    pub async fn apply_webhook(
+    async fn apply_webhook(
         &self,
         inst: &InstanceRef,
         desired_url: &str,
@@ -245,6 +225,30 @@ impl WapiClient {
                 "{detail}. W-API sources disagree on the body key (value, urlWebhook, url): check `webhook_body_key`"
             ),
         })
+    }
+}
+
+impl WapiClient {
+    /// After `connected:false`: a QR on offer means logged out (module docs).
+    async fn qr_verdict(&self, inst: &InstanceRef) -> (ProviderStatus, String) {
+        let what = format!("GET /instance/qr-code?instanceId={}", inst.name);
+        let rb = match self.req(reqwest::Method::GET, inst, &["instance", "qr-code"]) {
+            Ok(rb) => rb.query(&[("image", "disable")]),
+            Err(e) => return (ProviderStatus::Disconnected { reason: None }, e.to_string()),
+        };
+        match self.http.send(rb, &what).await {
+            Ok(r) if r.json.get("qrcode").and_then(Value::as_str).is_some_and(|q| !q.is_empty()) => {
+                (ProviderStatus::LoggedOut { reason: None }, "QR offered (session needs a scan)".into())
+            }
+            Ok(_) => (ProviderStatus::Disconnected { reason: None }, "no QR".into()),
+            Err(e) => (ProviderStatus::Disconnected { reason: None }, e.to_string()),
+        }
+    }
+
+    async fn fetch_instance(&self, inst: &InstanceRef) -> Result<Value, ProviderError> {
+        let what = format!("GET /instance/fetch-instance?instanceId={}", inst.name);
+        let rb = self.req(reqwest::Method::GET, inst, &["instance", "fetch-instance"])?;
+        Ok(self.http.send(rb, &what).await?.json)
     }
 
     /// Written slots whose read-back differs: (slot, got, wanted).

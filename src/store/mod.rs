@@ -77,12 +77,22 @@ macro_rules! on_pool {
     };
 }
 
-/// Begin a transaction that will write: SQLite takes the write lock up front
-/// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of
-/// failing on a lock upgrade.
-macro_rules! begin_write {
-    (sqlite $pool:expr) => {
-        $pool.begin_with("BEGIN IMMEDIATE")
+/// Run `$body` inside a write transaction bound to `$tx`, on whichever pool
+/// this store has. SQLite takes the write lock up front (`BEGIN IMMEDIATE`), so
+/// two writers queue on the busy timeout instead of failing on a lock upgrade.
+/// The body commits (or returns early, which rolls back).
+macro_rules! in_write_tx {
+    ($self:expr, $tx:ident => $body:block) => {
+        match &$self.db {
+            Db::Sqlite(p) => {
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                $body
+            }
+            Db::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                $body
+            }
+        }
     };
 }
 
@@ -302,107 +312,95 @@ impl Store {
             _ => None,
         });
         let events: Vec<(&'static str, String)> = out.changes.iter().map(change_event).collect();
-        macro_rules! body {
-            ($tx:ident) => {{
-                let updated = sqlx::query(
-                    "UPDATE instances SET health = $1, health_reason = $2, health_since = $3, consecutive_failures = $4, \
-                     connected_at = $5, disconnected_at = $6, \
-                     last_webhook_at = CASE WHEN last_webhook_at IS NULL OR last_webhook_at < $7 THEN $7 ELSE last_webhook_at END, \
-                     last_restart_attempt = $8, restart_attempts = $9, replaced_count = $10, flap_history = $11, \
-                     flapping_id = $12, flapping_since = $13, maintenance_until = $14, open_outage_id = $15, \
-                     last_health_check = $16, updated_at = $16, version = version + 1 \
-                     WHERE id = $17 AND version = $18",
+        in_write_tx!(self, tx => {
+            let updated = sqlx::query(
+                "UPDATE instances SET health = $1, health_reason = $2, health_since = $3, consecutive_failures = $4, \
+                 connected_at = $5, disconnected_at = $6, \
+                 last_webhook_at = CASE WHEN last_webhook_at IS NULL OR last_webhook_at < $7 THEN $7 ELSE last_webhook_at END, \
+                 last_restart_attempt = $8, restart_attempts = $9, replaced_count = $10, flap_history = $11, \
+                 flapping_id = $12, flapping_since = $13, maintenance_until = $14, open_outage_id = $15, \
+                 last_health_check = $16, updated_at = $16, version = version + 1 \
+                 WHERE id = $17 AND version = $18",
+            )
+            .bind(s.health.as_str())
+            .bind(&s.reason)
+            .bind(s.health_since.0)
+            .bind(i64::from(s.consecutive_failures))
+            .bind(s.connected_at.map(|t| t.0))
+            .bind(s.disconnected_at.map(|t| t.0))
+            .bind(s.last_webhook_at.map(|t| t.0))
+            .bind(s.last_restart_attempt.map(|t| t.0))
+            .bind(i64::from(s.restart_attempts))
+            .bind(i64::from(s.replaced_count))
+            .bind(&flap)
+            .bind(s.flapping.as_ref().map(|f| f.id.as_str()))
+            .bind(s.flapping.as_ref().map(|f| f.since.0))
+            .bind(s.maintenance_until.map(|t| t.0))
+            .bind(s.outage.as_ref().map(|o| o.id.as_str()))
+            .bind(now.0)
+            .bind(&rec.id)
+            .bind(rec.version)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(rec.key.to_string()));
+            }
+            if let (Some(id), Some(o)) = (&opened, &s.outage) {
+                sqlx::query(
+                    "INSERT INTO outages (id, instance_id, provider, cause, reason, started_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(s.health.as_str())
-                .bind(&s.reason)
-                .bind(s.health_since.0)
-                .bind(i64::from(s.consecutive_failures))
-                .bind(s.connected_at.map(|t| t.0))
-                .bind(s.disconnected_at.map(|t| t.0))
-                .bind(s.last_webhook_at.map(|t| t.0))
-                .bind(s.last_restart_attempt.map(|t| t.0))
-                .bind(i64::from(s.restart_attempts))
-                .bind(i64::from(s.replaced_count))
-                .bind(&flap)
-                .bind(s.flapping.as_ref().map(|f| f.id.as_str()))
-                .bind(s.flapping.as_ref().map(|f| f.since.0))
-                .bind(s.maintenance_until.map(|t| t.0))
-                .bind(s.outage.as_ref().map(|o| o.id.as_str()))
-                .bind(now.0)
+                .bind(id)
                 .bind(&rec.id)
-                .bind(rec.version)
-                .execute(&mut *$tx)
+                .bind(&rec.key.provider)
+                .bind(o.cause.as_str())
+                .bind(&o.reason)
+                .bind(o.started_at.0)
+                .execute(&mut *tx)
                 .await?;
-                if updated.rows_affected() == 0 {
-                    $tx.rollback().await?;
-                    return Err(StoreError::Conflict(rec.key.to_string()));
-                }
-                if let (Some(id), Some(o)) = (&opened, &s.outage) {
-                    sqlx::query(
-                        "INSERT INTO outages (id, instance_id, provider, cause, reason, started_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(id)
-                    .bind(&rec.id)
-                    .bind(&rec.key.provider)
-                    .bind(o.cause.as_str())
-                    .bind(&o.reason)
-                    .bind(o.started_at.0)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
-                if let Some(o) = &s.outage {
-                    sqlx::query(
-                        "UPDATE outages SET cause = $1, reason = $2, restart_attempts = $3, down_notified = $4, \
-                         exhausted_notified = $5, reminders_sent = $6, last_notice_at = $7 WHERE id = $8",
-                    )
-                    .bind(o.cause.as_str())
-                    .bind(&o.reason)
-                    .bind(i64::from(o.restart_attempts))
-                    .bind(o.down_notified)
-                    .bind(o.exhausted_notified)
-                    .bind(i64::from(o.reminders_sent))
-                    .bind(o.last_notice_at.map(|t| t.0))
-                    .bind(&o.id)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
-                for c in &out.changes {
-                    if let Change::OutageClosed { id, recovered_by } = c {
-                        sqlx::query("UPDATE outages SET ended_at = $1, recovered_by = $2 WHERE id = $3 AND ended_at IS NULL")
-                            .bind(now.0)
-                            .bind(recovered_by.as_str())
-                            .bind(id)
-                            .execute(&mut *$tx)
-                            .await?;
-                    }
-                }
-                for (kind, detail) in &events {
-                    sqlx::query("INSERT INTO events (instance_id, provider, at, kind, detail) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(&rec.id)
-                        .bind(&rec.key.provider)
+            }
+            if let Some(o) = &s.outage {
+                sqlx::query(
+                    "UPDATE outages SET cause = $1, reason = $2, restart_attempts = $3, down_notified = $4, \
+                     exhausted_notified = $5, reminders_sent = $6, last_notice_at = $7 WHERE id = $8",
+                )
+                .bind(o.cause.as_str())
+                .bind(&o.reason)
+                .bind(i64::from(o.restart_attempts))
+                .bind(o.down_notified)
+                .bind(o.exhausted_notified)
+                .bind(i64::from(o.reminders_sent))
+                .bind(o.last_notice_at.map(|t| t.0))
+                .bind(&o.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for c in &out.changes {
+                if let Change::OutageClosed { id, recovered_by } = c {
+                    sqlx::query("UPDATE outages SET ended_at = $1, recovered_by = $2 WHERE id = $3 AND ended_at IS NULL")
                         .bind(now.0)
-                        .bind(*kind)
-                        .bind(detail)
-                        .execute(&mut *$tx)
+                        .bind(recovered_by.as_str())
+                        .bind(id)
+                        .execute(&mut *tx)
                         .await?;
                 }
-                for e in outbox {
-                    insert_outbox!($tx, e, now);
-                }
-                $tx.commit().await?;
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(p) => {
-                let mut tx = begin_write!(sqlite p).await?;
-                body!(tx)
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                body!(tx)
+            for (kind, detail) in &events {
+                sqlx::query("INSERT INTO events (instance_id, provider, at, kind, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&rec.id)
+                    .bind(&rec.key.provider)
+                    .bind(now.0)
+                    .bind(*kind)
+                    .bind(detail)
+                    .execute(&mut *tx)
+                    .await?;
             }
-        }
+            for e in outbox {
+                insert_outbox!(tx, e, now);
+            }
+            tx.commit().await?;
+        });
         Ok(rec.version + 1)
     }
 
@@ -429,31 +427,19 @@ impl Store {
         if seen.is_empty() {
             return Ok(());
         }
-        macro_rules! body {
-            ($tx:ident) => {{
-                for (id, at) in seen {
-                    sqlx::query(
-                        "UPDATE instances SET last_webhook_at = $1 WHERE id = $2 \
-                         AND (last_webhook_at IS NULL OR last_webhook_at < $1)",
-                    )
-                    .bind(at.0)
-                    .bind(id)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
-                $tx.commit().await?;
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(p) => {
-                let mut tx = begin_write!(sqlite p).await?;
-                body!(tx)
+        in_write_tx!(self, tx => {
+            for (id, at) in seen {
+                sqlx::query(
+                    "UPDATE instances SET last_webhook_at = $1 WHERE id = $2 \
+                     AND (last_webhook_at IS NULL OR last_webhook_at < $1)",
+                )
+                .bind(at.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                body!(tx)
-            }
-        }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -589,75 +575,63 @@ impl Store {
         now: Ts,
     ) -> Result<()> {
         let s = &out.state;
-        macro_rules! body {
-            ($tx:ident) => {{
-                for c in &out.changes {
-                    match c {
-                        ProviderChange::OutageOpened { id, reason } => {
-                            let notified = s.outage.as_ref().is_some_and(|o| o.notified);
-                            sqlx::query(
-                                "INSERT INTO outages (id, instance_id, provider, cause, reason, started_at, down_notified) \
-                                 VALUES ($1, NULL, $2, 'provider_unreachable', $3, $4, $5)",
-                            )
-                            .bind(id)
-                            .bind(provider)
-                            .bind(reason)
-                            .bind(now.0)
-                            .bind(notified)
-                            .execute(&mut *$tx)
-                            .await?;
-                        }
-                        ProviderChange::OutageClosed { id } => {
-                            sqlx::query(
-                                "UPDATE outages SET ended_at = $1, recovered_by = 'poll' WHERE id = $2 AND ended_at IS NULL",
-                            )
-                            .bind(now.0)
-                            .bind(id)
-                            .execute(&mut *$tx)
-                            .await?;
-                        }
-                    }
-                    let (kind, detail) = match c {
-                        ProviderChange::OutageOpened { id, reason } => {
-                            ("provider_outage_opened", serde_json::json!({"outage_id": id, "reason": reason}))
-                        }
-                        ProviderChange::OutageClosed { id } => ("provider_outage_closed", serde_json::json!({"outage_id": id})),
-                    };
-                    sqlx::query("INSERT INTO events (instance_id, provider, at, kind, detail) VALUES (NULL, $1, $2, $3, $4)")
+        in_write_tx!(self, tx => {
+            for c in &out.changes {
+                match c {
+                    ProviderChange::OutageOpened { id, reason } => {
+                        let notified = s.outage.as_ref().is_some_and(|o| o.notified);
+                        sqlx::query(
+                            "INSERT INTO outages (id, instance_id, provider, cause, reason, started_at, down_notified) \
+                             VALUES ($1, NULL, $2, 'provider_unreachable', $3, $4, $5)",
+                        )
+                        .bind(id)
                         .bind(provider)
+                        .bind(reason)
                         .bind(now.0)
-                        .bind(kind)
-                        .bind(detail.to_string())
-                        .execute(&mut *$tx)
+                        .bind(notified)
+                        .execute(&mut *tx)
                         .await?;
+                    }
+                    ProviderChange::OutageClosed { id } => {
+                        sqlx::query(
+                            "UPDATE outages SET ended_at = $1, recovered_by = 'poll' WHERE id = $2 AND ended_at IS NULL",
+                        )
+                        .bind(now.0)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
-                sqlx::query(
-                    "INSERT INTO provider_state (name, failed_cycles, open_outage_id, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (name) DO UPDATE SET failed_cycles = excluded.failed_cycles, \
-                     open_outage_id = excluded.open_outage_id, updated_at = excluded.updated_at",
-                )
-                .bind(provider)
-                .bind(i64::from(s.failed_cycles))
-                .bind(s.outage.as_ref().map(|o| o.id.as_str()))
-                .bind(now.0)
-                .execute(&mut *$tx)
-                .await?;
-                for e in outbox {
-                    insert_outbox!($tx, e, now);
-                }
-                $tx.commit().await?;
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(p) => {
-                let mut tx = begin_write!(sqlite p).await?;
-                body!(tx)
+                let (kind, detail) = match c {
+                    ProviderChange::OutageOpened { id, reason } => {
+                        ("provider_outage_opened", serde_json::json!({"outage_id": id, "reason": reason}))
+                    }
+                    ProviderChange::OutageClosed { id } => ("provider_outage_closed", serde_json::json!({"outage_id": id})),
+                };
+                sqlx::query("INSERT INTO events (instance_id, provider, at, kind, detail) VALUES (NULL, $1, $2, $3, $4)")
+                    .bind(provider)
+                    .bind(now.0)
+                    .bind(kind)
+                    .bind(detail.to_string())
+                    .execute(&mut *tx)
+                    .await?;
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                body!(tx)
+            sqlx::query(
+                "INSERT INTO provider_state (name, failed_cycles, open_outage_id, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET failed_cycles = excluded.failed_cycles, \
+                 open_outage_id = excluded.open_outage_id, updated_at = excluded.updated_at",
+            )
+            .bind(provider)
+            .bind(i64::from(s.failed_cycles))
+            .bind(s.outage.as_ref().map(|o| o.id.as_str()))
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+            for e in outbox {
+                insert_outbox!(tx, e, now);
             }
-        }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -720,24 +694,12 @@ impl Store {
     /// Queue notices outside a state change (e.g. `webhook_repaired`). Duplicates
     /// of `(dedup_key, notifier)` are ignored.
     pub async fn enqueue(&self, outbox: &[OutboxEntry], now: Ts) -> Result<()> {
-        macro_rules! body {
-            ($tx:ident) => {{
-                for e in outbox {
-                    insert_outbox!($tx, e, now);
-                }
-                $tx.commit().await?;
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(p) => {
-                let mut tx = begin_write!(sqlite p).await?;
-                body!(tx)
+        in_write_tx!(self, tx => {
+            for e in outbox {
+                insert_outbox!(tx, e, now);
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                body!(tx)
-            }
-        }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -748,7 +710,7 @@ impl Store {
         let until = now.plus(hold).0;
         let rows = match &self.db {
             Db::Sqlite(p) => {
-                let mut tx = begin_write!(sqlite p).await?;
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
                 let rows: Vec<OutboxRow> = sqlx::query_as(
                     "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' \
                      AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id LIMIT $3) \

@@ -24,7 +24,7 @@ use crate::domain::{Health, InstanceKey, Notice, NoticeKind, ProviderErrorKind, 
 use crate::live::LiveIndex;
 use crate::notify::route;
 use crate::notify::worker::OutboxWorker;
-use crate::providers::{InstanceRef, ProviderClient, ProviderError, WebhookRepair};
+use crate::providers::{InstanceRef, Provider, ProviderClient, ProviderError, WebhookRepair};
 use crate::store::{InstanceFilter, InstanceRecord, OutboxEntry, Store, StoreError};
 
 /// The clock, injectable for tests.

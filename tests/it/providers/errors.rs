@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use wa_sentinel::config::ApiVersion;
 use wa_sentinel::domain::{ProviderErrorKind, ProviderStatus, RecoveryKind};
+use wa_sentinel::providers::Provider as _;
 use wa_sentinel::providers::{ErrorClass, InstanceRef, ProviderClient};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -4,6 +4,7 @@
 use serde_json::json;
 use wa_sentinel::config::ApiVersion;
 use wa_sentinel::domain::{ProviderStatus, RecoveryKind};
+use wa_sentinel::providers::Provider as _;
 use wa_sentinel::providers::{ErrorClass, InstanceRef, WebhookRepair, WebhookSettings};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use wa_sentinel::config::Secret;
 use wa_sentinel::domain::{ProviderStatus, RecoveryKind};
+use wa_sentinel::providers::Provider as _;
 use wa_sentinel::providers::{ErrorClass, InstanceRef, ProviderClient, WebhookRepair, WebhookSettings};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer};

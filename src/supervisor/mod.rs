@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::{Config, ProviderKind, Secret};
 use crate::domain::health::{Action, Change, Ctx, Observation};
@@ -247,7 +248,8 @@ impl Supervisor {
                     let me = self.clone();
                     let (key, kind, attempt) = (r.key.clone(), *kind, *attempt);
                     let id = r.id.clone();
-                    self.tasks.spawn(async move { me.recover(&id, &key, kind, attempt, true).await });
+                    let span = tracing::info_span!("recover", provider = %key.provider, instance = %key.name);
+                    self.tasks.spawn(async move { me.recover(&id, &key, kind, attempt, true).await }.instrument(span));
                 }
             }
         }
@@ -378,17 +380,21 @@ impl Supervisor {
         for rec in records {
             let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
             let me = self.clone();
-            set.spawn(async move {
-                let obs = me.poll_one(&h, &rec.key).await;
-                let failed = match &obs {
-                    Observation::ProviderFailed(k) => Some(*k),
-                    _ => None,
-                };
-                let key = rec.key.clone();
-                let id = rec.id.clone();
-                let res = me.observe(&key, obs, Some(rec)).await;
-                (key, id, failed, res)
-            });
+            let span = tracing::info_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
+            set.spawn(
+                async move {
+                    let obs = me.poll_one(&h, &rec.key).await;
+                    let failed = match &obs {
+                        Observation::ProviderFailed(k) => Some(*k),
+                        _ => None,
+                    };
+                    let key = rec.key.clone();
+                    let id = rec.id.clone();
+                    let res = me.observe(&key, obs, Some(rec)).await;
+                    (key, id, failed, res)
+                }
+                .instrument(span),
+            );
         }
         let mut report = CycleReport::default();
         let mut summaries: HashMap<String, (CycleSummary, HashMap<ProviderErrorKind, u32>)> = HashMap::new();
@@ -588,14 +594,18 @@ impl Supervisor {
             let p = self.cfg.providers.iter().find(|p| p.name == rec.key.provider).expect("configured").clone();
             let url = format!("{base}/webhooks/{}/{}", p.name, p.webhook_token.expose());
             let me = self.clone();
-            set.spawn(async move {
-                let res = {
-                    let _g = me.global.acquire().await.expect("open");
-                    let _p = h.calls.acquire().await.expect("open");
-                    h.client.apply_webhook(&me.instance_ref(&rec.key), &url, &me.cfg.webhook).await
-                };
-                (rec, res)
-            });
+            let span = tracing::info_span!("audit", provider = %rec.key.provider, instance = %rec.key.name);
+            set.spawn(
+                async move {
+                    let res = {
+                        let _g = me.global.acquire().await.expect("open");
+                        let _p = h.calls.acquire().await.expect("open");
+                        h.client.apply_webhook(&me.instance_ref(&rec.key), &url, &me.cfg.webhook).await
+                    };
+                    (rec, res)
+                }
+                .instrument(span),
+            );
         }
         let mut report = AuditReport::default();
         let mut notices = Vec::new();

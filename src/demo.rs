@@ -63,8 +63,6 @@ pub const SCENARIOS: [&str; 8] = [
     "webhook-driven recovery (phone-2)",
 ];
 
-const HEALTHY: [&str; 2] = ["shop-main", "shop-support"];
-
 /// The simulators post webhooks to this address, so it must be a real port:
 /// port 0 (or a taken default) is resolved to a free one now.
 fn pick_listen(want: Option<std::net::SocketAddr>) -> std::net::SocketAddr {
@@ -316,17 +314,23 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
         })
     };
     let at = |periods: u64| tokio::time::sleep(Duration::from_secs(periods * s));
+    let flapping = {
+        let a = a.clone();
+        async move {
+            at(2).await;
+            for i in 0..10 {
+                let next = if i % 2 == 0 { Behaviour::ClosedTransient { reason: 408 } } else { Behaviour::Open };
+                a.set_behaviour("flappy-1", next);
+                at(1).await;
+            }
+            a.set_behaviour("flappy-1", Behaviour::Open);
+        }
+    };
     let steps = async {
         at(2).await;
         a.set_behaviour("drop-1", Behaviour::ClosedTransient { reason: 428 });
         a.set_behaviour("logged-out-1", Behaviour::LoggedOut);
         a.set_behaviour("phone-2", Behaviour::LoggedOut);
-        for i in 0..10 {
-            let next = if i % 2 == 0 { Behaviour::ClosedTransient { reason: 408 } } else { Behaviour::Open };
-            a.set_behaviour("flappy-1", next);
-            at(1).await;
-        }
-        a.set_behaviour("flappy-1", Behaviour::Open);
         b.set_down(true);
         at(4).await;
         // Someone re-scanned phone-2's QR code: the session opens and says so by webhook.
@@ -334,8 +338,8 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
         let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };
         let _ = a.post_webhook("phone-2", open, None).await;
         b.set_down(false);
-        let _ = HEALTHY;
     };
+    let steps = async { tokio::join!(steps, flapping) };
     tokio::select! {
         _ = stop.cancelled() => {}
         _ = steps => { stop.cancelled().await; }

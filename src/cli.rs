@@ -144,7 +144,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&cfg).await?;
             let rows = store.instances(&InstanceFilter { provider, tenant, ..Default::default() }).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows.iter().map(status_json).collect::<Vec<_>>())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows.iter().map(crate::server::instance_json).collect::<Vec<_>>())?
+                );
             } else {
                 print!("{}", status_table(&rows, now()));
             }
@@ -209,24 +212,6 @@ async fn supervisor(cfg: Config) -> anyhow::Result<std::sync::Arc<Supervisor>> {
 
 fn ts_or_dash(t: Option<Ts>) -> String {
     t.map(Ts::rfc3339).unwrap_or_else(|| "-".into())
-}
-
-fn status_json(r: &InstanceRecord) -> serde_json::Value {
-    serde_json::json!({
-        "provider": r.key.provider,
-        "instance": r.key.name,
-        "tenant": r.tenant,
-        "health": r.state.health.as_str(),
-        "reason": r.state.reason,
-        "since": r.state.health_since.rfc3339(),
-        "last_webhook_at": r.state.last_webhook_at.map(Ts::rfc3339),
-        "last_restart_attempt": r.state.last_restart_attempt.map(Ts::rfc3339),
-        "maintenance_until": r.state.maintenance_until.map(Ts::rfc3339),
-        "open_outage": r.state.outage.as_ref().map(|o| serde_json::json!({
-            "id": o.id, "cause": o.cause.as_str(), "started_at": o.started_at.rfc3339(),
-            "restart_attempts": o.restart_attempts, "notified": o.down_notified,
-        })),
-    })
 }
 
 /// The `status` table, one line per instance.

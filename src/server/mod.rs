@@ -9,6 +9,8 @@ mod ops;
 mod status_page;
 pub mod webhooks;
 
+pub use api::instance_json;
+
 use std::sync::Arc;
 use std::time::Duration;
 

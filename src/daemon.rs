@@ -102,6 +102,7 @@ impl Generation {
         let outbox =
             OutboxWorker::new(store.clone(), &cfg, DeliveryPolicy::from_config(&cfg)).map_err(DaemonError::Notifier)?;
         let sup = Supervisor::new(cfg.clone(), store.clone(), Some(outbox.clone()), Arc::new(crate::clock::now))?;
+        sup.attach_ticks(ticks.clone());
         // The receiver must know every instance before it takes over.
         sup.refresh_index().await?;
         let outbox_stop = CancellationToken::new();
@@ -237,11 +238,12 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
     }
     stop_flush.cancel();
     crate::server::flush(&current.sup).await;
+    // Stop supervising before giving up the lease, so two replicas never poll at once.
+    current.stop().await;
     stop_lease.cancel();
     if let Some(t) = lease_task {
         let _ = t.await;
     }
-    current.stop().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -18,6 +18,9 @@ pub struct Entry {
     pub id: String,
     pub tenant: String,
     health: AtomicU8,
+    /// The row version the cached health comes from: an older snapshot never
+    /// overwrites a newer commit.
+    version: AtomicI64,
     last_webhook: AtomicI64,
     dirty: AtomicBool,
     /// When a `connecting` signal was last forwarded (debounce, Unix ms).
@@ -29,11 +32,12 @@ fn code(h: Health) -> u8 {
 }
 
 impl Entry {
-    fn new(id: String, tenant: String, health: Health, last_webhook: Option<Ts>) -> Entry {
+    fn new(id: String, tenant: String, health: Health, version: i64, last_webhook: Option<Ts>) -> Entry {
         Entry {
             id,
             tenant,
             health: AtomicU8::new(code(health)),
+            version: AtomicI64::new(version),
             last_webhook: AtomicI64::new(last_webhook.map_or(0, |t| t.0)),
             dirty: AtomicBool::new(false),
             last_connecting: AtomicI64::new(0),
@@ -44,8 +48,11 @@ impl Entry {
         Health::ALL.get(self.health.load(Ordering::Relaxed) as usize).copied().unwrap_or(Health::Unknown)
     }
 
-    pub fn set_health(&self, h: Health) {
-        self.health.store(code(h), Ordering::Relaxed);
+    /// Cache the health of row version `version`, unless a newer one is cached.
+    pub fn set_health(&self, h: Health, version: i64) {
+        if self.version.fetch_max(version, Ordering::AcqRel) <= version {
+            self.health.store(code(h), Ordering::Relaxed);
+        }
     }
 
     /// A webhook arrived: remember when, for the next batch flush.
@@ -103,10 +110,16 @@ impl LiveIndex {
                 let prev = old.get(&r.key.provider).and_then(|m| m.get(&r.key.name));
                 let e = match prev {
                     Some(e) if e.id == r.id && e.tenant == r.tenant => {
-                        e.set_health(r.state.health);
+                        e.set_health(r.state.health, r.version);
                         e.clone()
                     }
-                    _ => Arc::new(Entry::new(r.id.clone(), r.tenant.clone(), r.state.health, r.state.last_webhook_at)),
+                    _ => Arc::new(Entry::new(
+                        r.id.clone(),
+                        r.tenant.clone(),
+                        r.state.health,
+                        r.version,
+                        r.state.last_webhook_at,
+                    )),
                 };
                 next.entry(r.key.provider.clone()).or_default().insert(r.key.name.clone(), e);
             }
@@ -120,9 +133,9 @@ impl LiveIndex {
         map.values().flat_map(HashMap::values).find(|e| e.id == id).cloned()
     }
 
-    pub fn set_health(&self, key: &InstanceKey, h: Health) {
+    pub fn set_health(&self, key: &InstanceKey, h: Health, version: i64) {
         if let Some(e) = self.get(&key.provider, &key.name) {
-            e.set_health(h);
+            e.set_health(h, version);
         }
     }
 
@@ -136,5 +149,28 @@ impl LiveIndex {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_snapshot_never_overwrites_a_newer_commit() {
+        let e = Entry::new("id".into(), "t".into(), Health::Disconnected, 5, None);
+        e.set_health(Health::Connected, 6); // the writer committed version 6
+        e.set_health(Health::Disconnected, 5); // a refresh read version 5 earlier
+        assert_eq!(e.health(), Health::Connected);
+        e.set_health(Health::LoggedOut, 7);
+        assert_eq!(e.health(), Health::LoggedOut);
+    }
+
+    #[test]
+    fn connecting_signals_are_debounced() {
+        let e = Entry::new("id".into(), "t".into(), Health::Connected, 0, None);
+        assert!(e.connecting_due(Ts(10_000), 5_000));
+        assert!(!e.connecting_due(Ts(12_000), 5_000));
+        assert!(e.connecting_due(Ts(15_000), 5_000));
     }
 }

@@ -48,7 +48,12 @@ pub fn spawn_watchdog(ticks: Arc<Ticks>, started_ms: i64, shutdown: Cancellation
             }
             let now = crate::clock::now().0;
             let last = ticks.last_tick.load(Ordering::Relaxed).max(started_ms);
-            if now - last <= period.as_millis() as i64 {
+            let limit = period.as_millis() as i64;
+            if ticks.cycle_stuck(now, limit) {
+                tracing::error!(
+                    "a poll cycle has been running for longer than the watchdog period: withholding the ping"
+                );
+            } else if now - last <= limit {
                 send(&[NotifyState::Watchdog]);
             } else {
                 tracing::error!(since_ms = now - last, "scheduler is not ticking: withholding the watchdog ping");

@@ -210,6 +210,9 @@ pub struct Ctx<'a> {
     pub tenant: &'a str,
     /// A fresh identifier, used if this step opens an outage or a flapping episode.
     pub new_id: &'a str,
+    /// False on a replica that does not hold the supervisor lease: it records
+    /// what it sees, and leaves recovery actions to the leader's next poll.
+    pub may_recover: bool,
 }
 
 /// What to do once the new state is committed.
@@ -353,6 +356,10 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
             WebhookSignal::Closed { reason } => {
                 let mut v = classify_status(ProviderStatus::Disconnected { reason }, true);
                 v.immediate = true;
+                m.apply(v, RecoveredBy::Webhook);
+            }
+            WebhookSignal::Dropped => {
+                let v = classify_status(ProviderStatus::Disconnected { reason: None }, true);
                 m.apply(v, RecoveredBy::Webhook);
             }
             WebhookSignal::LoggedOut { reason } => {
@@ -545,7 +552,7 @@ impl Machine<'_, '_> {
                 }
             }
         }
-        self.outage_duties(true);
+        self.outage_duties(self.ctx.may_recover);
     }
 
     fn open_outage(&mut self, cause: Cause, reason: String) {
@@ -583,8 +590,10 @@ impl Machine<'_, '_> {
         if !o.down_notified {
             return; // nobody was told it was down: no recovery notice either
         }
-        if let Some(why) = self.suppressed() {
-            self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceRecovered, why });
+        // Whoever was told it was down is told it is back — even if flapping
+        // starts with this very transition (a receiver may hold an open incident).
+        if self.s.in_maintenance(self.now()) {
+            self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceRecovered, why: "maintenance" });
             return;
         }
         let reason = format!("recovered by {} after {}", recovered_by.as_str(), o.reason);

@@ -45,7 +45,7 @@ impl Sim {
     fn obs(&mut self, o: Observation) -> StepOutput {
         self.next_id += 1;
         let id = format!("id{}", self.next_id);
-        let ctx = Ctx { now: self.now, key: &self.key, tenant: "t1", new_id: &id };
+        let ctx = Ctx { now: self.now, key: &self.key, tenant: "t1", new_id: &id, may_recover: true };
         let out = step(&self.state, o, &ctx, &self.policy);
         for a in &out.actions {
             match a {
@@ -302,14 +302,16 @@ fn rule6_flapping_collapses_into_one_notice() {
     }
     let k = s.kinds();
     assert_eq!(k.iter().filter(|k| **k == NoticeKind::InstanceFlapping).count(), 1, "{k:?}");
-    // Before the threshold: down + recovered for the first outage; after: silence.
+    // Before the threshold: down + recovered per outage (the outage announced
+    // before flapping started still gets its recovery); after: silence.
     assert_eq!(
         k,
         vec![
             NoticeKind::InstanceDown,
             NoticeKind::InstanceRecovered,
             NoticeKind::InstanceDown,
-            NoticeKind::InstanceFlapping
+            NoticeKind::InstanceFlapping,
+            NoticeKind::InstanceRecovered,
         ]
     );
     // After a quiet window the episode ends and normal notices resume.
@@ -355,6 +357,22 @@ fn reminders_repeat_while_down_with_their_own_keys() {
     }
     assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut, NoticeKind::Reminder, NoticeKind::Reminder]);
     assert_eq!(s.notices[2].dedup_key, "outage:id1:reminder:2");
+}
+
+#[test]
+fn a_follower_records_the_outage_but_leaves_recovery_to_the_leader() {
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(ProviderStatus::Connected);
+    let id = "f1".to_string();
+    let ctx = Ctx { now: Ts(MIN), key: &s.key, tenant: "t1", new_id: &id, may_recover: false };
+    let out = step(&s.state, Observation::Webhook(WebhookSignal::Closed { reason: Some(428) }), &ctx, &s.policy);
+    assert!(out.state.outage.is_some(), "the outage is recorded");
+    assert!(out.notices().any(|n| n.kind == NoticeKind::InstanceDown), "and announced");
+    assert!(!out.actions.iter().any(|a| matches!(a, Action::Recover { .. })), "but not acted on");
+    assert_eq!(out.state.last_restart_attempt, None, "the cooldown is not consumed");
+    s.state = out.state;
+    let out = s.at(2).poll(closed(428));
+    assert!(out.actions.iter().any(|a| matches!(a, Action::Recover { .. })), "the leader's next poll recovers it");
 }
 
 #[test]
@@ -507,6 +525,16 @@ proptest! {
                 prop_assert_eq!(out.state.health, Health::Unknown);
                 prop_assert_eq!(out.state.consecutive_failures, before.consecutive_failures);
                 prop_assert!(out.actions.is_empty());
+            }
+            // Whoever was told an outage began is told it ended (unless silenced by maintenance).
+            for c in &out.changes {
+                if let Change::OutageClosed { id, .. } = c
+                    && before.outage.as_ref().is_some_and(|o| &o.id == id && o.down_notified)
+                    && !out.state.in_maintenance(s.now)
+                {
+                    let told = out.notices().any(|n| n.kind == NoticeKind::InstanceRecovered && &n.outage_id == id);
+                    prop_assert!(told, "announced outage {} closed without a recovery notice", id);
+                }
             }
             // An open outage always belongs to an instance that is not known to be connected.
             if out.state.outage.is_some() {

@@ -51,8 +51,8 @@ pub struct ProviderStepOutput {
     pub changes: Vec<ProviderChange>,
 }
 
-/// Advance one provider by one cycle. `group` is `alerts.group_provider_outage`:
-/// without it the outage is still recorded, but no provider notice is sent.
+/// Advance one provider by one cycle. (With `alerts.group_provider_outage =
+/// false` the supervisor fans each notice out to the provider's instances.)
 pub fn provider_step(
     prev: &ProviderState,
     cycle: CycleSummary,
@@ -60,7 +60,6 @@ pub fn provider_step(
     now: Ts,
     new_id: &str,
     policy: &Policy,
-    group: bool,
 ) -> ProviderStepOutput {
     let mut s = prev.clone();
     let mut notices = Vec::new();
@@ -91,12 +90,10 @@ pub fn provider_step(
                 id: new_id.to_string(),
                 started_at: now,
                 reason: format!("every status call failed: {}", kind.as_str().replace('_', " ")),
-                notified: group,
+                notified: true,
             };
             changes.push(ProviderChange::OutageOpened { id: o.id.clone(), reason: o.reason.clone() });
-            if group {
-                notices.push(notice(NoticeKind::ProviderUnreachable, &o));
-            }
+            notices.push(notice(NoticeKind::ProviderUnreachable, &o));
             s.outage = Some(o);
         }
     } else {
@@ -128,7 +125,7 @@ mod tests {
         let mut s = ProviderState::default();
         let mut kinds = Vec::new();
         for (i, c) in [down(), down(), down(), down(), up(), up(), down()].into_iter().enumerate() {
-            let out = provider_step(&s, c, "evo", Ts(i as i64 * 1000), &format!("id{i}"), &p, true);
+            let out = provider_step(&s, c, "evo", Ts(i as i64 * 1000), &format!("id{i}"), &p);
             kinds.extend(out.notices.iter().map(|n| (n.kind, n.dedup_key.clone())));
             s = out.state;
         }
@@ -143,20 +140,9 @@ mod tests {
     }
 
     #[test]
-    fn ungrouped_outage_is_recorded_without_notices() {
-        let p = Policy { down_after: 1, ..Policy::default() };
-        let out = provider_step(&ProviderState::default(), down(), "evo", Ts(0), "x", &p, false);
-        assert!(out.state.is_down());
-        assert!(out.notices.is_empty());
-        let out = provider_step(&out.state, up(), "evo", Ts(1), "y", &p, false);
-        assert!(out.notices.is_empty());
-        assert_eq!(out.changes, vec![ProviderChange::OutageClosed { id: "x".into() }]);
-    }
-
-    #[test]
     fn a_cycle_without_calls_changes_nothing() {
         let p = Policy { down_after: 1, ..Policy::default() };
-        let out = provider_step(&ProviderState::default(), CycleSummary::default(), "evo", Ts(0), "x", &p, true);
+        let out = provider_step(&ProviderState::default(), CycleSummary::default(), "evo", Ts(0), "x", &p);
         assert_eq!(out.state, ProviderState::default());
     }
 }

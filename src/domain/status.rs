@@ -63,8 +63,12 @@ pub enum WebhookSignal {
     Alive,
     /// `connection.update` with `connecting`; `qr_pending` for `qrcode.updated`.
     Connecting { qr_pending: bool },
-    /// `connection.update` close with a transient reason, W-API `webhookDisconnected`.
+    /// `connection.update` close with a transient reason: an outage at once (rule 3).
     Closed { reason: Option<u16> },
+    /// A disconnect without a reason (W-API `webhookDisconnected`): counts like
+    /// a bad poll, so the next poll (with W-API's QR check) can tell a logout
+    /// from a drop before anything is restarted.
+    Dropped,
     /// `connection.update` close with a terminal reason, `logout.instance`,
     /// `status.instance` closed with a terminal code.
     LoggedOut { reason: Option<u16> },

@@ -65,6 +65,8 @@ impl DeliveryPolicy {
 struct Inner {
     store: Store,
     notifiers: HashMap<String, Notifier>,
+    /// The notifiers this worker delivers for (it claims nothing else).
+    names: Vec<String>,
     lang: Language,
     policy: DeliveryPolicy,
     wake: Notify,
@@ -94,7 +96,14 @@ impl OutboxWorker {
             notifiers.insert(n.name.clone(), built);
         }
         Ok(OutboxWorker {
-            inner: Arc::new(Inner { store, notifiers, lang: cfg.alerts.language, policy, wake: Notify::new() }),
+            inner: Arc::new(Inner {
+                store,
+                names: notifiers.keys().cloned().collect(),
+                notifiers,
+                lang: cfg.alerts.language,
+                policy,
+                wake: Notify::new(),
+            }),
         })
     }
 
@@ -122,7 +131,7 @@ impl OutboxWorker {
         let mut total = DrainReport::default();
         loop {
             let p = &self.inner.policy;
-            let rows = self.inner.store.claim_outbox(now(), p.timeout * 3, p.batch).await?;
+            let rows = self.inner.store.claim_outbox(now(), p.timeout * 3, p.batch, &self.inner.names).await?;
             if rows.is_empty() {
                 break;
             }
@@ -149,6 +158,13 @@ impl OutboxWorker {
                 break;
             }
         }
+        let before = Ts(now().0 - crate::domain::time::duration_ms(self.inner.policy.max_age));
+        if let Ok(n) = self.inner.store.outbox_expire_unknown(&self.inner.names, before).await
+            && n > 0
+        {
+            tracing::error!(rows = n, "notices for notifiers no longer configured marked dead");
+            metrics::counter!("wa_sentinel_notifications_total", "notifier" => "unknown", "kind" => "any", "result" => "dead").increment(n);
+        }
         if let Ok(pending) = self.inner.store.outbox_count("pending").await {
             metrics::gauge!("wa_sentinel_outbox_pending").set(pending as f64);
         }
@@ -162,6 +178,13 @@ impl OutboxWorker {
         for row in rows {
             if blocked {
                 store.outbox_release(row.id).await?;
+                continue;
+            }
+            // A slow notifier can outlive the claim: renew it, and skip the row if
+            // another replica already took it over (it delivers it instead).
+            let hold = now.plus(self.inner.policy.timeout * 3);
+            if !store.outbox_renew_claim(row.id, row.claimed_until.unwrap_or_default(), hold).await? {
+                tracing::debug!(dedup_key = %row.dedup_key, "claim expired and taken over; skipping");
                 continue;
             }
             match self.deliver(&row).await {

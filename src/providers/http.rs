@@ -56,13 +56,7 @@ impl Http {
     pub async fn send(&self, rb: reqwest::RequestBuilder, what: &str) -> Result<Reply, ProviderError> {
         let resp = rb.send().await.map_err(|e| transport_error(what, e))?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| {
-            if e.is_timeout() {
-                transport_error(what, e)
-            } else {
-                ProviderError::new(ErrorClass::BadResponse, format!("{what}: HTTP {status}: body cut short"))
-            }
-        })?;
+        let body = read_capped(resp, what, status).await?;
         match classify(status, &body) {
             Ok(json) => Ok(Reply { status, body, json }),
             Err(mut e) => {
@@ -71,6 +65,36 @@ impl Http {
             }
         }
     }
+}
+
+/// Provider answers larger than this are refused: a broken or hostile server
+/// must not make the daemon buffer without bound.
+pub const MAX_REPLY: usize = 4 * 1024 * 1024;
+
+async fn read_capped(mut resp: reqwest::Response, what: &str, status: u16) -> Result<String, ProviderError> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if buf.len() + c.len() > MAX_REPLY {
+                    return Err(ProviderError::new(
+                        ErrorClass::BadResponse,
+                        format!("{what}: HTTP {status}: answer larger than {} MiB", MAX_REPLY / 1024 / 1024),
+                    ));
+                }
+                buf.extend_from_slice(&c);
+            }
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => return Err(transport_error(what, e)),
+            Err(_) => {
+                return Err(ProviderError::new(
+                    ErrorClass::BadResponse,
+                    format!("{what}: HTTP {status}: body cut short"),
+                ));
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// A classified successful answer.
@@ -119,7 +143,13 @@ pub fn classify(status: u16, body: &str) -> Result<Value, ProviderError> {
         404 if msg.starts_with("Cannot ") => {
             err(ErrorClass::BadResponse, format!("route not found ({msg}); is api_version right?"))
         }
-        404 => err(ErrorClass::InstanceNotFound, shown()),
+        // Only the provider's own "instance does not exist" answer means missing:
+        // an HTML or empty 404 from a misrouted proxy is a provider fault, not N
+        // deleted instances.
+        404 if class_from_message(&msg) == Some(ErrorClass::InstanceNotFound) => {
+            err(ErrorClass::InstanceNotFound, shown())
+        }
+        404 => err(ErrorClass::BadResponse, format!("404 without an instance-not-found message: {}", shown())),
         200..=299 => match json {
             None => err(ErrorClass::BadResponse, describe_unparsable(body)),
             Some(j) if j.get("error") == Some(&Value::Bool(true)) => {

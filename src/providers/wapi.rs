@@ -347,7 +347,7 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
     let signal = match event.as_str() {
         "webhookConnected" => WebhookSignal::Alive,
         // No reason: logout and a transient drop look the same; not proof of life.
-        "webhookDisconnected" => WebhookSignal::Closed { reason: None },
+        "webhookDisconnected" => WebhookSignal::Dropped,
         // A failed message ack is not an instance failure.
         "webhookStatus" if obj.get("status").and_then(Value::as_str) == Some("ERROR") => WebhookSignal::Neutral,
         _ if phone => WebhookSignal::Alive,

@@ -32,6 +32,9 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     if since > TICK_STALE_MS {
         problems.push(format!("scheduler has not ticked for {}s", since / 1000));
     }
+    if app.ticks.cycle_stuck(now, TICK_STALE_MS) {
+        problems.push("a poll cycle has been running for more than 5 minutes".to_string());
+    }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
     } else {

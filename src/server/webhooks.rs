@@ -164,19 +164,24 @@ async fn receive(
             entry.health() != Health::Connected
         }
         WebhookSignal::Connecting { .. } => entry.connecting_due(now, CONNECTING_DEBOUNCE_MS),
-        WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } => true,
+        WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } | WebhookSignal::Dropped => true,
     };
     if !forward {
         return reply(StatusCode::OK, "ok");
     }
+    drop(body); // nothing below needs it: do not hold up to max_body while waiting
     let (done, wait) = oneshot::channel();
     let key = InstanceKey::new(&p.name, &inbound.instance);
     let req = WriteRequest { key, signal: inbound.signal, done };
-    if app.writer().send(req).await.is_err() {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down; retry later");
-    }
-    match tokio::time::timeout(WRITE_WAIT, wait).await {
-        Ok(Ok(Ok(_))) => reply(StatusCode::OK, "ok"),
+    // One deadline for queueing and committing: a stalled writer (database
+    // down) makes the provider retry later instead of piling up requests.
+    let outcome = tokio::time::timeout(WRITE_WAIT, async {
+        app.writer().send(req).await.map_err(|_| ())?;
+        wait.await.map_err(|_| ())?.map_err(|_| ())
+    })
+    .await;
+    match outcome {
+        Ok(Ok(_)) => reply(StatusCode::OK, "ok"),
         _ => reply(StatusCode::SERVICE_UNAVAILABLE, "cannot record the health change right now; retry later"),
     }
 }

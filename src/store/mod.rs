@@ -703,43 +703,99 @@ impl Store {
         Ok(())
     }
 
-    /// Claim up to `limit` due outbox rows for `hold` (another claimer skips them
-    /// until then). PostgreSQL uses `FOR UPDATE SKIP LOCKED`, so several replicas
-    /// can deliver without duplicates; SQLite has one writer and one claimer.
-    pub async fn claim_outbox(&self, now: Ts, hold: Duration, limit: u32) -> Result<Vec<OutboxRow>> {
+    /// Claim up to `limit` due outbox rows of the given notifiers for `hold`
+    /// (another claimer skips them until then). A row waits while an older row
+    /// of the same notifier is pending a retry or claimed elsewhere, so notices
+    /// reach each notifier in order. Rows of notifiers this worker does not know
+    /// (another replica's or a newer config's) are left alone. PostgreSQL uses
+    /// `FOR UPDATE SKIP LOCKED`, so several replicas can deliver without
+    /// duplicates; SQLite has one writer and one claimer.
+    pub async fn claim_outbox(
+        &self,
+        now: Ts,
+        hold: Duration,
+        limit: u32,
+        notifiers: &[String],
+    ) -> Result<Vec<OutboxRow>> {
+        if notifiers.is_empty() {
+            return Ok(Vec::new());
+        }
         let until = now.plus(hold).0;
-        let rows = match &self.db {
+        macro_rules! claim_sql {
+            ($qb:ident, $lock:expr) => {{
+                let mut $qb = sqlx::QueryBuilder::new("UPDATE outbox SET claimed_until = ");
+                $qb.push_bind(until);
+                $qb.push(" WHERE id IN (SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= ");
+                $qb.push_bind(now.0);
+                $qb.push(" AND (o.claimed_until IS NULL OR o.claimed_until <= ");
+                $qb.push_bind(now.0);
+                $qb.push(") AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.status = 'pending' AND p.id < o.id AND (p.next_attempt_at > ");
+                $qb.push_bind(now.0);
+                $qb.push(" OR p.claimed_until > ");
+                $qb.push_bind(now.0);
+                $qb.push(")) AND o.notifier IN (");
+                let mut sep = $qb.separated(", ");
+                for n in notifiers {
+                    sep.push_bind(n.as_str());
+                }
+                $qb.push(") ORDER BY o.id LIMIT ");
+                $qb.push_bind(i64::from(limit));
+                $qb.push($lock);
+                $qb.push(") RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at, claimed_until");
+                $qb
+            }};
+        }
+        let mut rows: Vec<OutboxRow> = match &self.db {
             Db::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let rows: Vec<OutboxRow> = sqlx::query_as(
-                    "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' \
-                     AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id LIMIT $3) \
-                     RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at",
-                )
-                .bind(until)
-                .bind(now.0)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
+                let mut qb = claim_sql!(qb, "");
+                let rows = qb.build_query_as().fetch_all(&mut *tx).await?;
                 tx.commit().await?;
                 rows
             }
             Db::Postgres(p) => {
-                sqlx::query_as(
-                    "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' \
-                     AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id LIMIT $3 \
-                     FOR UPDATE SKIP LOCKED) RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at",
-                )
-                .bind(until)
-                .bind(now.0)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
+                let mut qb = claim_sql!(qb, " FOR UPDATE SKIP LOCKED");
+                qb.build_query_as().fetch_all(p).await?
             }
         };
-        let mut rows = rows;
         rows.sort_by_key(|r| r.id);
         Ok(rows)
+    }
+
+    /// Renew a claim before delivering a row; false if it expired and another
+    /// claimer took the row (then this one must not deliver it).
+    pub async fn outbox_renew_claim(&self, id: i64, claimed_until: i64, new_until: Ts) -> Result<bool> {
+        let n = on_pool!(self, p => {
+            sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND claimed_until = $3 AND status = 'pending'")
+                .bind(new_until.0)
+                .bind(id)
+                .bind(claimed_until)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Pending rows of notifiers no longer configured, older than `before`, are
+    /// marked dead (counted by the caller) instead of waiting forever.
+    pub async fn outbox_expire_unknown(&self, notifiers: &[String], before: Ts) -> Result<u64> {
+        let n = on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new(
+                "UPDATE outbox SET status = 'dead', last_error = 'notifier no longer configured' WHERE status = 'pending' AND created_at < ",
+            );
+            qb.push_bind(before.0);
+            if !notifiers.is_empty() {
+                qb.push(" AND notifier NOT IN (");
+                let mut sep = qb.separated(", ");
+                for n in notifiers {
+                    sep.push_bind(n.as_str());
+                }
+                qb.push(")");
+            }
+            qb.build().execute(p).await?.rows_affected()
+        });
+        Ok(n)
     }
 
     pub async fn outbox_delivered(&self, id: i64, now: Ts) -> Result<()> {

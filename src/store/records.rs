@@ -57,6 +57,8 @@ pub struct OutboxRow {
     pub payload: String,
     pub attempts: i64,
     pub created_at: i64,
+    /// The claim's expiry, also its token: see `Store::outbox_renew_claim`.
+    pub claimed_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

@@ -82,6 +82,11 @@ pub struct Supervisor {
     isolation: Mutex<Option<String>>,
     /// For the heartbeat.
     http: reqwest::Client,
+    /// The process's tick state; absent for one-shot CLI commands and tests,
+    /// which count as the leader.
+    ticks: std::sync::OnceLock<Arc<crate::supervisor::scheduler::Ticks>>,
+    /// Instances whose W-API token comes from the config (discovery may not replace it).
+    configured_tokens: std::collections::HashSet<InstanceKey>,
 }
 
 impl Supervisor {
@@ -106,11 +111,12 @@ impl Supervisor {
                 }),
             );
         }
-        let tokens = cfg
+        let tokens: HashMap<InstanceKey, Secret> = cfg
             .instances
             .iter()
             .filter_map(|i| i.token.clone().map(|t| (InstanceKey::new(&i.provider, &i.name), t)))
             .collect();
+        let configured_tokens = tokens.keys().cloned().collect();
         Ok(Arc::new(Supervisor {
             global: Semaphore::new(cfg.supervisor.concurrency),
             cfg,
@@ -122,6 +128,8 @@ impl Supervisor {
             tasks: TaskTracker::new(),
             index: Arc::new(LiveIndex::default()),
             isolation: Mutex::new(None),
+            ticks: std::sync::OnceLock::new(),
+            configured_tokens,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -135,6 +143,17 @@ impl Supervisor {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Attach the daemon's tick state (leadership, cycle tracking).
+    pub fn attach_ticks(&self, ticks: Arc<crate::supervisor::scheduler::Ticks>) {
+        let _ = self.ticks.set(ticks);
+    }
+
+    /// Does this process supervise? Followers record what they see and leave
+    /// recovery actions to the leader (SPEC §8).
+    pub fn is_leader(&self) -> bool {
+        self.ticks.get().is_none_or(|t| t.leader.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub fn index(&self) -> &Arc<LiveIndex> {
@@ -191,30 +210,41 @@ impl Supervisor {
         obs: Observation,
         rec: Option<InstanceRecord>,
     ) -> Result<Option<StepOutput>, SupervisorError> {
-        self.observe_with(key, obs, rec, true).await
+        self.observe_with(key, obs, rec, true, None).await
     }
 
     /// [`Supervisor::observe`]; with `spawn_recoveries = false` the caller runs
     /// the recovery actions itself (a manual restart reports their outcome).
+    /// `observed_at` is when a poll's call started: if a concurrent writer
+    /// changed the instance after that, the poll's answer is older than what
+    /// is stored and is dropped rather than replayed over it.
     async fn observe_with(
         self: &Arc<Self>,
         key: &InstanceKey,
         obs: Observation,
         rec: Option<InstanceRecord>,
         spawn_recoveries: bool,
+        observed_at: Option<Ts>,
     ) -> Result<Option<StepOutput>, SupervisorError> {
         let mut rec = rec;
-        for _ in 0..8 {
+        for attempt in 0..8 {
             let r = match rec.take() {
                 Some(r) => r,
                 None => self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?,
             };
+            if attempt > 0
+                && let Some(t) = observed_at
+                && (r.state.health_since > t || r.state.last_webhook_at.is_some_and(|w| w > t))
+            {
+                self.index.set_health(key, r.state.health, r.version);
+                return Ok(None);
+            }
             let now = self.now();
             let id = uuid::Uuid::now_v7().to_string();
-            let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id };
+            let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id, may_recover: self.is_leader() };
             let out = step(&r.state, obs.clone(), &ctx, &self.cfg.policy);
             if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
-                self.index.set_health(key, r.state.health); // a stale cache heals here
+                self.index.set_health(key, r.state.health, r.version); // a stale cache heals here
                 return Ok(None); // nothing to write: healthy instances cost no write
             }
             let notices: Vec<&Notice> = out.notices().collect();
@@ -235,7 +265,7 @@ impl Supervisor {
 
     /// After the commit: log what happened, count it, and start the actions.
     fn after_commit(self: &Arc<Self>, r: &InstanceRecord, out: &StepOutput, spawn_recoveries: bool) {
-        self.index.set_health(&r.key, out.state.health);
+        self.index.set_health(&r.key, out.state.health, r.version + 1);
         for c in &out.changes {
             crate::events::change(&r.key, &r.tenant, c);
         }
@@ -329,8 +359,12 @@ impl Supervisor {
                 Ok(list) => {
                     let mut tokens = self.tokens.lock().expect("tokens lock");
                     for d in &list {
-                        if let Some(t) = &d.token {
-                            tokens.entry(InstanceKey::new(&p.name, &d.name)).or_insert_with(|| t.clone());
+                        let key = InstanceKey::new(&p.name, &d.name);
+                        // A rotated token is picked up; one set in the config wins.
+                        if let Some(t) = &d.token
+                            && !self.configured_tokens.contains(&key)
+                        {
+                            tokens.insert(key, t.clone());
                         }
                     }
                     discovered.insert(p.name.clone(), Some(list.into_iter().map(|d| d.name).collect()));
@@ -383,6 +417,7 @@ impl Supervisor {
             let span = tracing::info_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
             set.spawn(
                 async move {
+                    let asked_at = me.now();
                     let obs = me.poll_one(&h, &rec.key).await;
                     let failed = match &obs {
                         Observation::ProviderFailed(k) => Some(*k),
@@ -390,7 +425,7 @@ impl Supervisor {
                     };
                     let key = rec.key.clone();
                     let id = rec.id.clone();
-                    let res = me.observe(&key, obs, Some(rec)).await;
+                    let res = me.observe_with(&key, obs, Some(rec), true, Some(asked_at)).await;
                     (key, id, failed, res)
                 }
                 .instrument(span),
@@ -520,18 +555,38 @@ impl Supervisor {
     async fn provider_cycle(&self, provider: &str, summary: CycleSummary, now: Ts) -> Result<u32, SupervisorError> {
         let prev = self.store.provider_state(provider).await?;
         let id = uuid::Uuid::now_v7().to_string();
-        let out =
-            provider_step(&prev, summary, provider, now, &id, &self.cfg.policy, self.cfg.alerts.group_provider_outage);
+        let out = provider_step(&prev, summary, provider, now, &id, &self.cfg.policy);
         if out.state == prev {
             return Ok(0);
         }
-        let notices: Vec<&Notice> = out.notices.iter().collect();
+        // With `group_provider_outage = false`, every instance of the provider
+        // gets its own copy (routed by its tenant) instead of one provider notice.
+        let expanded: Vec<Notice> = if self.cfg.alerts.group_provider_outage || out.notices.is_empty() {
+            out.notices.clone()
+        } else {
+            let instances = self
+                .store
+                .instances(&InstanceFilter { provider: Some(provider.to_string()), ..Default::default() })
+                .await?;
+            out.notices
+                .iter()
+                .flat_map(|n| {
+                    instances.iter().map(move |r| Notice {
+                        instance: Some(r.key.name.clone()),
+                        tenant: Some(r.tenant.clone()),
+                        dedup_key: format!("{}:{}", n.dedup_key, r.id),
+                        ..n.clone()
+                    })
+                })
+                .collect()
+        };
+        let notices: Vec<&Notice> = expanded.iter().collect();
         let outbox = self.route(&notices);
         self.store.commit_provider_step(provider, &out, &outbox, now).await?;
         for c in &out.changes {
             crate::events::provider_change(provider, c);
         }
-        Ok(out.notices.len() as u32)
+        Ok(expanded.len() as u32)
     }
 
     /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`.
@@ -555,7 +610,7 @@ impl Supervisor {
         if !self.providers.contains_key(&key.provider) {
             return Err(SupervisorError::UnknownProvider(key.provider.clone()));
         }
-        let out = self.observe_with(key, Observation::ManualRestart { force }, None, false).await?;
+        let out = self.observe_with(key, Observation::ManualRestart { force }, None, false, None).await?;
         let out = out.ok_or_else(|| SupervisorError::Refused(format!("{key}: nothing to do")))?;
         if let Some(Change::RecoveryRefused { why }) =
             out.changes.iter().find(|c| matches!(c, Change::RecoveryRefused { .. }))

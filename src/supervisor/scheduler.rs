@@ -27,6 +27,12 @@ pub struct Ticks {
     pub last_cycle: AtomicI64,
     /// Only the leader polls, recovers and audits (SPEC §8); followers tick idle.
     pub leader: AtomicBool,
+    /// When the running poll cycle started (Unix ms), 0 when none runs: a cycle
+    /// that never ends stops the watchdog and readiness.
+    pub cycle_started: AtomicI64,
+    /// One poll lock for the process: cycles never overlap, not even across a
+    /// config reload's two generations.
+    pub poll_lock: Arc<Mutex<()>>,
 }
 
 pub struct Scheduler {
@@ -65,6 +71,15 @@ where
     })
 }
 
+impl Ticks {
+    /// Is a poll cycle running for longer than `limit_ms`? (A hung cycle keeps
+    /// its lock, every later tick is skipped, and nothing is polled.)
+    pub fn cycle_stuck(&self, now_ms: i64, limit_ms: i64) -> bool {
+        let started = self.cycle_started.load(Ordering::Relaxed);
+        started != 0 && now_ms - started > limit_ms
+    }
+}
+
 impl Scheduler {
     /// Register the jobs and start ticking.
     pub async fn start(sup: Arc<Supervisor>, ticks: Arc<Ticks>) -> Result<Scheduler, JobSchedulerError> {
@@ -76,13 +91,15 @@ impl Scheduler {
         let poll = move || {
             let (s, t) = (s.clone(), t.clone());
             async move {
+                t.cycle_started.store(crate::clock::now().0, Ordering::Relaxed);
                 if let Err(e) = s.poll_cycle().await {
                     tracing::error!(error = %e, "poll cycle failed");
                 }
-                t.last_cycle.store(s.now().0, Ordering::Relaxed);
+                t.cycle_started.store(0, Ordering::Relaxed);
+                t.last_cycle.store(crate::clock::now().0, Ordering::Relaxed);
             }
         };
-        let poll_lock = Arc::new(Mutex::new(()));
+        let poll_lock = ticks.poll_lock.clone();
         sched.add(job(&cfg.poll_schedule, "poll", ticks.clone(), poll_lock.clone(), poll.clone())?).await?;
         // A first cycle right away, under the same lock: an operator who starts
         // the daemon wants a verdict now, not at the next tick.

@@ -196,8 +196,13 @@ async fn retry_after_is_respected() {
     queue(&db.store, &cfg, &[notice(NoticeKind::InstanceDown, "tenant_1")], Ts(0)).await;
     let w = OutboxWorker::new(db.store.clone(), &cfg, fast_policy(&cfg)).unwrap();
     assert_eq!(w.drain(|| Ts(0)).await.unwrap().failed, 1);
-    assert!(db.store.claim_outbox(Ts(119_000), Duration::from_secs(1), 10).await.unwrap().is_empty());
-    assert_eq!(db.store.claim_outbox(Ts(240_000), Duration::from_secs(1), 10).await.unwrap().len(), 1);
+    assert!(
+        db.store.claim_outbox(Ts(119_000), Duration::from_secs(1), 10, &["hook".to_string()]).await.unwrap().is_empty()
+    );
+    assert_eq!(
+        db.store.claim_outbox(Ts(240_000), Duration::from_secs(1), 10, &["hook".to_string()]).await.unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]

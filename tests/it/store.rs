@@ -39,7 +39,7 @@ fn outbox_for(out: &wa_sentinel::domain::StepOutput) -> Vec<OutboxEntry> {
 async fn observe(store: &Store, at: i64, obs: Observation, id: &str) -> InstanceRecord {
     let rec = store.instance(&key()).await.unwrap().unwrap();
     let k = key();
-    let ctx = Ctx { now: Ts(at), key: &k, tenant: &rec.tenant, new_id: id };
+    let ctx = Ctx { now: Ts(at), key: &k, tenant: &rec.tenant, new_id: id, may_recover: true };
     let out = step(&rec.state, obs, &ctx, &Policy { down_after: 1, ..Policy::default() });
     store.commit_step(&rec, &out, &outbox_for(&out), Ts(at)).await.unwrap();
     store.instance(&key()).await.unwrap().unwrap()
@@ -114,7 +114,7 @@ async fn a_failure_rolls_back_state_and_outbox(store: Store) {
     // Opening a second outage with an id that already exists fails inside the
     // transaction, after the instance row was updated: everything must roll back.
     let k = key();
-    let ctx = Ctx { now: Ts(3000), key: &k, tenant: "tenant_1", new_id: "dup" };
+    let ctx = Ctx { now: Ts(3000), key: &k, tenant: "tenant_1", new_id: "dup", may_recover: true };
     let out = step(
         &before.state,
         Observation::Polled(ProviderStatus::LoggedOut { reason: Some(401) }),
@@ -135,7 +135,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(store: Store) {
     let stale = store.instance(&key()).await.unwrap().unwrap();
     observe(&store, 1000, Observation::Polled(ProviderStatus::Connected), "a").await;
     let k = key();
-    let ctx = Ctx { now: Ts(2000), key: &k, tenant: "tenant_1", new_id: "b" };
+    let ctx = Ctx { now: Ts(2000), key: &k, tenant: "tenant_1", new_id: "b", may_recover: true };
     let out = step(&stale.state, Observation::Polled(ProviderStatus::NotFound), &ctx, &Policy::default());
     let err = store.commit_step(&stale, &out, &outbox_for(&out), Ts(2000)).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
@@ -174,29 +174,42 @@ async fn last_restart_attempt_round_trips(store: Store) {
 }
 
 async fn outbox_claim_deliver_retry_dead(store: Store) {
-    let e = |k: &str| OutboxEntry {
+    let e = |k: &str, n: &str| OutboxEntry {
         dedup_key: k.into(),
-        notifier: "ops".into(),
+        notifier: n.into(),
         kind: "instance_down".into(),
         payload: "{}".into(),
     };
-    store.enqueue(&[e("a"), e("b"), e("c")], Ts(1000)).await.unwrap();
+    store.enqueue(&[e("a", "ops"), e("b", "ops"), e("c", "ops"), e("d", "mail")], Ts(1000)).await.unwrap();
+    let both = ["ops".to_string(), "mail".to_string()];
+    let keys = |rows: &[wa_sentinel::store::OutboxRow]| rows.iter().map(|r| r.dedup_key.clone()).collect::<Vec<_>>();
     let hold = std::time::Duration::from_secs(60);
-    let claimed = store.claim_outbox(Ts(1000), hold, 2).await.unwrap();
-    assert_eq!(claimed.iter().map(|r| r.dedup_key.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
-    // Claimed rows are not handed out again while held.
-    let rest = store.claim_outbox(Ts(1001), hold, 10).await.unwrap();
-    assert_eq!(rest.iter().map(|r| r.dedup_key.as_str()).collect::<Vec<_>>(), vec!["c"]);
+    let claimed = store.claim_outbox(Ts(1000), hold, 2, &both).await.unwrap();
+    assert_eq!(keys(&claimed), vec!["a", "b"]);
+    // c waits behind the older rows of its notifier while they are claimed; d does not.
+    assert_eq!(keys(&store.claim_outbox(Ts(1001), hold, 10, &both).await.unwrap()), vec!["d"]);
     store.outbox_delivered(claimed[0].id, Ts(1002)).await.unwrap();
     store.outbox_failed(claimed[1].id, "503", Some(Ts(5000))).await.unwrap();
-    store.outbox_failed(rest[0].id, "gone", None).await.unwrap();
-    assert!(store.claim_outbox(Ts(4999), hold, 10).await.unwrap().is_empty(), "retry not due yet");
-    let retry = store.claim_outbox(Ts(5000), hold, 10).await.unwrap();
-    assert_eq!(retry.len(), 1);
+    assert!(
+        store.claim_outbox(Ts(1003), hold, 10, &both).await.unwrap().is_empty(),
+        "c must not overtake b while b waits for its retry"
+    );
+    let retry = store.claim_outbox(Ts(5000), hold, 10, &both).await.unwrap();
+    assert_eq!(keys(&retry), vec!["b", "c"]);
     assert_eq!(retry[0].attempts, 1);
-    assert_eq!(store.outbox_count("delivered").await.unwrap(), 1);
+    // A claimer only takes rows of the notifiers it knows.
+    store.enqueue(&[e("x", "pager")], Ts(6000)).await.unwrap();
+    assert!(store.claim_outbox(Ts(6000), hold, 10, &both).await.unwrap().is_empty());
+    // Renewing a claim works for its holder only.
+    let until = retry[0].claimed_until.unwrap();
+    assert!(store.outbox_renew_claim(retry[0].id, until, Ts(9000)).await.unwrap());
+    assert!(!store.outbox_renew_claim(retry[0].id, until, Ts(9001)).await.unwrap(), "the old token no longer holds");
+    store.outbox_delivered(retry[0].id, Ts(6001)).await.unwrap();
+    store.outbox_failed(retry[1].id, "gone", None).await.unwrap();
+    assert_eq!(store.outbox_count("delivered").await.unwrap(), 2);
     assert_eq!(store.outbox_count("dead").await.unwrap(), 1);
-    assert_eq!(store.outbox_count("pending").await.unwrap(), 1);
+    assert_eq!(store.outbox_expire_unknown(&both, Ts(7000)).await.unwrap(), 1, "the pager row is old and orphaned");
+    assert_eq!(store.outbox_count("dead").await.unwrap(), 2);
 }
 
 async fn last_webhook_never_moves_backwards(store: Store) {
@@ -207,7 +220,7 @@ async fn last_webhook_never_moves_backwards(store: Store) {
     assert_eq!(r.state.last_webhook_at, Some(Ts(5000)));
     // A step computed from an older read does not drag it back either.
     let k = key();
-    let ctx = Ctx { now: Ts(6000), key: &k, tenant: "tenant_1", new_id: "z" };
+    let ctx = Ctx { now: Ts(6000), key: &k, tenant: "tenant_1", new_id: "z", may_recover: true };
     let mut stale = rec.clone();
     stale.version = r.version;
     let out = step(&rec.state, Observation::Polled(ProviderStatus::Connected), &ctx, &Policy::default());

@@ -390,3 +390,32 @@ async fn self_protection_blames_our_own_network_when_every_provider_fails_and_no
     assert_eq!(rig.notice_kinds().await, vec!["sentinel_isolated"]);
     assert_eq!(beat.received_requests().await.unwrap().len(), 2);
 }
+
+on_both_backends!(ungrouped_provider_outage_tells_each_instance_and_its_tenant);
+
+async fn ungrouped_provider_outage_tells_each_instance_and_its_tenant(store: Store) {
+    let rig = Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open)], |r| {
+        r.supervisor.down_after = 1;
+        r.alerts.group_provider_outage = false;
+        r.instances.push(RawInstance {
+            provider: "evo".into(),
+            name: "a".into(),
+            tenant: Some("t-a".into()),
+            ..Default::default()
+        });
+    })
+    .await;
+    rig.cycle().await;
+    rig.sim.set_down(true);
+    rig.advance(1);
+    rig.cycle().await;
+    let rows = rig.store.outbox_all().await.unwrap();
+    assert_eq!(rows.len(), 2, "one provider notice per instance: {rows:?}");
+    assert!(rows.iter().all(|(k, _, _)| k.contains(":provider_unreachable:")));
+    rig.sim.set_down(false);
+    rig.advance(1);
+    rig.cycle().await;
+    let recovered =
+        rig.store.outbox_all().await.unwrap().iter().filter(|(k, _, _)| k.contains(":provider_recovered:")).count();
+    assert_eq!(recovered, 2);
+}

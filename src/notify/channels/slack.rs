@@ -17,6 +17,12 @@ impl SlackChannel {
     }
 }
 
+/// Slack treats `&`, `<` and `>` as control characters in text: escaped, an
+/// instance named `<!channel>` cannot ping a channel or smuggle a link.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 pub fn body(notice: &Notice, text: &Rendered) -> serde_json::Value {
     let icon = match notice.severity() {
         Severity::Critical => ":red_circle:",
@@ -24,11 +30,11 @@ pub fn body(notice: &Notice, text: &Rendered) -> serde_json::Value {
         Severity::Info => ":large_green_circle:",
     };
     serde_json::json!({
-        "text": format!("{icon} {}", text.summary),
+        "text": format!("{icon} {}", esc(&text.summary)),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": format!("{} — {}", text.title, notice.instance.as_deref().unwrap_or(&notice.provider))}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} {}", text.body)}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("`{}` · wa-sentinel", notice.dedup_key)}]}
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} {}", esc(&text.body))}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("`{}` · wa-sentinel", esc(&notice.dedup_key))}]}
         ]
     })
 }
@@ -36,5 +42,13 @@ pub fn body(notice: &Notice, text: &Rendered) -> serde_json::Value {
 impl Channel for SlackChannel {
     async fn send(&self, notice: &Notice, text: &Rendered) -> Result<(), DeliveryError> {
         post_json(&self.client, self.url.expose(), &body(notice, text), &[]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::esc("<!channel> & <https://x|y>"), "&lt;!channel&gt; &amp; &lt;https://x|y&gt;");
     }
 }

@@ -129,3 +129,18 @@ async fn status_maps_401_to_unauthorized_and_404_to_not_found() {
     assert_eq!(e.provider_kind(), Some(ProviderErrorKind::Unauthorized));
     assert_eq!(c.status(&InstanceRef::named("b")).await.unwrap().status, ProviderStatus::NotFound);
 }
+
+#[test]
+fn a_404_without_the_providers_own_message_is_not_a_missing_instance() {
+    use wa_sentinel::providers::http::classify;
+    // A misrouted proxy must not turn every instance into `missing`.
+    assert_eq!(classify(404, "<html><body>404 Not Found</body></html>").unwrap_err().class, ErrorClass::BadResponse);
+    assert_eq!(classify(404, "").unwrap_err().class, ErrorClass::BadResponse);
+    assert_eq!(classify(404, r#"{"message":"nope"}"#).unwrap_err().class, ErrorClass::BadResponse);
+    let evo = r#"{"status":404,"error":"Not Found","response":{"message":["The \"x\" instance does not exist"]}}"#;
+    assert_eq!(classify(404, evo).unwrap_err().class, ErrorClass::InstanceNotFound);
+    assert_eq!(
+        classify(404, r#"{"error":true,"message":"Instância não encontrada."}"#).unwrap_err().class,
+        ErrorClass::InstanceNotFound
+    );
+}

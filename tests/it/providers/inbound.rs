@@ -54,7 +54,7 @@ fn every_wapi_webhook_fixture_maps_to_its_signal() {
     let cases = [
         ("webhook.connected.json", "3B6XIW-ZTS923-GEAY6V", "webhookConnected", Alive),
         ("webhook.delivery.json", "3B6XIW-ZTS923-GEAY6V", "webhookDelivery", Alive),
-        ("webhook.disconnected.json", "3B6XIW-ZTS923-GEAY6V", "webhookDisconnected", Closed { reason: None }),
+        ("webhook.disconnected.json", "3B6XIW-ZTS923-GEAY6V", "webhookDisconnected", Dropped),
         ("webhook.message-status.json", "3B6XIW-ZTS923-GEAY6V", "webhookStatus", Alive),
         ("webhook.received.group-lid.json", "LITE-8NDQT1-UWX43P", "webhookReceived", Alive),
         ("webhook.received.text.json", "3B6XIW-ZTS923-GEAY6V", "webhookReceived", Alive),

@@ -159,7 +159,10 @@ impl Store {
                 .map_err(|e| open_err(e.to_string()))?;
             Ok(Store { db: Db::Sqlite(pool) })
         } else {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(e.to_string()))?;
+            // A statement stuck on a dead connection must not hang a poll cycle forever.
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| open_err(e.to_string()))?
+                .options([("statement_timeout", "30s")]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))

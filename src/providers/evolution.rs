@@ -410,11 +410,43 @@ fn as_u16(v: &Value) -> Option<u16> {
     }
 }
 
+/// The envelope `{event, instance, data, …}`, borrowed from the body: only
+/// the fields a signal needs are decoded, the rest (message contents, keys,
+/// media) is skipped without allocating — this parse is the webhook hot path.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    // `Value`, not `&str`: a non-string `event`/`instance` is a missing field
+    // (400 naming it), not a malformed body. Both are small.
+    #[serde(default)]
+    event: Option<serde_json::Value>,
+    #[serde(default)]
+    instance: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    data: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The `data` fields of `connection.update` and `status.instance`.
+#[derive(serde::Deserialize, Default)]
+struct StateData {
+    #[serde(default)]
+    state: Option<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(rename = "statusReason", default)]
+    status_reason: Option<Value>,
+    #[serde(rename = "disconnectionReasonCode", default)]
+    disconnection_reason_code: Option<Value>,
+}
+
 /// Parse an Evolution webhook body (envelope `{event, instance, data, …}`).
+/// Fields of `data` with the wrong type read as absent.
 pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, InboundError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
-    let obj = v.as_object().ok_or_else(|| InboundError::Malformed("not a JSON object".into()))?;
-    let event = match obj.get("event").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
+    // serde would also accept a JSON array for a struct: only an object is an envelope.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(InboundError::Malformed("not a JSON object".into()));
+    }
+    let env: Envelope<'_> = serde_json::from_slice(body).map_err(|e| InboundError::Malformed(e.to_string()))?;
+    let event = match env.event.as_ref().and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
         Some(e) => e.to_string(),
         // by-events suffix: kebab `messages-upsert` → dotted `messages.upsert`.
         None => match path_event.map(str::trim).filter(|s| !s.is_empty()) {
@@ -422,17 +454,21 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
             None => return Err(InboundError::MissingField("event")),
         },
     };
-    let instance = obj
-        .get("instance")
+    let instance = env
+        .instance
+        .as_ref()
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or(InboundError::MissingField("instance"))?
         .to_string();
-    let data = obj.get("data").unwrap_or(&Value::Null);
+    let state_data = || -> StateData {
+        env.data.and_then(|raw| serde_json::from_str::<StateData>(raw.get()).ok()).unwrap_or_default()
+    };
     let signal = match canonical_event(&event).as_str() {
         "CONNECTION_UPDATE" => {
-            let state = data.get("state").and_then(Value::as_str).ok_or(InboundError::MissingField("data.state"))?;
-            let reason = data.get("statusReason").and_then(as_u16);
+            let data = state_data();
+            let state = data.state.as_ref().and_then(Value::as_str).ok_or(InboundError::MissingField("data.state"))?;
+            let reason = data.status_reason.as_ref().and_then(as_u16);
             match state {
                 "open" => WebhookSignal::Alive,
                 "connecting" => WebhookSignal::Connecting { qr_pending: false },
@@ -445,9 +481,9 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
         "QRCODE_UPDATED" => WebhookSignal::Connecting { qr_pending: true },
         "LOGOUT_INSTANCE" => WebhookSignal::LoggedOut { reason: None },
         "STATUS_INSTANCE" => {
-            let status = data.get("status").and_then(Value::as_str).unwrap_or("");
-            let reason = data.get("disconnectionReasonCode").and_then(as_u16);
-            match status {
+            let data = state_data();
+            let reason = data.disconnection_reason_code.as_ref().and_then(as_u16);
+            match data.status.as_ref().and_then(Value::as_str).unwrap_or("") {
                 "closed" | "close" => close_signal(reason),
                 "open" | "connected" => WebhookSignal::Alive,
                 _ => WebhookSignal::Neutral,

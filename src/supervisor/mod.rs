@@ -411,30 +411,41 @@ impl Supervisor {
         let started = Instant::now();
         let records = self.sync_inventory().await?;
         let mut set = tokio::task::JoinSet::new();
-        for rec in records {
-            let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
-            let me = self.clone();
-            let span = tracing::info_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
-            set.spawn(
-                async move {
-                    let asked_at = me.now();
-                    let obs = me.poll_one(&h, &rec.key).await;
-                    let failed = match &obs {
-                        Observation::ProviderFailed(k) => Some(*k),
-                        _ => None,
-                    };
-                    let key = rec.key.clone();
-                    let id = rec.id.clone();
-                    let res = me.observe_with(&key, obs, Some(rec), true, Some(asked_at)).await;
-                    (key, id, failed, res)
-                }
-                .instrument(span),
-            );
+        // At most `concurrency` polls exist at a time (each task is ~17 KiB):
+        // memory stays flat whatever the number of instances.
+        let cap = self.cfg.supervisor.concurrency.max(1);
+        let mut pending = records.into_iter();
+        let spawn_next = |set: &mut tokio::task::JoinSet<_>, pending: &mut std::vec::IntoIter<InstanceRecord>| {
+            for rec in pending.by_ref() {
+                let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
+                let me = self.clone();
+                let span = tracing::info_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
+                set.spawn(
+                    async move {
+                        let asked_at = me.now();
+                        let obs = me.poll_one(&h, &rec.key).await;
+                        let failed = match &obs {
+                            Observation::ProviderFailed(k) => Some(*k),
+                            _ => None,
+                        };
+                        let key = rec.key.clone();
+                        let id = rec.id.clone();
+                        let res = me.observe_with(&key, obs, Some(rec), true, Some(asked_at)).await;
+                        (key, id, failed, res)
+                    }
+                    .instrument(span),
+                );
+                return;
+            }
+        };
+        for _ in 0..cap {
+            spawn_next(&mut set, &mut pending);
         }
         let mut report = CycleReport::default();
         let mut summaries: HashMap<String, (CycleSummary, HashMap<ProviderErrorKind, u32>)> = HashMap::new();
         let mut untouched = Vec::new();
         while let Some(joined) = set.join_next().await {
+            spawn_next(&mut set, &mut pending);
             let (key, id, failed, res) = joined.expect("poll task does not panic");
             report.polled += 1;
             let entry = summaries.entry(key.provider.clone()).or_default();
@@ -644,14 +655,18 @@ impl Supervisor {
         };
         let records = self.store.instances(&InstanceFilter::default()).await?;
         let mut set = tokio::task::JoinSet::new();
+        // Bounded like the poll: at most `concurrency` audit tasks exist at once.
+        let live = Arc::new(Semaphore::new(self.cfg.supervisor.concurrency.max(1)));
         for rec in records.into_iter().filter(|r| r.state.health != Health::Missing) {
             let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
             let p = self.cfg.providers.iter().find(|p| p.name == rec.key.provider).expect("configured").clone();
             let url = format!("{base}/webhooks/{}/{}", p.name, p.webhook_token.expose());
             let me = self.clone();
             let span = tracing::info_span!("audit", provider = %rec.key.provider, instance = %rec.key.name);
+            let slot = live.clone().acquire_owned().await.expect("never closed");
             set.spawn(
                 async move {
+                    let _slot = slot;
                     let res = {
                         let _g = me.global.acquire().await.expect("open");
                         let _p = h.calls.acquire().await.expect("open");

@@ -297,6 +297,25 @@ impl Store {
         rows.into_iter().map(InstanceRow::into_record).collect()
     }
 
+    /// `(provider, health, count)` of present instances, and `(provider, open
+    /// outages)`: the gauges, aggregated by the database instead of loading rows.
+    pub async fn gauge_counts(&self) -> Result<(Vec<(String, String, i64)>, Vec<(String, i64)>)> {
+        let (h, o) = on_pool!(self, p => {
+            let h: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT provider, health, COUNT(*) FROM instances WHERE present = TRUE GROUP BY provider, health",
+            )
+            .fetch_all(p)
+            .await?;
+            let o: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT provider, COUNT(*) FROM outages WHERE ended_at IS NULL AND instance_id IS NOT NULL GROUP BY provider",
+            )
+            .fetch_all(p)
+            .await?;
+            (h, o)
+        });
+        Ok((h, o))
+    }
+
     /// Commit one state-machine step: the instance row (guarded by its version),
     /// its outage rows, the audit events and the outbox rows — all in one
     /// transaction. Nothing is written if another writer got there first

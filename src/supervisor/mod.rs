@@ -602,14 +602,14 @@ impl Supervisor {
 
     /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`.
     async fn export_gauges(&self) {
-        let Ok(all) = self.store.instances(&InstanceFilter::default()).await else { return };
+        let Ok((health, open)) = self.store.gauge_counts().await else { return };
         for p in self.providers.keys() {
             for h in Health::ALL {
-                let n = all.iter().filter(|r| &r.key.provider == p && r.state.health == h).count();
+                let n = health.iter().find(|(pp, hh, _)| pp == p && hh == h.as_str()).map_or(0, |r| r.2);
                 metrics::gauge!("wa_sentinel_instances", "provider" => p.clone(), "health" => h.as_str()).set(n as f64);
             }
-            let open = all.iter().filter(|r| &r.key.provider == p && r.state.outage.is_some()).count();
-            metrics::gauge!("wa_sentinel_outages_open", "provider" => p.clone()).set(open as f64);
+            let n = open.iter().find(|(pp, _)| pp == p).map_or(0, |r| r.1);
+            metrics::gauge!("wa_sentinel_outages_open", "provider" => p.clone()).set(n as f64);
         }
     }
 

@@ -114,12 +114,7 @@ impl Provider for EvolutionClient {
         let what = format!("GET /instance/connectionState/{}", inst.name);
         let r = match self.http.send(self.get(&["instance", "connectionState", &inst.name]), &what).await {
             Ok(r) => r,
-            Err(e) => {
-                return match e.instance_status() {
-                    Some(status) => Ok(StatusReport { status, raw: truncate(&e.detail, RAW_LIMIT) }),
-                    None => Err(e),
-                };
-            }
+            Err(e) => return StatusReport::from_error(e),
         };
         let raw = truncate(&r.body, RAW_LIMIT);
         let inner = r.json.get("instance").filter(|i| i.is_object()).ok_or_else(|| {

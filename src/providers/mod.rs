@@ -50,6 +50,17 @@ pub struct StatusReport {
     pub raw: String,
 }
 
+impl StatusReport {
+    /// A failed status call that still answers the question: "does not exist"
+    /// and "not loaded" are instance statuses; anything else stays an error.
+    pub fn from_error(e: ProviderError) -> Result<StatusReport, ProviderError> {
+        match e.instance_status() {
+            Some(status) => Ok(StatusReport { status, raw: truncate(&e.detail, RAW_LIMIT) }),
+            None => Err(e),
+        }
+    }
+}
+
 /// An instance found by discovery.
 #[derive(Debug, Clone)]
 pub struct Discovered {

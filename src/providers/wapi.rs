@@ -105,12 +105,7 @@ impl Provider for WapiClient {
         let rb = self.req(reqwest::Method::GET, inst, &["instance", "status-instance"])?;
         let r = match self.http.send(rb, &what).await {
             Ok(r) => r,
-            Err(e) => {
-                return match e.instance_status() {
-                    Some(status) => Ok(StatusReport { status, raw: truncate(&e.detail, RAW_LIMIT) }),
-                    None => Err(e),
-                };
-            }
+            Err(e) => return StatusReport::from_error(e),
         };
         let raw = truncate(&r.body, RAW_LIMIT);
         match r.json.get("connected").and_then(Value::as_bool) {

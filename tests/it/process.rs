@@ -55,18 +55,17 @@ pub async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-pub fn write_config(dir: &Path, db_url: &str, sim: &Simulator, sink: &str, extra: &str) -> std::path::PathBuf {
-    let p = dir.join("config.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
+/// A daemon config against one simulator and a webhook notice sink.
+pub fn daemon_config(db_url: &str, port: u16, sim: &Simulator, sink: &str, poll: &str, extra: &str) -> String {
+    format!(
+        r#"
 [database]
 url = "{db_url}"
 [server]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{port}"
+admin_token = "admin"
 [supervisor]
-poll_schedule = "*/1 * * * * *"
+poll_schedule = "{poll}"
 request_timeout = "2s"
 down_after = 1
 settle_delay = "0s"
@@ -88,11 +87,14 @@ kind = "webhook"
 url = "{sink}"
 {extra}
 "#,
-            base = sim.base_url(),
-            key = sim.api_key()
-        ),
+        base = sim.base_url(),
+        key = sim.api_key()
     )
-    .unwrap();
+}
+
+pub fn write_config(dir: &Path, db_url: &str, sim: &Simulator, sink: &str, extra: &str) -> std::path::PathBuf {
+    let p = dir.join("config.toml");
+    std::fs::write(&p, daemon_config(db_url, 0, sim, sink, "*/1 * * * * *", extra)).unwrap();
     p
 }
 

@@ -14,46 +14,10 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::it::common::TestDb;
-use crate::it::process::{Daemon, wait_for};
+use crate::it::process::{Daemon, daemon_config as config, wait_for};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn config(db_url: &str, port: u16, sim: &Simulator, sink: &str, poll: &str, extra: &str) -> String {
-    format!(
-        r#"
-[database]
-url = "{db_url}"
-[server]
-listen = "127.0.0.1:{port}"
-admin_token = "admin"
-[supervisor]
-poll_schedule = "{poll}"
-request_timeout = "2s"
-down_after = 1
-settle_delay = "0s"
-[restart]
-cooldown = "30m"
-[alerts]
-retry_min_delay = "1s"
-[[providers]]
-name = "evo"
-kind = "evolution"
-base_url = "{base}"
-api_version = "v2"
-api_key = "{key}"
-webhook_token = "hooktoken"
-discover = true
-[[notifiers]]
-name = "sink"
-kind = "webhook"
-url = "{sink}"
-{extra}
-"#,
-        base = sim.base_url(),
-        key = sim.api_key()
-    )
 }
 
 fn signal(d: &Daemon, sig: &str) {

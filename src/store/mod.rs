@@ -429,17 +429,27 @@ impl Store {
     /// Record when instances were last checked, in one statement per chunk
     /// (healthy instances cost no per-instance write otherwise).
     pub async fn touch_health_checks(&self, ids: &[String], now: Ts) -> Result<()> {
-        for chunk in ids.chunks(500) {
-            on_pool!(self, p => {
-                let mut qb = sqlx::QueryBuilder::new("UPDATE instances SET last_health_check = ");
-                qb.push_bind(now.0).push(" WHERE id IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id);
+        match &self.db {
+            // One statement with an array parameter: no per-id bind parsing.
+            Db::Postgres(p) => {
+                sqlx::query("UPDATE instances SET last_health_check = $1 WHERE id = ANY($2)")
+                    .bind(now.0)
+                    .bind(ids)
+                    .execute(p)
+                    .await?;
+            }
+            Db::Sqlite(p) => {
+                for chunk in ids.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::new("UPDATE instances SET last_health_check = ");
+                    qb.push_bind(now.0).push(" WHERE id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(p).await?;
                 }
-                qb.push(")");
-                qb.build().execute(p).await?;
-            });
+            }
         }
         Ok(())
     }

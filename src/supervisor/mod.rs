@@ -410,6 +410,7 @@ impl Supervisor {
     pub async fn poll_cycle(self: &Arc<Self>) -> Result<CycleReport, SupervisorError> {
         let started = Instant::now();
         let records = self.sync_inventory().await?;
+        let inventory_ms = started.elapsed().as_millis() as u64;
         let mut set = tokio::task::JoinSet::new();
         // At most `concurrency` polls exist at a time (each task is ~17 KiB):
         // memory stays flat whatever the number of instances.
@@ -469,8 +470,12 @@ impl Supervisor {
                 Err(e) => tracing::warn!(instance = %key, error = %e, "cannot record the observation"),
             }
         }
+        let polls_ms = started.elapsed().as_millis() as u64 - inventory_ms;
         let now = self.now();
-        self.store.touch_health_checks(&untouched, now).await?;
+        // The batched `last_health_check` write and the gauges' aggregates are
+        // independent round trips: overlap them.
+        let (touched, ()) = tokio::join!(self.store.touch_health_checks(&untouched, now), self.export_gauges());
+        touched?;
         let isolated = self.isolated(&summaries, now);
         if isolated {
             // Every provider failing while nobody reaches our receiver either:
@@ -492,13 +497,14 @@ impl Supervisor {
             self.wake_outbox();
         }
         metrics::histogram!("wa_sentinel_poll_cycle_seconds").record(started.elapsed().as_secs_f64());
-        self.export_gauges().await;
         tracing::info!(
             polled = report.polled,
             changed = report.committed,
             provider_errors = report.provider_errors,
             recoveries = report.recoveries,
             notices = report.notices,
+            inventory_ms,
+            polls_ms,
             took_ms = started.elapsed().as_millis() as u64,
             "poll cycle done"
         );

@@ -55,6 +55,11 @@ impl Entry {
         }
     }
 
+    /// The coalesced webhook time to write.
+    pub fn last_webhook(&self) -> Ts {
+        Ts(self.last_webhook.load(Ordering::Relaxed))
+    }
+
     /// A webhook arrived: remember when, for the next batch flush.
     pub fn touch(&self, now: Ts) {
         self.last_webhook.fetch_max(now.0, Ordering::Relaxed);
@@ -127,28 +132,17 @@ impl LiveIndex {
         *self.map.write().expect("index lock") = next;
     }
 
-    /// Find an entry by instance id (slow: a scan; used only to retry a failed flush).
-    pub fn entry_by_id(&self, id: &str) -> Option<Arc<Entry>> {
-        let map = self.map.read().expect("index lock");
-        map.values().flat_map(HashMap::values).find(|e| e.id == id).cloned()
-    }
-
     pub fn set_health(&self, key: &InstanceKey, h: Health, version: i64) {
         if let Some(e) = self.get(&key.provider, &key.name) {
             e.set_health(h, version);
         }
     }
 
-    /// The `last_webhook_at` values not yet written, clearing their dirty flags.
-    pub fn take_dirty(&self) -> Vec<(String, Ts)> {
+    /// The entries whose `last_webhook_at` is not yet written, clearing their
+    /// dirty flags. A failed write hands them back with [`Entry::touch`].
+    pub fn take_dirty(&self) -> Vec<Arc<Entry>> {
         let map = self.map.read().expect("index lock");
-        let mut out = Vec::new();
-        for e in map.values().flat_map(HashMap::values) {
-            if e.dirty.swap(false, Ordering::AcqRel) {
-                out.push((e.id.clone(), Ts(e.last_webhook.load(Ordering::Relaxed))));
-            }
-        }
-        out
+        map.values().flat_map(HashMap::values).filter(|e| e.dirty.swap(false, Ordering::AcqRel)).cloned().collect()
     }
 }
 
@@ -164,6 +158,21 @@ mod tests {
         assert_eq!(e.health(), Health::Connected);
         e.set_health(Health::LoggedOut, 7);
         assert_eq!(e.health(), Health::LoggedOut);
+    }
+
+    #[test]
+    fn dirty_entries_are_taken_once_and_handed_back_after_a_failed_flush() {
+        let idx = LiveIndex::default();
+        let e = Arc::new(Entry::new("id".into(), "t".into(), Health::Connected, 0, None));
+        idx.map.write().unwrap().entry("p".into()).or_default().insert("n".into(), e.clone());
+        e.touch(Ts(5));
+        e.touch(Ts(3)); // coalesced: the later time wins
+        let dirty = idx.take_dirty();
+        assert_eq!(dirty.len(), 1);
+        assert_eq!(dirty[0].last_webhook(), Ts(5));
+        assert!(idx.take_dirty().is_empty(), "taken once");
+        dirty[0].touch(dirty[0].last_webhook()); // the write failed: retry next round
+        assert_eq!(idx.take_dirty().len(), 1);
     }
 
     #[test]

@@ -112,13 +112,12 @@ pub async fn flush(sup: &Supervisor) {
     if dirty.is_empty() {
         return;
     }
-    if let Err(e) = sup.store().flush_last_webhooks(&dirty).await {
-        tracing::warn!(error = %e, n = dirty.len(), "cannot flush last_webhook_at; will retry");
-        // Put them back so the next round retries.
-        for (id, t) in dirty {
-            if let Some(e) = sup.index().entry_by_id(&id) {
-                e.touch(t);
-            }
+    let rows: Vec<(String, crate::domain::Ts)> = dirty.iter().map(|e| (e.id.clone(), e.last_webhook())).collect();
+    if let Err(e) = sup.store().flush_last_webhooks(&rows).await {
+        tracing::warn!(error = %e, n = rows.len(), "cannot flush last_webhook_at; will retry");
+        // Mark them dirty again so the next round retries (no lookup needed).
+        for (entry, (_, t)) in dirty.iter().zip(&rows) {
+            entry.touch(*t);
         }
     }
 }

@@ -455,23 +455,41 @@ impl Store {
     }
 
     /// Flush coalesced `last_webhook_at` values; never moves one backwards.
+    /// PostgreSQL takes them in one statement (arrays unnested); SQLite, local
+    /// and single-writer, in one transaction of small updates.
     pub async fn flush_last_webhooks(&self, seen: &[(String, Ts)]) -> Result<()> {
         if seen.is_empty() {
             return Ok(());
         }
-        in_write_tx!(self, tx => {
-            for (id, at) in seen {
+        match &self.db {
+            Db::Postgres(p) => {
+                let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+                let ats: Vec<i64> = seen.iter().map(|(_, t)| t.0).collect();
                 sqlx::query(
-                    "UPDATE instances SET last_webhook_at = $1 WHERE id = $2 \
-                     AND (last_webhook_at IS NULL OR last_webhook_at < $1)",
+                    "UPDATE instances AS i SET last_webhook_at = v.at \
+                     FROM (SELECT unnest($1::text[]) AS id, unnest($2::bigint[]) AS at) AS v \
+                     WHERE i.id = v.id AND (i.last_webhook_at IS NULL OR i.last_webhook_at < v.at)",
                 )
-                .bind(at.0)
-                .bind(id)
-                .execute(&mut *tx)
+                .bind(&ids)
+                .bind(&ats)
+                .execute(p)
                 .await?;
             }
-            tx.commit().await?;
-        });
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                for (id, at) in seen {
+                    sqlx::query(
+                        "UPDATE instances SET last_webhook_at = $1 WHERE id = $2 \
+                         AND (last_webhook_at IS NULL OR last_webhook_at < $1)",
+                    )
+                    .bind(at.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 

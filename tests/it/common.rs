@@ -71,3 +71,23 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+/// A notice sink that answers 200 to every POST.
+pub async fn ok_sink() -> wiremock::MockServer {
+    let sink = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&sink)
+        .await;
+    sink
+}
+
+/// The `Idempotency-Key` of every request a sink received, in order.
+pub async fn idempotency_keys(sink: &wiremock::MockServer) -> Vec<String> {
+    sink.received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.headers.get("Idempotency-Key").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string())
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! kill -9 runs, 10,000 hostile webhooks).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use wa_sentinel::store::{InstanceFilter, Store};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::it::common::{idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, wait_for};
 
 fn long() -> bool {
@@ -34,6 +35,16 @@ fn provider(name: &str, base: &str, key: &str, discover: bool) -> String {
         "[[providers]]\nname = \"{name}\"\nkind = \"evolution\"\nbase_url = \"{base}\"\napi_version = \"v2\"\n\
          api_key = \"{key}\"\nwebhook_token = \"hooktoken\"\ndiscover = {discover}\n"
     )
+}
+
+/// Write `dir/c.toml` for a daemon with one discovering Evolution provider
+/// (the simulator) and, if given, a webhook notifier at `sink`.
+fn one_provider_config(dir: &Path, db: &str, port: u16, poll: &str, sim: &Simulator, sink: Option<&str>) -> PathBuf {
+    let cfg = dir.join("c.toml");
+    let notifier = sink.map(|u| format!("[[notifiers]]\nname = \"sink\"\nkind = \"webhook\"\nurl = \"{u}\"\n"));
+    let extra = provider("evo", &sim.base_url(), sim.api_key(), true) + &notifier.unwrap_or_default();
+    std::fs::write(&cfg, base_config(db, port, poll, &extra)).unwrap();
+    cfg
 }
 
 fn base_config(db: &str, port: u16, poll: &str, extra: &str) -> String {
@@ -88,20 +99,9 @@ async fn notifier_down_for_a_long_stretch_then_back_gets_every_notice_once() {
     .await
     .unwrap();
     let sink_port = free_port(); // nothing listens yet: connection refused
-    let cfg = dir.path().join("c.toml");
     let db = format!("sqlite://{}/s.db", dir.path().display());
-    let notifier =
-        format!("[[notifiers]]\nname = \"sink\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{sink_port}/\"\n");
-    std::fs::write(
-        &cfg,
-        base_config(
-            &db,
-            free_port(),
-            "*/1 * * * * *",
-            &(provider("evo", &sim.base_url(), sim.api_key(), true) + &notifier),
-        ),
-    )
-    .unwrap();
+    let sink_url = format!("http://127.0.0.1:{sink_port}/");
+    let cfg = one_provider_config(dir.path(), &db, free_port(), "*/1 * * * * *", &sim, Some(&sink_url));
     let _d = Daemon::spawn(&cfg, &[]);
     let store = Store::connect(&db, 2).await.unwrap();
     let mut queued = 0;
@@ -209,21 +209,9 @@ async fn kill9_at_random_points_in_consecutive_runs_loses_and_duplicates_nothing
     })
     .await
     .unwrap();
-    let sink = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&sink).await;
-    let cfg = dir.path().join("c.toml");
+    let sink = ok_sink().await;
     let db = format!("sqlite://{}/s.db", dir.path().display());
-    let notifier = format!("[[notifiers]]\nname = \"sink\"\nkind = \"webhook\"\nurl = \"{}\"\n", sink.uri());
-    std::fs::write(
-        &cfg,
-        base_config(
-            &db,
-            free_port(),
-            "*/1 * * * * *",
-            &(provider("evo", &sim.base_url(), sim.api_key(), true) + &notifier),
-        ),
-    )
-    .unwrap();
+    let cfg = one_provider_config(dir.path(), &db, free_port(), "*/1 * * * * *", &sim, Some(&sink.uri()));
     // Deterministic "random" kill points between 0.3 s and 2.8 s.
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     for _ in 0..runs {
@@ -253,14 +241,7 @@ async fn kill9_at_random_points_in_consecutive_runs_loses_and_duplicates_nothing
     }
     // Delivery is at least once with a stable key: a kill can repeat at most the
     // one delivery in flight; no notice is ever produced twice under two keys.
-    let keys: Vec<String> = sink
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_string())
-        .collect();
-    let c = counts(&keys);
+    let c = counts(&idempotency_keys(&sink).await);
     let repeats: usize = c.values().map(|n| n - 1).sum();
     assert!(repeats <= runs, "{repeats} repeated deliveries in {runs} kills: {c:?}");
     let lo_notices = store.outages(Some(&InstanceKey::new("evo", "lo")), false, 50).await.unwrap().len();
@@ -275,10 +256,8 @@ async fn hostile_webhooks_get_the_right_codes_bounded_memory_and_store_nothing()
         .await
         .unwrap();
     let port = free_port();
-    let cfg = dir.path().join("c.toml");
     let db = format!("sqlite://{}/s.db", dir.path().display());
-    std::fs::write(&cfg, base_config(&db, port, "0 0 * * * *", &provider("evo", &sim.base_url(), sim.api_key(), true)))
-        .unwrap();
+    let cfg = one_provider_config(dir.path(), &db, port, "0 0 * * * *", &sim, None);
     let d = Daemon::spawn(&cfg, &[]);
     let store = Store::connect(&db, 2).await.unwrap();
     assert!(wait_for(Duration::from_secs(30), || log_of(&cfg).contains("poll cycle done")).await, "{}", log_of(&cfg));
@@ -386,12 +365,7 @@ async fn postgres_cut_while_running_keeps_serving_answers_503_for_changes_and_lo
     .await
     .unwrap();
     let port = free_port();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        base_config(&db, port, "*/2 * * * * *", &provider("evo", &sim.base_url(), sim.api_key(), true)),
-    )
-    .unwrap();
+    let cfg = one_provider_config(dir.path(), &db, port, "*/2 * * * * *", &sim, None);
     let d = Daemon::spawn(&cfg, &[]);
     assert!(wait_for(Duration::from_secs(40), || log_of(&cfg).contains("poll cycle done")).await, "{}", log_of(&cfg));
     let hook = format!("http://127.0.0.1:{port}/webhooks/evo/hooktoken");

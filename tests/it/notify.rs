@@ -173,13 +173,7 @@ async fn a_channel_failing_three_times_gets_the_notice_exactly_once_more() {
         delivered += w.drain(|| Ts(hour * 60_000)).await.unwrap().delivered;
     }
     assert_eq!(delivered, 1);
-    let keys: Vec<String> = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_string())
-        .collect();
+    let keys = crate::it::common::idempotency_keys(&server).await;
     assert_eq!(keys, vec!["outage:0193abcd:instance_down"; 4], "a retry carries the same key");
     assert_eq!(db.store.outbox_count("delivered").await.unwrap(), 1);
 }

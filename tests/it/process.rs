@@ -6,9 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::it::common::{idempotency_keys, ok_sink};
 use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A daemon process; killed (SIGKILL) on drop if still running.
 pub struct Daemon {
@@ -107,8 +106,7 @@ async fn killed_mid_cycle_and_restarted_no_duplicate_notice_no_recovery_inside_c
     })
     .await
     .unwrap();
-    let sink = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&sink).await;
+    let sink = ok_sink().await;
     let db = format!("sqlite://{}/crash.db", dir.path().display());
     let cfg = write_config(dir.path(), &db, &sim, &sink.uri(), "");
     let connects = || sim.calls("GET", "/instance/connect/b");
@@ -131,8 +129,7 @@ async fn killed_mid_cycle_and_restarted_no_duplicate_notice_no_recovery_inside_c
     assert_eq!(connects(), 1, "no recovery call inside the cooldown across the restart");
 
     let mut seen: HashMap<String, u32> = HashMap::new();
-    for r in sink.received_requests().await.unwrap() {
-        let key = r.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_string();
+    for key in idempotency_keys(&sink).await {
         *seen.entry(key).or_default() += 1;
     }
     let kinds: Vec<&str> = seen.keys().map(|k| k.rsplit(':').next().unwrap()).collect();

@@ -10,10 +10,8 @@ use std::time::Duration;
 use wa_sentinel::domain::{Health, InstanceKey};
 use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::Store;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::it::common::TestDb;
+use crate::it::common::{TestDb, idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, daemon_config as config, wait_for};
 
 fn free_port() -> u16 {
@@ -220,8 +218,7 @@ async fn two_replicas_on_postgres_one_recovery_one_notice_and_takeover_after_sig
     })
     .await
     .unwrap();
-    let sink = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&sink).await;
+    let sink = ok_sink().await;
     let mut daemons = Vec::new();
     let mut cfgs = Vec::new();
     for name in ["r1", "r2"] {
@@ -254,13 +251,7 @@ async fn two_replicas_on_postgres_one_recovery_one_notice_and_takeover_after_sig
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(connects(), 1, "no recovery call inside the cooldown across the takeover");
-    let mut keys: Vec<String> = sink
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_string())
-        .collect();
+    let mut keys = idempotency_keys(&sink).await;
     let n = keys.len();
     keys.sort();
     keys.dedup();

@@ -18,8 +18,7 @@ use wa_sentinel::server;
 use wa_sentinel::store::Store;
 use wa_sentinel::supervisor::Supervisor;
 use wa_sentinel::supervisor::scheduler::Ticks;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 use crate::it::common::TestDb;
 
@@ -52,8 +51,7 @@ impl Live {
         })
         .await
         .unwrap();
-        let sink = MockServer::start().await;
-        Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&sink).await;
+        let sink = crate::it::common::ok_sink().await;
         let mut raw = RawConfig::default();
         raw.providers.push(RawProvider {
             name: "evo".into(),

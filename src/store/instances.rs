@@ -1,0 +1,303 @@
+//! The `instances` table: inventory, one state-machine step committed with its
+//! outage rows, events and outbox rows, and the batched writes of the hot path.
+
+use std::collections::BTreeMap;
+
+use super::records::{InstanceRow, change_event};
+use super::{Db, InstanceFilter, InstanceRecord, OutboxEntry, Result, Store, StoreError};
+use crate::domain::health::{Change, StepOutput};
+use crate::domain::{Health, InstanceKey, InstanceState, Ts};
+
+impl Store {
+    /// Make sure an instance exists with this tenant and labels (inventory
+    /// merge). New instances start `unknown`. Returns its record.
+    pub async fn ensure_instance(
+        &self,
+        key: &InstanceKey,
+        tenant: &str,
+        labels: &BTreeMap<String, String>,
+        source: &str,
+        now: Ts,
+    ) -> Result<InstanceRecord> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let labels = serde_json::to_string(labels).expect("string map serialises");
+        let fresh = InstanceState::new(now);
+        on_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO instances (id, provider, name, tenant, labels, source, present, health, health_reason, \
+                 health_since, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9, $9) \
+                 ON CONFLICT (provider, name) DO UPDATE SET tenant = excluded.tenant, labels = excluded.labels, \
+                 source = excluded.source, present = TRUE, updated_at = excluded.updated_at \
+                 WHERE instances.tenant <> excluded.tenant OR instances.labels <> excluded.labels \
+                 OR instances.source <> excluded.source OR instances.present = FALSE",
+            )
+            .bind(&id)
+            .bind(&key.provider)
+            .bind(&key.name)
+            .bind(tenant)
+            .bind(&labels)
+            .bind(source)
+            .bind(fresh.health.as_str())
+            .bind(&fresh.reason)
+            .bind(now.0)
+            .execute(p)
+            .await?;
+        });
+        self.instance(key).await?.ok_or_else(|| StoreError::Corrupt(format!("instance {key} vanished after insert")))
+    }
+
+    /// Mark instances of a provider that are no longer listed (neither configured
+    /// nor discovered) as absent; returns how many changed.
+    pub async fn set_present(&self, id: &str, present: bool) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("UPDATE instances SET present = $1 WHERE id = $2").bind(present).bind(id).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn instance(&self, key: &InstanceKey) -> Result<Option<InstanceRecord>> {
+        let row: Option<InstanceRow> = on_pool!(self, p => {
+            sqlx::query_as(concat!(instance_select!(), " WHERE i.provider = $1 AND i.name = $2"))
+                .bind(&key.provider)
+                .bind(&key.name)
+                .fetch_optional(p)
+                .await?
+        });
+        row.map(InstanceRow::into_record).transpose()
+    }
+
+    pub async fn instance_by_id(&self, id: &str) -> Result<Option<InstanceRecord>> {
+        let row: Option<InstanceRow> = on_pool!(self, p => {
+            sqlx::query_as(concat!(instance_select!(), " WHERE i.id = $1")).bind(id).fetch_optional(p).await?
+        });
+        row.map(InstanceRow::into_record).transpose()
+    }
+
+    /// Instances, ordered by provider and name, filtered.
+    pub async fn instances(&self, f: &InstanceFilter) -> Result<Vec<InstanceRecord>> {
+        let rows: Vec<InstanceRow> = on_pool!(self, p => {
+            sqlx::query_as(concat!(
+                instance_select!(),
+                " WHERE ($1 IS NULL OR i.provider = $1) AND ($2 IS NULL OR i.tenant = $2) \
+                  AND ($3 IS NULL OR i.health = $3) AND (i.present = TRUE OR $4 = TRUE) \
+                  ORDER BY i.provider, i.name"
+            ))
+            .bind(f.provider.as_deref())
+            .bind(f.tenant.as_deref())
+            .bind(f.health.map(Health::as_str))
+            .bind(f.include_absent)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(InstanceRow::into_record).collect()
+    }
+
+    /// `(provider, health, count)` of present instances, and `(provider, open
+    /// outages)`: the gauges, aggregated by the database instead of loading rows.
+    pub async fn gauge_counts(&self) -> Result<(Vec<(String, String, i64)>, Vec<(String, i64)>)> {
+        let (h, o) = on_pool!(self, p => {
+            let h: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT provider, health, COUNT(*) FROM instances WHERE present = TRUE GROUP BY provider, health",
+            )
+            .fetch_all(p)
+            .await?;
+            let o: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT provider, COUNT(*) FROM outages WHERE ended_at IS NULL AND instance_id IS NOT NULL GROUP BY provider",
+            )
+            .fetch_all(p)
+            .await?;
+            (h, o)
+        });
+        Ok((h, o))
+    }
+
+    /// Commit one state-machine step: the instance row (guarded by its version),
+    /// its outage rows, the audit events and the outbox rows — all in one
+    /// transaction. Nothing is written if another writer got there first
+    /// ([`StoreError::Conflict`]). Returns the new version.
+    pub async fn commit_step(
+        &self,
+        rec: &InstanceRecord,
+        out: &StepOutput,
+        outbox: &[OutboxEntry],
+        now: Ts,
+    ) -> Result<i64> {
+        let s = &out.state;
+        let flap = serde_json::to_string(&s.flap_history).expect("Vec<Ts> serialises");
+        let opened = out.changes.iter().find_map(|c| match c {
+            Change::OutageOpened { id, .. } => Some(id.clone()),
+            _ => None,
+        });
+        let events: Vec<(&'static str, String)> = out.changes.iter().map(change_event).collect();
+        in_write_tx!(self, tx => {
+            let updated = sqlx::query(
+                "UPDATE instances SET health = $1, health_reason = $2, health_since = $3, consecutive_failures = $4, \
+                 connected_at = $5, disconnected_at = $6, \
+                 last_webhook_at = CASE WHEN last_webhook_at IS NULL OR last_webhook_at < $7 THEN $7 ELSE last_webhook_at END, \
+                 last_restart_attempt = $8, restart_attempts = $9, replaced_count = $10, flap_history = $11, \
+                 flapping_id = $12, flapping_since = $13, maintenance_until = $14, open_outage_id = $15, \
+                 last_health_check = $16, updated_at = $16, version = version + 1 \
+                 WHERE id = $17 AND version = $18",
+            )
+            .bind(s.health.as_str())
+            .bind(&s.reason)
+            .bind(s.health_since.0)
+            .bind(i64::from(s.consecutive_failures))
+            .bind(s.connected_at.map(|t| t.0))
+            .bind(s.disconnected_at.map(|t| t.0))
+            .bind(s.last_webhook_at.map(|t| t.0))
+            .bind(s.last_restart_attempt.map(|t| t.0))
+            .bind(i64::from(s.restart_attempts))
+            .bind(i64::from(s.replaced_count))
+            .bind(&flap)
+            .bind(s.flapping.as_ref().map(|f| f.id.as_str()))
+            .bind(s.flapping.as_ref().map(|f| f.since.0))
+            .bind(s.maintenance_until.map(|t| t.0))
+            .bind(s.outage.as_ref().map(|o| o.id.as_str()))
+            .bind(now.0)
+            .bind(&rec.id)
+            .bind(rec.version)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(rec.key.to_string()));
+            }
+            if let (Some(id), Some(o)) = (&opened, &s.outage) {
+                sqlx::query(
+                    "INSERT INTO outages (id, instance_id, provider, cause, reason, started_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(&rec.id)
+                .bind(&rec.key.provider)
+                .bind(o.cause.as_str())
+                .bind(&o.reason)
+                .bind(o.started_at.0)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(o) = &s.outage {
+                sqlx::query(
+                    "UPDATE outages SET cause = $1, reason = $2, restart_attempts = $3, down_notified = $4, \
+                     exhausted_notified = $5, reminders_sent = $6, last_notice_at = $7 WHERE id = $8",
+                )
+                .bind(o.cause.as_str())
+                .bind(&o.reason)
+                .bind(i64::from(o.restart_attempts))
+                .bind(o.down_notified)
+                .bind(o.exhausted_notified)
+                .bind(i64::from(o.reminders_sent))
+                .bind(o.last_notice_at.map(|t| t.0))
+                .bind(&o.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for c in &out.changes {
+                if let Change::OutageClosed { id, recovered_by } = c {
+                    sqlx::query("UPDATE outages SET ended_at = $1, recovered_by = $2 WHERE id = $3 AND ended_at IS NULL")
+                        .bind(now.0)
+                        .bind(recovered_by.as_str())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for (kind, detail) in &events {
+                sqlx::query("INSERT INTO events (instance_id, provider, at, kind, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&rec.id)
+                    .bind(&rec.key.provider)
+                    .bind(now.0)
+                    .bind(*kind)
+                    .bind(detail)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for e in outbox {
+                insert_outbox!(tx, e, now);
+            }
+            tx.commit().await?;
+        });
+        Ok(rec.version + 1)
+    }
+
+    /// Record when instances were last checked, in one statement per chunk
+    /// (healthy instances cost no per-instance write otherwise).
+    pub async fn touch_health_checks(&self, ids: &[String], now: Ts) -> Result<()> {
+        match &self.db {
+            // One statement with an array parameter: no per-id bind parsing.
+            Db::Postgres(p) => {
+                sqlx::query("UPDATE instances SET last_health_check = $1 WHERE id = ANY($2)")
+                    .bind(now.0)
+                    .bind(ids)
+                    .execute(p)
+                    .await?;
+            }
+            Db::Sqlite(p) => {
+                for chunk in ids.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::new("UPDATE instances SET last_health_check = ");
+                    qb.push_bind(now.0).push(" WHERE id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(p).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flush coalesced `last_webhook_at` values; never moves one backwards.
+    /// PostgreSQL takes them in one statement (arrays unnested); SQLite, local
+    /// and single-writer, in one transaction of small updates.
+    pub async fn flush_last_webhooks(&self, seen: &[(String, Ts)]) -> Result<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        match &self.db {
+            Db::Postgres(p) => {
+                let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+                let ats: Vec<i64> = seen.iter().map(|(_, t)| t.0).collect();
+                sqlx::query(
+                    "UPDATE instances AS i SET last_webhook_at = v.at \
+                     FROM (SELECT unnest($1::text[]) AS id, unnest($2::bigint[]) AS at) AS v \
+                     WHERE i.id = v.id AND (i.last_webhook_at IS NULL OR i.last_webhook_at < v.at)",
+                )
+                .bind(&ids)
+                .bind(&ats)
+                .execute(p)
+                .await?;
+            }
+            Db::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                for (id, at) in seen {
+                    sqlx::query(
+                        "UPDATE instances SET last_webhook_at = $1 WHERE id = $2 \
+                         AND (last_webhook_at IS NULL OR last_webhook_at < $1)",
+                    )
+                    .bind(at.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Record the outcome of a webhook audit of one instance.
+    pub async fn set_webhook_check(&self, id: &str, ok: bool, now: Ts) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query("UPDATE instances SET webhook_checked_at = $1, webhook_ok = $2 WHERE id = $3")
+                .bind(now.0)
+                .bind(ok)
+                .bind(id)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+}

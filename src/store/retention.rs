@@ -1,0 +1,24 @@
+//! Retention: old events, closed outages and finished outbox rows are deleted.
+
+use super::{Db, Result, Store};
+use crate::domain::Ts;
+
+impl Store {
+    /// Retention: delete events, and closed outages, older than `before`.
+    /// Returns (events, outages) deleted. Open outages are never deleted.
+    pub async fn prune(&self, before: Ts) -> Result<(u64, u64)> {
+        let (e, o) = on_pool!(self, p => {
+            let e = sqlx::query("DELETE FROM events WHERE at < $1").bind(before.0).execute(p).await?;
+            let o = sqlx::query(
+                "DELETE FROM outages WHERE ended_at IS NOT NULL AND ended_at < $1 \
+                 AND id NOT IN (SELECT open_outage_id FROM provider_state WHERE open_outage_id IS NOT NULL)",
+            )
+            .bind(before.0)
+            .execute(p)
+            .await?;
+            sqlx::query("DELETE FROM outbox WHERE status <> 'pending' AND created_at < $1").bind(before.0).execute(p).await?;
+            (e.rows_affected(), o.rows_affected())
+        });
+        Ok((e, o))
+    }
+}

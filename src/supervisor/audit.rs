@@ -1,0 +1,122 @@
+//! The webhook audit (rule 8): read each instance's webhook config, re-apply
+//! the desired one where it is missing, disabled, elsewhere or lacks events.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use super::{Supervisor, SupervisorError};
+use crate::domain::{Health, Notice, NoticeKind};
+use crate::providers::{Provider, WebhookRepair};
+use crate::store::InstanceFilter;
+
+impl Supervisor {
+    /// Read every instance's webhook config and re-apply the desired one where it
+    /// is missing, disabled, elsewhere, or lacks events (rule 8). Operator-added
+    /// events are kept by the providers' diff-based apply.
+    pub async fn webhook_audit(self: &Arc<Self>) -> Result<AuditReport, SupervisorError> {
+        let Some(base) = self.cfg.server.public_url.clone() else {
+            tracing::debug!("webhook audit skipped: server.public_url is not set");
+            return Ok(AuditReport::default());
+        };
+        let records = self.store.instances(&InstanceFilter::default()).await?;
+        let mut set = tokio::task::JoinSet::new();
+        // Bounded like the poll: at most `concurrency` audit tasks exist at once.
+        let live = Arc::new(Semaphore::new(self.cfg.supervisor.concurrency.max(1)));
+        for rec in records.into_iter().filter(|r| r.state.health != Health::Missing) {
+            let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
+            let p = self.cfg.providers.iter().find(|p| p.name == rec.key.provider).expect("configured").clone();
+            let url = format!("{base}/webhooks/{}/{}", p.name, p.webhook_token.expose());
+            let me = self.clone();
+            let span = tracing::info_span!("audit", provider = %rec.key.provider, instance = %rec.key.name);
+            let slot = live.clone().acquire_owned().await.expect("never closed");
+            set.spawn(
+                async move {
+                    let _slot = slot;
+                    let res = {
+                        let _g = me.global.acquire().await.expect("open");
+                        let _p = h.calls.acquire().await.expect("open");
+                        h.client.apply_webhook(&me.instance_ref(&rec.key), &url, &me.cfg.webhook).await
+                    };
+                    (rec, res)
+                }
+                .instrument(span),
+            );
+        }
+        let mut report = AuditReport::default();
+        let mut notices = Vec::new();
+        while let Some(j) = set.join_next().await {
+            let (rec, res) = j.expect("audit task does not panic");
+            let now = self.now();
+            let (ok, kind, detail) = match &res {
+                Ok(WebhookRepair::AlreadyOk) => {
+                    report.ok += 1;
+                    (true, None, String::new())
+                }
+                Ok(WebhookRepair::Repaired { reasons }) => {
+                    report.repaired += 1;
+                    (true, Some("webhook_repaired"), reasons.join("; "))
+                }
+                Ok(WebhookRepair::Mismatch { detail }) => {
+                    report.mismatched += 1;
+                    (false, Some("webhook_mismatch"), detail.clone())
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    (false, Some("webhook_audit_failed"), e.to_string())
+                }
+            };
+            self.store.set_webhook_check(&rec.id, ok, now).await?;
+            if let Some(kind) = kind {
+                crate::events::webhook_audit(&rec.key, kind, &detail);
+                self.store
+                    .record_event(Some(&rec.id), &rec.key.provider, kind, &serde_json::json!({"detail": detail}), now)
+                    .await?;
+            }
+            if kind == Some("webhook_repaired") {
+                metrics::counter!("wa_sentinel_webhook_repairs_total", "provider" => rec.key.provider.clone())
+                    .increment(1);
+                let id = format!("webhook-{}-{}", rec.id, now.0);
+                notices.push(Notice {
+                    kind: NoticeKind::WebhookRepaired,
+                    provider: rec.key.provider.clone(),
+                    instance: Some(rec.key.name.clone()),
+                    tenant: Some(rec.tenant.clone()),
+                    outage_id: id.clone(),
+                    started_at: now,
+                    at: now,
+                    reason: detail,
+                    restart_attempts: 0,
+                    max_attempts: 0,
+                    recovered_by: None,
+                    sequence: 0,
+                    dedup_key: crate::domain::notice::dedup_key(&id, NoticeKind::WebhookRepaired, 0),
+                });
+            }
+        }
+        let refs: Vec<&Notice> = notices.iter().collect();
+        let outbox = self.route(&refs);
+        if !outbox.is_empty() {
+            self.store.enqueue(&outbox, self.now()).await?;
+            self.wake_outbox();
+        }
+        tracing::info!(
+            ok = report.ok,
+            repaired = report.repaired,
+            mismatched = report.mismatched,
+            failed = report.failed,
+            "webhook audit done"
+        );
+        Ok(report)
+    }
+}
+
+/// What one webhook audit did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuditReport {
+    pub ok: u32,
+    pub repaired: u32,
+    pub mismatched: u32,
+    pub failed: u32,
+}

@@ -1,0 +1,101 @@
+//! Every observation goes the same way: load the instance, `step` it, commit
+//! the new state with its outage rows, events and outbox rows in one
+//! transaction, and only then act (start recovery actions, wake the outbox).
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::{Supervisor, SupervisorError};
+use crate::domain::health::{Action, Ctx, Observation};
+use crate::domain::{InstanceKey, Notice, StepOutput, Ts, step};
+use crate::store::{InstanceRecord, StoreError};
+
+impl Supervisor {
+    /// Step one instance with one observation, commit, then act. `rec` is a
+    /// fresh read when the caller has one; on a concurrent change the instance
+    /// is reloaded and stepped again. Returns the committed step.
+    pub async fn observe(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        obs: Observation,
+        rec: Option<InstanceRecord>,
+    ) -> Result<Option<StepOutput>, SupervisorError> {
+        self.observe_with(key, obs, rec, true, None).await
+    }
+
+    /// [`Supervisor::observe`]; with `spawn_recoveries = false` the caller runs
+    /// the recovery actions itself (a manual restart reports their outcome).
+    /// `observed_at` is when a poll's call started: if a concurrent writer
+    /// changed the instance after that, the poll's answer is older than what
+    /// is stored and is dropped rather than replayed over it.
+    pub(super) async fn observe_with(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        obs: Observation,
+        rec: Option<InstanceRecord>,
+        spawn_recoveries: bool,
+        observed_at: Option<Ts>,
+    ) -> Result<Option<StepOutput>, SupervisorError> {
+        let mut rec = rec;
+        for attempt in 0..8 {
+            let r = match rec.take() {
+                Some(r) => r,
+                None => self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?,
+            };
+            if attempt > 0
+                && let Some(t) = observed_at
+                && (r.state.health_since > t || r.state.last_webhook_at.is_some_and(|w| w > t))
+            {
+                self.index.set_health(key, r.state.health, r.version);
+                return Ok(None);
+            }
+            let now = self.now();
+            let id = uuid::Uuid::now_v7().to_string();
+            let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id, may_recover: self.is_leader() };
+            let out = step(&r.state, obs.clone(), &ctx, &self.cfg.policy);
+            if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
+                self.index.set_health(key, r.state.health, r.version); // a stale cache heals here
+                return Ok(None); // nothing to write: healthy instances cost no write
+            }
+            let notices: Vec<&Notice> = out.notices().collect();
+            let outbox = self.route(&notices);
+            match self.store.commit_step(&r, &out, &outbox, now).await {
+                Ok(_) => {
+                    self.after_commit(&r, &out, spawn_recoveries);
+                    return Ok(Some(out));
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SupervisorError::Refused(format!(
+            "{key}: the instance kept changing concurrently; giving up this observation"
+        )))
+    }
+
+    /// After the commit: log what happened, count it, and start the actions.
+    fn after_commit(self: &Arc<Self>, r: &InstanceRecord, out: &StepOutput, spawn_recoveries: bool) {
+        self.index.set_health(&r.key, out.state.health, r.version + 1);
+        for c in &out.changes {
+            crate::events::change(&r.key, &r.tenant, c);
+        }
+        let mut notified = false;
+        for a in &out.actions {
+            match a {
+                Action::Notify(_) => notified = true,
+                Action::Recover { .. } if !spawn_recoveries => {}
+                Action::Recover { kind, attempt } => {
+                    let me = self.clone();
+                    let (key, kind, attempt) = (r.key.clone(), *kind, *attempt);
+                    let id = r.id.clone();
+                    let span = tracing::info_span!("recover", provider = %key.provider, instance = %key.name);
+                    self.tasks.spawn(async move { me.recover(&id, &key, kind, attempt, true).await }.instrument(span));
+                }
+            }
+        }
+        if notified {
+            self.wake_outbox();
+        }
+    }
+}

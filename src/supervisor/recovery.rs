@@ -1,0 +1,77 @@
+//! Recovery actions: the provider call made after the attempt was committed
+//! (rule 4), its outcome recorded, and a verification poll; and the manual
+//! `restart` command through the same state machine.
+
+use std::sync::Arc;
+
+use super::{Supervisor, SupervisorError};
+use crate::domain::health::{Action, Change, Observation};
+use crate::domain::{InstanceKey, RecoveryKind};
+use crate::providers::Provider;
+
+impl Supervisor {
+    /// Call the provider's recovery endpoint (the state is already committed),
+    /// record the outcome, and verify with a poll after `settle_delay`.
+    pub(super) async fn recover(
+        self: &Arc<Self>,
+        id: &str,
+        key: &InstanceKey,
+        kind: RecoveryKind,
+        attempt: u32,
+        verify: bool,
+    ) -> Result<String, SupervisorError> {
+        let Some(h) = self.providers.get(&key.provider).cloned() else {
+            return Err(SupervisorError::UnknownProvider(key.provider.clone()));
+        };
+        let result = {
+            let _permit = h.recoveries.acquire().await.expect("semaphore never closed");
+            h.client.recover(&self.instance_ref(key), kind).await
+        };
+        let now = self.now();
+        let (outcome, detail) = match &result {
+            Ok(d) => ("sent", d.clone()),
+            Err(e) => ("failed", e.to_string()),
+        };
+        metrics::counter!("wa_sentinel_restarts_total", "provider" => key.provider.clone(), "result" => outcome)
+            .increment(1);
+        crate::events::recovery(key, kind, attempt, outcome, &detail);
+        let ev = serde_json::json!({"action": kind.as_str(), "attempt": attempt, "outcome": outcome, "detail": detail});
+        self.store.record_event(Some(id), &key.provider, "recovery_result", &ev, now).await?;
+        if verify {
+            tokio::time::sleep(self.cfg.supervisor.settle_delay).await;
+            let obs = self.poll_one(&h, key).await;
+            let out = self.observe(key, obs.clone(), None).await?;
+            let ev = serde_json::json!({"observation": format!("{obs:?}"), "health": out.as_ref().map(|o| o.state.health.as_str())});
+            self.store.record_event(Some(id), &key.provider, "recovery_verified", &ev, self.now()).await?;
+        }
+        result.map_err(|source| SupervisorError::Provider { provider: key.provider.clone(), source })
+    }
+
+    /// `restart PROVIDER/INSTANCE [--force]`: through the state machine (cooldown
+    /// unless forced), committed, then the provider is called and the result recorded.
+    pub async fn manual_restart(self: &Arc<Self>, key: &InstanceKey, force: bool) -> Result<String, SupervisorError> {
+        if !self.providers.contains_key(&key.provider) {
+            return Err(SupervisorError::UnknownProvider(key.provider.clone()));
+        }
+        let out = self.observe_with(key, Observation::ManualRestart { force }, None, false, None).await?;
+        let out = out.ok_or_else(|| SupervisorError::Refused(format!("{key}: nothing to do")))?;
+        if let Some(Change::RecoveryRefused { why }) =
+            out.changes.iter().find(|c| matches!(c, Change::RecoveryRefused { .. }))
+        {
+            return Err(SupervisorError::Refused(format!("{key}: {why}")));
+        }
+        let rec = self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?;
+        let ev = serde_json::json!({"force": force});
+        self.store.record_event(Some(&rec.id), &key.provider, "manual_restart", &ev, self.now()).await?;
+        let kind = out
+            .actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Recover { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .unwrap_or(RecoveryKind::Reconnect);
+        let detail = self.recover(&rec.id, key, kind, 0, false).await?;
+        Ok(format!("{key}: {} sent ({detail})", kind.as_str()))
+    }
+}

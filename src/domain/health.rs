@@ -34,6 +34,8 @@ pub enum Cause {
     Replaced,
     /// Waiting for a QR scan (unpaired).
     NeedsQr,
+    /// The provider reports a state wa-sentinel does not know: a person must look.
+    NeedsHuman,
     /// Logged out or banned.
     LoggedOut,
     /// Deleted on the provider.
@@ -48,6 +50,7 @@ impl Cause {
             Cause::Silent => "silent",
             Cause::Replaced => "replaced",
             Cause::NeedsQr => "needs_qr",
+            Cause::NeedsHuman => "needs_human",
             Cause::LoggedOut => "logged_out",
             Cause::Missing => "missing",
         }
@@ -60,6 +63,7 @@ impl Cause {
             Cause::Silent,
             Cause::Replaced,
             Cause::NeedsQr,
+            Cause::NeedsHuman,
             Cause::LoggedOut,
             Cause::Missing,
         ]
@@ -73,7 +77,7 @@ impl Cause {
         match self {
             Cause::Disconnected | Cause::Connecting => Some(RecoveryKind::Reconnect),
             Cause::Silent => Some(RecoveryKind::Restart),
-            Cause::Replaced | Cause::NeedsQr | Cause::LoggedOut | Cause::Missing => None,
+            Cause::Replaced | Cause::NeedsQr | Cause::NeedsHuman | Cause::LoggedOut | Cause::Missing => None,
         }
     }
 
@@ -295,6 +299,20 @@ fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
         ProviderStatus::LoggedOut { reason } => {
             v(Health::LoggedOut, Some(Cause::LoggedOut), describe("logged out", reason), reason, true)
         }
+        ProviderStatus::Unpaired => v(
+            Health::Connecting,
+            Some(Cause::NeedsQr),
+            "never paired: waiting for its first QR code scan".into(),
+            None,
+            true,
+        ),
+        ProviderStatus::NeedsHuman => v(
+            Health::LoggedOut,
+            Some(Cause::NeedsHuman),
+            "the provider reports a state that needs a person".into(),
+            None,
+            true,
+        ),
         ProviderStatus::NotFound => {
             v(Health::Missing, Some(Cause::Missing), "instance does not exist on the provider".into(), None, true)
         }
@@ -342,7 +360,7 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
             m.apply(v, RecoveredBy::Poll);
         }
         Observation::Webhook(sig) => match sig {
-            WebhookSignal::Alive => {
+            WebhookSignal::Open | WebhookSignal::Alive => {
                 m.s.last_webhook_at = Some(now);
                 let v = classify_status(ProviderStatus::Connected, true);
                 m.apply(v, RecoveredBy::Webhook);

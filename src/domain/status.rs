@@ -21,6 +21,12 @@ pub enum ProviderStatus {
     NotFound,
     /// Evolution 200 without `state`: the instance is not loaded in memory.
     NotLoaded,
+    /// Never paired (Evolution: no `ownerJid`; W-API: never a `connectedPhone`):
+    /// waiting for its first QR scan. Needs a person; never recovered by a call.
+    Unpaired,
+    /// A state the client does not recognise (WAHA `PASSKEY_REQUIRED` or newer
+    /// ones): a person must look; never recovered by a call (SPEC §5 rule 13).
+    NeedsHuman,
 }
 
 /// Why a provider call failed. Any of these makes the *provider* suspect and
@@ -59,7 +65,13 @@ impl fmt::Display for ProviderErrorKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "signal", rename_all = "snake_case")]
 pub enum WebhookSignal {
-    /// Any event that proves the session alive (a message, a receipt, `open`).
+    /// The provider says the session is open (`connection.update` open, W-API
+    /// `webhookConnected`): proof of a live session, which is what ends an
+    /// outage that needs a person (logged out, waiting for a QR) — rule 7.
+    Open,
+    /// Any other event that proves the session alive (a message, a receipt).
+    /// Ends a transient outage, but not a logged-out one: a late message retry
+    /// from the provider is not a live session.
     Alive,
     /// `connection.update` with `connecting`; `qr_pending` for `qrcode.updated`.
     Connecting { qr_pending: bool },

@@ -465,7 +465,7 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
             let state = data.state.as_ref().and_then(Value::as_str).ok_or(InboundError::MissingField("data.state"))?;
             let reason = data.status_reason.as_ref().and_then(as_u16);
             match state {
-                "open" => WebhookSignal::Alive,
+                "open" => WebhookSignal::Open,
                 "connecting" => WebhookSignal::Connecting { qr_pending: false },
                 // QR limit reached: an unpaired session waiting for a human.
                 "refused" => WebhookSignal::Connecting { qr_pending: true },
@@ -480,7 +480,7 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
             let reason = data.disconnection_reason_code.as_ref().and_then(as_u16);
             match data.status.as_ref().and_then(Value::as_str).unwrap_or("") {
                 "closed" | "close" => close_signal(reason),
-                "open" | "connected" => WebhookSignal::Alive,
+                "open" | "connected" => WebhookSignal::Open,
                 _ => WebhookSignal::Neutral,
             }
         }

@@ -340,7 +340,7 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
         },
     };
     let signal = match event.as_str() {
-        "webhookConnected" => WebhookSignal::Alive,
+        "webhookConnected" => WebhookSignal::Open,
         // No reason: logout and a transient drop look the same; not proof of life.
         "webhookDisconnected" => WebhookSignal::Dropped,
         // A failed message ack is not an instance failure.

@@ -159,7 +159,7 @@ async fn receive(
     };
     let forward = match inbound.signal {
         WebhookSignal::Neutral => false,
-        WebhookSignal::Alive => {
+        WebhookSignal::Open | WebhookSignal::Alive => {
             entry.touch(now);
             entry.health() != Health::Connected
         }

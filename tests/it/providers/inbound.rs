@@ -15,15 +15,15 @@ fn every_evolution_webhook_fixture_maps_to_its_signal() {
     let cases = [
         ("v1-webhook-connection-update-close-loggedout-401.json", "connection.update", LoggedOut { reason: Some(401) }),
         ("v1-webhook-connection-update-connecting.json", "connection.update", Connecting { qr_pending: false }),
-        ("v1-webhook-connection-update-open-expose-apikey.json", "connection.update", Alive),
-        ("v1-webhook-connection-update-open.json", "connection.update", Alive),
+        ("v1-webhook-connection-update-open-expose-apikey.json", "connection.update", Open),
+        ("v1-webhook-connection-update-open.json", "connection.update", Open),
         ("v1-webhook-connection-update-refused.json", "connection.update", Connecting { qr_pending: true }),
         ("v1-webhook-messages-upsert.json", "messages.upsert", Alive),
         ("v1-webhook-qrcode-updated.json", "qrcode.updated", Connecting { qr_pending: true }),
         ("v2-webhook-connection-update-close-forbidden-403.json", "connection.update", LoggedOut { reason: Some(403) }),
         ("v2-webhook-connection-update-close-loggedout-401.json", "connection.update", LoggedOut { reason: Some(401) }),
         ("v2-webhook-connection-update-connecting.json", "connection.update", Connecting { qr_pending: false }),
-        ("v2-webhook-connection-update-open.json", "connection.update", Alive),
+        ("v2-webhook-connection-update-open.json", "connection.update", Open),
         ("v2-webhook-connection-update-refused.json", "connection.update", Connecting { qr_pending: true }),
         ("v2-webhook-global-connection-update.json", "connection.update", Connecting { qr_pending: false }),
         ("v2-webhook-logout-instance.json", "logout.instance", LoggedOut { reason: None }),
@@ -52,7 +52,7 @@ fn every_evolution_webhook_fixture_maps_to_its_signal() {
 fn every_wapi_webhook_fixture_maps_to_its_signal() {
     use WebhookSignal::*;
     let cases = [
-        ("webhook.connected.json", "3B6XIW-ZTS923-GEAY6V", "webhookConnected", Alive),
+        ("webhook.connected.json", "3B6XIW-ZTS923-GEAY6V", "webhookConnected", Open),
         ("webhook.delivery.json", "3B6XIW-ZTS923-GEAY6V", "webhookDelivery", Alive),
         ("webhook.disconnected.json", "3B6XIW-ZTS923-GEAY6V", "webhookDisconnected", Dropped),
         ("webhook.message-status.json", "3B6XIW-ZTS923-GEAY6V", "webhookStatus", Alive),
@@ -82,7 +82,7 @@ fn wapi_error_ack_and_phoneless_events_are_neutral() {
     let mut conn = fixture_json("wapi/webhook.connected.json");
     conn.as_object_mut().unwrap().remove("event");
     let got = parse_inbound(ProviderKind::Wapi, conn.to_string().as_bytes(), Some("connected")).unwrap();
-    assert_eq!((got.event.as_str(), got.signal), ("webhookConnected", WebhookSignal::Alive));
+    assert_eq!((got.event.as_str(), got.signal), ("webhookConnected", WebhookSignal::Open));
     let mut disc = fixture_json("wapi/webhook.disconnected.json");
     disc.as_object_mut().unwrap().remove("event");
     let e = parse_inbound(ProviderKind::Wapi, disc.to_string().as_bytes(), None).unwrap_err();

@@ -252,7 +252,7 @@ async fn post_webhook_every_event_to_a_target() {
         Delivery::Suppressed("no webhook configured")
     );
     let events = [
-        (SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 }, WebhookSignal::Alive),
+        (SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 }, WebhookSignal::Open),
         (SimEvent::MessagesUpsert, WebhookSignal::Alive),
         (SimEvent::QrcodeUpdated, WebhookSignal::Connecting { qr_pending: true }),
         (SimEvent::LogoutInstance, WebhookSignal::LoggedOut { reason: None }),

@@ -13,6 +13,8 @@
 //! | `flappy-1` | drops and returns repeatedly | one `instance_flapping` instead of a notice storm |
 //! | `phone-2` | logged out, then the QR is re-scanned | a webhook proves it alive: recovered at once, not at the next poll |
 //! | `evo-b` (provider) | goes down, comes back | one `provider_unreachable`, one `provider_recovered` |
+//! | `fresh-1` | never paired (`ownerJid: null`) | one needs-QR notice, never a recovery call |
+//! | `gone-1` | logged out, then deleted on the provider | its outage closed as `retired`, one closing notice |
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -52,7 +54,7 @@ pub enum DemoError {
 }
 
 /// The scenarios a newcomer should see, in the order they usually happen.
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 10] = [
     "outage detected (drop-1)",
     "reconnected and recovered (drop-1)",
     "logged out: notice, no restart (logged-out-1)",
@@ -61,6 +63,8 @@ pub const SCENARIOS: [&str; 8] = [
     "flapping collapsed into one notice (flappy-1)",
     "provider outage and recovery (evo-b)",
     "webhook-driven recovery (phone-2)",
+    "never-paired instance: one needs-QR notice, no restarts (fresh-1)",
+    "deleted instance: outage closed as retired (gone-1)",
 ];
 
 /// The simulators post webhooks to this address, so it must be a real port:
@@ -99,6 +103,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
             ("nohook-1".into(), Behaviour::Open),
             ("flappy-1".into(), Behaviour::Open),
             ("phone-2".into(), Behaviour::Open),
+            ("fresh-1".into(), Behaviour::Unpaired),
+            ("gone-1".into(), Behaviour::Open),
         ],
         ..SimOptions::default()
     })
@@ -116,7 +122,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         let row = json!({"url": url, "enabled": true, "events": ["MESSAGES_UPSERT", "MESSAGES_UPDATE", "CONNECTION_UPDATE", "QRCODE_UPDATED", "SEND_MESSAGE"],
                          "webhookByEvents": false, "webhookBase64": false, "headers": {}});
         let names: Vec<&str> = if name == "evo-a" {
-            vec!["shop-main", "shop-support", "drop-1", "logged-out-1", "zombie-1", "flappy-1", "phone-2"]
+            vec!["shop-main", "shop-support", "drop-1", "logged-out-1", "zombie-1", "flappy-1", "phone-2", "gone-1"]
         } else {
             vec!["branch-1", "branch-2"]
         };
@@ -275,6 +281,16 @@ async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
     if of("phone-2").any(|o| o.recovered_by.as_deref() == Some("webhook")) {
         out.push(SCENARIOS[7]);
     }
+    let fresh = of("fresh-1").map(|o| o.id.clone()).collect::<Vec<_>>();
+    let fresh_told =
+        kinds.iter().any(|(k, _)| k.ends_with(":instance_logged_out") && fresh.iter().any(|id| k.contains(id)));
+    let fresh_called = events_of("fresh-1").await?.iter().any(|e| e.kind == "recovery_result");
+    if fresh_told && !fresh_called {
+        out.push(SCENARIOS[8]);
+    }
+    if of("gone-1").any(|o| o.recovered_by.as_deref() == Some("retired")) {
+        out.push(SCENARIOS[9]);
+    }
     Ok(out)
 }
 
@@ -299,6 +315,7 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
                             "nohook-1",
                             "flappy-1",
                             "phone-2",
+                            "gone-1",
                         ][..],
                     ),
                     (&b, &["branch-1", "branch-2"][..]),
@@ -331,8 +348,12 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
         a.set_behaviour("drop-1", Behaviour::ClosedTransient { reason: 428 });
         a.set_behaviour("logged-out-1", Behaviour::LoggedOut);
         a.set_behaviour("phone-2", Behaviour::LoggedOut);
+        a.set_behaviour("gone-1", Behaviour::LoggedOut);
         b.set_down(true);
-        at(4).await;
+        at(3).await;
+        // Its operator deletes the logged-out instance on the provider.
+        a.remove_instance("gone-1");
+        at(1).await;
         // Someone re-scanned phone-2's QR code: the session opens and says so by webhook.
         a.set_behaviour("phone-2", Behaviour::Open);
         let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };

@@ -67,3 +67,11 @@ pub fn tick_skipped(job: &'static str) {
     metrics::counter!("wa_sentinel_ticks_skipped_total", "job" => job).increment(1);
     tracing::debug!(job, "previous run still going: tick skipped");
 }
+
+/// A provider's previous pipeline is still running: its tick is skipped (and
+/// only its own — other providers go on).
+pub fn pipeline_skipped(provider: &str) {
+    metrics::counter!("wa_sentinel_ticks_skipped_total", "job" => "poll", "provider" => provider.to_string())
+        .increment(1);
+    tracing::debug!(provider, "previous poll cycle of this provider still running: tick skipped");
+}

@@ -7,6 +7,7 @@ mod it {
     pub mod config;
     pub mod faults;
     pub mod notify;
+    pub mod pipelines;
     pub mod process;
     pub mod production;
     pub mod providers;

@@ -4,6 +4,7 @@
 //! the value came from, the key, and why it is wrong; all problems are reported
 //! at once.
 
+pub mod events;
 pub mod raw;
 pub mod secret;
 
@@ -519,6 +520,13 @@ impl Validator<'_> {
             quiet_after: self.positive_duration("selfcheck.quiet_after", &r.selfcheck.quiet_after),
         };
         let providers = self.providers(&r.providers);
+        // Each provider kind accepts its own event names (issue 11 §5): name
+        // the bad entry now rather than fail every audit with a 400 later.
+        for (i, e) in r.webhook.events.iter().enumerate() {
+            if let Some(why) = providers.iter().find_map(|p| events::rejection(p, e)) {
+                self.bad(format!("webhook.events[{i}]"), why);
+            }
+        }
         let instances = self.instances(&r.instances, &providers);
         let mut notifiers = self.notifiers(&r.notifiers);
         if r.notifiers.is_empty() {

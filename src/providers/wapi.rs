@@ -66,6 +66,30 @@ pub struct WapiClient {
 }
 
 impl WapiClient {
+    /// Read the slots and compare them with the desired ones: why they differ,
+    /// and the `(slot, url)` pairs to write.
+    async fn slot_diff(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<(Vec<String>, Vec<(Slot, String)>), ProviderError> {
+        let wanted: Vec<(Slot, String)> =
+            wanted_slots(desired).into_iter().map(|s| (s, slot_url(desired_url, s, desired.by_events))).collect();
+        let current = self.fetch_instance(inst).await?;
+        let mut reasons = Vec::new();
+        let mut to_write = Vec::new();
+        for (slot, url) in &wanted {
+            match slot_value(&current, slot) {
+                "" => reasons.push(format!("slot `{}` unset", slot.kind)),
+                u if u == url => continue,
+                u => reasons.push(format!("slot `{}` points at another URL ({})", slot.kind, redact_url(u))),
+            }
+            to_write.push((*slot, url.clone()));
+        }
+        Ok((reasons, to_write))
+    }
+
     pub fn new(cfg: &ProviderConfig, request_timeout: Duration) -> Result<Self, ProviderError> {
         Ok(WapiClient {
             http: Http::new(&cfg.base_url, request_timeout)?,
@@ -140,7 +164,7 @@ impl Provider for WapiClient {
             out.extend(list.iter().filter_map(|i| {
                 let name = i.get("instanceId").and_then(Value::as_str).filter(|s| !s.is_empty())?;
                 let token = i.get("token").and_then(Value::as_str).filter(|s| !s.is_empty()).map(Secret::literal);
-                Some(Discovered { name: name.to_string(), token })
+                Some(Discovered { name: name.to_string(), token, provider_id: None })
             }));
             let total_pages = r.json.get("totalPage").and_then(Value::as_u64).unwrap_or(1);
             if list.is_empty() || u64::from(page) >= total_pages || page >= MAX_PAGES {
@@ -163,25 +187,22 @@ impl Provider for WapiClient {
         Ok(settings_from_fetch(&self.fetch_instance(inst).await?))
     }
 
+    async fn check_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<Vec<String>, ProviderError> {
+        Ok(self.slot_diff(inst, desired_url, desired).await?.0)
+    }
+
     async fn apply_webhook(
         &self,
         inst: &InstanceRef,
         desired_url: &str,
         desired: &DesiredWebhook,
     ) -> Result<WebhookRepair, ProviderError> {
-        let wanted: Vec<(Slot, String)> =
-            wanted_slots(desired).into_iter().map(|s| (s, slot_url(desired_url, s, desired.by_events))).collect();
-        let current = self.fetch_instance(inst).await?;
-        let mut reasons = Vec::new();
-        let mut to_write = Vec::new();
-        for (slot, url) in &wanted {
-            match slot_value(&current, slot) {
-                "" => reasons.push(format!("slot `{}` unset", slot.kind)),
-                u if u == url => continue,
-                u => reasons.push(format!("slot `{}` points at another URL ({})", slot.kind, redact_url(u))),
-            }
-            to_write.push((*slot, url.clone()));
-        }
+        let (reasons, to_write) = self.slot_diff(inst, desired_url, desired).await?;
         if to_write.is_empty() {
             return Ok(WebhookRepair::AlreadyOk);
         }

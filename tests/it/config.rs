@@ -160,6 +160,25 @@ fn each_validation_error_names_its_key() {
         ("[server]\nadmin_token_env = \"NOT_SET_ANYWHERE\"\n", "server.admin_token", "NOT_SET_ANYWHERE"),
         ("[database]\nurl = \"mysql://x\"\n", "database.url", "sqlite:"),
         ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),
+        // Issue 11 §5: the event name a real Evolution 2.3.6 rejected with a 400 on every audit.
+        (
+            "[webhook]\nevents = [\"MESSAGES_UPSERT\", \"CONNECTION_UPDATES\"]\n\
+             [[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "webhook.events[1]",
+            "did you mean `CONNECTION_UPDATE`",
+        ),
+        (
+            "[webhook]\nevents = [\"STATUS_INSTANCE\"]\n\
+             [[providers]]\nname = \"e\"\nkind = \"evolution\"\napi_version = \"v1\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "webhook.events[0]",
+            "Evolution API v1 accepts",
+        ),
+        (
+            "[webhook]\nevents = [\"STATUS_INSTANCE\"]\n\
+             [[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "webhook.events[0]",
+            "pin its api_version = \"v2\"",
+        ),
         (
             "[[providers]]\nname = \"Evo Main\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
             "providers[0].name",

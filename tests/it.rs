@@ -6,7 +6,9 @@ mod it {
     pub mod common;
     pub mod config;
     pub mod faults;
+    pub mod logs;
     pub mod notify;
+    pub mod packaging;
     pub mod process;
     pub mod production;
     pub mod providers;

@@ -15,4 +15,5 @@ mod it {
     pub mod receiver;
     pub mod store;
     pub mod supervisor;
+    pub mod upgrade;
 }

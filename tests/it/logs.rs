@@ -112,7 +112,8 @@ fn colours_on_a_terminal_only_without_no_color() {
         let bin = env!("CARGO_BIN_EXE_wa-sentinel");
         let inner = format!("timeout -s INT 3 {bin} --config {} run", cfg.display());
         let mut c = Command::new("script");
-        c.args(["-qec", &inner, "/dev/null"]).env_remove("NO_COLOR").env_remove("RUST_LOG");
+        c.args(["-qec", &inner, "/dev/null"]).stdin(std::process::Stdio::null());
+        c.env_remove("NO_COLOR").env_remove("RUST_LOG");
         if let Some(v) = no_color {
             c.env("NO_COLOR", v);
         }

@@ -37,6 +37,8 @@ pub struct DemoOptions {
     pub exit_when_done: bool,
     /// Where to listen; `None`: 127.0.0.1:8080, or a free port if that is taken.
     pub listen: Option<std::net::SocketAddr>,
+    /// The daemon's full log on the console too (it always goes to `demo.log`).
+    pub verbose: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum DemoError {
     Simulator(std::io::Error),
     #[error("demo configuration: {0}")]
     Config(String),
+    #[error("cannot create the demo's directory or log file {0}: {1}")]
+    Files(std::path::PathBuf, std::io::Error),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::DaemonError),
     #[error(transparent)]
@@ -84,7 +88,16 @@ fn pick_listen(want: Option<std::net::SocketAddr>) -> std::net::SocketAddr {
 }
 
 /// Run the demo until Ctrl-C (or until done with `exit_when_done`).
+///
+/// The console shows the header, the `NOTICE` lines and the checklist; the
+/// daemon's full log goes to `demo.log` in the demo's directory (kept when the
+/// demo ends), and also to the console with `verbose`.
 pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), DemoError> {
+    let dir = std::env::temp_dir().join(format!("wa-sentinel-demo-{}", uuid::Uuid::now_v7().simple()));
+    let log_file = dir.join("demo.log");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| crate::logging::init_demo(&log_file, opts.verbose))
+        .map_err(|e| DemoError::Files(log_file.clone(), e))?;
     crate::tls::install_crypto();
     let s = if opts.fast { 1 } else { 5 }; // seconds per poll
     let listen = pick_listen(opts.listen);
@@ -131,7 +144,6 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         }
     }
 
-    let dir = std::env::temp_dir().join(format!("wa-sentinel-demo-{}", uuid::Uuid::now_v7().simple()));
     let db_url = format!("sqlite://{}/demo.db", dir.display());
     let mut raw = RawConfig::default();
     raw.database.url = db_url.clone();
@@ -169,6 +181,11 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     println!("  admin token : {admin}");
     println!("  admin API   : curl -H 'Authorization: Bearer {admin}' {public}/api/instances");
     println!("  database    : {}", dir.display());
+    println!(
+        "  daemon log  : {}{}",
+        log_file.display(),
+        if opts.verbose { " (and below)" } else { "   (--verbose: also here)" }
+    );
     println!("  notices appear on the console as `NOTICE ...` lines; Ctrl-C to stop.");
     println!();
 
@@ -183,11 +200,22 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     stop_daemon.cancel();
     script.abort();
     let daemon_result = daemon.await;
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_database(&dir);
+    println!("daemon log kept: {}", log_file.display());
     if let Ok(Err(e)) = daemon_result {
         return Err(e.into());
     }
     outcome
+}
+
+/// The database is throw-away; the log stays for reading after the demo.
+fn remove_database(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("demo.db") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Tick the checklist as scenarios show up in the database.

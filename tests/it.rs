@@ -6,7 +6,9 @@ mod it {
     pub mod common;
     pub mod config;
     pub mod faults;
+    pub mod logs;
     pub mod notify;
+    pub mod packaging;
     pub mod pipelines;
     pub mod process;
     pub mod production;
@@ -14,4 +16,5 @@ mod it {
     pub mod receiver;
     pub mod store;
     pub mod supervisor;
+    pub mod upgrade;
 }

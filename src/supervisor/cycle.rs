@@ -176,7 +176,7 @@ impl Supervisor {
                 let Some(rec) = queue.next() else { break };
                 breaker.issued();
                 let (me, h) = (self.clone(), h.clone());
-                let span = tracing::info_span!("poll", instance = %rec.key.name);
+                let span = tracing::info_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
                 set.spawn(
                     async move {
                         let obs = me.poll_one(&h, &rec.key).await;

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use figment::Jail;
-use wa_sentinel::config::{self, ConfigError, Language, NotifierTarget, ProviderKind};
+use wa_sentinel::config::{self, ConfigError, Language, LogConfig, LogFormat, NotifierTarget, ProviderKind};
 use wa_sentinel::domain::NoticeKind;
 
 const FULL: &str = include_str!("../fixtures/config-full.toml");
@@ -79,6 +79,7 @@ fn every_documented_key_parses() {
         assert_eq!(c.providers[0].webhook_jwt_key.as_ref().unwrap().expose(), "shared-hs256-secret");
         assert_eq!(c.selfcheck.heartbeat_url.as_ref().unwrap().expose(), "https://hc-ping.com/0000");
         assert_eq!(c.selfcheck.quiet_after.as_secs(), 600);
+        assert_eq!(c.log, LogConfig { format: LogFormat::Json, level: "debug,wa_sentinel::supervisor=trace".into() });
         assert_eq!(c.instances[1].token.as_ref().unwrap().expose(), "wapi-inst");
         assert_eq!(c.instances[0].labels.get("plan").map(String::as_str), Some("pro"));
         assert_eq!(c.notifiers.len(), 6);
@@ -159,6 +160,8 @@ fn each_validation_error_names_its_key() {
         ("[server]\nmax_body = \"lots\"\n", "server.max_body", "size"),
         ("[server]\nadmin_token_env = \"NOT_SET_ANYWHERE\"\n", "server.admin_token", "NOT_SET_ANYWHERE"),
         ("[database]\nurl = \"mysql://x\"\n", "database.url", "sqlite:"),
+        ("[log]\nformat = \"logfmt\"\n", "log.format", "\"json\""),
+        ("[log]\nlevel = \"info,[\"\n", "log.level", "log filter"),
         ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),
         // Issue 11 §5: the event name a real Evolution 2.3.6 rejected with a 400 on every audit.
         (

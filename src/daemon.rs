@@ -145,7 +145,7 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
     let ticks = Arc::new(Ticks::default());
     // On SQLite this process supervises (it holds the file lock); on PostgreSQL
     // the lease task below decides.
-    ticks.leader.store(store.backend() == Backend::Sqlite, Ordering::SeqCst);
+    ticks.lead_all.store(store.backend() == Backend::Sqlite, Ordering::SeqCst);
     let (db_url, listen) = (cfg.database.url.clone(), cfg.server.listen);
     let admin = cfg.server.admin_token.is_some();
     let mut current = Generation::start(cfg, &store, &ticks).await?;
@@ -173,19 +173,22 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
                 uuid::Uuid::now_v7().simple()
             );
             let st = state.clone();
-            let refresh = move || {
+            let refresh = move |followed: Vec<String>| {
                 let sup = st.sup();
                 tokio::spawn(async move {
-                    if let Err(e) = sup.refresh_index().await {
+                    if let Err(e) = sup.refresh_index_of(&followed).await {
                         tracing::warn!(error = %e, "cannot refresh the instance index");
                     }
                 })
             };
+            let st = state.clone();
+            let providers = move || st.sup().config().providers.iter().map(|p| p.name.clone()).collect();
             Some(tokio::spawn(crate::lease::run(
                 store.clone(),
                 holder,
                 LEASE_TTL,
                 ticks.clone(),
+                providers,
                 stop_lease.clone(),
                 refresh,
             )))

@@ -14,6 +14,7 @@ mod it {
     pub mod production;
     pub mod providers;
     pub mod receiver;
+    pub mod replicas;
     pub mod store;
     pub mod supervisor;
     pub mod upgrade;

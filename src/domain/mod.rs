@@ -11,7 +11,9 @@
 //! - [`provider`]: [`provider::provider_step`], the provider-wide outage state machine.
 //! - [`gate`]: the one policy gate — may we act on an instance, may we speak about it.
 //! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
+//! - [`assignment`]: which replica leads which provider (replicas share the polling).
 
+pub mod assignment;
 pub mod breaker;
 pub mod gate;
 pub mod health;

@@ -90,6 +90,16 @@ impl Store {
         rows.into_iter().map(InstanceRow::into_record).collect()
     }
 
+    /// `(provider, present instances)`: the weights of the replicas' plan.
+    pub async fn instance_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = on_pool!(self, p => {
+            sqlx::query_as("SELECT provider, COUNT(*) FROM instances WHERE present = TRUE GROUP BY provider")
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows)
+    }
+
     /// `(health, count)` of provider `provider`'s present instances, and its
     /// open outages: the gauges, aggregated by the database instead of loading
     /// rows (retired instances are not counted).

@@ -28,7 +28,8 @@ impl Supervisor {
         let mut set = tokio::task::JoinSet::new();
         // Bounded like the poll: at most `concurrency` audit tasks exist at once.
         let live = Arc::new(Semaphore::new(self.cfg.supervisor.concurrency.max(1)));
-        for rec in records.into_iter().filter(|r| r.state.health != Health::Missing) {
+        // Each provider's instances are audited by its leader only.
+        for rec in records.into_iter().filter(|r| r.state.health != Health::Missing && self.leads(&r.key.provider)) {
             let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
             let p = self.cfg.providers.iter().find(|p| p.name == rec.key.provider).expect("configured").clone();
             let url = format!("{base}/webhooks/{}/{}", p.name, p.webhook_token.expose());
@@ -38,7 +39,7 @@ impl Supervisor {
             set.spawn(
                 async move {
                     let _slot = slot;
-                    let may_write = gate(rec.state.maintenance_until, me.now(), me.is_leader()).act;
+                    let may_write = gate(rec.state.maintenance_until, me.now(), true).act;
                     let res = {
                         let _p = h.calls.acquire().await.expect("open");
                         let _g = me.global.acquire().await.expect("open");

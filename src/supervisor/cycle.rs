@@ -110,7 +110,7 @@ impl Supervisor {
         self: &Arc<Self>,
     ) -> Vec<impl std::future::Future<Output = Result<CycleReport, SupervisorError>> + Send + 'static> {
         let mut out = Vec::new();
-        for p in &self.cfg.providers {
+        for p in self.cfg.providers.iter().filter(|p| self.leads(&p.name)) {
             let progress = self.ticks().provider(&p.name);
             let Ok(guard) = progress.lock.clone().try_lock_owned() else {
                 crate::events::pipeline_skipped(&p.name);

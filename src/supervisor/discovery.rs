@@ -92,6 +92,17 @@ impl Supervisor {
         Ok(all)
     }
 
+    /// Reload the parts of the receiver's index that belong to `providers`
+    /// (those another replica leads: their health changes come from it).
+    pub async fn refresh_index_of(&self, providers: &[String]) -> Result<(), SupervisorError> {
+        for p in providers {
+            let filter = InstanceFilter { provider: Some(p.clone()), ..Default::default() };
+            let present = self.store.instances(&filter).await?;
+            self.index.refresh_provider(p, &present);
+        }
+        Ok(())
+    }
+
     /// Reload the receiver's index from the database (followers, reloads).
     pub async fn refresh_index(&self) -> Result<(), SupervisorError> {
         let present = self.store.instances(&InstanceFilter::default()).await?;

@@ -174,10 +174,10 @@ impl Supervisor {
         self.ticks.get().unwrap_or(&self.own_ticks)
     }
 
-    /// Does this process supervise? Followers record what they see and leave
-    /// recovery actions to the leader (SPEC §8).
-    pub fn is_leader(&self) -> bool {
-        self.ticks.get().is_none_or(|t| t.leader.load(std::sync::atomic::Ordering::Relaxed))
+    /// Does this process lead `provider`? Followers record what they see and
+    /// leave recovery actions, audits and verdicts to its leader (SPEC §8).
+    pub fn leads(&self, provider: &str) -> bool {
+        self.ticks.get().is_none_or(|t| t.leads(provider))
     }
 
     pub fn index(&self) -> &Arc<LiveIndex> {

@@ -31,8 +31,9 @@ pub const STALL_MS: i64 = 30 * 60_000;
 pub struct Ticks {
     /// When any job last fired (Unix ms), 0 before the first tick.
     pub last_tick: AtomicI64,
-    /// Only the leader polls, recovers and audits (SPEC §8); followers tick idle.
-    pub leader: AtomicBool,
+    /// This process leads every provider (SQLite: one process). Otherwise each
+    /// provider's `leader` flag says (PostgreSQL: the replicas share them).
+    pub lead_all: AtomicBool,
     /// One entry per provider, created on first use.
     providers: std::sync::Mutex<HashMap<String, Arc<ProviderProgress>>>,
 }
@@ -40,6 +41,8 @@ pub struct Ticks {
 /// One provider's poll pipeline, as readiness, metrics and the watchdog see it.
 #[derive(Debug, Default)]
 pub struct ProviderProgress {
+    /// This replica holds the provider's lease: it polls, recovers and audits it.
+    pub leader: AtomicBool,
     /// Held while the provider's pipeline runs: two pipelines of one provider
     /// never overlap, not even across a config reload's two generations.
     pub lock: Arc<Mutex<()>>,
@@ -92,7 +95,7 @@ where
         let (lock, ticks, run) = (lock.clone(), ticks.clone(), run.clone());
         Box::pin(async move {
             ticks.last_tick.store(crate::clock::now().0, Ordering::Relaxed);
-            if !ticks.leader.load(Ordering::Relaxed) {
+            if !ticks.leads_any() {
                 return;
             }
             guarded(name, &lock, run()).await;
@@ -101,6 +104,17 @@ where
 }
 
 impl Ticks {
+    /// Does this process lead `provider` (poll, recover, audit, decide)?
+    pub fn leads(&self, provider: &str) -> bool {
+        self.lead_all.load(Ordering::Relaxed) || self.provider(provider).leader.load(Ordering::Relaxed)
+    }
+
+    /// Does this process lead any provider? (Jobs of a pure follower idle.)
+    pub fn leads_any(&self) -> bool {
+        self.lead_all.load(Ordering::Relaxed)
+            || self.all_providers().iter().any(|(_, p)| p.leader.load(Ordering::Relaxed))
+    }
+
     /// The progress entry of `provider`.
     pub fn provider(&self, provider: &str) -> Arc<ProviderProgress> {
         self.providers.lock().unwrap_or_else(|p| p.into_inner()).entry(provider.to_string()).or_default().clone()
@@ -160,9 +174,7 @@ impl Scheduler {
         sched.add(job(&cfg.poll_schedule, "poll", ticks.clone(), Arc::default(), poll.clone())?).await?;
         // A first cycle right away: an operator who starts the daemon wants a
         // verdict now, not at the next tick.
-        if ticks.leader.load(Ordering::Relaxed) {
-            sup.poll_tick();
-        }
+        sup.poll_tick(); // only the providers this process leads
 
         let s = sup.clone();
         sched

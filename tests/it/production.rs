@@ -231,7 +231,14 @@ async fn two_replicas_on_postgres_one_recovery_one_notice_and_takeover_after_sig
     assert!(wait_for(Duration::from_secs(40), || connects() >= 1).await, "nobody reconnected b");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(connects(), 1, "exactly one recovery call between two replicas");
-    let leaders: Vec<usize> = (0..2).filter(|i| log_of(&cfgs[*i]).contains("took the supervisor lease")).collect();
+    let leads = |i: usize| {
+        log_of(&cfgs[i])
+            .lines()
+            .rev()
+            .find(|l| l.contains("provider leadership changed"))
+            .is_some_and(|l| l.contains("\"evo\""))
+    };
+    let leaders: Vec<usize> = (0..2).filter(|i| leads(*i)).collect();
     assert_eq!(leaders.len(), 1, "exactly one leader: {leaders:?}");
     let leader = leaders[0];
     let follower = 1 - leader;
@@ -241,7 +248,7 @@ async fn two_replicas_on_postgres_one_recovery_one_notice_and_takeover_after_sig
     sim.set_behaviour("b", Behaviour::ClosedTransient { reason: 428 });
     let polls = sim.calls("GET", "/instance/connectionState/ok");
     assert!(
-        wait_for(Duration::from_secs(40), || log_of(&cfgs[follower]).contains("took the supervisor lease")).await,
+        wait_for(Duration::from_secs(40), || leads(follower)).await,
         "the follower never took over:\n{}",
         log_of(&cfgs[follower])
     );

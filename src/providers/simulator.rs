@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::config::{ApiVersion, ProviderConfig, ProviderKind, Secret};
+use crate::config::{ProviderConfig, ProviderKind, Secret};
 
 /// What a simulated instance does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,17 +315,9 @@ impl Simulator {
     /// A ready provider config pointing at this simulator (`api_version = auto`).
     pub fn provider_config(&self, name: &str) -> ProviderConfig {
         ProviderConfig {
-            name: name.to_string(),
-            kind: ProviderKind::Evolution,
-            base_url: self.base_url(),
-            api_version: ApiVersion::Auto,
             api_key: Some(Secret::literal(self.api_key.clone())),
-            webhook_token: Secret::literal("sim-webhook-token"),
             discover: true,
-            default_tenant: "default".into(),
-            webhook_body_key: "value".into(),
-            webhook_bearer: None,
-            webhook_jwt_key: None,
+            ..ProviderConfig::new(name, ProviderKind::Evolution, &self.base_url(), Secret::literal("sim-webhook-token"))
         }
     }
 
@@ -486,7 +478,7 @@ fn evo_error(status: u16, phrase: &str, message: Value) -> Response {
     reply(code, json!({"status": status, "error": phrase, "response": {"message": message}}))
 }
 
-fn pct_decode(s: &str) -> String {
+pub(super) fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -509,7 +501,7 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
-fn query_param(query: &str, key: &str) -> Option<String> {
+pub(super) fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (pct_decode(k) == key).then(|| pct_decode(&v.replace('+', " ")))

@@ -13,4 +13,5 @@ mod it {
     pub mod receiver;
     pub mod store;
     pub mod supervisor;
+    pub mod supervisor_kinds;
 }

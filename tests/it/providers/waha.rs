@@ -418,6 +418,14 @@ async fn simulator_round_trip_status_recovery_audit_and_signed_webhooks() {
     // Faults: wrong key, outage.
     let bad = ProviderClient::new(&cfg(&sim.base_url(), Some("wrong"), None), Duration::from_secs(5)).unwrap();
     assert_eq!(bad.status(&s("ok")).await.unwrap_err().class, ErrorClass::Unauthorized);
+    sim.set_latency(Duration::from_millis(1500));
+    let impatient = ProviderClient::new(&pc, Duration::from_millis(300)).unwrap();
+    assert_eq!(
+        impatient.status(&s("ok")).await.unwrap_err().class,
+        ErrorClass::Unreachable,
+        "latency past the timeout"
+    );
+    sim.set_latency(Duration::ZERO);
     sim.set_down(true);
     assert_eq!(c.status(&s("ok")).await.unwrap_err().class, ErrorClass::Unreachable);
 }

@@ -85,13 +85,54 @@ struct Core {
     faults: Mutex<Faults>,
 }
 
+/// A spawned axum server (every simulator's): stops gracefully, bounded, on
+/// [`Serving::shutdown`], and at once when dropped.
+#[derive(Debug)]
+pub struct Serving {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    pub fn spawn(listener: tokio::net::TcpListener, app: axum::Router) -> Serving {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let graceful = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = graceful.await {
+                tracing::warn!(error = %e, "simulator server stopped with an error");
+            }
+        });
+        Serving { stop: Some(stop), task }
+    }
+
+    /// Stop serving and wait for the server task; graceful shutdown can wait
+    /// on idle keep-alive connections, so at most 2 s.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.abort();
+    }
+}
+
 /// The running server. Dropping it stops serving.
 pub struct SimServer {
     base_url: String,
     core: Arc<Core>,
     client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    serving: Serving,
 }
 
 impl std::fmt::Debug for SimServer {
@@ -116,21 +157,12 @@ impl SimServer {
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let app = axum::Router::new().fallback(serve_one).with_state(core.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let graceful = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = graceful.await {
-                tracing::warn!(error = %e, "simulator stopped with an error");
-            }
-        });
+        let serving = Serving::spawn(listener, axum::Router::new().fallback(serve_one).with_state(core.clone()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(SimServer { base_url, core, client, stop: Some(stop), task })
+        Ok(SimServer { base_url, core, client, serving })
     }
 
     pub fn base_url(&self) -> String {
@@ -180,22 +212,23 @@ impl SimServer {
     }
 
     /// Stop serving and wait (bounded) for the server task.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
-        self.task.abort();
+    pub async fn shutdown(self) {
+        self.serving.shutdown().await;
     }
 }
 
-impl Drop for SimServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.task.abort();
+/// The injected latency, then the whole-server outage page (503, HTML) if down.
+pub async fn delay_or_outage(latency: Duration, down: bool) -> Option<Response> {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
+    down.then(|| {
+        Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .header(header::CONTENT_TYPE, "text/html")
+            .body(Body::from("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"))
+            .unwrap_or_default()
+    })
 }
 
 async fn serve_one(State(core): State<Arc<Core>>, req: Request) -> Response {
@@ -210,15 +243,8 @@ async fn serve_one(State(core): State<Arc<Core>>, req: Request) -> Response {
         let fail = f.fails();
         (f.latency, f.down, fail)
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    if down {
-        return Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .header(header::CONTENT_TYPE, "text/html")
-            .body(Body::from("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"))
-            .unwrap_or_default();
+    if let Some(outage) = delay_or_outage(latency, down).await {
+        return outage;
     }
     if fail {
         return json_reply(500, serde_json::json!({"statusCode": 500, "message": "Internal server error"}));

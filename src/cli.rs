@@ -1,11 +1,15 @@
 //! The commands behind the binary (SPEC §1). Each command is a small function
-//! over the library; this is the only place that uses `anyhow`.
+//! over the library; this is the only place that uses `anyhow`. The grammar
+//! itself is in [`args`] (shared with `build.rs`).
 
-use std::path::PathBuf;
+mod args;
+
+pub use args::{Cli, Command};
+
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::config::{self, Config};
 use crate::domain::health::Observation;
@@ -14,79 +18,19 @@ use crate::domain::{InstanceKey, Ts};
 use crate::store::{InstanceFilter, InstanceRecord, Store};
 use crate::supervisor::Supervisor;
 
-#[derive(Debug, Parser)]
-#[command(name = "wa-sentinel", version, about = "Keeps WhatsApp instances on Evolution API and W-API alive.")]
-pub struct Cli {
-    /// Config file (default: $WA_SENTINEL_CONFIG, else ./config.toml).
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
+/// `0.1.0 (commit 3e50c55a1b2c)`: the commit comes from `build.rs` (git, or
+/// the `.git-commit` file that `git archive` fills in; `unknown` otherwise).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("WA_SENTINEL_COMMIT"), ")");
+
+/// The clap command with its version: the one the binary parses and the one
+/// `build.rs` renders as man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command().version(VERSION)
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// The daemon: migrate, supervise, receive webhooks, until SIGTERM/SIGINT.
-    Run,
-    /// Everything on this machine with no setup: simulator, ephemeral SQLite, console notices.
-    Demo {
-        /// Compress the script to seconds (used by the tests).
-        #[arg(long)]
-        fast: bool,
-        /// Exit once every scenario was observed (exit 1 if not in time).
-        #[arg(long)]
-        exit_when_done: bool,
-        /// Listen address (default 127.0.0.1:8080, or a free port if taken).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-    },
-    /// Load and validate the config; print it with secrets redacted.
-    CheckConfig,
-    /// Apply pending database migrations and exit.
-    Migrate,
-    /// Instances with provider, tenant, health, since, last webhook, last restart, open outage.
-    Status {
-        #[arg(long)]
-        json: bool,
-        #[arg(long)]
-        provider: Option<String>,
-        #[arg(long)]
-        tenant: Option<String>,
-    },
-    /// Outages, newest first.
-    History {
-        /// PROVIDER/INSTANCE (default: every instance and provider).
-        instance: Option<String>,
-        #[arg(long)]
-        json: bool,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-    },
-    /// Manual recovery of one instance; respects the cooldown unless --force.
-    Restart {
-        /// PROVIDER/INSTANCE
-        instance: String,
-        #[arg(long)]
-        force: bool,
-    },
-    /// Silence an instance: no restarts, no notices, still polled.
-    Maintenance {
-        /// PROVIDER/INSTANCE
-        instance: String,
-        /// How long, e.g. 2h.
-        #[arg(long = "for", value_name = "DURATION", conflicts_with = "off", required_unless_present = "off")]
-        duration: Option<String>,
-        /// End maintenance now.
-        #[arg(long)]
-        off: bool,
-    },
-}
-
-/// Log to stderr; `RUST_LOG` overrides the default level.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tokio_cron_scheduler=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// Parse the process arguments (exits 2 with clap's message on bad usage).
+pub fn parse() -> Cli {
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 pub use crate::clock::now;
@@ -109,8 +53,8 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Demo { fast, exit_when_done, listen } = cli.command {
-        let opts = crate::demo::DemoOptions { fast, exit_when_done, listen };
+    if let Command::Demo { fast, exit_when_done, listen, verbose } = cli.command {
+        let opts = crate::demo::DemoOptions { fast, exit_when_done, listen, verbose };
         crate::demo::run(opts, crate::daemon::shutdown_on_signals()).await?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -118,6 +62,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if let Err(e) = crate::logging::init(&cfg.log) {
+        eprintln!("warning: logging is not set up: {e}");
+    }
     match cli.command {
         Command::CheckConfig => {
             println!("# effective configuration (secrets redacted)");

@@ -13,6 +13,8 @@
 //! | `flappy-1` | drops and returns repeatedly | one `instance_flapping` instead of a notice storm |
 //! | `phone-2` | logged out, then the QR is re-scanned | a webhook proves it alive: recovered at once, not at the next poll |
 //! | `evo-b` (provider) | goes down, comes back | one `provider_unreachable`, one `provider_recovered` |
+//! | `fresh-1` | never paired (`ownerJid: null`) | one needs-QR notice, never a recovery call |
+//! | `gone-1` | logged out, then deleted on the provider | its outage closed as `retired`, one closing notice |
 //! | `waha-failed-1` (WAHA) | `FAILED` | reads the status, `POST /api/sessions/{s}/restart`, back to `WORKING` |
 //! | `zapi-restore-1` (Z-API) | "You need to restore the session." | `GET …/restore-session`, connected again |
 //!
@@ -42,6 +44,8 @@ pub struct DemoOptions {
     pub exit_when_done: bool,
     /// Where to listen; `None`: 127.0.0.1:8080, or a free port if that is taken.
     pub listen: Option<std::net::SocketAddr>,
+    /// The daemon's full log on the console too (it always goes to `demo.log`).
+    pub verbose: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,8 @@ pub enum DemoError {
     Simulator(std::io::Error),
     #[error("demo configuration: {0}")]
     Config(String),
+    #[error("cannot create the demo's directory or log file {0}: {1}")]
+    Files(std::path::PathBuf, std::io::Error),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::DaemonError),
     #[error(transparent)]
@@ -59,7 +65,7 @@ pub enum DemoError {
 }
 
 /// The scenarios a newcomer should see, in the order they usually happen.
-pub const SCENARIOS: [&str; 10] = [
+pub const SCENARIOS: [&str; 12] = [
     "outage detected (drop-1)",
     "reconnected and recovered (drop-1)",
     "logged out: notice, no restart (logged-out-1)",
@@ -68,6 +74,8 @@ pub const SCENARIOS: [&str; 10] = [
     "flapping collapsed into one notice (flappy-1)",
     "provider outage and recovery (evo-b)",
     "webhook-driven recovery (phone-2)",
+    "never-paired instance: one needs-QR notice, no restarts (fresh-1)",
+    "deleted instance: outage closed as retired (gone-1)",
     "WAHA FAILED restarted and back (waha-failed-1)",
     "Z-API session restored and back (zapi-restore-1)",
 ];
@@ -92,7 +100,16 @@ fn pick_listen(want: Option<std::net::SocketAddr>) -> std::net::SocketAddr {
 }
 
 /// Run the demo until Ctrl-C (or until done with `exit_when_done`).
+///
+/// The console shows the header, the `NOTICE` lines and the checklist; the
+/// daemon's full log goes to `demo.log` in the demo's directory (kept when the
+/// demo ends), and also to the console with `verbose`.
 pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), DemoError> {
+    let dir = std::env::temp_dir().join(format!("wa-sentinel-demo-{}", uuid::Uuid::now_v7().simple()));
+    let log_file = dir.join("demo.log");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| crate::logging::init_demo(&log_file, opts.verbose))
+        .map_err(|e| DemoError::Files(log_file.clone(), e))?;
     crate::tls::install_crypto();
     let s = if opts.fast { 1 } else { 5 }; // seconds per poll
     let listen = pick_listen(opts.listen);
@@ -113,6 +130,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
             ("nohook-1".into(), Behaviour::Open),
             ("flappy-1".into(), Behaviour::Open),
             ("phone-2".into(), Behaviour::Open),
+            ("fresh-1".into(), Behaviour::Unpaired),
+            ("gone-1".into(), Behaviour::Open),
         ],
         ..SimOptions::default()
     })
@@ -130,7 +149,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         let row = json!({"url": url, "enabled": true, "events": ["MESSAGES_UPSERT", "MESSAGES_UPDATE", "CONNECTION_UPDATE", "QRCODE_UPDATED", "SEND_MESSAGE"],
                          "webhookByEvents": false, "webhookBase64": false, "headers": {}});
         let names: Vec<&str> = if name == "evo-a" {
-            vec!["shop-main", "shop-support", "drop-1", "logged-out-1", "zombie-1", "flappy-1", "phone-2"]
+            vec!["shop-main", "shop-support", "drop-1", "logged-out-1", "zombie-1", "flappy-1", "phone-2", "gone-1"]
         } else {
             vec!["branch-1", "branch-2"]
         };
@@ -158,7 +177,6 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         }
     }
 
-    let dir = std::env::temp_dir().join(format!("wa-sentinel-demo-{}", uuid::Uuid::now_v7().simple()));
     let db_url = format!("sqlite://{}/demo.db", dir.display());
     let mut raw = RawConfig::default();
     raw.database.url = db_url.clone();
@@ -221,6 +239,11 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     println!("  admin token : {admin}");
     println!("  admin API   : curl -H 'Authorization: Bearer {admin}' {public}/api/instances");
     println!("  database    : {}", dir.display());
+    println!(
+        "  daemon log  : {}{}",
+        log_file.display(),
+        if opts.verbose { " (and below)" } else { "   (--verbose: also here)" }
+    );
     println!("  notices appear on the console as `NOTICE ...` lines; Ctrl-C to stop.");
     println!();
 
@@ -237,11 +260,22 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     script.abort();
     others.abort();
     let daemon_result = daemon.await;
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_database(&dir);
+    println!("daemon log kept: {}", log_file.display());
     if let Ok(Err(e)) = daemon_result {
         return Err(e.into());
     }
     outcome
+}
+
+/// The database is throw-away; the log stays for reading after the demo.
+fn remove_database(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("demo.db") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Tick the checklist as scenarios show up in the database.
@@ -349,11 +383,21 @@ async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
     if of("phone-2").any(|o| o.recovered_by.as_deref() == Some("webhook")) {
         out.push(SCENARIOS[7]);
     }
-    if recovered_with("waha", "waha-failed-1", "/restart").await? {
+    let fresh = of("fresh-1").map(|o| o.id.clone()).collect::<Vec<_>>();
+    let fresh_told =
+        kinds.iter().any(|(k, _)| k.ends_with(":instance_logged_out") && fresh.iter().any(|id| k.contains(id)));
+    let fresh_called = events_of("fresh-1").await?.iter().any(|e| e.kind == "recovery_result");
+    if fresh_told && !fresh_called {
         out.push(SCENARIOS[8]);
     }
-    if recovered_with("zapi", "zapi-restore-1", "/restore-session").await? {
+    if of("gone-1").any(|o| o.recovered_by.as_deref() == Some("retired")) {
         out.push(SCENARIOS[9]);
+    }
+    if recovered_with("waha", "waha-failed-1", "/restart").await? {
+        out.push(SCENARIOS[10]);
+    }
+    if recovered_with("zapi", "zapi-restore-1", "/restore-session").await? {
+        out.push(SCENARIOS[11]);
     }
     Ok(out)
 }
@@ -379,6 +423,7 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
                             "nohook-1",
                             "flappy-1",
                             "phone-2",
+                            "gone-1",
                         ][..],
                     ),
                     (&b, &["branch-1", "branch-2"][..]),
@@ -411,8 +456,12 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
         a.set_behaviour("drop-1", Behaviour::ClosedTransient { reason: 428 });
         a.set_behaviour("logged-out-1", Behaviour::LoggedOut);
         a.set_behaviour("phone-2", Behaviour::LoggedOut);
+        a.set_behaviour("gone-1", Behaviour::LoggedOut);
         b.set_down(true);
-        at(4).await;
+        at(3).await;
+        // Its operator deletes the logged-out instance on the provider.
+        a.remove_instance("gone-1");
+        at(1).await;
         // Someone re-scanned phone-2's QR code: the session opens and says so by webhook.
         a.set_behaviour("phone-2", Behaviour::Open);
         let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };

@@ -1,5 +1,7 @@
 //! Every observable event in one place: its log line and its counters
 //! together (vector's `emit()` idea), so logs and metrics never disagree.
+//! Field names are stable (`instance`, `provider`, `tenant`, `outage_id`):
+//! JSON logs and searches rely on them.
 
 use crate::domain::health::Change;
 use crate::domain::provider::ProviderChange;
@@ -9,16 +11,16 @@ use crate::domain::{InstanceKey, RecoveryKind};
 pub fn change(key: &InstanceKey, tenant: &str, c: &Change) {
     match c {
         Change::HealthChanged { from, to, reason } => {
-            tracing::info!(instance = %key, tenant, from = from.as_str(), to = to.as_str(), reason = %reason, "health changed")
+            tracing::info!(instance = %key, provider = %key.provider, tenant, from = from.as_str(), to = to.as_str(), reason = %reason, "health changed")
         }
         Change::OutageOpened { id, cause } => {
-            tracing::warn!(instance = %key, tenant, outage = %id, cause = cause.as_str(), "outage opened")
+            tracing::warn!(instance = %key, provider = %key.provider, tenant, outage_id = %id, cause = cause.as_str(), "outage opened")
         }
         Change::OutageClosed { id, recovered_by } => {
-            tracing::info!(instance = %key, tenant, outage = %id, recovered_by = recovered_by.as_str(), "outage closed")
+            tracing::info!(instance = %key, provider = %key.provider, tenant, outage_id = %id, recovered_by = recovered_by.as_str(), "outage closed")
         }
         Change::CauseChanged { id, cause } => {
-            tracing::warn!(instance = %key, outage = %id, cause = cause.as_str(), "outage cause changed")
+            tracing::warn!(instance = %key, outage_id = %id, cause = cause.as_str(), "outage cause changed")
         }
         Change::RecoveryScheduled { kind, attempt, manual } => {
             tracing::info!(instance = %key, action = kind.as_str(), attempt, manual, "recovery scheduled")
@@ -48,9 +50,9 @@ pub fn recovery(key: &InstanceKey, kind: RecoveryKind, attempt: u32, outcome: &s
 pub fn provider_change(provider: &str, c: &ProviderChange) {
     match c {
         ProviderChange::OutageOpened { id, reason } => {
-            tracing::error!(provider, outage = %id, reason = %reason, "provider unreachable")
+            tracing::error!(provider, outage_id = %id, reason = %reason, "provider unreachable")
         }
-        ProviderChange::OutageClosed { id } => tracing::info!(provider, outage = %id, "provider recovered"),
+        ProviderChange::OutageClosed { id } => tracing::info!(provider, outage_id = %id, "provider recovered"),
     }
 }
 
@@ -66,4 +68,12 @@ pub fn webhook_audit(key: &InstanceKey, kind: &str, detail: &str) {
 pub fn tick_skipped(job: &'static str) {
     metrics::counter!("wa_sentinel_ticks_skipped_total", "job" => job).increment(1);
     tracing::debug!(job, "previous run still going: tick skipped");
+}
+
+/// A provider's previous pipeline is still running: its tick is skipped (and
+/// only its own — other providers go on).
+pub fn pipeline_skipped(provider: &str) {
+    metrics::counter!("wa_sentinel_ticks_skipped_total", "job" => "poll", "provider" => provider.to_string())
+        .increment(1);
+    tracing::debug!(provider, "previous poll cycle of this provider still running: tick skipped");
 }

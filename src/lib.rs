@@ -23,8 +23,9 @@
 //!   scripted simulators, with no setup.
 //! - [`lease`]: which replica supervises (PostgreSQL lease; SQLite file lock);
 //!   [`systemd`]: readiness, status and watchdog notifications.
-//! - [`cli`]: the commands behind the binary; [`clock`] and [`tls`] are the
-//!   process-wide edges (wall clock, rustls provider).
+//! - [`cli`]: the commands behind the binary; [`clock`], [`tls`] and
+//!   [`logging`] are the process-wide edges (wall clock, rustls provider,
+//!   where log lines go and their format).
 
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod domain;
 pub mod events;
 pub mod lease;
 pub mod live;
+pub mod logging;
 pub mod notify;
 pub mod providers;
 pub mod server;

@@ -7,7 +7,7 @@
 //! to the database in one batch every few seconds.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{Health, InstanceKey, Ts};
@@ -17,18 +17,22 @@ use crate::store::InstanceRecord;
 pub struct Entry {
     pub id: String,
     pub tenant: String,
-    health: AtomicU8,
-    /// The row version the cached health comes from: an older snapshot never
-    /// overwrites a newer commit.
-    version: AtomicI64,
+    /// The cached health and the row version it comes from, in one word
+    /// (`version << 8 | health`), so that they change together: an older
+    /// snapshot never overwrites a newer commit, even when two writers race.
+    health: AtomicU64,
     last_webhook: AtomicI64,
     dirty: AtomicBool,
     /// When a `connecting` signal was last forwarded (debounce, Unix ms).
     last_connecting: AtomicI64,
 }
 
-fn code(h: Health) -> u8 {
-    Health::ALL.iter().position(|x| *x == h).unwrap_or(0) as u8
+fn code(h: Health) -> u64 {
+    Health::ALL.iter().position(|x| *x == h).unwrap_or(0) as u64
+}
+
+fn pack(h: Health, version: i64) -> u64 {
+    (version.max(0) as u64) << 8 | code(h)
 }
 
 impl Entry {
@@ -36,8 +40,7 @@ impl Entry {
         Entry {
             id,
             tenant,
-            health: AtomicU8::new(code(health)),
-            version: AtomicI64::new(version),
+            health: AtomicU64::new(pack(health, version)),
             last_webhook: AtomicI64::new(last_webhook.map_or(0, |t| t.0)),
             dirty: AtomicBool::new(false),
             last_connecting: AtomicI64::new(0),
@@ -45,14 +48,16 @@ impl Entry {
     }
 
     pub fn health(&self) -> Health {
-        Health::ALL.get(self.health.load(Ordering::Relaxed) as usize).copied().unwrap_or(Health::Unknown)
+        Health::ALL.get((self.health.load(Ordering::Acquire) & 0xff) as usize).copied().unwrap_or(Health::Unknown)
     }
 
-    /// Cache the health of row version `version`, unless a newer one is cached.
+    /// Cache the health of row version `version`, unless a newer one is
+    /// cached: one compare-and-swap on (version, health).
     pub fn set_health(&self, h: Health, version: i64) {
-        if self.version.fetch_max(version, Ordering::AcqRel) <= version {
-            self.health.store(code(h), Ordering::Relaxed);
-        }
+        let next = pack(h, version);
+        let _ = self
+            .health
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| (cur >> 8 <= next >> 8).then_some(next));
     }
 
     /// The coalesced webhook time to write.
@@ -112,24 +117,42 @@ impl LiveIndex {
         {
             let old = self.map.read().expect("index lock");
             for r in records {
-                let prev = old.get(&r.key.provider).and_then(|m| m.get(&r.key.name));
-                let e = match prev {
-                    Some(e) if e.id == r.id && e.tenant == r.tenant => {
-                        e.set_health(r.state.health, r.version);
-                        e.clone()
-                    }
-                    _ => Arc::new(Entry::new(
-                        r.id.clone(),
-                        r.tenant.clone(),
-                        r.state.health,
-                        r.version,
-                        r.state.last_webhook_at,
-                    )),
-                };
+                let e = Self::carry(old.get(&r.key.provider), r);
                 next.entry(r.key.provider.clone()).or_default().insert(r.key.name.clone(), e);
             }
         }
         *self.map.write().expect("index lock") = next;
+    }
+
+    /// Replace one provider's entries with these records (the others are left
+    /// alone): each provider's pipeline refreshes its own part.
+    pub fn refresh_provider(&self, provider: &str, records: &[InstanceRecord]) {
+        let next: HashMap<String, Arc<Entry>> = {
+            let old = self.map.read().expect("index lock");
+            records.iter().map(|r| (r.key.name.clone(), Self::carry(old.get(provider), r))).collect()
+        };
+        self.map.write().expect("index lock").insert(provider.to_string(), next);
+    }
+
+    /// The entry for `r`: the existing one when it is the same row (its
+    /// webhook time and debounce survive), else a new one.
+    fn carry(old: Option<&HashMap<String, Arc<Entry>>>, r: &InstanceRecord) -> Arc<Entry> {
+        match old.and_then(|m| m.get(&r.key.name)) {
+            Some(e) if e.id == r.id && e.tenant == r.tenant => {
+                e.set_health(r.state.health, r.version);
+                e.clone()
+            }
+            _ => {
+                Arc::new(Entry::new(r.id.clone(), r.tenant.clone(), r.state.health, r.version, r.state.last_webhook_at))
+            }
+        }
+    }
+
+    /// Forget a retired instance: its webhooks are answered 202 from now on.
+    pub fn remove(&self, key: &InstanceKey) {
+        if let Some(m) = self.map.write().expect("index lock").get_mut(&key.provider) {
+            m.remove(&key.name);
+        }
     }
 
     pub fn set_health(&self, key: &InstanceKey, h: Health, version: i64) {
@@ -158,6 +181,34 @@ mod tests {
         assert_eq!(e.health(), Health::Connected);
         e.set_health(Health::LoggedOut, 7);
         assert_eq!(e.health(), Health::LoggedOut);
+    }
+
+    /// Issue 11 §5: the health/version pair was updated with a read-then-store;
+    /// two racing writers could leave the older health cached. Whatever the
+    /// interleaving, the health of the highest version must win.
+    #[test]
+    fn issue11_5_racing_writers_leave_the_newest_version_cached() {
+        for round in 0..200 {
+            let e = Arc::new(Entry::new("id".into(), "t".into(), Health::Unknown, 0, None));
+            let threads: Vec<_> = (1..=8i64)
+                .map(|t| {
+                    let e = e.clone();
+                    std::thread::spawn(move || {
+                        for v in 0..200i64 {
+                            let version = v * 8 + t;
+                            let h = if version % 2 == 0 { Health::Connected } else { Health::Disconnected };
+                            e.set_health(h, version);
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            // The highest version written is 199 * 8 + 8 = 1600 (even): Connected.
+            assert_eq!(e.health(), Health::Connected, "round {round}");
+            assert_eq!(e.health.load(Ordering::Acquire) >> 8, 1600);
+        }
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! systemd integration (`Type=notify`): `READY=1` once migrations ran and the
 //! listener is bound, `STATUS=` summaries, `STOPPING=1` on shutdown, and
 //! `WATCHDOG=1` only while the scheduler is ticking — a wedged scheduler stops
-//! the pings and systemd restarts the process. Without `NOTIFY_SOCKET` every
+//! the pings and systemd restarts the process. A slow or hanging *provider* is
+//! never a reason (SPEC §5 rule 15): its pipeline is reported (`/readyz`,
+//! `wa_sentinel_provider_cycle_seconds`, `wa_sentinel_provider_breaker_open`),
+//! and only a process whose every running pipeline is stuck for 30 minutes,
+//! with none finishing, stops the pings. Without `NOTIFY_SOCKET` every
 //! call is a no-op.
 
 use std::sync::Arc;
@@ -49,9 +53,9 @@ pub fn spawn_watchdog(ticks: Arc<Ticks>, started_ms: i64, shutdown: Cancellation
             let now = crate::clock::now().0;
             let last = ticks.last_tick.load(Ordering::Relaxed).max(started_ms);
             let limit = period.as_millis() as i64;
-            if ticks.cycle_stuck(now, limit) {
+            if ticks.wedged(now, crate::supervisor::scheduler::STALL_MS) {
                 tracing::error!(
-                    "a poll cycle has been running for longer than the watchdog period: withholding the ping"
+                    "every running poll cycle has been stuck for 30 minutes and none finished: withholding the ping"
                 );
             } else if now - last <= limit {
                 send(&[NotifyState::Watchdog]);

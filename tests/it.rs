@@ -6,7 +6,10 @@ mod it {
     pub mod common;
     pub mod config;
     pub mod faults;
+    pub mod logs;
     pub mod notify;
+    pub mod packaging;
+    pub mod pipelines;
     pub mod process;
     pub mod production;
     pub mod providers;
@@ -14,4 +17,5 @@ mod it {
     pub mod store;
     pub mod supervisor;
     pub mod supervisor_kinds;
+    pub mod upgrade;
 }

@@ -4,6 +4,7 @@
 //! the value came from, the key, and why it is wrong; all problems are reported
 //! at once.
 
+pub mod events;
 pub mod raw;
 pub mod secret;
 
@@ -30,6 +31,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub webhook: DesiredWebhook,
     pub selfcheck: SelfcheckConfig,
+    pub log: LogConfig,
     pub providers: Vec<ProviderConfig>,
     pub instances: Vec<InstanceConfig>,
     pub notifiers: Vec<NotifierConfig>,
@@ -87,6 +89,20 @@ pub struct SelfcheckConfig {
     pub heartbeat_url: Option<Secret>,
     /// With every provider failing and no webhook for this long, suspect our own network.
     pub quiet_after: Duration,
+}
+
+/// `[log]`: see [`crate::logging`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `EnvFilter` directives; `RUST_LOG` replaces them when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The webhook config the audit enforces on every instance.
@@ -563,7 +579,15 @@ impl Validator<'_> {
             heartbeat_url,
             quiet_after: self.positive_duration("selfcheck.quiet_after", &r.selfcheck.quiet_after),
         };
+        let log = self.log(&r.log);
         let providers = self.providers(&r.providers);
+        // Each provider kind accepts its own event names (issue 11 §5): name
+        // the bad entry now rather than fail every audit with a 400 later.
+        for (i, e) in r.webhook.events.iter().enumerate() {
+            if let Some(why) = providers.iter().find_map(|p| events::rejection(p, e)) {
+                self.bad(format!("webhook.events[{i}]"), why);
+            }
+        }
         let instances = self.instances(&r.instances, &providers);
         let mut notifiers = self.notifiers(&r.notifiers);
         if r.notifiers.is_empty() {
@@ -594,11 +618,30 @@ impl Validator<'_> {
                 base64: r.webhook.base64,
             },
             selfcheck,
+            log,
             providers,
             instances,
             notifiers,
             raw: r.clone(),
         })
+    }
+
+    fn log(&mut self, r: &raw::RawLog) -> LogConfig {
+        let format = match r.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                self.bad("log.format", format!("`{other}`: must be \"text\" or \"json\""));
+                LogFormat::Text
+            }
+        };
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&r.level) {
+            self.bad(
+                "log.level",
+                format!("`{}` is not a log filter like \"info\" or \"info,sqlx=debug\": {e}", r.level),
+            );
+        }
+        LogConfig { format, level: r.level.clone() }
     }
 
     fn providers(&mut self, raws: &[raw::RawProvider]) -> Vec<ProviderConfig> {

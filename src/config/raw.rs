@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub alerts: RawAlerts,
     pub webhook: RawWebhook,
     pub selfcheck: RawSelfcheck,
+    pub log: RawLog,
     pub providers: Vec<RawProvider>,
     pub instances: Vec<RawInstance>,
     pub notifiers: Vec<RawNotifier>,
@@ -189,6 +190,21 @@ impl Default for RawSelfcheck {
             heartbeat_url_file: None,
             quiet_after: "5m".into(),
         }
+    }
+}
+
+/// How log lines look (`text` or `json`) and how much is logged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: String,
+    /// An `EnvFilter` directive string: `info`, `debug`, `info,wa_sentinel::supervisor=debug`.
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { format: "text".into(), level: "info".into() }
     }
 }
 

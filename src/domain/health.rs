@@ -16,6 +16,7 @@
 //! - no notice while in maintenance;
 //! - a provider error never opens an outage nor marks an instance unhealthy.
 
+use super::gate::{Gate, gate};
 use super::notice::{RecoveredBy, dedup_key};
 use super::status::reason_text;
 use super::{Health, InstanceKey, Notice, NoticeKind, Policy, ProviderErrorKind, ProviderStatus, Ts, WebhookSignal};
@@ -71,6 +72,29 @@ impl Cause {
         .find(|c| c.as_str() == s)
     }
 
+    /// How much a cause says (SPEC §5 rule 12): within an outage the cause only
+    /// moves up this order — gone (missing: it supersedes a logout, and is what
+    /// retires the instance) > terminal (logged out, banned) > needs a
+    /// person (QR, unknown state) > replaced (440) > a transient close or a
+    /// silent session > merely connecting. A less informative observation
+    /// never replaces a more specific cause.
+    pub fn rank(self) -> u8 {
+        match self {
+            Cause::Missing => 6,
+            Cause::LoggedOut => 5,
+            Cause::NeedsQr | Cause::NeedsHuman => 4,
+            Cause::Replaced => 3,
+            Cause::Disconnected | Cause::Silent => 2,
+            Cause::Connecting => 1,
+        }
+    }
+
+    /// Only a person can end it (rule 13): no recovery call, and only proof of
+    /// a live session (`open`) ends the outage — not a late message (rule 7).
+    pub fn needs_person(self) -> bool {
+        matches!(self, Cause::LoggedOut | Cause::Missing | Cause::NeedsQr | Cause::NeedsHuman)
+    }
+
     /// The recovery action for this situation (PROVIDERS.md, "Recovery actions"),
     /// or `None` where only a person can help.
     pub fn recovery(self) -> Option<RecoveryKind> {
@@ -78,6 +102,17 @@ impl Cause {
             Cause::Disconnected | Cause::Connecting => Some(RecoveryKind::Reconnect),
             Cause::Silent => Some(RecoveryKind::Restart),
             Cause::Replaced | Cause::NeedsQr | Cause::NeedsHuman | Cause::LoggedOut | Cause::Missing => None,
+        }
+    }
+
+    /// The health an instance has while an outage of this cause is open.
+    pub fn health(self) -> Health {
+        match self {
+            Cause::Disconnected | Cause::Replaced => Health::Disconnected,
+            Cause::Connecting | Cause::NeedsQr => Health::Connecting,
+            Cause::Silent => Health::Degraded,
+            Cause::LoggedOut | Cause::NeedsHuman => Health::LoggedOut,
+            Cause::Missing => Health::Missing,
         }
     }
 
@@ -151,8 +186,11 @@ pub struct InstanceState {
     /// Recovery attempts in the current budget (carries over between outages
     /// unless the instance stayed connected for `reset_after`).
     pub restart_attempts: u32,
-    /// Consecutive observations with reason 440.
+    /// Fresh closes with reason 440 ("session replaced"), each within
+    /// `flap_window` of the one before; the session may open in between.
     pub replaced_count: u32,
+    /// When the last 440 close was seen.
+    pub replaced_at: Option<Ts>,
     /// Instants of Connected <-> down transitions within the flap window.
     pub flap_history: Vec<Ts>,
     pub flapping: Option<Flapping>,
@@ -174,6 +212,7 @@ impl InstanceState {
             last_restart_attempt: None,
             restart_attempts: 0,
             replaced_count: 0,
+            replaced_at: None,
             flap_history: Vec::new(),
             flapping: None,
             maintenance_until: None,
@@ -204,6 +243,9 @@ pub enum Observation {
     Maintenance(Option<Ts>),
     /// An operator asked for a restart (`restart PROVIDER/INSTANCE [--force]`).
     ManualRestart { force: bool },
+    /// The instance was retired: deleted on the provider, removed from the
+    /// config, or its provider removed (rule 14).
+    Retired,
 }
 
 /// Who and when: the facts `step` needs besides state and observation.
@@ -270,6 +312,9 @@ struct Verdict {
     counted: bool,
     /// Opens an outage at once (terminal states, a `close` webhook).
     immediate: bool,
+    /// Proof of a live session (a poll saying open, an `open` webhook), which
+    /// is what ends an outage that needs a person; a message is not.
+    live_session: bool,
 }
 
 fn describe(what: &str, code: Option<u16>) -> String {
@@ -280,8 +325,15 @@ fn describe(what: &str, code: Option<u16>) -> String {
 }
 
 fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
-    let v =
-        |health, cause, reason: String, code, immediate| Verdict { health, cause, reason, code, counted, immediate };
+    let v = |health, cause, reason: String, code, immediate| Verdict {
+        health,
+        cause,
+        reason,
+        code,
+        counted,
+        immediate,
+        live_session: health == Health::Connected,
+    };
     match st {
         ProviderStatus::Connected => v(Health::Connected, None, "open".into(), None, false),
         ProviderStatus::Connecting { qr_pending: true } => {
@@ -355,6 +407,7 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
                     code: None,
                     counted: true,
                     immediate: false,
+                    live_session: false,
                 };
             }
             m.apply(v, RecoveredBy::Poll);
@@ -362,7 +415,8 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
         Observation::Webhook(sig) => match sig {
             WebhookSignal::Open | WebhookSignal::Alive => {
                 m.s.last_webhook_at = Some(now);
-                let v = classify_status(ProviderStatus::Connected, true);
+                let mut v = classify_status(ProviderStatus::Connected, true);
+                v.live_session = sig == WebhookSignal::Open;
                 m.apply(v, RecoveredBy::Webhook);
             }
             WebhookSignal::Connecting { qr_pending } => {
@@ -387,6 +441,7 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
             WebhookSignal::Neutral => {}
         },
         Observation::ManualRestart { force } => m.manual_restart(force),
+        Observation::Retired => m.close_outage(RecoveredBy::Retired),
     }
     StepOutput { state: m.s, actions: m.actions, changes: m.changes }
 }
@@ -404,9 +459,14 @@ impl Machine<'_, '_> {
         self.ctx.now
     }
 
+    /// The policy gate for this instance now (maintenance, leadership).
+    fn gate(&self) -> Gate {
+        gate(self.s.maintenance_until, self.now(), self.ctx.may_recover)
+    }
+
     fn suppressed(&self) -> Option<&'static str> {
-        if self.s.in_maintenance(self.now()) {
-            Some("maintenance")
+        if let Gate { speak: false, why, .. } = self.gate() {
+            why
         } else if self.s.flapping.is_some() {
             Some("flapping")
         } else {
@@ -457,8 +517,9 @@ impl Machine<'_, '_> {
             self.changes.push(Change::FlappingStarted { id: id.clone() });
             self.s.flapping = Some(Flapping { id: id.clone(), since: now });
             let n = self.notice(NoticeKind::InstanceFlapping, &id, now, self.s.reason.clone(), 0, None, 0);
-            if self.s.in_maintenance(now) {
-                self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceFlapping, why: "maintenance" });
+            if let Gate { speak: false, why, .. } = self.gate() {
+                let why = why.unwrap_or("maintenance");
+                self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceFlapping, why });
             } else {
                 self.actions.push(Action::Notify(n));
             }
@@ -493,7 +554,7 @@ impl Machine<'_, '_> {
             provider: self.ctx.key.provider.clone(),
             instance: Some(self.ctx.key.name.clone()),
             tenant: Some(self.ctx.tenant.to_string()),
-            outage_id: outage_id.to_string(),
+            outage_id: Some(outage_id.to_string()),
             started_at,
             at: self.now(),
             reason,
@@ -524,7 +585,11 @@ impl Machine<'_, '_> {
     fn apply(&mut self, v: Verdict, via: RecoveredBy) {
         let was = self.s.health;
         if v.health == Health::Connected {
-            self.s.replaced_count = 0;
+            // A life sign that is not a live session (a late message retry after
+            // a logout) does not end an outage only a person can end (rule 7).
+            if !v.live_session && self.s.outage.as_ref().is_some_and(|o| o.cause.needs_person()) {
+                return;
+            }
             let counted_down = was.is_bad() && self.s.consecutive_failures > 0;
             self.s.consecutive_failures = 0;
             self.set_health(Health::Connected, v.reason);
@@ -536,41 +601,94 @@ impl Machine<'_, '_> {
         }
 
         if v.counted {
-            self.s.consecutive_failures = self.s.consecutive_failures.saturating_add(1);
+            // Saturates at `down_after`: once an outage may open, another bad poll
+            // changes nothing (and costs no write).
+            self.s.consecutive_failures = (self.s.consecutive_failures + 1).min(self.policy.down_after.max(1));
             if was == Health::Connected {
                 self.record_transition();
             }
         }
-        self.s.replaced_count = match v.code {
-            Some(440) => self.s.replaced_count.saturating_add(1),
-            _ if v.counted => 0,
-            _ => self.s.replaced_count,
-        };
         let mut cause = v.cause.expect("a bad verdict has a cause");
-        if cause == Cause::Disconnected && self.s.replaced_count >= self.policy.replaced_limit.max(1) {
-            cause = Cause::Replaced;
+        let mut reason = v.reason;
+        if v.code == Some(440) {
+            // Count each fresh 440 close once (the poll that follows a 440 webhook
+            // sees the same close); the session may reopen in between.
+            if !was.is_bad() {
+                self.note_replaced();
+            }
+            if cause == Cause::Disconnected && self.s.replaced_count >= self.policy.replaced_limit.max(1) {
+                cause = Cause::Replaced;
+                reason = format!(
+                    "session replaced by another connection {} times within {}: two consumers share it, \
+                     a restart makes it worse (statusReason 440)",
+                    self.s.replaced_count,
+                    super::time::human_duration(self.policy.flap_window)
+                );
+            }
         }
-        let terminal = matches!(cause, Cause::LoggedOut | Cause::Missing);
-        let reason = v.reason;
-        self.set_health(v.health, reason.clone());
 
         match self.s.outage.as_mut() {
             Some(o) => {
-                // A counted observation refines the cause (e.g. disconnected -> logged out).
-                if v.counted && o.cause != cause {
+                // Within an outage the cause only becomes more specific (rule 12),
+                // unless the provider contradicts it: a "missing" instance that is
+                // listed again, an unknown state that became a known one.
+                let contradicted = match o.cause {
+                    Cause::Missing => cause != Cause::Missing,
+                    Cause::NeedsHuman => v.counted && cause != Cause::NeedsHuman,
+                    _ => false,
+                };
+                let refines =
+                    cause.rank() > o.cause.rank() || (o.cause == Cause::Silent && cause == Cause::Disconnected);
+                if cause != o.cause && (refines || contradicted) {
                     o.cause = cause;
                     o.reason = reason;
                     let id = o.id.clone();
                     self.changes.push(Change::CauseChanged { id, cause });
                 }
+                // Health follows the outage's cause, not each observation, and
+                // `since` stays the start of the outage: a reconnect loop's flips
+                // are not events.
+                let (health, reason, started) = {
+                    let o = self.s.outage.as_ref().expect("open");
+                    (o.cause.health(), o.reason.clone(), o.started_at)
+                };
+                if health != self.s.health {
+                    let since = self.s.health_since.min(started);
+                    self.set_health(health, reason);
+                    self.s.health_since = since;
+                }
             }
             None => {
-                if v.immediate || terminal || (v.counted && self.s.consecutive_failures >= self.policy.down_after) {
+                let opens = v.immediate
+                    || cause.needs_person()
+                    || (v.counted && self.s.consecutive_failures >= self.policy.down_after);
+                if opens {
+                    self.set_health(v.health, reason.clone());
                     self.open_outage(cause, reason);
+                } else if cause.rank() >= self.pending_rank() {
+                    self.set_health(v.health, reason);
                 }
             }
         }
-        self.outage_duties(self.ctx.may_recover);
+        self.outage_duties(true);
+    }
+
+    /// Before an outage opens: how specific the current bad health is, so a
+    /// `connecting` blip does not replace a `close` (no event per flip).
+    fn pending_rank(&self) -> u8 {
+        match self.s.health {
+            Health::Connecting => Cause::Connecting.rank(),
+            Health::Disconnected | Health::Degraded => Cause::Disconnected.rank(),
+            Health::LoggedOut | Health::Missing => Cause::LoggedOut.rank(),
+            Health::Connected | Health::Unknown => 0,
+        }
+    }
+
+    fn note_replaced(&mut self) {
+        let now = self.now();
+        let recent = self.s.replaced_at.is_some_and(|t| now.since(t) < self.policy.flap_window);
+        self.s.replaced_count = if recent { self.s.replaced_count.saturating_add(1) } else { 1 };
+        self.s.replaced_at = Some(now);
     }
 
     fn open_outage(&mut self, cause: Cause, reason: String) {
@@ -606,28 +724,27 @@ impl Machine<'_, '_> {
         };
         self.changes.push(Change::OutageClosed { id: o.id.clone(), recovered_by });
         if !o.down_notified {
-            return; // nobody was told it was down: no recovery notice either
+            return; // nobody was told it was down: no closing notice either
         }
-        // Whoever was told it was down is told it is back — even if flapping
-        // starts with this very transition (a receiver may hold an open incident).
-        if self.s.in_maintenance(self.now()) {
-            self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceRecovered, why: "maintenance" });
-            return;
-        }
-        let reason = format!("recovered by {} after {}", recovered_by.as_str(), o.reason);
-        let n = self.notice(
-            NoticeKind::InstanceRecovered,
-            &o.id,
-            o.started_at,
-            reason,
-            o.restart_attempts,
-            Some(recovered_by),
-            0,
-        );
+        // Whoever was told it was down is told it ended: even in maintenance
+        // (an owed notice is paid, rule 16) and even if flapping starts with
+        // this very transition (a receiver may hold an open incident).
+        let (kind, reason) = match recovered_by {
+            RecoveredBy::Retired => (
+                NoticeKind::InstanceRetired,
+                format!(
+                    "the instance is gone (deleted on the provider or removed from the configuration); it was down: {}",
+                    o.reason
+                ),
+            ),
+            _ => (NoticeKind::InstanceRecovered, format!("recovered by {} after {}", recovered_by.as_str(), o.reason)),
+        };
+        let n = self.notice(kind, &o.id, o.started_at, reason, o.restart_attempts, Some(recovered_by), 0);
         self.actions.push(Action::Notify(n));
     }
 
     /// With an outage open: recovery under cooldown, the down notice, exhaustion, reminders.
+    /// Recovery also needs the gate's leave to act (not in maintenance, leader).
     fn outage_duties(&mut self, allow_recovery: bool) {
         let now = self.now();
         let Some(o) = self.s.outage.clone() else { return };
@@ -636,11 +753,12 @@ impl Machine<'_, '_> {
         }
         let mut attempted_now = false;
         let mut exhausted_due = false;
-        if allow_recovery && let Some(kind) = o.cause.recovery() {
+        if allow_recovery
+            && self.gate().act
+            && let Some(kind) = o.cause.recovery()
+        {
             let cooled = self.s.next_recovery_allowed(self.policy).is_none_or(|t| now >= t);
-            if self.s.in_maintenance(now) {
-                // Maintenance silences restarts too.
-            } else if self.s.restart_attempts >= self.policy.max_attempts_per_outage {
+            if self.s.restart_attempts >= self.policy.max_attempts_per_outage {
                 // Announced after the down notice below, so they arrive in order.
                 exhausted_due = !o.exhausted_notified && cooled;
             } else if cooled {

@@ -173,16 +173,37 @@ fn missing_instance_is_announced_once() {
 }
 
 #[test]
-fn repeated_440_stops_restarts_and_says_why() {
-    let mut s = Sim::new(Policy { down_after: 1, cooldown: Duration::from_secs(60), ..Policy::default() });
+fn issue11_2_repeated_440_from_real_webhooks_stops_restarts_and_says_why() {
+    // What a real server sends when two consumers share a session: a close
+    // webhook with statusReason 440, Evolution's own reconnect (`open`), and
+    // the next 440 — the session opens in between every time.
+    let mut s = Sim::new(Policy { down_after: 2, ..Policy::default() }); // cooldown 30m
     s.at(0).poll(ProviderStatus::Connected);
-    s.at(1).poll(closed(440));
+    s.at(1).obs(Observation::Webhook(WebhookSignal::Closed { reason: Some(440) }));
     assert_eq!(s.recoveries.len(), 1, "one 440 is a transient drop: reconnect");
-    for m in 2..30 {
+    s.at(2).poll(closed(440)); // the poll sees the same close: not a second 440
+    s.at(3).obs(Observation::Webhook(WebhookSignal::Open));
+    assert!(s.state.outage.is_none());
+    s.at(4).obs(Observation::Webhook(WebhookSignal::Closed { reason: Some(440) }));
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::Replaced, "a second 440 within the window");
+    for m in 5..30 {
         s.at(m).poll(closed(440));
     }
     assert_eq!(s.recoveries.len(), 1, "repeated 440: two consumers share the session, no more restarts");
     assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::Replaced);
+    assert!(s.notices.last().unwrap().reason.contains("replaced"), "{:?}", s.notices.last().unwrap().reason);
+}
+
+#[test]
+fn issue11_2_440s_far_apart_are_each_a_transient_drop() {
+    let p = Policy { down_after: 2, cooldown: Duration::from_secs(60), ..Policy::default() };
+    let mut s = Sim::new(p);
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).obs(Observation::Webhook(WebhookSignal::Closed { reason: Some(440) }));
+    s.at(2).obs(Observation::Webhook(WebhookSignal::Open));
+    s.at(100).obs(Observation::Webhook(WebhookSignal::Closed { reason: Some(440) }));
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::Disconnected, "the last 440 was 99 minutes ago");
+    assert_eq!(s.recoveries.len(), 2);
 }
 
 #[test]
@@ -411,6 +432,7 @@ enum Op {
     Hook(WebhookSignal),
     Maint(Option<i64>),
     Manual,
+    Retire,
 }
 
 fn status() -> impl Strategy<Value = ProviderStatus> {
@@ -423,6 +445,8 @@ fn status() -> impl Strategy<Value = ProviderStatus> {
         1 => reason.prop_map(|reason| ProviderStatus::LoggedOut { reason }),
         1 => Just(ProviderStatus::NotFound),
         1 => Just(ProviderStatus::NotLoaded),
+        1 => Just(ProviderStatus::Unpaired),
+        1 => Just(ProviderStatus::NeedsHuman),
     ]
 }
 
@@ -435,6 +459,8 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     let sig = prop_oneof![
         Just(WebhookSignal::Alive),
+        Just(WebhookSignal::Open),
+        Just(WebhookSignal::Closed { reason: Some(440) }),
         any::<bool>().prop_map(|q| WebhookSignal::Connecting { qr_pending: q }),
         Just(WebhookSignal::Closed { reason: Some(428) }),
         Just(WebhookSignal::LoggedOut { reason: Some(401) }),
@@ -446,6 +472,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => sig.prop_map(Op::Hook),
         1 => prop_oneof![Just(None), (1i64..120).prop_map(Some)].prop_map(Op::Maint),
         1 => Just(Op::Manual),
+        1 => Just(Op::Retire),
     ]
 }
 
@@ -470,7 +497,6 @@ proptest! {
         ops in proptest::collection::vec((op(), 0i64..20), 1..120),
     ) {
         let mut s = Sim::new(p.clone());
-        let mut last_auto: Option<Ts> = None;
         let mut per_outage: HashMap<String, (u32, u32)> = HashMap::new();
         let mut t = 0i64;
         for (o, dt) in ops {
@@ -483,18 +509,42 @@ proptest! {
                 Op::Hook(sig) => Observation::Webhook(sig),
                 Op::Maint(m) => Observation::Maintenance(m.map(|x| Ts((t + x) * MIN))),
                 Op::Manual => Observation::ManualRestart { force: false },
+                Op::Retire => Observation::Retired,
             };
             let is_provider_error = matches!(obs, Observation::ProviderFailed(_));
             let out = s.obs(obs);
 
+            // Rule 12 is checked against the cause *before* the step: a bug that
+            // rewrites the cause inside the step must not hide itself.
+            let same_outage = matches!((&before.outage, &out.state.outage), (Some(b), Some(a)) if a.id == b.id);
+            let cause_before = before.outage.as_ref().map(|o| o.cause);
+            if same_outage {
+                let (b, a) = (before.outage.as_ref().unwrap().cause, out.state.outage.as_ref().unwrap().cause);
+                let contradicted = matches!(b, Cause::Missing | Cause::NeedsHuman);
+                let refined = b == Cause::Silent && a == Cause::Disconnected;
+                prop_assert!(a.rank() >= b.rank() || contradicted || refined, "cause downgraded: {:?} -> {:?}", b, a);
+                if before.health != Health::Unknown && out.state.health != Health::Unknown {
+                    prop_assert!(out.state.health_since <= before.health_since, "since moved inside an outage");
+                }
+            }
             for a in &out.actions {
                 match a {
                     Action::Recover { attempt, .. } => {
-                        // Never inside the cooldown of the previous attempt (of any kind).
+                        // Never inside the (growing) cooldown of the previous attempt.
                         if let Some(prev) = before.last_restart_attempt {
-                            prop_assert!(s.now.since(prev) >= p.cooldown, "restart inside cooldown");
+                            let used = if *attempt > 0 {
+                                out.state.restart_attempts.saturating_sub(1)
+                            } else {
+                                before.restart_attempts
+                            };
+                            let need = p.cooldown_after(used);
+                            prop_assert!(s.now.since(prev) >= need, "restart inside the cooldown of {:?}", need);
                         }
                         if *attempt > 0 {
+                            prop_assert!(
+                                !matches!(cause_before, Some(Cause::LoggedOut | Cause::NeedsQr | Cause::Replaced)),
+                                "automatic recovery of an outage whose cause was {:?}", cause_before
+                            );
                             let cause = out.state.outage.as_ref().map(|o| o.cause);
                             prop_assert!(
                                 matches!(cause, Some(Cause::Disconnected | Cause::Connecting | Cause::Silent)),
@@ -502,20 +552,21 @@ proptest! {
                             );
                             prop_assert!(!matches!(out.state.health, Health::LoggedOut | Health::Missing));
                             prop_assert!(*attempt <= p.max_attempts_per_outage);
-                            last_auto = Some(s.now);
                         }
                     }
                     Action::Notify(n) => {
                         let kind = n.kind;
-                        prop_assert!(!out.state.in_maintenance(s.now), "notice {:?} in maintenance", kind);
-                        let e = per_outage.entry(n.outage_id.clone()).or_default();
+                        let owed = matches!(kind, NoticeKind::InstanceRecovered | NoticeKind::InstanceRetired)
+                            && before.outage.as_ref().is_some_and(|o| o.down_notified);
+                        prop_assert!(owed || !out.state.in_maintenance(s.now), "notice {:?} in maintenance", kind);
+                        let e = per_outage.entry(n.outage_id.clone().unwrap_or_default()).or_default();
                         if n.kind.is_down_class() { e.0 += 1; }
-                        if n.kind == NoticeKind::InstanceRecovered {
+                        if matches!(n.kind, NoticeKind::InstanceRecovered | NoticeKind::InstanceRetired) {
                             prop_assert!(e.0 == 1, "recovered without a down notice");
                             e.1 += 1;
                         }
-                        prop_assert!(e.0 <= 1, "two down-class notices for one outage: {}", &n.outage_id);
-                        prop_assert!(e.1 <= 1, "two recovery notices for one outage: {}", &n.outage_id);
+                        prop_assert!(e.0 <= 1, "two down-class notices for one outage: {:?}", &n.outage_id);
+                        prop_assert!(e.1 <= 1, "two recovery notices for one outage: {:?}", &n.outage_id);
                     }
                 }
             }
@@ -526,13 +577,17 @@ proptest! {
                 prop_assert_eq!(out.state.consecutive_failures, before.consecutive_failures);
                 prop_assert!(out.actions.is_empty());
             }
-            // Whoever was told an outage began is told it ended (unless silenced by maintenance).
+            // Whoever was told an outage began is told it ended, maintenance or not (rule 16).
             for c in &out.changes {
                 if let Change::OutageClosed { id, .. } = c
                     && before.outage.as_ref().is_some_and(|o| &o.id == id && o.down_notified)
-                    && !out.state.in_maintenance(s.now)
                 {
-                    let told = out.notices().any(|n| n.kind == NoticeKind::InstanceRecovered && &n.outage_id == id);
+                    let told = out
+                        .notices()
+                        .any(|n| {
+                            matches!(n.kind, NoticeKind::InstanceRecovered | NoticeKind::InstanceRetired)
+                                && n.outage_id.as_deref() == Some(id)
+                        });
                     prop_assert!(told, "announced outage {} closed without a recovery notice", id);
                 }
             }
@@ -541,6 +596,173 @@ proptest! {
                 prop_assert!(out.state.health != Health::Connected);
             }
         }
-        let _ = last_auto;
     }
+}
+
+// ------------------------------------------- issue 11 §2: causes never downgrade
+
+fn hook(s: &mut Sim, sig: WebhookSignal) -> StepOutput {
+    s.obs(Observation::Webhook(sig))
+}
+
+#[test]
+fn issue11_2_a_qr_webhook_then_a_plain_connecting_poll_keeps_needs_qr_and_never_reconnects() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    hook(s.at(1), WebhookSignal::Connecting { qr_pending: true });
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::NeedsQr);
+    for m in 2..120 {
+        s.at(m).poll(ProviderStatus::Connecting { qr_pending: false });
+        s.at(m).poll(ProviderStatus::Disconnected { reason: None });
+    }
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::NeedsQr, "less information never replaces the cause");
+    assert!(s.recoveries.is_empty(), "a session waiting for a QR is never reconnected");
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut]);
+}
+
+#[test]
+fn issue11_2_a_logout_followed_by_polls_without_a_reason_stays_logged_out() {
+    // v1 polls never carry a reason; v2's fetchInstances follow-up may fail.
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    hook(s.at(1), WebhookSignal::LoggedOut { reason: Some(401) });
+    for m in 2..200 {
+        s.at(m).poll(ProviderStatus::Disconnected { reason: None });
+        s.at(m).poll(ProviderStatus::NotLoaded);
+    }
+    let o = s.state.outage.as_ref().unwrap();
+    assert_eq!(o.cause, Cause::LoggedOut);
+    assert!(o.reason.contains("401"), "{}", o.reason);
+    assert!(s.recoveries.is_empty(), "rule 5: never a reconnect for a logged-out session");
+    assert_eq!(s.state.health, Health::LoggedOut);
+}
+
+#[test]
+fn issue11_2_a_never_paired_instance_waits_for_a_qr_from_the_first_poll() {
+    let mut s = Sim::new(Policy::default()); // down_after 2: needs-a-person needs no second look
+    let out = s.at(0).poll(ProviderStatus::Unpaired);
+    assert_eq!(out.state.outage.as_ref().map(|o| o.cause), Some(Cause::NeedsQr));
+    for m in 1..300 {
+        s.at(m).poll(ProviderStatus::Disconnected { reason: None });
+        hook(s.at(m), WebhookSignal::Connecting { qr_pending: false });
+        s.at(m).poll(ProviderStatus::Unpaired);
+    }
+    assert!(s.recoveries.is_empty(), "never a recovery call for a session that was never paired");
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut], "one notice that says a QR scan is needed");
+    assert!(s.notices[0].reason.contains("QR"), "{}", s.notices[0].reason);
+}
+
+#[test]
+fn issue11_2_a_reconnect_loop_keeps_cause_and_since_and_writes_no_event_per_flip() {
+    // The real server: every poll says `close`, the debounced `connecting`
+    // webhooks (one per 5 s) keep coming.
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(ProviderStatus::Connected);
+    s.changes.clear();
+    let mut t = 0;
+    for i in 1..=120 {
+        t = i * MIN / 12; // every 5 s for 10 minutes
+        s.now = Ts(t);
+        if i % 6 == 0 {
+            s.poll(ProviderStatus::Disconnected { reason: Some(428) });
+        } else {
+            hook(&mut s, WebhookSignal::Connecting { qr_pending: false });
+        }
+    }
+    let _ = t;
+    let o = s.state.outage.clone().expect("an outage is open");
+    assert_eq!(o.cause, Cause::Disconnected);
+    assert_eq!(s.state.health_since, Ts(MIN / 2), "since = the first close, not the last flip");
+    let health_changes = s.changes.iter().filter(|c| matches!(c, Change::HealthChanged { .. })).count();
+    let cause_changes = s.changes.iter().filter(|c| matches!(c, Change::CauseChanged { .. })).count();
+    assert!(health_changes <= 2, "{health_changes} health changes: one per flip?");
+    assert_eq!(cause_changes, 0);
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown]);
+}
+
+#[test]
+fn issue11_2_a_logged_out_outage_ends_on_a_live_session_not_on_a_late_message() {
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(ProviderStatus::Connected);
+    hook(s.at(1), WebhookSignal::LoggedOut { reason: Some(401) });
+    let out = hook(s.at(2), WebhookSignal::Alive); // a late message retry from the provider
+    assert!(out.state.outage.is_some(), "a message is not a live session");
+    assert_eq!(out.state.health, Health::LoggedOut);
+    hook(s.at(3), WebhookSignal::LoggedOut { reason: Some(401) });
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut], "no recovered/logged-out pair");
+    hook(s.at(4), WebhookSignal::Open);
+    assert!(s.state.outage.is_none());
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut, NoticeKind::InstanceRecovered]);
+}
+
+#[test]
+fn issue11_2_a_message_still_recovers_a_transient_outage_at_once() {
+    let mut s = Sim::new(Policy::default());
+    s.at(0).poll(ProviderStatus::Connected);
+    hook(s.at(1), WebhookSignal::Closed { reason: Some(428) });
+    hook(s.at(2), WebhookSignal::Alive);
+    assert!(s.state.outage.is_none(), "rule 7");
+}
+
+#[test]
+fn issue11_2_missing_is_contradicted_by_a_provider_that_lists_the_instance_again() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::NotFound);
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::Missing);
+    s.at(1).poll(closed(428));
+    assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::Disconnected, "the provider says it exists");
+    assert_eq!(s.recoveries.len(), 1);
+}
+
+// ------------------------------------------------- issue 11 §3: lifecycle
+
+#[test]
+fn issue11_3_retiring_closes_an_announced_outage_with_one_final_notice() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).poll(closed(428));
+    s.at(2).poll(ProviderStatus::NotFound);
+    let out = s.at(3).obs(Observation::Retired);
+    assert!(out.state.outage.is_none());
+    assert!(out.changes.contains(&Change::OutageClosed { id: "id2".into(), recovered_by: RecoveredBy::Retired }));
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown, NoticeKind::InstanceRetired]);
+    assert_eq!(s.notices[1].dedup_key, "outage:id2:instance_retired");
+    assert!(out.actions.iter().all(|a| matches!(a, Action::Notify(_))));
+}
+
+#[test]
+fn issue11_3_retiring_without_an_announced_outage_says_nothing() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).obs(Observation::Maintenance(Some(Ts(60 * MIN))));
+    s.at(1).poll(closed(428)); // an outage nobody was told about
+    let out = s.at(2).obs(Observation::Retired);
+    assert!(out.state.outage.is_none());
+    assert!(s.notices.is_empty());
+    let mut r = Sim::new(Policy::default());
+    r.at(0).poll(ProviderStatus::Connected);
+    let out = r.at(1).obs(Observation::Retired);
+    assert!(out.actions.is_empty());
+}
+
+// ------------------------------------------------ issue 11 §4: maintenance
+
+#[test]
+fn issue11_4_an_outage_announced_before_maintenance_gets_its_recovery_notice() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).poll(closed(428));
+    s.at(2).obs(Observation::Maintenance(Some(Ts(60 * MIN))));
+    s.at(3).poll(ProviderStatus::Connected);
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown, NoticeKind::InstanceRecovered], "owed notices are paid");
+}
+
+#[test]
+fn issue11_4_an_outage_that_began_and_ended_inside_maintenance_stays_silent() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).obs(Observation::Maintenance(Some(Ts(60 * MIN))));
+    s.at(1).poll(closed(428));
+    s.at(2).poll(ProviderStatus::Connected);
+    s.at(61).poll(ProviderStatus::Connected);
+    assert!(s.notices.is_empty());
+    assert!(s.recoveries.is_empty());
 }

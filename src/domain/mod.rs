@@ -9,7 +9,11 @@
 //! - [`notice`]: notice kinds, severities and dedup keys.
 //! - [`health`]: [`health::step`], the instance state machine.
 //! - [`provider`]: [`provider::provider_step`], the provider-wide outage state machine.
+//! - [`gate`]: the one policy gate — may we act on an instance, may we speak about it.
+//! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
 
+pub mod breaker;
+pub mod gate;
 pub mod health;
 pub mod instance;
 pub mod notice;

@@ -23,10 +23,14 @@ pub enum NoticeKind {
     Reminder,
     /// wa-sentinel itself seems cut off: no provider answers and no webhook arrives.
     SentinelIsolated,
+    /// An instance with an announced outage was retired (deleted on the
+    /// provider, removed from the config): the outage is closed, so whoever
+    /// was told it began can close the incident.
+    InstanceRetired,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 11] = [
+    pub const ALL: [NoticeKind; 12] = [
         NoticeKind::InstanceDown,
         NoticeKind::InstanceLoggedOut,
         NoticeKind::InstanceMissing,
@@ -38,6 +42,7 @@ impl NoticeKind {
         NoticeKind::WebhookRepaired,
         NoticeKind::Reminder,
         NoticeKind::SentinelIsolated,
+        NoticeKind::InstanceRetired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +58,7 @@ impl NoticeKind {
             NoticeKind::WebhookRepaired => "webhook_repaired",
             NoticeKind::Reminder => "reminder",
             NoticeKind::SentinelIsolated => "sentinel_isolated",
+            NoticeKind::InstanceRetired => "instance_retired",
         }
     }
 
@@ -73,9 +79,10 @@ impl NoticeKind {
             | NoticeKind::ProviderUnreachable
             | NoticeKind::SentinelIsolated => Severity::Critical,
             NoticeKind::InstanceMissing | NoticeKind::InstanceFlapping | NoticeKind::Reminder => Severity::Warning,
-            NoticeKind::InstanceRecovered | NoticeKind::ProviderRecovered | NoticeKind::WebhookRepaired => {
-                Severity::Info
-            }
+            NoticeKind::InstanceRecovered
+            | NoticeKind::ProviderRecovered
+            | NoticeKind::WebhookRepaired
+            | NoticeKind::InstanceRetired => Severity::Info,
         }
     }
 }
@@ -102,6 +109,8 @@ pub enum RecoveredBy {
     Webhook,
     Restart,
     Manual,
+    /// The instance was retired (deleted on the provider, removed from the config).
+    Retired,
 }
 
 impl RecoveredBy {
@@ -111,6 +120,7 @@ impl RecoveredBy {
             RecoveredBy::Webhook => "webhook",
             RecoveredBy::Restart => "restart",
             RecoveredBy::Manual => "manual",
+            RecoveredBy::Retired => "retired",
         }
     }
 }
@@ -123,7 +133,10 @@ pub struct Notice {
     /// `None` for provider-wide notices.
     pub instance: Option<String>,
     pub tenant: Option<String>,
-    pub outage_id: String,
+    /// The outage (or episode) the notice belongs to; `None` for notices that
+    /// belong to no outage (`webhook_repaired`), whose dedup key has its own
+    /// namespace (`webhook:<instance id>:<ms>`).
+    pub outage_id: Option<String>,
     pub started_at: Ts,
     pub at: Ts,
     /// Human cause, e.g. "connection closed (statusReason 428)".
@@ -154,6 +167,12 @@ pub fn dedup_key(outage_id: &str, kind: NoticeKind, sequence: u32) -> String {
     } else {
         format!("outage:{outage_id}:{kind}")
     }
+}
+
+/// The dedup key of a `webhook_repaired` notice, which belongs to no outage:
+/// `webhook:<instance id>:<ms>`.
+pub fn repair_dedup_key(instance_id: &str, at: super::Ts) -> String {
+    format!("webhook:{instance_id}:{}", at.0)
 }
 
 #[cfg(test)]

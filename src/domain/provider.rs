@@ -69,7 +69,7 @@ pub fn provider_step(
         provider: provider.to_string(),
         instance: None,
         tenant: None,
-        outage_id: o.id.clone(),
+        outage_id: Some(o.id.clone()),
         started_at: o.started_at,
         at: now,
         reason: o.reason.clone(),

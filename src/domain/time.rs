@@ -31,6 +31,20 @@ impl Ts {
     }
 }
 
+/// Serde: an instant as RFC 3339 UTC text, the one time format of every JSON
+/// a user reads (`status --json`, `history --json`, `/api/*`).
+pub fn serialize_rfc3339<S: serde::Serializer>(t: &Ts, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.rfc3339())
+}
+
+/// Serde: an optional instant as RFC 3339 UTC text or `null`.
+pub fn serialize_opt_rfc3339<S: serde::Serializer>(t: &Option<Ts>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.rfc3339()),
+        None => s.serialize_none(),
+    }
+}
+
 /// Milliseconds in `d`, saturating at `i64::MAX`.
 pub fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -16,15 +16,19 @@ use crate::store::OutboxEntry;
 pub fn route<'a>(notifiers: &[NotifierConfig], notices: impl IntoIterator<Item = &'a Notice>) -> Vec<OutboxEntry> {
     let mut out = Vec::new();
     for n in notices {
-        let payload = serde_json::to_string(n).expect("a notice serialises");
         for target in notifiers.iter().filter(|t| t.accepts(n.kind, n.tenant.as_deref())) {
-            out.push(OutboxEntry {
-                dedup_key: n.dedup_key.clone(),
-                notifier: target.name.clone(),
-                kind: n.kind.as_str().to_string(),
-                payload: payload.clone(),
-            });
+            out.push(entry(n, &target.name));
         }
     }
     out
+}
+
+/// The outbox row of one notice for one notifier.
+pub fn entry(n: &Notice, notifier: &str) -> OutboxEntry {
+    OutboxEntry {
+        dedup_key: n.dedup_key.clone(),
+        notifier: notifier.to_string(),
+        kind: n.kind.as_str().to_string(),
+        payload: serde_json::to_string(n).expect("a notice serialises"),
+    }
 }

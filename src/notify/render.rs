@@ -37,10 +37,12 @@ fn how(r: Option<RecoveredBy>, lang: Language) -> &'static str {
         (Some(RecoveredBy::Webhook), Language::En) => "a webhook proved it alive",
         (Some(RecoveredBy::Restart), Language::En) => "the recovery action worked",
         (Some(RecoveredBy::Manual), Language::En) => "a manual action",
+        (Some(RecoveredBy::Retired), Language::En) => "the instance was retired",
         (_, Language::En) => "it came back by itself (seen by a poll)",
         (Some(RecoveredBy::Webhook), Language::PtBr) => "um webhook provou que está ativa",
         (Some(RecoveredBy::Restart), Language::PtBr) => "a ação de recuperação funcionou",
         (Some(RecoveredBy::Manual), Language::PtBr) => "uma ação manual",
+        (Some(RecoveredBy::Retired), Language::PtBr) => "a instância foi retirada",
         (_, Language::PtBr) => "voltou sozinha (vista por uma verificação)",
     }
 }
@@ -114,6 +116,11 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     format!("wa-sentinel reaches no provider and receives no webhooks: {}; instance verdicts are held", n.reason),
                     "Check the network of the machine wa-sentinel runs on (DNS, firewall, outbound routes) before suspecting the providers.".to_string(),
                 ),
+                NoticeKind::InstanceRetired => (
+                    "Instance retired".to_string(),
+                    format!("{w} is no longer supervised (deleted on the provider or removed from the configuration); its outage of {dur} is closed"),
+                    "Nothing to do; close the incident. A new instance under the same name starts with a fresh record.".to_string(),
+                ),
             };
             let body = format!("{summary}.\nSince: {since} ({dur} ago).\nWhat to do: {todo}");
             Rendered { title, summary, body }
@@ -180,6 +187,11 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     "wa-sentinel isolado".to_string(),
                     format!("o wa-sentinel não alcança nenhum provedor e não recebe webhooks: {}; os diagnósticos das instâncias estão suspensos", n.reason),
                     "Verifique a rede da máquina do wa-sentinel (DNS, firewall, rotas de saída) antes de suspeitar dos provedores.".to_string(),
+                ),
+                NoticeKind::InstanceRetired => (
+                    "Instância retirada".to_string(),
+                    format!("{w} não é mais supervisionada (apagada no provedor ou removida da configuração); a queda de {dur} foi encerrada"),
+                    "Nada a fazer; encerre o incidente. Uma nova instância com o mesmo nome começa com um registro novo.".to_string(),
                 ),
             };
             let body = format!("{summary}.\nDesde: {since} (há {dur}).\nO que fazer: {todo}");

@@ -17,8 +17,6 @@
 //! is `Disconnected { reason: None }` without a second call. A failed
 //! follow-up degrades to `Disconnected { reason: None }`.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -49,8 +47,9 @@ pub struct EvolutionClient {
     http: Http,
     api_key: Option<Secret>,
     configured: ApiVersion,
-    detected: Mutex<Option<EvoVersion>>,
-    warned: AtomicBool,
+    /// Detected once per client (per config generation); concurrent first
+    /// calls wait for the one probe in flight (single-flight).
+    detected: tokio::sync::OnceCell<EvoVersion>,
 }
 
 impl EvolutionClient {
@@ -59,8 +58,7 @@ impl EvolutionClient {
             http: Http::new(&cfg.base_url, request_timeout)?,
             api_key: cfg.api_key.clone(),
             configured: cfg.api_version,
-            detected: Mutex::new(None),
-            warned: AtomicBool::new(false),
+            detected: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -71,9 +69,12 @@ impl EvolutionClient {
             ApiVersion::V2 => return Ok(EvoVersion::V2),
             ApiVersion::Auto => {}
         }
-        if let Some(v) = *self.detected.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Ok(v);
-        }
+        self.detected.get_or_try_init(|| self.probe_version()).await.copied()
+    }
+
+    /// `GET /` (no key): its `version` says v1 or v2. Unreachable is an error
+    /// (not cached: the next call probes again); anything else falls back to v2.
+    async fn probe_version(&self) -> Result<EvoVersion, ProviderError> {
         let (v, why) = match self.http.send(self.http.client().get(self.http.url(&[])), "GET /").await {
             Ok(r) => match r.json.get("version").and_then(Value::as_str).and_then(major_of) {
                 Some(1) => (EvoVersion::V1, None),
@@ -83,12 +84,9 @@ impl EvolutionClient {
             Err(e) if e.class == ErrorClass::Unreachable => return Err(e),
             Err(e) => (EvoVersion::V2, Some(format!("`GET /` failed ({e})"))),
         };
-        if let Some(why) = why
-            && !self.warned.swap(true, Ordering::Relaxed)
-        {
+        if let Some(why) = why {
             tracing::warn!("Evolution API version detection: {why}; assuming v2 (set api_version to override)");
         }
-        *self.detected.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
         Ok(v)
     }
 
@@ -110,7 +108,6 @@ impl EvolutionClient {
 
 impl Provider for EvolutionClient {
     async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
-        let v = self.version().await?;
         let what = format!("GET /instance/connectionState/{}", inst.name);
         let r = match self.http.send(self.get(&["instance", "connectionState", &inst.name]), &what).await {
             Ok(r) => r,
@@ -125,10 +122,9 @@ impl Provider for EvolutionClient {
             Some(Value::String(s)) => match s.as_str() {
                 "open" => ProviderStatus::Connected,
                 "connecting" => ProviderStatus::Connecting { qr_pending: false },
-                "close" | "refused" => match v {
-                    EvoVersion::V2 => self.close_reason(&inst.name).await,
-                    EvoVersion::V1 => ProviderStatus::Disconnected { reason: None },
-                },
+                // v2's row tells the reason code; both versions' rows tell
+                // whether the instance was ever paired (an owner).
+                "close" | "refused" => self.close_reason(&inst.name).await,
                 other => {
                     return Err(ProviderError::new(
                         ErrorClass::BadResponse,
@@ -145,14 +141,14 @@ impl Provider for EvolutionClient {
 
     async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
         let r = self.http.send(self.get(&["instance", "fetchInstances"]), "GET /instance/fetchInstances").await?;
-        let names = instance_names(&r.json);
-        if names.is_empty() && !matches!(&r.json, Value::Array(a) if a.is_empty()) {
+        let found = instance_rows(&r.json);
+        if found.is_empty() && !matches!(&r.json, Value::Array(a) if a.is_empty()) {
             return Err(ProviderError::new(
                 ErrorClass::BadResponse,
                 "GET /instance/fetchInstances: no instance names in the answer",
             ));
         }
-        Ok(names.into_iter().map(|name| Discovered { name, token: None }).collect())
+        Ok(found.into_iter().map(|(name, provider_id)| Discovered { name, token: None, provider_id }).collect())
     }
 
     async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
@@ -180,6 +176,15 @@ impl Provider for EvolutionClient {
 
     async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
         Ok(self.read_webhook(inst).await?.0)
+    }
+
+    async fn check_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<Vec<String>, ProviderError> {
+        Ok(webhook_diff(self.read_webhook(inst).await?.0.as_ref(), desired_url, desired))
     }
 
     async fn apply_webhook(
@@ -263,20 +268,34 @@ fn major_of(version: &str) -> Option<u32> {
     version.trim().trim_start_matches('v').split('.').next()?.parse().ok()
 }
 
-/// v2 fetchInstances rows (or a v1 single object) → the status of a `close`.
+/// fetchInstances rows (v2 `{name, ownerJid, connectionStatus,
+/// disconnectionReasonCode}`, v1 `{instance: {instanceName, owner}}`, or a v1
+/// single object) → the status of a `close`. A terminal reason wins; then an
+/// instance with no owner was never paired and waits for its first QR scan
+/// (observed on a real 2.3.6 server: restarting it only starts a socket that
+/// loops `connecting`).
 pub fn close_status_from_rows(json: &Value, name: &str) -> ProviderStatus {
     let rows: Vec<&Value> = match json {
         Value::Array(a) => a.iter().collect(),
         other => vec![other],
     };
-    let row = rows.into_iter().find(|r| r.get("name").and_then(Value::as_str) == Some(name));
+    let v1 = |r: &Value| r.get("instance").filter(|i| i.is_object()).cloned();
+    let row = rows.into_iter().find(|r| {
+        r.get("name").and_then(Value::as_str) == Some(name)
+            || v1(r).and_then(|i| i.get("instanceName").and_then(Value::as_str).map(str::to_string)).as_deref()
+                == Some(name)
+    });
     let Some(row) = row else {
         return ProviderStatus::Disconnected { reason: None };
     };
+    let row = v1(row).unwrap_or_else(|| row.clone());
     let code = row.get("disconnectionReasonCode").and_then(as_u16);
     let db_closed = row.get("connectionStatus").and_then(Value::as_str) == Some("close");
+    let owned =
+        ["ownerJid", "owner"].iter().any(|k| row.get(*k).and_then(Value::as_str).is_some_and(|o| !o.is_empty()));
     match code {
         Some(c) if db_closed && TERMINAL_REASONS.contains(&c) => ProviderStatus::LoggedOut { reason: Some(c) },
+        _ if !owned => ProviderStatus::Unpaired,
         Some(c) if db_closed => ProviderStatus::Disconnected { reason: Some(c) },
         _ => ProviderStatus::Disconnected { reason: None },
     }
@@ -285,12 +304,24 @@ pub fn close_status_from_rows(json: &Value, name: &str) -> ProviderStatus {
 /// Instance names from fetchInstances: v2 rows with `name`, v1 `{instance:{instanceName}}`,
 /// or a single v1 object.
 pub fn instance_names(json: &Value) -> Vec<String> {
-    let one = |r: &Value| -> Option<String> {
-        r.get("name")
+    instance_rows(json).into_iter().map(|(n, _)| n).collect()
+}
+
+/// `(name, Evolution's id)` of each fetchInstances row: v2 `id`, v1 `instance.instanceId`.
+pub fn instance_rows(json: &Value) -> Vec<(String, Option<String>)> {
+    let one = |r: &Value| -> Option<(String, Option<String>)> {
+        let v1 = r.get("instance");
+        let name = r
+            .get("name")
             .and_then(Value::as_str)
-            .or_else(|| r.get("instance").and_then(|i| i.get("instanceName")).and_then(Value::as_str))
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
+            .or_else(|| v1.and_then(|i| i.get("instanceName")).and_then(Value::as_str))
+            .filter(|s| !s.is_empty())?;
+        let id = r
+            .get("id")
+            .and_then(Value::as_str)
+            .or_else(|| v1.and_then(|i| i.get("instanceId")).and_then(Value::as_str))
+            .filter(|s| !s.is_empty());
+        Some((name.to_string(), id.map(str::to_string)))
     };
     match json {
         Value::Array(a) => a.iter().filter_map(one).collect(),
@@ -530,7 +561,8 @@ mod tests {
 
     #[test]
     fn close_rows_trust_code_only_when_db_says_close() {
-        let j: Value = serde_json::json!([{"name":"a","connectionStatus":"open","disconnectionReasonCode":401}]);
+        let j: Value =
+            serde_json::json!([{"name":"a","ownerJid":"55@s","connectionStatus":"open","disconnectionReasonCode":401}]);
         assert_eq!(close_status_from_rows(&j, "a"), ProviderStatus::Disconnected { reason: None });
         let j: Value = serde_json::json!([{"name":"a","connectionStatus":"close","disconnectionReasonCode":403}]);
         assert_eq!(close_status_from_rows(&j, "a"), ProviderStatus::LoggedOut { reason: Some(403) });

@@ -80,6 +80,10 @@ pub struct Discovered {
     /// Evolution: the global key works everywhere, so instance tokens are not
     /// copied around.
     pub token: Option<Secret>,
+    /// The provider's own id of the instance (Evolution's uuid), when it has
+    /// one apart from the name: a different id under a known name is a new
+    /// instance (SPEC §5 rule 14).
+    pub provider_id: Option<String>,
 }
 
 /// How a provider call failed.
@@ -301,6 +305,20 @@ impl Provider for ProviderClient {
         }
     }
 
+    async fn check_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<Vec<String>, ProviderError> {
+        match self {
+            ProviderClient::Evolution(c) => c.check_webhook(inst, desired_url, desired).await,
+            ProviderClient::Wapi(c) => c.check_webhook(inst, desired_url, desired).await,
+            ProviderClient::Waha(c) => c.check_webhook(inst, desired_url, desired).await,
+            ProviderClient::Zapi(c) => c.check_webhook(inst, desired_url, desired).await,
+        }
+    }
+
     async fn apply_webhook(
         &self,
         inst: &InstanceRef,
@@ -343,6 +361,16 @@ pub trait Provider {
         &self,
         inst: &InstanceRef,
     ) -> impl Future<Output = Result<Option<WebhookSettings>, ProviderError>> + Send;
+
+    /// Read-only audit: why the instance's webhook config differs from the
+    /// desired one (empty: it matches). Used while the instance is in
+    /// maintenance, when nothing may be written (SPEC §5 rule 16).
+    fn check_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> impl Future<Output = Result<Vec<String>, ProviderError>> + Send;
 
     /// Diff-based repair: read, compare, write only when needed (keeping the
     /// operator's events and headers), read back to verify.

@@ -45,6 +45,14 @@ pub enum Behaviour {
     ZombieOpen,
     /// Session replaced (440): `close`; `connect` revives it.
     Replaced,
+    /// Paired, but every reconnect fails (observed on a real 2.3.6 server): polls
+    /// keep saying `close`, `connect` starts a socket that loops `connecting`
+    /// (the test posts those webhooks, ~3 a second on the real server).
+    ReconnectLoop,
+    /// Never paired (observed on a real 2.3.6 server): `close`, `ownerJid:
+    /// null` in fetchInstances; `connect` only issues a QR code and the socket
+    /// loops `connecting` while polls keep saying `close`.
+    Unpaired,
 }
 
 impl Behaviour {
@@ -52,16 +60,19 @@ impl Behaviour {
         match self {
             Behaviour::Open | Behaviour::ZombieOpen => "open",
             Behaviour::ConnectingWithQr => "connecting",
-            Behaviour::ClosedTransient { .. } | Behaviour::LoggedOut | Behaviour::Banned | Behaviour::Replaced => {
-                "close"
-            }
+            Behaviour::ClosedTransient { .. }
+            | Behaviour::LoggedOut
+            | Behaviour::Banned
+            | Behaviour::Replaced
+            | Behaviour::ReconnectLoop
+            | Behaviour::Unpaired => "close",
         }
     }
 
     /// The DB column `connectionStatus` (not written on transient drops).
     fn db_status(self) -> &'static str {
         match self {
-            Behaviour::LoggedOut | Behaviour::Banned => "close",
+            Behaviour::LoggedOut | Behaviour::Banned | Behaviour::Unpaired => "close",
             Behaviour::ConnectingWithQr => "connecting",
             _ => "open",
         }
@@ -221,40 +232,8 @@ pub struct Simulator {
     serving: super::sim_server::Serving,
 }
 
-/// v2's webhook event enum (`webhook.schema.ts`), for `webhook/set` validation.
-const V2_EVENTS: &[&str] = &[
-    "APPLICATION_STARTUP",
-    "QRCODE_UPDATED",
-    "MESSAGES_SET",
-    "MESSAGES_UPSERT",
-    "MESSAGES_EDITED",
-    "MESSAGES_UPDATE",
-    "MESSAGES_DELETE",
-    "SEND_MESSAGE",
-    "SEND_MESSAGE_UPDATE",
-    "CONTACTS_SET",
-    "CONTACTS_UPSERT",
-    "CONTACTS_UPDATE",
-    "PRESENCE_UPDATE",
-    "CHATS_SET",
-    "CHATS_UPSERT",
-    "CHATS_UPDATE",
-    "CHATS_DELETE",
-    "GROUPS_UPSERT",
-    "GROUP_UPDATE",
-    "GROUP_PARTICIPANTS_UPDATE",
-    "CONNECTION_UPDATE",
-    "LABELS_EDIT",
-    "LABELS_ASSOCIATION",
-    "CALL",
-    "TYPEBOT_START",
-    "TYPEBOT_CHANGE_STATUS",
-    "REMOVE_INSTANCE",
-    "LOGOUT_INSTANCE",
-    "INSTANCE_CREATE",
-    "INSTANCE_DELETE",
-    "STATUS_INSTANCE",
-];
+/// v2's webhook event enum, for `webhook/set` validation.
+const V2_EVENTS: &[&str] = crate::config::events::EVOLUTION_V2;
 
 impl Simulator {
     /// Bind 127.0.0.1:0 and serve until dropped or [`Simulator::shutdown`].
@@ -522,7 +501,8 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
                 .filter(|(n, _)| wanted.as_ref().is_none_or(|w| w == *n))
                 .map(|(n, i)| {
                     json!({"id": i.id, "name": n, "connectionStatus": i.behaviour.db_status(),
-                           "ownerJid": "5511987654321@s.whatsapp.net", "integration": "WHATSAPP-BAILEYS",
+                           "ownerJid": (i.behaviour != Behaviour::Unpaired).then_some("5511987654321@s.whatsapp.net"),
+                           "integration": "WHATSAPP-BAILEYS",
                            "token": i.token, "clientName": "evolution",
                            "disconnectionReasonCode": i.behaviour.terminal_code(),
                            "disconnectionObject": null, "disconnectionAt": null})
@@ -575,6 +555,8 @@ fn instance_route(inst: &mut SimInstance, name: &str, res: &str, action: &str, b
                 inst.behaviour = Behaviour::ConnectingWithQr;
                 reply(StatusCode::OK, qr_body())
             }
+            Behaviour::Unpaired => reply(StatusCode::OK, qr_body()),
+            Behaviour::ReconnectLoop => reply(StatusCode::OK, state_body(name, "connecting")),
             Behaviour::Open | Behaviour::ZombieOpen => reply(StatusCode::OK, state_body(name, "open")),
         },
         ("instance", "restart") => match inst.behaviour {

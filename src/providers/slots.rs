@@ -129,18 +129,18 @@ pub trait SlotApi {
     fn mismatch(&self, left: &[Unmatched]) -> String;
 }
 
-/// Read, write each managed slot that differs, read back (once more after
-/// 300 ms: some providers save asynchronously).
-pub async fn apply<A: SlotApi + Sync>(
+/// Read the slots and compare them with the desired ones: why they differ,
+/// and the `(slot, url)` pairs to write (read-only: the maintenance audit).
+pub async fn diff<A: SlotApi + Sync>(
     api: &A,
     table: &[Slot],
     inst: &InstanceRef,
     desired_url: &str,
     desired: &DesiredWebhook,
-) -> Result<WebhookRepair, ProviderError> {
+) -> Result<(Vec<String>, Vec<(Slot, String)>), ProviderError> {
     let current = api.read(inst).await?;
     let mut reasons = Vec::new();
-    let mut written = Vec::new();
+    let mut to_write = Vec::new();
     for slot in wanted_slots(table, desired) {
         let url = kind_url(desired_url, slot.kind, desired.by_events);
         match slot_value(&current, &slot) {
@@ -148,8 +148,21 @@ pub async fn apply<A: SlotApi + Sync>(
             u if u == url => continue,
             u => reasons.push(format!("slot `{}` points at another URL ({})", slot.kind, redact_url(u))),
         }
-        written.push((slot, url));
+        to_write.push((slot, url));
     }
+    Ok((reasons, to_write))
+}
+
+/// [`diff`], write each managed slot that differs, read back (once more
+/// after 300 ms: some providers save asynchronously).
+pub async fn apply<A: SlotApi + Sync>(
+    api: &A,
+    table: &[Slot],
+    inst: &InstanceRef,
+    desired_url: &str,
+    desired: &DesiredWebhook,
+) -> Result<WebhookRepair, ProviderError> {
+    let (reasons, written) = diff(api, table, inst, desired_url, desired).await?;
     if written.is_empty() {
         return Ok(WebhookRepair::AlreadyOk);
     }

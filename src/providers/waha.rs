@@ -254,7 +254,7 @@ impl Provider for WahaClient {
         Ok(list
             .iter()
             .filter_map(|s| s.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()))
-            .map(|name| Discovered { name: name.to_string(), token: None })
+            .map(|name| Discovered { name: name.to_string(), token: None, provider_id: None })
             .collect())
     }
 
@@ -281,6 +281,17 @@ impl Provider for WahaClient {
             by_events: false,
             base64: false,
         }))
+    }
+
+    async fn check_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<Vec<String>, ProviderError> {
+        let hooks = webhooks_of(&self.session(&inst.name).await?.json);
+        let key = self.hmac_key.as_ref().map(Secret::expose);
+        Ok(plan_webhooks(&hooks, desired_url, &waha_events(desired), key).map(|p| p.reasons).unwrap_or_default())
     }
 
     async fn apply_webhook(

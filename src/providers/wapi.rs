@@ -129,7 +129,7 @@ impl Provider for WapiClient {
             out.extend(list.iter().filter_map(|i| {
                 let name = i.get("instanceId").and_then(Value::as_str).filter(|s| !s.is_empty())?;
                 let token = i.get("token").and_then(Value::as_str).filter(|s| !s.is_empty()).map(Secret::literal);
-                Some(Discovered { name: name.to_string(), token })
+                Some(Discovered { name: name.to_string(), token, provider_id: None })
             }));
             let total_pages = r.json.get("totalPage").and_then(Value::as_u64).unwrap_or(1);
             if list.is_empty() || u64::from(page) >= total_pages || page >= MAX_PAGES {
@@ -150,6 +150,15 @@ impl Provider for WapiClient {
 
     async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {
         Ok(settings_from_fetch(&self.fetch_instance(inst).await?))
+    }
+
+    async fn check_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<Vec<String>, ProviderError> {
+        Ok(slots::diff(self, &SLOTS, inst, desired_url, desired).await?.0)
     }
 
     async fn apply_webhook(

@@ -166,6 +166,15 @@ impl Provider for ZapiClient {
         Ok(slots::settings(&SLOTS, &self.me(inst).await?))
     }
 
+    async fn check_webhook(
+        &self,
+        inst: &InstanceRef,
+        desired_url: &str,
+        desired: &DesiredWebhook,
+    ) -> Result<Vec<String>, ProviderError> {
+        Ok(slots::diff(self, &SLOTS, inst, desired_url, desired).await?.0)
+    }
+
     async fn apply_webhook(
         &self,
         inst: &InstanceRef,

@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::supervisor::scheduler::STALL_MS;
 
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -32,13 +33,27 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     if since > TICK_STALE_MS {
         problems.push(format!("scheduler has not ticked for {}s", since / 1000));
     }
-    if app.ticks.cycle_stuck(now, TICK_STALE_MS) {
-        problems.push("a poll cycle has been running for more than 5 minutes".to_string());
+    if app.ticks.wedged(now, STALL_MS) {
+        problems.push("every running poll cycle has been stuck for 30 minutes".to_string());
+    }
+    // One line per provider: a provider that does not answer is reported here
+    // (and in /metrics), but never makes wa-sentinel itself unready.
+    let mut lines = String::new();
+    for (name, p) in app.ticks.all_providers() {
+        let started = p.started.load(Ordering::Relaxed);
+        let slow = if started != 0 && now - started > TICK_STALE_MS {
+            format!("; poll cycle running for {}s", (now - started) / 1000)
+        } else {
+            String::new()
+        };
+        let state = p.state();
+        let state = if state.is_empty() { "not polled yet".to_string() } else { state };
+        lines.push_str(&format!("provider {name}: {state}{slow}\n"));
     }
     if problems.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+        (StatusCode::OK, format!("ready\n{lines}")).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join("; "))).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n{lines}", problems.join("; "))).into_response()
     }
 }
 

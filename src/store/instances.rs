@@ -9,14 +9,17 @@ use crate::domain::health::{Change, StepOutput};
 use crate::domain::{Health, InstanceKey, InstanceState, Ts};
 
 impl Store {
-    /// Make sure an instance exists with this tenant and labels (inventory
-    /// merge). New instances start `unknown`. Returns its record.
+    /// Make sure a present instance exists with this tenant, labels and
+    /// provider-side id (inventory merge). A new row starts `unknown`; a
+    /// retired row is never revived — an instance seen again under an old
+    /// name starts with a fresh record (rule 14). Returns the present record.
     pub async fn ensure_instance(
         &self,
         key: &InstanceKey,
         tenant: &str,
         labels: &BTreeMap<String, String>,
         source: &str,
+        provider_id: Option<&str>,
         now: Ts,
     ) -> Result<InstanceRecord> {
         let id = uuid::Uuid::now_v7().to_string();
@@ -25,11 +28,14 @@ impl Store {
         on_pool!(self, p => {
             sqlx::query(
                 "INSERT INTO instances (id, provider, name, tenant, labels, source, present, health, health_reason, \
-                 health_since, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9, $9) \
-                 ON CONFLICT (provider, name) DO UPDATE SET tenant = excluded.tenant, labels = excluded.labels, \
-                 source = excluded.source, present = TRUE, updated_at = excluded.updated_at \
+                 health_since, created_at, updated_at, provider_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9, $9, $10) \
+                 ON CONFLICT (provider, name) WHERE present = TRUE DO UPDATE SET tenant = excluded.tenant, \
+                 labels = excluded.labels, source = excluded.source, \
+                 provider_id = COALESCE(excluded.provider_id, instances.provider_id), updated_at = excluded.updated_at \
                  WHERE instances.tenant <> excluded.tenant OR instances.labels <> excluded.labels \
-                 OR instances.source <> excluded.source OR instances.present = FALSE",
+                 OR instances.source <> excluded.source \
+                 OR (excluded.provider_id IS NOT NULL AND instances.provider_id IS NULL)",
             )
             .bind(&id)
             .bind(&key.provider)
@@ -40,24 +46,16 @@ impl Store {
             .bind(fresh.health.as_str())
             .bind(&fresh.reason)
             .bind(now.0)
+            .bind(provider_id)
             .execute(p)
             .await?;
         });
         self.instance(key).await?.ok_or_else(|| StoreError::Corrupt(format!("instance {key} vanished after insert")))
     }
 
-    /// Mark instances of a provider that are no longer listed (neither configured
-    /// nor discovered) as absent; returns how many changed.
-    pub async fn set_present(&self, id: &str, present: bool) -> Result<()> {
-        on_pool!(self, p => {
-            sqlx::query("UPDATE instances SET present = $1 WHERE id = $2").bind(present).bind(id).execute(p).await?;
-        });
-        Ok(())
-    }
-
     pub async fn instance(&self, key: &InstanceKey) -> Result<Option<InstanceRecord>> {
         let row: Option<InstanceRow> = on_pool!(self, p => {
-            sqlx::query_as(concat!(instance_select!(), " WHERE i.provider = $1 AND i.name = $2"))
+            sqlx::query_as(concat!(instance_select!(), " WHERE i.provider = $1 AND i.name = $2 AND i.present = TRUE"))
                 .bind(&key.provider)
                 .bind(&key.name)
                 .fetch_optional(p)
@@ -92,19 +90,23 @@ impl Store {
         rows.into_iter().map(InstanceRow::into_record).collect()
     }
 
-    /// `(provider, health, count)` of present instances, and `(provider, open
-    /// outages)`: the gauges, aggregated by the database instead of loading rows.
-    pub async fn gauge_counts(&self) -> Result<(Vec<(String, String, i64)>, Vec<(String, i64)>)> {
+    /// `(health, count)` of provider `provider`'s present instances, and its
+    /// open outages: the gauges, aggregated by the database instead of loading
+    /// rows (retired instances are not counted).
+    pub async fn gauge_counts_of(&self, provider: &str) -> Result<(Vec<(String, i64)>, i64)> {
         let (h, o) = on_pool!(self, p => {
-            let h: Vec<(String, String, i64)> = sqlx::query_as(
-                "SELECT provider, health, COUNT(*) FROM instances WHERE present = TRUE GROUP BY provider, health",
+            let h: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT health, COUNT(*) FROM instances WHERE provider = $1 AND present = TRUE GROUP BY health",
             )
+            .bind(provider)
             .fetch_all(p)
             .await?;
-            let o: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT provider, COUNT(*) FROM outages WHERE ended_at IS NULL AND instance_id IS NOT NULL GROUP BY provider",
+            let o: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outages o JOIN instances i ON i.id = o.instance_id \
+                 WHERE o.provider = $1 AND o.ended_at IS NULL AND i.present = TRUE",
             )
-            .fetch_all(p)
+            .bind(provider)
+            .fetch_one(p)
             .await?;
             (h, o)
         });
@@ -122,6 +124,19 @@ impl Store {
         outbox: &[OutboxEntry],
         now: Ts,
     ) -> Result<i64> {
+        self.commit_step_and(rec, out, outbox, now, false).await
+    }
+
+    /// [`Store::commit_step`]; with `retire`, the instance is also marked
+    /// absent in the same transaction (its outage closed by the step).
+    pub async fn commit_step_and(
+        &self,
+        rec: &InstanceRecord,
+        out: &StepOutput,
+        outbox: &[OutboxEntry],
+        now: Ts,
+        retire: bool,
+    ) -> Result<i64> {
         let s = &out.state;
         let flap = serde_json::to_string(&s.flap_history).expect("Vec<Ts> serialises");
         let opened = out.changes.iter().find_map(|c| match c {
@@ -136,7 +151,9 @@ impl Store {
                  last_webhook_at = CASE WHEN last_webhook_at IS NULL OR last_webhook_at < $7 THEN $7 ELSE last_webhook_at END, \
                  last_restart_attempt = $8, restart_attempts = $9, replaced_count = $10, flap_history = $11, \
                  flapping_id = $12, flapping_since = $13, maintenance_until = $14, open_outage_id = $15, \
-                 last_health_check = $16, updated_at = $16, version = version + 1 \
+                 last_health_check = $16, updated_at = $16, version = version + 1, replaced_at = $19, \
+                 present = CASE WHEN $20 THEN FALSE ELSE present END, \
+                 retired_at = CASE WHEN $20 THEN $16 ELSE retired_at END \
                  WHERE id = $17 AND version = $18",
             )
             .bind(s.health.as_str())
@@ -157,6 +174,8 @@ impl Store {
             .bind(now.0)
             .bind(&rec.id)
             .bind(rec.version)
+            .bind(s.replaced_at.map(|t| t.0))
+            .bind(retire)
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 0 {

@@ -120,6 +120,7 @@ macro_rules! instance_select {
          i.health_since, i.consecutive_failures, i.connected_at, i.disconnected_at, i.last_health_check, \
          i.last_webhook_at, i.last_restart_attempt, i.restart_attempts, i.replaced_count, i.flap_history, \
          i.flapping_id, i.flapping_since, i.maintenance_until, i.webhook_checked_at, i.webhook_ok, i.version, \
+         i.provider_id, i.replaced_at, \
          o.id AS o_id, o.cause AS o_cause, o.reason AS o_reason, o.started_at AS o_started_at, \
          o.restart_attempts AS o_restart_attempts, o.down_notified AS o_down_notified, \
          o.exhausted_notified AS o_exhausted_notified, o.reminders_sent AS o_reminders_sent, \

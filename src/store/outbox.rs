@@ -168,4 +168,14 @@ impl Store {
         });
         Ok(rows)
     }
+
+    /// The notifiers that have a notice about outage `outage_id` queued or
+    /// sent: whoever was told about it (its closing notice goes to them).
+    pub async fn notifiers_told(&self, outage_id: &str) -> Result<Vec<String>> {
+        let prefix = format!("outage:{outage_id}:%");
+        let rows: Vec<(String,)> = on_pool!(self, p => {
+            sqlx::query_as("SELECT DISTINCT notifier FROM outbox WHERE dedup_key LIKE $1").bind(&prefix).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
 }

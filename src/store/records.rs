@@ -18,8 +18,11 @@ pub struct InstanceRecord {
     pub labels: BTreeMap<String, String>,
     /// `config` or `discovered`.
     pub source: String,
-    /// Still listed by the config or the provider.
+    /// Still listed by the config or the provider (false once retired).
     pub present: bool,
+    /// The provider's own id of the instance (Evolution's uuid), when discovery
+    /// tells it: a different id under the same name is a new instance.
+    pub provider_id: Option<String>,
     pub state: InstanceState,
     pub last_health_check: Option<Ts>,
     pub webhook_checked_at: Option<Ts>,
@@ -81,7 +84,9 @@ pub struct OutageRecord {
     pub tenant: Option<String>,
     pub cause: String,
     pub reason: String,
+    #[serde(serialize_with = "crate::domain::time::serialize_rfc3339")]
     pub started_at: Ts,
+    #[serde(serialize_with = "crate::domain::time::serialize_opt_rfc3339")]
     pub ended_at: Option<Ts>,
     pub recovered_by: Option<String>,
     pub restart_attempts: u32,
@@ -150,6 +155,8 @@ pub(super) struct InstanceRow {
     webhook_checked_at: Option<i64>,
     webhook_ok: Option<bool>,
     version: i64,
+    provider_id: Option<String>,
+    replaced_at: Option<i64>,
     o_id: Option<String>,
     o_cause: Option<String>,
     o_reason: Option<String>,
@@ -199,6 +206,7 @@ impl InstanceRow {
             last_restart_attempt: self.last_restart_attempt.map(Ts),
             restart_attempts: u32_of(self.restart_attempts),
             replaced_count: u32_of(self.replaced_count),
+            replaced_at: self.replaced_at.map(Ts),
             flap_history,
             flapping: match (self.flapping_id, self.flapping_since) {
                 (Some(id), Some(since)) => Some(Flapping { id, since: Ts(since) }),
@@ -214,6 +222,7 @@ impl InstanceRow {
             labels,
             source: self.source,
             present: self.present,
+            provider_id: self.provider_id,
             state,
             last_health_check: self.last_health_check.map(Ts),
             webhook_checked_at: self.webhook_checked_at.map(Ts),

@@ -1,5 +1,8 @@
 //! The webhook audit (rule 8): read each instance's webhook config, re-apply
 //! the desired one where it is missing, disabled, elsewhere or lacks events.
+//! An instance in maintenance is hands-off (rule 16): its drift is read and
+//! reported (event `webhook_drift`, `webhook_ok = false` on the status page)
+//! but not written; the first audit after maintenance repairs it.
 
 use std::sync::Arc;
 
@@ -7,6 +10,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::{Supervisor, SupervisorError};
+use crate::domain::gate::gate;
 use crate::domain::{Health, Notice, NoticeKind};
 use crate::providers::{Provider, WebhookRepair};
 use crate::store::InstanceFilter;
@@ -34,10 +38,16 @@ impl Supervisor {
             set.spawn(
                 async move {
                     let _slot = slot;
+                    let may_write = gate(rec.state.maintenance_until, me.now(), me.is_leader()).act;
                     let res = {
-                        let _g = me.global.acquire().await.expect("open");
                         let _p = h.calls.acquire().await.expect("open");
-                        h.client.apply_webhook(&me.instance_ref(&rec.key), &url, &me.cfg.webhook).await
+                        let _g = me.global.acquire().await.expect("open");
+                        let inst = me.instance_ref(&rec.key);
+                        if may_write {
+                            h.client.apply_webhook(&inst, &url, &me.cfg.webhook).await.map(Audited::Applied)
+                        } else {
+                            h.client.check_webhook(&inst, &url, &me.cfg.webhook).await.map(Audited::Held)
+                        }
                     };
                     (rec, res)
                 }
@@ -50,15 +60,27 @@ impl Supervisor {
             let (rec, res) = j.expect("audit task does not panic");
             let now = self.now();
             let (ok, kind, detail) = match &res {
-                Ok(WebhookRepair::AlreadyOk) => {
+                Ok(Audited::Applied(WebhookRepair::AlreadyOk)) => {
                     report.ok += 1;
                     (true, None, String::new())
                 }
-                Ok(WebhookRepair::Repaired { reasons }) => {
+                Ok(Audited::Held(reasons)) if reasons.is_empty() => {
+                    report.ok += 1;
+                    (true, None, String::new())
+                }
+                Ok(Audited::Held(reasons)) => {
+                    report.drifted += 1;
+                    (
+                        false,
+                        Some("webhook_drift"),
+                        format!("{}; not repaired: the instance is in maintenance", reasons.join("; ")),
+                    )
+                }
+                Ok(Audited::Applied(WebhookRepair::Repaired { reasons })) => {
                     report.repaired += 1;
                     (true, Some("webhook_repaired"), reasons.join("; "))
                 }
-                Ok(WebhookRepair::Mismatch { detail }) => {
+                Ok(Audited::Applied(WebhookRepair::Mismatch { detail })) => {
                     report.mismatched += 1;
                     (false, Some("webhook_mismatch"), detail.clone())
                 }
@@ -77,13 +99,12 @@ impl Supervisor {
             if kind == Some("webhook_repaired") {
                 metrics::counter!("wa_sentinel_webhook_repairs_total", "provider" => rec.key.provider.clone())
                     .increment(1);
-                let id = format!("webhook-{}-{}", rec.id, now.0);
                 notices.push(Notice {
                     kind: NoticeKind::WebhookRepaired,
                     provider: rec.key.provider.clone(),
                     instance: Some(rec.key.name.clone()),
                     tenant: Some(rec.tenant.clone()),
-                    outage_id: id.clone(),
+                    outage_id: None,
                     started_at: now,
                     at: now,
                     reason: detail,
@@ -91,7 +112,7 @@ impl Supervisor {
                     max_attempts: 0,
                     recovered_by: None,
                     sequence: 0,
-                    dedup_key: crate::domain::notice::dedup_key(&id, NoticeKind::WebhookRepaired, 0),
+                    dedup_key: crate::domain::notice::repair_dedup_key(&rec.id, now),
                 });
             }
         }
@@ -106,6 +127,7 @@ impl Supervisor {
             repaired = report.repaired,
             mismatched = report.mismatched,
             failed = report.failed,
+            drifted = report.drifted,
             "webhook audit done"
         );
         Ok(report)
@@ -119,4 +141,14 @@ pub struct AuditReport {
     pub repaired: u32,
     pub mismatched: u32,
     pub failed: u32,
+    /// Differs from the desired config, not written: the instance is in maintenance.
+    pub drifted: u32,
+}
+
+/// What the audit did with one instance.
+enum Audited {
+    /// Read, compared, written where needed, read back.
+    Applied(WebhookRepair),
+    /// Only read (maintenance): why it differs, if it does.
+    Held(Vec<String>),
 }

@@ -1,20 +1,33 @@
-//! The poll cycle (rule 1): every known instance polled once, whatever its
-//! stored health; what changed committed; provider-wide verdicts; gauges.
+//! The poll cycle (SPEC §5 rules 1, 2 and 15): one independent pipeline per
+//! provider. Each has its own queue (its present instances, disconnected ones
+//! included), its own concurrency — its fair share of `supervisor.concurrency`,
+//! at most `per_provider_concurrency` — a circuit breaker
+//! ([`crate::domain::breaker`]), and its own verdict (`provider_step`), decided
+//! as soon as its own polls are done. A scheduler tick starts the pipeline of
+//! every provider whose previous one has finished and returns at once: a slow
+//! or hanging provider never delays another provider's polls, verdicts or
+//! notices, nor the watchdog.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tracing::Instrument;
 
+use super::scheduler::ProviderProgress;
 use super::{ProviderHandle, Supervisor, SupervisorError};
+use crate::config::ProviderConfig;
+use crate::domain::breaker::{Breaker, DEFAULT_PROBES, DEFAULT_THRESHOLD};
+use crate::domain::gate::gate;
 use crate::domain::health::{Action, Observation};
 use crate::domain::provider::{CycleSummary, provider_step};
 use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, Ts};
 use crate::providers::Provider;
 use crate::store::{InstanceFilter, InstanceRecord};
 
-/// What one poll cycle did, for logs, metrics and tests.
+/// What one poll cycle did (one provider's pipeline, or the sum over several),
+/// for logs, metrics and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CycleReport {
     pub polled: u32,
@@ -23,13 +36,29 @@ pub struct CycleReport {
     pub unchanged: u32,
     pub recoveries: u32,
     pub notices: u32,
+    /// Instances not called because the provider's circuit breaker was open.
+    pub held: u32,
+}
+
+impl CycleReport {
+    fn add(&mut self, o: &CycleReport) {
+        self.polled += o.polled;
+        self.provider_errors += o.provider_errors;
+        self.committed += o.committed;
+        self.unchanged += o.unchanged;
+        self.recoveries += o.recoveries;
+        self.notices += o.notices;
+        self.held += o.held;
+    }
 }
 
 impl Supervisor {
-    /// One status call, as an observation.
+    /// One status call, as an observation. The provider's own permit comes
+    /// first: a hanging provider's calls wait on its permits, never on the
+    /// global ones another provider needs.
     pub(super) async fn poll_one(&self, h: &ProviderHandle, key: &InstanceKey) -> Observation {
-        let _g = self.global.acquire().await.expect("semaphore never closed");
         let _p = h.calls.acquire().await.expect("semaphore never closed");
+        let _g = self.global.acquire().await.expect("semaphore never closed");
         let started = Instant::now();
         let res = h.client.status(&self.instance_ref(key)).await;
         metrics::histogram!("wa_sentinel_poll_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -49,57 +78,128 @@ impl Supervisor {
         obs
     }
 
-    /// Poll every known instance once — whatever its stored health (rule 1) —
-    /// and commit what changed. Recovery actions run in the background
-    /// ([`Supervisor::wait_idle`] waits for them).
+    /// A scheduler tick: start the pipeline of every provider whose previous
+    /// pipeline has finished (a busy one is skipped and counted), and return.
+    pub fn poll_tick(self: &Arc<Self>) {
+        for run in self.startable_pipelines() {
+            self.pipelines.spawn(async move {
+                if let Err(e) = run.await {
+                    tracing::error!(error = %e, "poll cycle failed");
+                }
+            });
+        }
+    }
+
+    /// Every provider's pipeline once, waited for (tests, one-shot commands).
+    /// A provider whose pipeline is still running is skipped.
     pub async fn poll_cycle(self: &Arc<Self>) -> Result<CycleReport, SupervisorError> {
-        let started = Instant::now();
-        let records = self.sync_inventory().await?;
-        let inventory_ms = started.elapsed().as_millis() as u64;
         let mut set = tokio::task::JoinSet::new();
-        // At most `concurrency` polls exist at a time (each task is ~17 KiB):
-        // memory stays flat whatever the number of instances.
-        let cap = self.cfg.supervisor.concurrency.max(1);
-        let mut pending = records.into_iter();
-        let spawn_next = |set: &mut tokio::task::JoinSet<_>, pending: &mut std::vec::IntoIter<InstanceRecord>| {
-            for rec in pending.by_ref() {
-                let Some(h) = self.providers.get(&rec.key.provider).cloned() else { continue };
-                let me = self.clone();
+        for run in self.startable_pipelines() {
+            set.spawn(run);
+        }
+        let mut total = CycleReport::default();
+        while let Some(r) = set.join_next().await {
+            total.add(&r.expect("pipeline task does not panic")?);
+        }
+        Ok(total)
+    }
+
+    /// One future per provider whose previous pipeline has finished, each
+    /// holding that provider's lock until it is done.
+    fn startable_pipelines(
+        self: &Arc<Self>,
+    ) -> Vec<impl std::future::Future<Output = Result<CycleReport, SupervisorError>> + Send + 'static> {
+        let mut out = Vec::new();
+        for p in &self.cfg.providers {
+            let progress = self.ticks().provider(&p.name);
+            let Ok(guard) = progress.lock.clone().try_lock_owned() else {
+                crate::events::pipeline_skipped(&p.name);
+                continue;
+            };
+            let (me, p) = (self.clone(), p.clone());
+            let span = tracing::info_span!("cycle", provider = %p.name);
+            out.push(
+                async move {
+                    let _running = guard;
+                    me.run_pipeline(&p, &progress).await
+                }
+                .instrument(span),
+            );
+        }
+        out
+    }
+
+    async fn run_pipeline(
+        self: &Arc<Self>,
+        p: &ProviderConfig,
+        progress: &ProviderProgress,
+    ) -> Result<CycleReport, SupervisorError> {
+        progress.started.store(crate::clock::now().0, Ordering::Relaxed);
+        let res = async {
+            self.retire_orphans().await?;
+            self.pipeline(p, progress).await
+        }
+        .await;
+        progress.started.store(0, Ordering::Relaxed);
+        progress.finished.store(crate::clock::now().0, Ordering::Relaxed);
+        res
+    }
+
+    /// One provider's cycle: inventory, polls under its share of the
+    /// concurrency and its circuit breaker, then its verdict.
+    async fn pipeline(
+        self: &Arc<Self>,
+        p: &ProviderConfig,
+        progress: &ProviderProgress,
+    ) -> Result<CycleReport, SupervisorError> {
+        let started = Instant::now();
+        let h = self.providers[&p.name].clone();
+        let was_open = progress.breaker_open.load(Ordering::Relaxed);
+        // While the breaker is open, the probes go first: no discovery call
+        // that would only time out.
+        let records = self.sync_provider(p, !was_open).await?;
+        let inventory_ms = started.elapsed().as_millis() as u64;
+
+        let share = (self.cfg.supervisor.concurrency / self.providers.len().max(1)).max(1);
+        let cap = self.cfg.supervisor.per_provider_concurrency.min(share).max(1);
+        let mut breaker = Breaker::for_cycle(was_open, DEFAULT_THRESHOLD, DEFAULT_PROBES);
+        let mut queue = records.into_iter();
+        let mut set = tokio::task::JoinSet::new();
+        let mut report = CycleReport::default();
+        let mut summary = CycleSummary::default();
+        let mut kinds: HashMap<ProviderErrorKind, u32> = HashMap::new();
+        let mut untouched = Vec::new();
+        loop {
+            // At most `cap` calls exist at a time (each task is ~17 KiB):
+            // memory stays flat whatever the number of instances.
+            while set.len() < cap && breaker.may_call() {
+                let Some(rec) = queue.next() else { break };
+                breaker.issued();
+                let (me, h) = (self.clone(), h.clone());
                 let span = tracing::info_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
                 set.spawn(
                     async move {
-                        let asked_at = me.now();
                         let obs = me.poll_one(&h, &rec.key).await;
                         let failed = match &obs {
                             Observation::ProviderFailed(k) => Some(*k),
                             _ => None,
                         };
-                        let key = rec.key.clone();
-                        let id = rec.id.clone();
-                        let res = me.observe_with(&key, obs, Some(rec), true, Some(asked_at)).await;
+                        let (key, id, version) = (rec.key.clone(), rec.id.clone(), rec.version);
+                        let res = me.observe_with(&key, obs, Some(rec), true, Some(version)).await;
                         (key, id, failed, res)
                     }
                     .instrument(span),
                 );
-                return;
             }
-        };
-        for _ in 0..cap {
-            spawn_next(&mut set, &mut pending);
-        }
-        let mut report = CycleReport::default();
-        let mut summaries: HashMap<String, (CycleSummary, HashMap<ProviderErrorKind, u32>)> = HashMap::new();
-        let mut untouched = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            spawn_next(&mut set, &mut pending);
+            let Some(joined) = set.join_next().await else { break };
             let (key, id, failed, res) = joined.expect("poll task does not panic");
+            breaker.record(failed == Some(ProviderErrorKind::Unreachable));
             report.polled += 1;
-            let entry = summaries.entry(key.provider.clone()).or_default();
-            entry.0.calls += 1;
+            summary.calls += 1;
             if let Some(k) = failed {
                 report.provider_errors += 1;
-                entry.0.provider_errors += 1;
-                *entry.1.entry(k).or_default() += 1;
+                summary.provider_errors += 1;
+                *kinds.entry(k).or_default() += 1;
             }
             match res {
                 Ok(Some(out)) => {
@@ -115,14 +215,46 @@ impl Supervisor {
                 Err(e) => tracing::warn!(instance = %key, error = %e, "cannot record the observation"),
             }
         }
+        // The breaker opened: the rest is held — `unknown`, not called (rule 2).
+        for rec in queue {
+            report.held += 1;
+            let key = rec.key.clone();
+            let obs = Observation::ProviderFailed(ProviderErrorKind::Unreachable);
+            if let Err(e) = self.observe_with(&key, obs, Some(rec), true, None).await {
+                tracing::warn!(instance = %key, error = %e, "cannot record the held instance");
+            }
+        }
+        let open = breaker.is_open();
+        progress.breaker_open.store(open, Ordering::Relaxed);
+        metrics::gauge!("wa_sentinel_provider_breaker_open", "provider" => p.name.clone()).set(if open {
+            1.0
+        } else {
+            0.0
+        });
+        if open && !was_open {
+            tracing::warn!(
+                provider = %p.name,
+                consecutive = breaker.threshold(),
+                held = report.held,
+                "circuit breaker open: the provider does not answer; its other instances are held this cycle"
+            );
+        }
         let polls_ms = started.elapsed().as_millis() as u64 - inventory_ms;
+
         let now = self.now();
         // The batched `last_health_check` write and the gauges' aggregates are
         // independent round trips: overlap them.
-        let (touched, ()) = tokio::join!(self.store.touch_health_checks(&untouched, now), self.export_gauges());
+        let (touched, ()) = tokio::join!(self.store.touch_health_checks(&untouched, now), self.export_gauges(&p.name));
         touched?;
-        let isolated = self.isolated(&summaries, now);
-        if isolated {
+        summary.error = kinds.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k);
+        self.summaries.lock().expect("summaries lock").insert(p.name.clone(), summary);
+        if summary.calls > 0 && summary.provider_errors >= summary.calls && self.receiver_quiet(now) {
+            // Maybe it is us, not them: let the other providers' running cycles
+            // finish (bounded) so the self-isolation check sees this round.
+            self.await_other_pipelines(&p.name).await;
+        }
+        let now = self.now();
+        if self.isolated(now) {
             // Every provider failing while nobody reaches our receiver either:
             // our own network is the likelier culprit. Hold provider verdicts.
             report.notices += self.announce_isolation(now).await?;
@@ -130,20 +262,27 @@ impl Supervisor {
             self.isolation.lock().expect("isolation lock").take().inspect(|id| {
                 tracing::info!(episode = %id, "wa-sentinel reaches its providers again");
             });
-            for (provider, (mut summary, kinds)) in summaries {
-                summary.error = kinds.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k);
-                report.notices += self.provider_cycle(&provider, summary, now).await?;
-            }
-            if report.polled > report.provider_errors {
+            report.notices += self.provider_cycle(&p.name, summary, now).await?;
+            if summary.calls > summary.provider_errors {
                 self.heartbeat().await;
             }
         }
+        let state = match summary.error {
+            _ if open => "unreachable (circuit breaker open)".to_string(),
+            Some(k) if summary.calls > 0 && summary.provider_errors >= summary.calls => k.as_str().replace('_', " "),
+            _ => "ok".to_string(),
+        };
+        progress.set_state(state);
         if report.notices > 0 {
             self.wake_outbox();
         }
-        metrics::histogram!("wa_sentinel_poll_cycle_seconds").record(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
+        metrics::histogram!("wa_sentinel_provider_cycle_seconds", "provider" => p.name.clone()).record(took);
+        metrics::histogram!("wa_sentinel_poll_cycle_seconds").record(took);
         tracing::info!(
+            provider = %p.name,
             polled = report.polled,
+            held = report.held,
             changed = report.committed,
             provider_errors = report.provider_errors,
             recoveries = report.recoveries,
@@ -168,10 +307,14 @@ impl Supervisor {
         let expanded: Vec<Notice> = if self.cfg.alerts.group_provider_outage || out.notices.is_empty() {
             out.notices.clone()
         } else {
-            let instances = self
+            // Instances in maintenance hear nothing (the one policy gate, rule 16).
+            let instances: Vec<InstanceRecord> = self
                 .store
                 .instances(&InstanceFilter { provider: Some(provider.to_string()), ..Default::default() })
-                .await?;
+                .await?
+                .into_iter()
+                .filter(|r| gate(r.state.maintenance_until, now, true).speak)
+                .collect();
             out.notices
                 .iter()
                 .flat_map(|n| {
@@ -193,16 +336,15 @@ impl Supervisor {
         Ok(expanded.len() as u32)
     }
 
-    /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`.
-    async fn export_gauges(&self) {
-        let Ok((health, open)) = self.store.gauge_counts().await else { return };
-        for p in self.providers.keys() {
-            for h in Health::ALL {
-                let n = health.iter().find(|(pp, hh, _)| pp == p && hh == h.as_str()).map_or(0, |r| r.2);
-                metrics::gauge!("wa_sentinel_instances", "provider" => p.clone(), "health" => h.as_str()).set(n as f64);
-            }
-            let n = open.iter().find(|(pp, _)| pp == p).map_or(0, |r| r.1);
-            metrics::gauge!("wa_sentinel_outages_open", "provider" => p.clone()).set(n as f64);
+    /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`
+    /// of one provider.
+    async fn export_gauges(&self, provider: &str) {
+        let Ok((health, open)) = self.store.gauge_counts_of(provider).await else { return };
+        for h in Health::ALL {
+            let n = health.iter().find(|(hh, _)| hh == h.as_str()).map_or(0, |r| r.1);
+            metrics::gauge!("wa_sentinel_instances", "provider" => provider.to_string(), "health" => h.as_str())
+                .set(n as f64);
         }
+        metrics::gauge!("wa_sentinel_outages_open", "provider" => provider.to_string()).set(open as f64);
     }
 }

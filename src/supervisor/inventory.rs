@@ -1,13 +1,24 @@
-//! Inventory: which instances exist and whose they are. Configured instances
-//! and discovered ones are merged on every cycle; the tenant comes from the
-//! explicit `[[instances]]` mapping first, else the provider's
-//! `default_tenant` — never from "the first tenant" (SPEC §5 rule 9).
+//! Inventory: which instances of one provider exist and whose they are — a
+//! pure merge of the config with what discovery listed, and the diff against
+//! the stored rows. The tenant comes from the explicit `[[instances]]` mapping
+//! first, else the provider's `default_tenant` — never from "the first
+//! tenant" (SPEC §5 rule 9). Instances have a lifecycle (rule 14): what the
+//! diff retires has its outage closed by the caller, and a recreated instance
+//! (a new provider-side id under a known name) gets a fresh row.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::config::Config;
-use crate::domain::InstanceKey;
+use crate::config::{Config, ProviderConfig};
+use crate::domain::{Health, InstanceKey};
 use crate::store::InstanceRecord;
+
+/// One instance a provider listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// The provider's own id of the instance, when it has one (Evolution's uuid).
+    pub provider_id: Option<String>,
+}
 
 /// One instance the daemon should know about.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,81 +28,198 @@ pub struct Wanted {
     pub labels: BTreeMap<String, String>,
     /// `config` or `discovered`.
     pub source: &'static str,
+    pub provider_id: Option<String>,
 }
 
-/// Merge the config with what discovery returned (`None`: discovery off or it
-/// failed this cycle — then nothing is concluded from absence).
-pub fn wanted(cfg: &Config, discovered: &HashMap<String, Option<Vec<String>>>) -> Vec<Wanted> {
+/// Merge provider `p`'s configured instances with what its discovery listed
+/// (`None`: discovery off or failed this cycle — nothing is concluded from absence).
+pub fn wanted(cfg: &Config, p: &ProviderConfig, listing: Option<&[Listed]>) -> Vec<Wanted> {
+    let ids: HashMap<&str, Option<&String>> =
+        listing.unwrap_or_default().iter().map(|l| (l.name.as_str(), l.provider_id.as_ref())).collect();
     let mut out: BTreeMap<InstanceKey, Wanted> = BTreeMap::new();
-    for p in &cfg.providers {
-        if let Some(Some(names)) = discovered.get(&p.name) {
-            for n in names {
-                let key = InstanceKey::new(&p.name, n);
-                out.insert(
-                    key.clone(),
-                    Wanted { key, tenant: p.default_tenant.clone(), labels: BTreeMap::new(), source: "discovered" },
-                );
-            }
-        }
+    for l in listing.unwrap_or_default() {
+        let key = InstanceKey::new(&p.name, &l.name);
+        let w = Wanted {
+            key: key.clone(),
+            tenant: p.default_tenant.clone(),
+            labels: BTreeMap::new(),
+            source: "discovered",
+            provider_id: l.provider_id.clone(),
+        };
+        out.insert(key, w);
     }
-    for i in &cfg.instances {
-        let Some(p) = cfg.providers.iter().find(|p| p.name == i.provider) else { continue };
+    for i in cfg.instances.iter().filter(|i| i.provider == p.name) {
         let key = InstanceKey::new(&i.provider, &i.name);
-        out.insert(
-            key.clone(),
-            Wanted {
-                key,
-                tenant: i.tenant.clone().unwrap_or_else(|| p.default_tenant.clone()),
-                labels: i.labels.clone(),
-                source: "config",
-            },
-        );
+        let w = Wanted {
+            key: key.clone(),
+            tenant: i.tenant.clone().unwrap_or_else(|| p.default_tenant.clone()),
+            labels: i.labels.clone(),
+            source: "config",
+            provider_id: ids.get(i.name.as_str()).copied().flatten().cloned(),
+        };
+        out.insert(key, w);
     }
     out.into_values().collect()
 }
 
-/// What to change in the store so it matches `wanted`.
+/// What to change in the store so that it matches `wanted`.
 #[derive(Debug, Default, PartialEq)]
 pub struct InventoryDiff {
-    /// New instances, or ones whose tenant, labels or source changed, or that come back.
+    /// Stored rows to retire first, with why (for the audit log).
+    pub retire: Vec<(String, &'static str)>,
+    /// New instances, or ones whose tenant, labels, source or id changed.
     pub upsert: Vec<Wanted>,
-    /// Ids of stored instances to stop polling.
-    pub retire: Vec<String>,
 }
 
-/// Compare the stored instances with the wanted ones. A stored instance that
-/// is no longer wanted is retired when its provider is gone from the config,
-/// when it came from the config and its provider does not discover, or when
-/// discovery stopped listing it and it has already been seen missing (so its
-/// `instance_missing` notice went out first). Otherwise it keeps being polled.
-pub fn diff(
-    cfg: &Config,
-    stored: &[InstanceRecord],
-    wanted: &[Wanted],
-    discovered: &HashMap<String, Option<Vec<String>>>,
-) -> InventoryDiff {
-    let by_key: HashMap<&InstanceKey, &InstanceRecord> = stored.iter().map(|r| (&r.key, r)).collect();
+/// Compare provider `p`'s present rows with the wanted ones. A row no longer
+/// wanted is retired when it came from the config and the provider does not
+/// discover (removed from the config), or when discovery answered and no
+/// longer lists it *and* it has been seen missing (so `instance_missing` went
+/// out first). A row whose provider-side id differs from the listed one is
+/// a deleted-and-recreated instance: retired, and the new one inserted.
+pub fn diff(p: &ProviderConfig, stored: &[InstanceRecord], wanted: &[Wanted], listing_ok: bool) -> InventoryDiff {
+    let by_key: HashMap<&InstanceKey, &InstanceRecord> =
+        stored.iter().filter(|r| r.present).map(|r| (&r.key, r)).collect();
     let wanted_keys: HashMap<&InstanceKey, &Wanted> = wanted.iter().map(|w| (&w.key, w)).collect();
     let mut d = InventoryDiff::default();
     for w in wanted {
         match by_key.get(&w.key) {
-            Some(r) if r.present && r.tenant == w.tenant && r.labels == w.labels && r.source == w.source => {}
-            _ => d.upsert.push(w.clone()),
+            None => d.upsert.push(w.clone()),
+            Some(r) => {
+                let recreated = matches!((&r.provider_id, &w.provider_id), (Some(a), Some(b)) if a != b);
+                if recreated {
+                    d.retire.push((r.id.clone(), "recreated on the provider under the same name (a new id)"));
+                    d.upsert.push(w.clone());
+                } else if r.tenant != w.tenant
+                    || r.labels != w.labels
+                    || r.source != w.source
+                    || (r.provider_id.is_none() && w.provider_id.is_some())
+                {
+                    d.upsert.push(w.clone());
+                }
+            }
         }
     }
     for r in stored.iter().filter(|r| r.present && !wanted_keys.contains_key(&r.key)) {
-        let provider = cfg.providers.iter().find(|p| p.name == r.key.provider);
-        let retire = match provider {
-            None => true,
-            Some(p) if !p.discover => true,
-            Some(p) => {
-                let listing_ok = matches!(discovered.get(&p.name), Some(Some(_)));
-                listing_ok && r.state.health == crate::domain::Health::Missing
-            }
-        };
-        if retire {
-            d.retire.push(r.id.clone());
+        if !p.discover {
+            d.retire.push((r.id.clone(), "removed from the configuration"));
+        } else if listing_ok && r.state.health == Health::Missing {
+            d.retire.push((r.id.clone(), "deleted on the provider"));
         }
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ApiVersion, InstanceConfig, ProviderKind, Secret};
+    use crate::domain::{InstanceState, Ts};
+
+    fn provider(discover: bool) -> ProviderConfig {
+        ProviderConfig {
+            name: "evo".into(),
+            kind: ProviderKind::Evolution,
+            base_url: "http://127.0.0.1:1".into(),
+            api_version: ApiVersion::V2,
+            api_key: None,
+            webhook_token: Secret::literal("t"),
+            discover,
+            default_tenant: "unassigned".into(),
+            webhook_body_key: "value".into(),
+            webhook_bearer: None,
+            webhook_jwt_key: None,
+            webhook_hmac_key: None,
+            client_token: None,
+        }
+    }
+
+    fn cfg(p: &ProviderConfig, instances: &[(&str, &str)]) -> Config {
+        let mut c = crate::config::validate(crate::config::RawConfig::default(), &|_| "test".into()).expect("defaults");
+        c.providers = vec![p.clone()];
+        c.instances = instances
+            .iter()
+            .map(|(n, t)| InstanceConfig {
+                provider: p.name.clone(),
+                name: n.to_string(),
+                tenant: Some(t.to_string()),
+                labels: BTreeMap::new(),
+                token: None,
+            })
+            .collect();
+        c
+    }
+
+    fn stored(name: &str, id: &str, provider_id: Option<&str>, health: Health, source: &str) -> InstanceRecord {
+        let mut state = InstanceState::new(Ts(0));
+        state.health = health;
+        InstanceRecord {
+            id: id.into(),
+            key: InstanceKey::new("evo", name),
+            tenant: if source == "config" { "t1".into() } else { "unassigned".into() },
+            labels: BTreeMap::new(),
+            source: source.into(),
+            present: true,
+            provider_id: provider_id.map(str::to_string),
+            state,
+            last_health_check: None,
+            webhook_checked_at: None,
+            webhook_ok: None,
+            version: 0,
+        }
+    }
+
+    fn listed(name: &str, id: &str) -> Listed {
+        Listed { name: name.into(), provider_id: Some(id.into()) }
+    }
+
+    #[test]
+    fn tenant_comes_from_the_mapping_else_the_provider_default() {
+        let p = provider(true);
+        let c = cfg(&p, &[("a", "t1")]);
+        let w = wanted(&c, &p, Some(&[listed("a", "ida"), listed("b", "idb")]));
+        let t: Vec<(&str, &str, Option<&str>)> =
+            w.iter().map(|w| (w.key.name.as_str(), w.tenant.as_str(), w.provider_id.as_deref())).collect();
+        assert_eq!(t, vec![("a", "t1", Some("ida")), ("b", "unassigned", Some("idb"))]);
+    }
+
+    #[test]
+    fn issue11_3_a_new_provider_side_id_under_a_known_name_is_a_new_instance() {
+        let p = provider(true);
+        let c = cfg(&p, &[]);
+        let rows = [stored("x", "row1", Some("uuid-1"), Health::Disconnected, "discovered")];
+        let w = wanted(&c, &p, Some(&[listed("x", "uuid-2")]));
+        let d = diff(&p, &rows, &w, true);
+        assert_eq!(d.retire.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["row1"]);
+        assert_eq!(d.upsert.len(), 1);
+        assert_eq!(d.upsert[0].provider_id.as_deref(), Some("uuid-2"));
+    }
+
+    #[test]
+    fn an_unlisted_instance_is_retired_only_once_seen_missing_and_only_on_a_good_listing() {
+        let p = provider(true);
+        let c = cfg(&p, &[]);
+        let rows = [
+            stored("gone", "r1", None, Health::Missing, "discovered"),
+            stored("quiet", "r2", None, Health::Connected, "discovered"),
+        ];
+        let w = wanted(&c, &p, Some(&[]));
+        let d = diff(&p, &rows, &w, true);
+        assert_eq!(d.retire, vec![("r1".to_string(), "deleted on the provider")]);
+        let d = diff(&p, &rows, &wanted(&c, &p, None), false);
+        assert!(d.retire.is_empty(), "a failed discovery concludes nothing");
+    }
+
+    #[test]
+    fn removing_an_instance_from_the_config_of_a_non_discovering_provider_retires_it() {
+        let p = provider(false);
+        let c = cfg(&p, &[("kept", "t1")]);
+        let rows = [
+            stored("kept", "r1", None, Health::Connected, "config"),
+            stored("dropped", "r2", None, Health::Connected, "config"),
+        ];
+        let d = diff(&p, &rows, &wanted(&c, &p, None), false);
+        assert_eq!(d.retire, vec![("r2".to_string(), "removed from the configuration")]);
+        assert!(d.upsert.is_empty());
+    }
 }

@@ -2,25 +2,43 @@
 //! are held and one `sentinel_isolated` notice goes out; the heartbeat URL is
 //! pinged after healthy cycles.
 
-use std::collections::HashMap;
+use std::time::Duration;
 
 use super::{Supervisor, SupervisorError};
-use crate::domain::provider::CycleSummary;
-use crate::domain::{Notice, NoticeKind, ProviderErrorKind, Ts};
+use crate::domain::{Notice, NoticeKind, Ts};
 
 impl Supervisor {
     /// Self-protection (Gatus' connectivity-check idea): with at least two
     /// providers, all of them failing every call while the receiver has had no
     /// webhook for `selfcheck.quiet_after` means *we* are probably cut off.
-    pub(super) fn isolated(
-        &self,
-        summaries: &HashMap<String, (CycleSummary, HashMap<ProviderErrorKind, u32>)>,
-        now: Ts,
-    ) -> bool {
+    pub(super) fn isolated(&self, now: Ts) -> bool {
+        let summaries = self.summaries.lock().expect("summaries lock");
         let all_failed =
-            summaries.len() >= 2 && summaries.values().all(|(s, _)| s.calls > 0 && s.provider_errors == s.calls);
-        let quiet = self.index.last_traffic().is_none_or(|t| now.since(t) >= self.cfg.selfcheck.quiet_after);
-        all_failed && quiet
+            summaries.len() >= 2 && summaries.values().all(|s| s.calls > 0 && s.provider_errors == s.calls);
+        all_failed && self.receiver_quiet(now)
+    }
+
+    /// No webhook reached the receiver for `selfcheck.quiet_after`.
+    pub(super) fn receiver_quiet(&self, now: Ts) -> bool {
+        self.index.last_traffic().is_none_or(|t| now.since(t) >= self.cfg.selfcheck.quiet_after)
+    }
+
+    /// Wait until the other providers' running pipelines have finished, at
+    /// most one `request_timeout` and a second: the self-isolation check
+    /// compares one round of every provider, and a hanging provider (whose
+    /// breaker bounds its cycle) cannot hold this one back for long.
+    pub(super) async fn await_other_pipelines(&self, me: &str) {
+        let deadline = tokio::time::Instant::now() + self.cfg.supervisor.request_timeout + Duration::from_secs(1);
+        let busy = || {
+            self.cfg
+                .providers
+                .iter()
+                .filter(|p| p.name != me)
+                .any(|p| self.ticks().provider(&p.name).started.load(std::sync::atomic::Ordering::Relaxed) != 0)
+        };
+        while busy() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// One `sentinel_isolated` notice per episode (the episode lives in memory:
@@ -42,7 +60,7 @@ impl Supervisor {
             provider: "wa-sentinel".into(),
             instance: None,
             tenant: None,
-            outage_id: id.clone(),
+            outage_id: Some(id.clone()),
             started_at: now,
             at: now,
             reason: format!("{} providers unreachable, no webhook for {quiet}", self.providers.len()),
@@ -60,9 +78,20 @@ impl Supervisor {
         Ok(1)
     }
 
-    /// The dead-man's switch: tell `selfcheck.heartbeat_url` this cycle was healthy.
+    /// The dead-man's switch: tell `selfcheck.heartbeat_url` a cycle was healthy
+    /// (at most once per 10 s, however many providers finish their cycles).
     pub(super) async fn heartbeat(&self) {
         let Some(url) = &self.cfg.selfcheck.heartbeat_url else { return };
+        let now = self.now().0;
+        let last = self.last_heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last < 10_000
+            || self
+                .last_heartbeat
+                .compare_exchange(last, now, std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
         let res = self.http.get(url.expose()).send().await;
         match res {
             Ok(r) if r.status().is_success() => tracing::debug!("heartbeat sent"),

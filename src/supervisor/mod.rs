@@ -18,6 +18,7 @@ mod cycle;
 mod discovery;
 pub mod inventory;
 mod isolation;
+mod lifecycle;
 mod observe;
 mod recovery;
 mod retention;
@@ -34,12 +35,14 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ProviderKind, Secret};
+use crate::domain::provider::CycleSummary;
 use crate::domain::{InstanceKey, Notice, NoticeKind, Ts};
 use crate::live::LiveIndex;
 use crate::notify::route;
 use crate::notify::worker::OutboxWorker;
 use crate::providers::{InstanceRef, ProviderClient, ProviderError};
 use crate::store::{OutboxEntry, Store, StoreError};
+use crate::supervisor::scheduler::Ticks;
 
 /// The clock, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
@@ -84,9 +87,18 @@ pub struct Supervisor {
     isolation: Mutex<Option<String>>,
     /// For the heartbeat.
     http: reqwest::Client,
-    /// The process's tick state; absent for one-shot CLI commands and tests,
-    /// which count as the leader.
-    ticks: std::sync::OnceLock<Arc<crate::supervisor::scheduler::Ticks>>,
+    /// The process's tick state (attached by the daemon); absent for one-shot
+    /// CLI commands and tests, which count as the leader and use `own_ticks`.
+    ticks: std::sync::OnceLock<Arc<Ticks>>,
+    own_ticks: Arc<Ticks>,
+    /// Provider pipelines started by scheduler ticks (waited for on shutdown).
+    pipelines: TaskTracker,
+    /// Each provider's last cycle summary, for the self-isolation check.
+    summaries: Mutex<HashMap<String, CycleSummary>>,
+    /// Instances of providers no longer configured are retired once per generation.
+    orphans_checked: std::sync::atomic::AtomicBool,
+    /// When the heartbeat URL was last pinged (Unix ms).
+    last_heartbeat: std::sync::atomic::AtomicI64,
     /// Instances whose W-API token comes from the config (discovery may not replace it).
     configured_tokens: std::collections::HashSet<InstanceKey>,
 }
@@ -131,6 +143,11 @@ impl Supervisor {
             index: Arc::new(LiveIndex::default()),
             isolation: Mutex::new(None),
             ticks: std::sync::OnceLock::new(),
+            own_ticks: Arc::default(),
+            pipelines: TaskTracker::new(),
+            summaries: Mutex::new(HashMap::new()),
+            orphans_checked: Default::default(),
+            last_heartbeat: Default::default(),
             configured_tokens,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -147,9 +164,14 @@ impl Supervisor {
         &self.store
     }
 
-    /// Attach the daemon's tick state (leadership, cycle tracking).
-    pub fn attach_ticks(&self, ticks: Arc<crate::supervisor::scheduler::Ticks>) {
+    /// Attach the daemon's tick state (leadership, per-provider progress).
+    pub fn attach_ticks(&self, ticks: Arc<Ticks>) {
         let _ = self.ticks.set(ticks);
+    }
+
+    /// The process's tick state, or this supervisor's own when none is attached.
+    pub fn ticks(&self) -> &Arc<Ticks> {
+        self.ticks.get().unwrap_or(&self.own_ticks)
     }
 
     /// Does this process supervise? Followers record what they see and leave
@@ -201,10 +223,17 @@ impl Supervisor {
         out
     }
 
-    /// Deadline helper for shutdown: wait for in-flight actions at most `grace`.
+    /// Deadline helper for shutdown: wait for running pipelines and in-flight
+    /// actions at most `grace`.
     pub async fn drain(&self, grace: Duration) -> bool {
+        self.pipelines.close();
         self.tasks.close();
-        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+        tokio::time::timeout(grace, async {
+            self.pipelines.wait().await;
+            self.tasks.wait().await;
+        })
+        .await
+        .is_ok()
     }
 
     /// W-API or Evolution, for the receiver.

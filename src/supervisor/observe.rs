@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use super::{Supervisor, SupervisorError};
 use crate::domain::health::{Action, Ctx, Observation};
-use crate::domain::{InstanceKey, Notice, StepOutput, Ts, step};
+use crate::domain::{InstanceKey, Notice, StepOutput, step};
 use crate::store::{InstanceRecord, StoreError};
 
 impl Supervisor {
@@ -26,27 +26,26 @@ impl Supervisor {
 
     /// [`Supervisor::observe`]; with `spawn_recoveries = false` the caller runs
     /// the recovery actions itself (a manual restart reports their outcome).
-    /// `observed_at` is when a poll's call started: if a concurrent writer
-    /// changed the instance after that, the poll's answer is older than what
-    /// is stored and is dropped rather than replayed over it.
+    /// `seen_version` is the row version a poll's call started from: if a
+    /// concurrent writer (a webhook, another poll) committed since, the poll's
+    /// answer is older than what is stored and is dropped rather than replayed
+    /// over it (the next cycle asks again).
     pub(super) async fn observe_with(
         self: &Arc<Self>,
         key: &InstanceKey,
         obs: Observation,
         rec: Option<InstanceRecord>,
         spawn_recoveries: bool,
-        observed_at: Option<Ts>,
+        seen_version: Option<i64>,
     ) -> Result<Option<StepOutput>, SupervisorError> {
         let mut rec = rec;
-        for attempt in 0..8 {
+        for _ in 0..8 {
             let r = match rec.take() {
                 Some(r) => r,
                 None => self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?,
             };
-            if attempt > 0
-                && let Some(t) = observed_at
-                && (r.state.health_since > t || r.state.last_webhook_at.is_some_and(|w| w > t))
-            {
+            if seen_version.is_some_and(|v| v != r.version) {
+                tracing::debug!(instance = %key, "a newer state was committed while the poll ran: its answer is dropped");
                 self.index.set_health(key, r.state.health, r.version);
                 return Ok(None);
             }

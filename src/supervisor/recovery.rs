@@ -39,8 +39,11 @@ impl Supervisor {
         self.store.record_event(Some(id), &key.provider, "recovery_result", &ev, now).await?;
         if verify {
             tokio::time::sleep(self.cfg.supervisor.settle_delay).await;
+            // The same staleness guard as the cycle's polls: a webhook-driven
+            // recovery committed while this call ran wins over its answer.
+            let seen = self.store.instance(key).await?.map(|r| r.version);
             let obs = self.poll_one(&h, key).await;
-            let out = self.observe(key, obs.clone(), None).await?;
+            let out = self.observe_with(key, obs.clone(), None, true, seen).await?;
             let ev = serde_json::json!({"observation": format!("{obs:?}"), "health": out.as_ref().map(|o| o.state.health.as_str())});
             self.store.record_event(Some(id), &key.provider, "recovery_verified", &ev, self.now()).await?;
         }

@@ -6,6 +6,7 @@
 //! skipped and counted (`wa_sentinel_ticks_skipped_total{job}`) — ticks never
 //! overlap and never pile up. Schedules are UTC.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -18,21 +19,49 @@ use super::Supervisor;
 /// Retention runs once a day at 03:17 UTC.
 const RETENTION_SCHEDULE: &str = "0 17 3 * * *";
 
-/// Shared with `/readyz` and the systemd watchdog.
+/// A pipeline running longer than this is reported as stalled; when every
+/// running pipeline is stalled and none finished for as long, the watchdog
+/// stops. A slow provider alone never gets there: every call is bounded by
+/// `request_timeout` and the breaker cuts a hanging provider short.
+pub const STALL_MS: i64 = 30 * 60_000;
+
+/// Shared with `/readyz`, `/metrics` and the systemd watchdog; survives
+/// config reloads (one per process).
 #[derive(Debug, Default)]
 pub struct Ticks {
     /// When any job last fired (Unix ms), 0 before the first tick.
     pub last_tick: AtomicI64,
-    /// When the last poll cycle finished (Unix ms).
-    pub last_cycle: AtomicI64,
     /// Only the leader polls, recovers and audits (SPEC §8); followers tick idle.
     pub leader: AtomicBool,
-    /// When the running poll cycle started (Unix ms), 0 when none runs: a cycle
-    /// that never ends stops the watchdog and readiness.
-    pub cycle_started: AtomicI64,
-    /// One poll lock for the process: cycles never overlap, not even across a
-    /// config reload's two generations.
-    pub poll_lock: Arc<Mutex<()>>,
+    /// One entry per provider, created on first use.
+    providers: std::sync::Mutex<HashMap<String, Arc<ProviderProgress>>>,
+}
+
+/// One provider's poll pipeline, as readiness, metrics and the watchdog see it.
+#[derive(Debug, Default)]
+pub struct ProviderProgress {
+    /// Held while the provider's pipeline runs: two pipelines of one provider
+    /// never overlap, not even across a config reload's two generations.
+    pub lock: Arc<Mutex<()>>,
+    /// When the running pipeline started (Unix ms), 0 when none runs.
+    pub started: AtomicI64,
+    /// When the last pipeline finished (Unix ms), 0 before the first.
+    pub finished: AtomicI64,
+    /// The circuit breaker was open at the end of the last pipeline.
+    pub breaker_open: AtomicBool,
+    /// The provider's state after its last pipeline, in operator words
+    /// (`ok`, `unreachable`, `unauthorized`, …).
+    pub state: std::sync::Mutex<String>,
+}
+
+impl ProviderProgress {
+    pub fn state(&self) -> String {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_state(&self, s: impl Into<String>) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s.into();
+    }
 }
 
 pub struct Scheduler {
@@ -72,11 +101,45 @@ where
 }
 
 impl Ticks {
-    /// Is a poll cycle running for longer than `limit_ms`? (A hung cycle keeps
-    /// its lock, every later tick is skipped, and nothing is polled.)
-    pub fn cycle_stuck(&self, now_ms: i64, limit_ms: i64) -> bool {
-        let started = self.cycle_started.load(Ordering::Relaxed);
-        started != 0 && now_ms - started > limit_ms
+    /// The progress entry of `provider`.
+    pub fn provider(&self, provider: &str) -> Arc<ProviderProgress> {
+        self.providers.lock().unwrap_or_else(|p| p.into_inner()).entry(provider.to_string()).or_default().clone()
+    }
+
+    /// Every provider seen so far, by name.
+    pub fn all_providers(&self) -> Vec<(String, Arc<ProviderProgress>)> {
+        let mut v: Vec<_> = self
+            .providers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Providers whose running pipeline started more than `limit_ms` ago.
+    pub fn stalled(&self, now_ms: i64, limit_ms: i64) -> Vec<String> {
+        self.all_providers()
+            .into_iter()
+            .filter(|(_, p)| {
+                let s = p.started.load(Ordering::Relaxed);
+                s != 0 && now_ms - s > limit_ms
+            })
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Is the process wedged? Pipelines are running, every one of them for
+    /// longer than `limit_ms`, and none finished within `limit_ms`. One slow or
+    /// hanging provider next to a lively one never is (SPEC §5 rule 15).
+    pub fn wedged(&self, now_ms: i64, limit_ms: i64) -> bool {
+        let all = self.all_providers();
+        let running: Vec<_> = all.iter().filter(|(_, p)| p.started.load(Ordering::Relaxed) != 0).collect();
+        !running.is_empty()
+            && running.iter().all(|(_, p)| now_ms - p.started.load(Ordering::Relaxed) > limit_ms)
+            && all.iter().all(|(_, p)| now_ms - p.finished.load(Ordering::Relaxed) > limit_ms)
     }
 }
 
@@ -86,25 +149,19 @@ impl Scheduler {
         let sched = JobScheduler::new().await?;
         let cfg = sup.config().supervisor.clone();
 
+        // The poll job only starts one pipeline per provider whose previous
+        // pipeline has finished (per-provider locks in `Ticks`), and returns:
+        // a slow provider never delays another, nor the next tick.
         let s = sup.clone();
-        let t = ticks.clone();
         let poll = move || {
-            let (s, t) = (s.clone(), t.clone());
-            async move {
-                t.cycle_started.store(crate::clock::now().0, Ordering::Relaxed);
-                if let Err(e) = s.poll_cycle().await {
-                    tracing::error!(error = %e, "poll cycle failed");
-                }
-                t.cycle_started.store(0, Ordering::Relaxed);
-                t.last_cycle.store(crate::clock::now().0, Ordering::Relaxed);
-            }
+            let s = s.clone();
+            async move { s.poll_tick() }
         };
-        let poll_lock = ticks.poll_lock.clone();
-        sched.add(job(&cfg.poll_schedule, "poll", ticks.clone(), poll_lock.clone(), poll.clone())?).await?;
-        // A first cycle right away, under the same lock: an operator who starts
-        // the daemon wants a verdict now, not at the next tick.
+        sched.add(job(&cfg.poll_schedule, "poll", ticks.clone(), Arc::default(), poll.clone())?).await?;
+        // A first cycle right away: an operator who starts the daemon wants a
+        // verdict now, not at the next tick.
         if ticks.leader.load(Ordering::Relaxed) {
-            tokio::spawn(async move { guarded("poll", &poll_lock, poll()).await });
+            sup.poll_tick();
         }
 
         let s = sup.clone();

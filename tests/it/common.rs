@@ -25,31 +25,33 @@ impl TestDb {
 
     /// A fresh schema on the test PostgreSQL, or `None` when not configured (outside CI).
     pub async fn postgres() -> Option<TestDb> {
-        let base = match std::env::var("WA_SENTINEL_TEST_POSTGRES") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "CI=true but WA_SENTINEL_TEST_POSTGRES is not set: PostgreSQL tests must run in CI"
-                );
-                eprintln!("skipping PostgreSQL test: WA_SENTINEL_TEST_POSTGRES is not set");
-                return None;
-            }
-        };
-        let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
-        let admin =
-            sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| panic!("PostgreSQL at {base} unreachable: {e}"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .expect("create schema");
-        admin.close().await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let url = postgres_schema().await?;
         let store = Store::connect(&url, 4).await.expect("open postgres");
         store.migrate().await.expect("migrate postgres");
         Some(TestDb { store, _dir: None, url })
     }
+}
+
+/// The URL of a fresh, empty schema on the test PostgreSQL, or `None` when
+/// not configured (outside CI).
+pub async fn postgres_schema() -> Option<String> {
+    let base = match std::env::var("WA_SENTINEL_TEST_POSTGRES") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but WA_SENTINEL_TEST_POSTGRES is not set: PostgreSQL tests must run in CI"
+            );
+            eprintln!("skipping PostgreSQL test: WA_SENTINEL_TEST_POSTGRES is not set");
+            return None;
+        }
+    };
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| panic!("PostgreSQL at {base} unreachable: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("create schema");
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 /// Generate `mod NAME { sqlite, postgres }` running the same `async fn NAME(Store)`

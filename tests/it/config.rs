@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use figment::Jail;
-use wa_sentinel::config::{self, ConfigError, Language, NotifierTarget, ProviderKind};
+use wa_sentinel::config::{self, ConfigError, Language, LogConfig, LogFormat, NotifierTarget, ProviderKind};
 use wa_sentinel::domain::NoticeKind;
 
 const FULL: &str = include_str!("../fixtures/config-full.toml");
@@ -90,6 +90,7 @@ fn every_documented_key_parses() {
         assert_eq!(c.providers[0].webhook_jwt_key.as_ref().unwrap().expose(), "shared-hs256-secret");
         assert_eq!(c.selfcheck.heartbeat_url.as_ref().unwrap().expose(), "https://hc-ping.com/0000");
         assert_eq!(c.selfcheck.quiet_after.as_secs(), 600);
+        assert_eq!(c.log, LogConfig { format: LogFormat::Json, level: "debug,wa_sentinel::supervisor=trace".into() });
         assert_eq!(c.instances[1].token.as_ref().unwrap().expose(), "wapi-inst");
         assert_eq!(c.instances[0].labels.get("plan").map(String::as_str), Some("pro"));
         assert_eq!(c.notifiers.len(), 6);
@@ -170,7 +171,28 @@ fn each_validation_error_names_its_key() {
         ("[server]\nmax_body = \"lots\"\n", "server.max_body", "size"),
         ("[server]\nadmin_token_env = \"NOT_SET_ANYWHERE\"\n", "server.admin_token", "NOT_SET_ANYWHERE"),
         ("[database]\nurl = \"mysql://x\"\n", "database.url", "sqlite:"),
+        ("[log]\nformat = \"logfmt\"\n", "log.format", "\"json\""),
+        ("[log]\nlevel = \"info,[\"\n", "log.level", "log filter"),
         ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),
+        // Issue 11 §5: the event name a real Evolution 2.3.6 rejected with a 400 on every audit.
+        (
+            "[webhook]\nevents = [\"MESSAGES_UPSERT\", \"CONNECTION_UPDATES\"]\n\
+             [[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "webhook.events[1]",
+            "did you mean `CONNECTION_UPDATE`",
+        ),
+        (
+            "[webhook]\nevents = [\"STATUS_INSTANCE\"]\n\
+             [[providers]]\nname = \"e\"\nkind = \"evolution\"\napi_version = \"v1\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "webhook.events[0]",
+            "Evolution API v1 accepts",
+        ),
+        (
+            "[webhook]\nevents = [\"STATUS_INSTANCE\"]\n\
+             [[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
+            "webhook.events[0]",
+            "pin its api_version = \"v2\"",
+        ),
         (
             "[[providers]]\nname = \"Evo Main\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",
             "providers[0].name",

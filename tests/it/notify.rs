@@ -24,7 +24,7 @@ fn notice(kind: NoticeKind, tenant: &str) -> Notice {
         provider: "evo-main".into(),
         instance: Some("tenant_1_inst_1".into()),
         tenant: Some(tenant.into()),
-        outage_id: "0193abcd".into(),
+        outage_id: Some("0193abcd".into()),
         started_at: Ts(1_763_719_200_000),
         at: Ts(1_763_719_260_000),
         reason: "connection closed: connection closed (statusReason 428)".into(),

@@ -159,5 +159,16 @@ fn the_demo_reaches_all_scenarios_by_itself() {
     for s in wa_sentinel::demo::SCENARIOS {
         assert!(stdout.contains(s), "scenario `{s}` not reported:\n{stdout}");
     }
-    assert!(String::from_utf8_lossy(&out.stderr).contains("NOTICE"), "notices are shown on the console");
+    // The console: header, notices and checklist; the daemon's log goes to a file (path printed).
+    assert!(stdout.lines().any(|l| l.starts_with("NOTICE ")), "notices are shown on the console:\n{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains(" INFO ") && !stderr.contains(" INFO "),
+        "no log lines on the console:\n{stdout}\n{stderr}"
+    );
+    assert!(!stdout.contains('\x1b'), "piped output has no escape codes");
+    let log_path = stdout.lines().find_map(|l| l.strip_prefix("daemon log kept: ")).expect("log path printed");
+    let log = std::fs::read_to_string(log_path).expect("the demo's log file");
+    assert!(log.contains(" INFO ") && log.contains("NOTICE") && !log.contains('\x1b'), "full log, plain text");
+    let _ = std::fs::remove_dir_all(std::path::Path::new(log_path).parent().unwrap());
 }

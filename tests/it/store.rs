@@ -9,6 +9,7 @@ use wa_sentinel::store::{InstanceFilter, InstanceRecord, OutboxEntry, Store, Sto
 use crate::on_both_backends;
 
 on_both_backends!(
+    issue11_3_a_retired_instance_keeps_its_history_and_its_name_gets_a_fresh_row,
     instances_are_inserted_and_rediscovered,
     state_and_outbox_commit_together,
     a_failure_rolls_back_state_and_outbox,
@@ -48,31 +49,64 @@ async fn observe(store: &Store, at: i64, obs: Observation, id: &str) -> Instance
 async fn instances_are_inserted_and_rediscovered(store: Store) {
     let mut labels = BTreeMap::new();
     labels.insert("plan".to_string(), "pro".to_string());
-    let a = store.ensure_instance(&key(), "tenant_1", &labels, "config", Ts(1)).await.unwrap();
+    let a = store.ensure_instance(&key(), "tenant_1", &labels, "config", None, Ts(1)).await.unwrap();
     assert_eq!(a.tenant, "tenant_1");
     assert_eq!(a.labels.get("plan").map(String::as_str), Some("pro"));
     assert_eq!(a.state.health.as_str(), "unknown");
     // Rediscovery is idempotent and keeps the id; a new mapping moves the tenant.
-    let b = store.ensure_instance(&key(), "tenant_1", &labels, "config", Ts(2)).await.unwrap();
+    let b = store.ensure_instance(&key(), "tenant_1", &labels, "config", None, Ts(2)).await.unwrap();
     assert_eq!(a.id, b.id);
-    let c = store.ensure_instance(&key(), "tenant_9", &BTreeMap::new(), "discovered", Ts(3)).await.unwrap();
+    let c = store.ensure_instance(&key(), "tenant_9", &BTreeMap::new(), "discovered", None, Ts(3)).await.unwrap();
     assert_eq!(c.id, a.id);
     assert_eq!(c.tenant, "tenant_9");
     assert_eq!(c.source, "discovered");
     store
-        .ensure_instance(&InstanceKey::new("evo", "other"), "unassigned", &BTreeMap::new(), "discovered", Ts(3))
+        .ensure_instance(&InstanceKey::new("evo", "other"), "unassigned", &BTreeMap::new(), "discovered", None, Ts(3))
         .await
         .unwrap();
     let all = store.instances(&InstanceFilter::default()).await.unwrap();
     assert_eq!(all.len(), 2);
     let t9 = store.instances(&InstanceFilter { tenant: Some("tenant_9".into()), ..Default::default() }).await.unwrap();
     assert_eq!(t9.len(), 1);
-    store.set_present(&c.id, false).await.unwrap();
-    assert_eq!(store.instances(&InstanceFilter::default()).await.unwrap().len(), 1);
+}
+
+/// Issue 11 §3: a retired row keeps its history, and the same name seen again
+/// starts with a fresh record — no inherited outage, budget or cooldown.
+async fn issue11_3_a_retired_instance_keeps_its_history_and_its_name_gets_a_fresh_row(store: Store) {
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Some("uuid-1"), Ts(0)).await.unwrap();
+    let down =
+        observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: Some(428) }), "o1").await;
+    assert_eq!(down.state.restart_attempts, 1);
+    assert_eq!(down.provider_id.as_deref(), Some("uuid-1"));
+    let k = key();
+    let ctx = Ctx { now: Ts(2000), key: &k, tenant: &down.tenant, new_id: "x", may_recover: true };
+    let out = step(&down.state, Observation::Retired, &ctx, &Policy::default());
+    store.commit_step_and(&down, &out, &outbox_for(&out), Ts(2000), true).await.unwrap();
+    assert!(store.instance(&key()).await.unwrap().is_none(), "a retired instance is not present");
+    assert!(store.instances(&InstanceFilter::default()).await.unwrap().is_empty(), "nor listed, nor counted");
+    let (health, open) = store.gauge_counts_of("evo").await.unwrap();
+    assert!(health.is_empty() && open == 0, "{health:?} {open:?}");
+    let history = store.outages(Some(&key()), false, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].recovered_by.as_deref(), Some("retired"));
+    assert!(store.outages(None, true, 10).await.unwrap().is_empty(), "no outage left open");
+    // Issue 11 §5: one time format wherever a user reads JSON (`history --json`, `/api/outages`).
+    let j = serde_json::to_value(&history[0]).unwrap();
+    assert_eq!(j["started_at"], "1970-01-01T00:00:01Z");
+    assert_eq!(j["ended_at"], "1970-01-01T00:00:02Z");
+
+    let fresh = store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Some("uuid-2"), Ts(3000)).await;
+    let fresh = fresh.unwrap();
+    assert_ne!(fresh.id, down.id, "a new row");
+    assert!(fresh.state.outage.is_none());
+    assert_eq!(fresh.state.restart_attempts, 0);
+    assert_eq!(fresh.state.last_restart_attempt, None);
+    assert_eq!(fresh.provider_id.as_deref(), Some("uuid-2"));
+    assert_eq!(store.outages(Some(&key()), false, 10).await.unwrap().len(), 1, "the old history stays readable");
 }
 
 async fn state_and_outbox_commit_together(store: Store) {
-    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     let rec =
         observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: Some(428) }), "o1").await;
     let o = rec.state.outage.as_ref().expect("outage stored and joined back");
@@ -106,7 +140,7 @@ async fn state_and_outbox_commit_together(store: Store) {
 }
 
 async fn a_failure_rolls_back_state_and_outbox(store: Store) {
-    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: None }), "dup").await;
     observe(&store, 2000, Observation::Polled(ProviderStatus::Connected), "x").await;
     let before = store.instance(&key()).await.unwrap().unwrap();
@@ -131,7 +165,7 @@ async fn a_failure_rolls_back_state_and_outbox(store: Store) {
 }
 
 async fn a_stale_version_is_a_conflict_and_writes_nothing(store: Store) {
-    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     let stale = store.instance(&key()).await.unwrap().unwrap();
     observe(&store, 1000, Observation::Polled(ProviderStatus::Connected), "a").await;
     let k = key();
@@ -144,7 +178,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(store: Store) {
 }
 
 async fn outage_history_newest_first(store: Store) {
-    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: None }), "first").await;
     observe(&store, 2000, Observation::Polled(ProviderStatus::Connected), "-").await;
     observe(&store, 3000, Observation::Polled(ProviderStatus::LoggedOut { reason: Some(401) }), "second").await;
@@ -159,7 +193,7 @@ async fn outage_history_newest_first(store: Store) {
 }
 
 async fn last_restart_attempt_round_trips(store: Store) {
-    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     let rec = observe(
         &store,
         1_763_719_200_123,
@@ -213,7 +247,7 @@ async fn outbox_claim_deliver_retry_dead(store: Store) {
 }
 
 async fn last_webhook_never_moves_backwards(store: Store) {
-    let rec = store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Ts(0)).await.unwrap();
+    let rec = store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     store.flush_last_webhooks(&[(rec.id.clone(), Ts(5000))]).await.unwrap();
     store.flush_last_webhooks(&[(rec.id.clone(), Ts(4000))]).await.unwrap();
     let r = store.instance(&key()).await.unwrap().unwrap();

@@ -61,6 +61,24 @@ impl Rig {
         self.clock.fetch_add(minutes * MIN, Ordering::SeqCst);
     }
 
+    pub fn advance_ms(&self, ms: i64) {
+        self.clock.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// The real receiver (router, debounce, writer task) on a loopback port,
+    /// driven by this rig's clock; returns its webhook URL for provider `evo`.
+    pub async fn receiver(&self) -> String {
+        let state = wa_sentinel::server::start_background(
+            self.sup.clone(),
+            Arc::new(wa_sentinel::supervisor::scheduler::Ticks::default()),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(wa_sentinel::server::serve(listener, state, tokio_util::sync::CancellationToken::new()));
+        format!("http://{addr}/webhooks/evo/hooktoken")
+    }
+
     /// One poll cycle, then wait for its recovery actions and verification polls.
     pub async fn cycle(&self) {
         self.sup.poll_cycle().await.unwrap();
@@ -100,7 +118,15 @@ on_both_backends!(
     rule8_webhook_missing_wrong_url_or_missing_events_repaired_once_then_left_alone,
     rule9_tenant_comes_from_the_mapping_never_from_a_guess,
     zombie_open_instance_is_restarted_not_reconnected,
-    deleted_instance_is_reported_missing_once,
+    issue11_3_deleted_instance_is_reported_missing_then_retired,
+    issue11_3_deleting_an_instance_in_an_outage_closes_the_outage_as_retired,
+    issue11_3_a_recreated_instance_starts_with_a_fresh_record,
+    issue11_2_a_never_paired_instance_gets_one_needs_qr_notice_and_no_recovery_call,
+    issue11_2_ten_minutes_of_a_reconnect_loop_write_a_handful_of_events,
+    issue11_4_the_audit_reports_but_never_rewrites_an_instance_in_maintenance,
+    issue11_4_ungrouped_provider_notices_skip_instances_in_maintenance,
+    issue11_5_a_verification_poll_older_than_a_webhook_recovery_is_dropped,
+    issue11_5_webhook_repaired_notices_belong_to_no_outage,
 );
 
 async fn rule1_every_instance_is_polled_every_cycle_including_disconnected_ones(store: Store) {
@@ -332,17 +358,153 @@ async fn zombie_open_instance_is_restarted_not_reconnected(store: Store) {
     assert_eq!(rig.restarts("z"), 1);
 }
 
-async fn deleted_instance_is_reported_missing_once(store: Store) {
-    let rig = Rig::new(store, &[("gone", Behaviour::Open)], |_| {}).await;
+/// Issue 11 §3 (observed on a real server): a deleted instance is announced
+/// missing, then retired — its outage closed, one final notice — and no
+/// longer polled or counted.
+async fn issue11_3_deleted_instance_is_reported_missing_then_retired(store: Store) {
+    let rig = Rig::new(store, &[("gone", Behaviour::Open), ("stays", Behaviour::Open)], |_| {}).await;
     rig.cycle().await;
     rig.sim.remove_instance("gone");
     for _ in 0..4 {
         rig.advance(1);
         rig.cycle().await;
     }
-    assert_eq!(rig.notice_kinds().await, vec!["instance_missing"]);
+    assert_eq!(rig.notice_kinds().await, vec!["instance_missing", "instance_retired"]);
     let all = rig.store.instances(&InstanceFilter::default()).await.unwrap();
-    assert!(all.is_empty(), "no longer listed and seen missing: retired from polling");
+    assert_eq!(all.len(), 1, "no longer listed and seen missing: retired from polling");
+    assert!(rig.store.outages(None, true, 10).await.unwrap().is_empty(), "no outage left open");
+    let (health, open) = rig.store.gauge_counts_of("evo").await.unwrap();
+    assert_eq!(health.iter().map(|r| r.1).sum::<i64>(), 1, "gauges count present instances only");
+    assert_eq!(open, 0);
+    let calls = rig.sim.calls("GET", "/instance/connectionState/gone");
+    rig.advance(1);
+    rig.cycle().await;
+    assert_eq!(rig.sim.calls("GET", "/instance/connectionState/gone"), calls, "not polled any more");
+}
+
+/// Issue 11 §3: deleting an instance that is in an outage used to change the
+/// cause to `missing`, send nothing, and leave the outage open forever.
+async fn issue11_3_deleting_an_instance_in_an_outage_closes_the_outage_as_retired(store: Store) {
+    let rig = Rig::new(store, &[("down", Behaviour::LoggedOut)], |_| {}).await;
+    rig.cycle().await;
+    assert_eq!(rig.notice_kinds().await, vec!["instance_logged_out"]);
+    rig.sim.remove_instance("down");
+    for _ in 0..3 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    assert_eq!(rig.notice_kinds().await, vec!["instance_logged_out", "instance_retired"]);
+    let history = rig.store.outages(Some(&InstanceKey::new("evo", "down")), false, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].recovered_by.as_deref(), Some("retired"));
+    assert!(history[0].ended_at.is_some());
+}
+
+/// Issue 11 §3: a new instance under an old name — deleted and recreated
+/// between two cycles (a new provider-side id), or seen again after it was
+/// retired — starts with a fresh record: no inherited outage, budget or cooldown.
+async fn issue11_3_a_recreated_instance_starts_with_a_fresh_record(store: Store) {
+    let rig = Rig::new(store, &[("x", Behaviour::ClosedTransient { reason: 428 })], |r| {
+        r.supervisor.down_after = 1;
+        r.restart.max_attempts_per_outage = 1;
+    })
+    .await;
+    rig.sim.set_behaviour("x", Behaviour::ClosedTransient { reason: 428 });
+    rig.cycle().await; // reconnect 1/1: revived by the simulator
+    rig.sim.set_behaviour("x", Behaviour::ClosedTransient { reason: 428 });
+    rig.advance(1);
+    rig.cycle().await; // down again, inside the cooldown: the budget is spent
+    let old = rig.store.instance(&InstanceKey::new("evo", "x")).await.unwrap().unwrap();
+    assert!(old.state.outage.is_some() && old.state.restart_attempts >= 1);
+
+    // Deleted and recreated between two cycles: Evolution gives it a new id.
+    rig.sim.remove_instance("x");
+    rig.sim.add_instance("x", Behaviour::Open);
+    rig.advance(1);
+    rig.cycle().await;
+    let new = rig.store.instance(&InstanceKey::new("evo", "x")).await.unwrap().unwrap();
+    assert_ne!(new.id, old.id, "a fresh row");
+    assert!(new.state.outage.is_none());
+    assert_eq!(new.state.restart_attempts, 0);
+    assert_eq!(new.state.last_restart_attempt, None);
+    assert_eq!(new.state.health, Health::Connected);
+    let old_history = rig.store.outages(Some(&InstanceKey::new("evo", "x")), false, 10).await.unwrap();
+    assert_eq!(old_history[0].recovered_by.as_deref(), Some("retired"));
+
+    // Retired (deleted and seen missing), then created again: fresh as well.
+    rig.sim.remove_instance("x");
+    for _ in 0..3 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    assert!(rig.store.instance(&InstanceKey::new("evo", "x")).await.unwrap().is_none());
+    rig.sim.add_instance("x", Behaviour::ClosedTransient { reason: 428 });
+    rig.advance(1);
+    rig.cycle().await;
+    let third = rig.store.instance(&InstanceKey::new("evo", "x")).await.unwrap().unwrap();
+    assert_ne!(third.id, new.id);
+    assert_eq!(third.state.restart_attempts, 1, "its own first attempt, not attempt 2 of an old budget");
+}
+
+/// Issue 11 §2 (observed on a real 2.3.6 server): a never-paired instance got
+/// `instance_down` and three `GET /instance/connect` calls, each starting a
+/// socket that loops `connecting`. Now: one needs-QR notice, no call, ever.
+async fn issue11_2_a_never_paired_instance_gets_one_needs_qr_notice_and_no_recovery_call(store: Store) {
+    let rig = Rig::new(store, &[("fresh", Behaviour::Unpaired)], |r| {
+        r.supervisor.down_after = 1;
+        r.restart.cooldown = "1m".into();
+    })
+    .await;
+    for _ in 0..20 {
+        rig.cycle().await;
+        rig.advance(5);
+    }
+    assert_eq!(rig.connects("fresh"), 0, "never a recovery call");
+    assert_eq!(rig.restarts("fresh"), 0);
+    assert_eq!(rig.notice_kinds().await, vec!["instance_logged_out"]);
+    let rec = rig.store.instance(&InstanceKey::new("evo", "fresh")).await.unwrap().unwrap();
+    let o = rec.state.outage.expect("an open needs-QR outage");
+    assert_eq!(o.cause.as_str(), "needs_qr");
+    assert!(o.reason.contains("QR"), "{}", o.reason);
+}
+
+/// Issue 11 §2, measured: on a real 2.3.6 server one instance in a reconnect
+/// loop (every poll `close`, ~3 `connecting` webhooks a second) wrote 256
+/// `health_changed`/`cause_changed` events in 16 minutes and its `since`
+/// reset every 5 s. Ten minutes of the same through the real receiver now
+/// write a handful: the outage, its notice, its recovery attempt.
+async fn issue11_2_ten_minutes_of_a_reconnect_loop_write_a_handful_of_events(store: Store) {
+    let rig = Rig::new(store, &[("loop", Behaviour::Open)], |_| {}).await; // down_after 2, cooldown 30m
+    rig.cycle().await;
+    let url = rig.receiver().await;
+    let rec = rig.store.instance(&InstanceKey::new("evo", "loop")).await.unwrap().unwrap();
+    let before = rig.store.events(&rec.id, 1000).await.unwrap().len();
+    rig.sim.set_behaviour("loop", Behaviour::ReconnectLoop);
+    let http = reqwest::Client::new();
+    let connecting = json!({"event": "connection.update", "instance": "loop",
+                            "data": {"instance": "loop", "state": "connecting", "statusReason": 200}});
+    for second in 1..=600 {
+        rig.advance_ms(1000);
+        for _ in 0..3 {
+            let r = http.post(&url).json(&connecting).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+        if second % 30 == 0 {
+            rig.cycle().await;
+        }
+    }
+    let events = rig.store.events(&rec.id, 1000).await.unwrap();
+    let kinds: Vec<&str> = events[..events.len() - before].iter().map(|e| e.kind.as_str()).collect();
+    assert!(kinds.len() <= 8, "{} events in 10 minutes: {kinds:?}", kinds.len());
+    // connected → connecting (the loop's first webhooks) → disconnected (the first `close` poll); no flips.
+    assert!(kinds.iter().filter(|k| **k == "health_changed").count() <= 2, "{kinds:?}");
+    assert!(!kinds.contains(&"cause_changed"), "{kinds:?}");
+    let now = rig.store.instance(&InstanceKey::new("evo", "loop")).await.unwrap().unwrap();
+    let o = now.state.outage.expect("an open outage");
+    assert_eq!(o.cause.as_str(), "disconnected", "the cause is not `connecting`");
+    assert!(now.state.health_since <= o.started_at, "since is the start of the outage, not the last flip");
+    assert_eq!(rig.notice_kinds().await, vec!["instance_down"]);
+    assert_eq!(rig.connects("loop"), 1, "one attempt inside the 30-minute cooldown");
 }
 
 on_both_backends!(self_protection_blames_our_own_network_when_every_provider_fails_and_nobody_calls);
@@ -418,4 +580,94 @@ async fn ungrouped_provider_outage_tells_each_instance_and_its_tenant(store: Sto
     let recovered =
         rig.store.outbox_all().await.unwrap().iter().filter(|(k, _, _)| k.contains(":provider_recovered:")).count();
     assert_eq!(recovered, 2);
+}
+
+/// Maintenance for `minutes` from the rig's now, through the state machine.
+async fn maintain(rig: &Rig, name: &str, minutes: i64) {
+    let until = rig.sup.now().0 + minutes * MIN;
+    let obs = wa_sentinel::domain::health::Observation::Maintenance(Some(Ts(until)));
+    rig.sup.observe(&InstanceKey::new("evo", name), obs, None).await.unwrap();
+}
+
+/// Issue 11 §4: maintenance is hands-off — the audit reads and reports the
+/// drift but writes nothing; the first audit after maintenance repairs it.
+async fn issue11_4_the_audit_reports_but_never_rewrites_an_instance_in_maintenance(store: Store) {
+    let rig = Rig::new(store, &[("m", Behaviour::Open)], |_| {}).await;
+    rig.sup.sync_inventory().await.unwrap();
+    maintain(&rig, "m", 60).await;
+    let r = rig.sup.webhook_audit().await.unwrap();
+    assert_eq!((r.drifted, r.repaired), (1, 0), "{r:?}");
+    assert_eq!(rig.sim.calls("POST", "/webhook/set/m"), 0, "no webhook write in maintenance");
+    let rec = rig.store.instance(&InstanceKey::new("evo", "m")).await.unwrap().unwrap();
+    assert_eq!(rec.webhook_ok, Some(false), "the status page shows the drift");
+    let events = rig.store.events(&rec.id, 50).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "webhook_drift" && e.detail.contains("maintenance")), "{events:?}");
+    rig.advance(61);
+    let r = rig.sup.webhook_audit().await.unwrap();
+    assert_eq!(r.repaired, 1, "repaired once maintenance ended: {r:?}");
+    assert_eq!(rig.sim.calls("POST", "/webhook/set/m"), 1);
+}
+
+/// Issue 11 §4: provider notices fanned out per instance skip instances in maintenance.
+async fn issue11_4_ungrouped_provider_notices_skip_instances_in_maintenance(store: Store) {
+    let rig = Rig::new(store, &[("a", Behaviour::Open), ("quiet", Behaviour::Open)], |r| {
+        r.supervisor.down_after = 1;
+        r.alerts.group_provider_outage = false;
+    })
+    .await;
+    rig.cycle().await;
+    maintain(&rig, "quiet", 60).await;
+    rig.sim.set_down(true);
+    rig.advance(1);
+    rig.cycle().await;
+    let rows = rig.store.outbox_all().await.unwrap();
+    let quiet = rig.store.instance(&InstanceKey::new("evo", "quiet")).await.unwrap().unwrap();
+    assert_eq!(rows.len(), 1, "only the instance not in maintenance hears of it: {rows:?}");
+    assert!(!rows[0].0.ends_with(&quiet.id), "{rows:?}");
+}
+
+/// Issue 11 §5: the verification poll after a recovery had no staleness
+/// guard: a status read that started before a webhook-driven recovery
+/// committed was applied on top of it (a spurious flap).
+async fn issue11_5_a_verification_poll_older_than_a_webhook_recovery_is_dropped(store: Store) {
+    let rig = Rig::new(store, &[("v", Behaviour::ClosedTransient { reason: 428 })], |r| {
+        r.supervisor.down_after = 1;
+        r.supervisor.settle_delay = "200ms".into();
+    })
+    .await;
+    rig.sup.poll_cycle().await.unwrap(); // outage, reconnect sent, verification after 200 ms
+    // The reconnect "did not take" and the provider is slow: the verification
+    // poll will say `close`, 600 ms after it started...
+    rig.sim.set_behaviour("v", Behaviour::ClosedTransient { reason: 428 });
+    rig.sim.set_latency(std::time::Duration::from_millis(600));
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    // ...while, in between, a webhook proves the session alive.
+    let key = InstanceKey::new("evo", "v");
+    let alive = wa_sentinel::domain::health::Observation::Webhook(wa_sentinel::domain::WebhookSignal::Alive);
+    rig.sup.observe(&key, alive, None).await.unwrap();
+    rig.sup.wait_idle().await;
+    let rec = rig.store.instance(&key).await.unwrap().unwrap();
+    assert_eq!(rec.state.health, Health::Connected, "the older poll answer did not win");
+    assert!(rec.state.outage.is_none());
+    assert_eq!(rig.store.outages(Some(&key), false, 10).await.unwrap().len(), 1, "no spurious second outage");
+}
+
+/// Issue 11 §5: a `webhook_repaired` notice belongs to no outage: `outage_id:
+/// null` and a dedup key of its own namespace.
+async fn issue11_5_webhook_repaired_notices_belong_to_no_outage(store: Store) {
+    let rig = Rig::new(store, &[("w", Behaviour::Open)], |r| {
+        r.notifiers.push(wa_sentinel::config::raw::RawNotifier {
+            name: "repairs".into(),
+            kind: "log".into(),
+            kinds: Some(vec!["webhook_repaired".into()]),
+            ..Default::default()
+        });
+    })
+    .await;
+    rig.sup.sync_inventory().await.unwrap();
+    rig.sup.webhook_audit().await.unwrap();
+    let rec = rig.store.instance(&InstanceKey::new("evo", "w")).await.unwrap().unwrap();
+    let keys = rig.notices().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with(&format!("webhook:{}:", rec.id)), "{keys:?}");
 }

@@ -88,17 +88,108 @@ async fn v2_close_with_failing_follow_up_degrades_to_unknown_reason() {
 }
 
 #[tokio::test]
-async fn v1_close_makes_no_follow_up_call() {
+async fn v1_close_asks_fetch_instances_only_whether_the_instance_was_ever_paired() {
+    // v1 exposes no reason code; its row still tells a paired instance (`owner`) from a never-paired one.
     let server = MockServer::start().await;
     mount_state(&server, "sales-bot", "evolution/v1-connectionState-close.json").await;
     Mock::given(method("GET"))
         .and(path("/instance/fetchInstances"))
+        .and(query_param("instanceName", "sales-bot"))
         .respond_with(json_fixture(200, "evolution/v1-fetchInstances-by-name.json"))
-        .expect(0)
+        .expect(1)
         .mount(&server)
         .await;
     let r = evo(&server.uri(), ApiVersion::V1).status(&inst("sales-bot")).await.expect("status");
     assert_eq!(r.status, ProviderStatus::Disconnected { reason: None });
+}
+
+/// Issue 11 §2: a never-paired instance (`ownerJid` null on v2, no `owner` on
+/// v1; observed on a real 2.3.6 server) is waiting for its first QR scan — not
+/// a drop to reconnect.
+#[tokio::test]
+async fn issue11_2_close_of_a_never_paired_instance_is_unpaired_on_both_versions() {
+    let mut v2 = fixture_json("evolution/v2-fetchInstances.json");
+    v2[0]["ownerJid"] = serde_json::Value::Null;
+    v2[0]["connectionStatus"] = json!("close");
+    let v1 = json!([{"instance": {"instanceName": "sales-bot", "instanceId": "0b6e3f2a", "status": "close"}}]);
+    for (version, state_fixture, rows) in [
+        (ApiVersion::V2, "evolution/v2-connectionState-close.json", v2),
+        (ApiVersion::V1, "evolution/v1-connectionState-close.json", v1),
+    ] {
+        let server = MockServer::start().await;
+        mount_state(&server, "sales-bot", state_fixture).await;
+        Mock::given(method("GET"))
+            .and(path("/instance/fetchInstances"))
+            .and(query_param("instanceName", "sales-bot"))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(rows))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let r = evo(&server.uri(), version).status(&inst("sales-bot")).await.expect("status");
+        assert_eq!(r.status, ProviderStatus::Unpaired, "{version:?}");
+    }
+}
+
+/// Issue 11 §2: a terminal reason wins over a missing owner (Evolution may
+/// clear the owner on logout): still logged out, not "never paired".
+#[test]
+fn issue11_2_a_logout_without_an_owner_stays_logged_out() {
+    let mut rows = fixture_json("evolution/v2-fetchInstances.json");
+    rows[1]["ownerJid"] = serde_json::Value::Null;
+    let st = wa_sentinel::providers::evolution::close_status_from_rows(&rows, "support-line");
+    assert_eq!(st, ProviderStatus::LoggedOut { reason: Some(401) });
+}
+
+/// Issue 11 §5: after a reload every instance's first call wanted the
+/// version: one `GET /` per provider, however many calls start at once.
+#[tokio::test]
+async fn issue11_5_concurrent_first_calls_probe_the_version_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(
+            json_body(200, r#"{"status":200,"message":"Welcome","version":"2.3.6"}"#)
+                .set_delay(std::time::Duration::from_millis(200)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/instance/connect/sales-bot"))
+        .respond_with(json_fixture(200, "evolution/v2-connect-response-qr.json"))
+        .expect(6)
+        .mount(&server)
+        .await;
+    let c = std::sync::Arc::new(evo(&server.uri(), ApiVersion::Auto));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let c = c.clone();
+        set.spawn(async move { c.recover(&inst("sales-bot"), RecoveryKind::Reconnect).await });
+    }
+    while let Some(v) = set.join_next().await {
+        v.unwrap().expect("connect");
+    }
+}
+
+/// Discovery keeps Evolution's own id of each instance (v2 `id`, v1
+/// `instanceId`): a recreated instance under the same name is told apart.
+#[tokio::test]
+async fn discovery_reports_the_provider_side_id() {
+    for (version, fixture, first_id) in [
+        (ApiVersion::V2, "evolution/v2-fetchInstances.json", "4f1c2a8e-9b3d-4e6a-8c71-2d5e9f0a1b37"),
+        (ApiVersion::V1, "evolution/v1-fetchInstances-all.json", "0b6e3f2a-71c4-4d9e-a5b8-3c2d1e0f9a87"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/instance/fetchInstances"))
+            .respond_with(json_fixture(200, fixture))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let list = evo(&server.uri(), version).list_instances().await.expect("list");
+        assert_eq!(list[0].name, "sales-bot");
+        assert_eq!(list[0].provider_id.as_deref(), Some(first_id), "{version:?}");
+    }
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ async fn status_of_every_behaviour() {
         ("banned", Behaviour::Banned),
         ("qr", Behaviour::ConnectingWithQr),
         ("replaced", Behaviour::Replaced),
+        ("unpaired", Behaviour::Unpaired),
     ])
     .await;
     let c = client(&s);
@@ -52,15 +53,16 @@ async fn status_of_every_behaviour() {
         ("banned", ProviderStatus::LoggedOut { reason: Some(403) }),
         ("qr", ProviderStatus::Connecting { qr_pending: false }),
         ("replaced", ProviderStatus::Disconnected { reason: None }),
+        ("unpaired", ProviderStatus::Unpaired),
         ("nope", ProviderStatus::NotFound),
     ];
     for (name, want) in cases {
         assert_eq!(c.status(&i(name)).await.unwrap().status, want, "{name}");
     }
-    assert_eq!(s.calls("GET", "/"), 1, "version detected once and cached");
-    assert_eq!(s.calls("GET", "/instance/fetchInstances"), 4, "follow-up only for the four closed ones");
+    assert_eq!(s.calls("GET", "/"), 0, "a status call needs no version");
+    assert_eq!(s.calls("GET", "/instance/fetchInstances"), 5, "follow-up only for the five closed ones");
     let names: Vec<String> = c.list_instances().await.unwrap().into_iter().map(|d| d.name).collect();
-    assert_eq!(names, ["banned", "loggedout", "open", "qr", "replaced", "transient", "zombie"]);
+    assert_eq!(names, ["banned", "loggedout", "open", "qr", "replaced", "transient", "unpaired", "zombie"]);
 }
 
 #[tokio::test]

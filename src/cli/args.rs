@@ -1,0 +1,91 @@
+//! The command-line grammar (clap derive), and nothing else: `build.rs`
+//! includes this file to generate the man pages and shell completions, so it
+//! may use only `clap` and `std`. The version string is set at run time
+//! ([`super::command`]) because it comes from `build.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wa-sentinel",
+    about = "Keeps WhatsApp instances on Evolution API and W-API alive.",
+    long_about = "Keeps WhatsApp instances on Evolution API (v1, v2) and W-API alive: polls every instance, \
+                  recovers dead sessions under a persisted cooldown, repairs webhook configs, tells operators \
+                  once per outage, and receives provider webhooks.\n\n\
+                  Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.\n\n\
+                  Files (Debian package): /etc/wa-sentinel/config.toml, the config, every key documented; \
+                  /etc/default/wa-sentinel, the service's secrets (environment variables named by *_env keys); \
+                  /var/lib/wa-sentinel, the SQLite database.\n\n\
+                  Environment: WA_SENTINEL_CONFIG, the config path; WA_SENTINEL_<SECTION>__<KEY>, one config key \
+                  (e.g. WA_SENTINEL_SUPERVISOR__DOWN_AFTER=3); RUST_LOG, replaces log.level; NO_COLOR, no colours."
+)]
+pub struct Cli {
+    /// Config file (default: $WA_SENTINEL_CONFIG, else ./config.toml).
+    #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: migrate, supervise, receive webhooks, until SIGTERM/SIGINT.
+    Run,
+    /// Everything on this machine with no setup: simulator, ephemeral SQLite, console notices.
+    Demo {
+        /// Compress the script to seconds (used by the tests).
+        #[arg(long)]
+        fast: bool,
+        /// Exit once every scenario was observed (exit 1 if not in time).
+        #[arg(long)]
+        exit_when_done: bool,
+        /// Listen address (default 127.0.0.1:8080, or a free port if taken).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Also show the daemon's full log on the console (it always goes to the demo's log file).
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Load and validate the config; print it with secrets redacted.
+    CheckConfig,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Instances with provider, tenant, health, since, last webhook, last restart, open outage.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Outages, newest first.
+    History {
+        /// PROVIDER/INSTANCE (default: every instance and provider).
+        instance: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Manual recovery of one instance; respects the cooldown unless --force.
+    Restart {
+        /// PROVIDER/INSTANCE
+        instance: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Silence an instance: no restarts, no notices, still polled.
+    Maintenance {
+        /// PROVIDER/INSTANCE
+        instance: String,
+        /// How long, e.g. 2h.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "off", required_unless_present = "off")]
+        duration: Option<String>,
+        /// End maintenance now.
+        #[arg(long)]
+        off: bool,
+    },
+}

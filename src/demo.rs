@@ -15,6 +15,11 @@
 //! | `evo-b` (provider) | goes down, comes back | one `provider_unreachable`, one `provider_recovered` |
 //! | `fresh-1` | never paired (`ownerJid: null`) | one needs-QR notice, never a recovery call |
 //! | `gone-1` | logged out, then deleted on the provider | its outage closed as `retired`, one closing notice |
+//! | `waha-failed-1` (WAHA) | `FAILED` | reads the status, `POST /api/sessions/{s}/restart`, back to `WORKING` |
+//! | `zapi-restore-1` (Z-API) | "You need to restore the session." | `GET …/restore-session`, connected again |
+//!
+//! The WAHA and Z-API instances start with the right webhook config, so the
+//! audit leaves them alone (a WAHA config write would restart the session).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,9 +28,11 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::raw::RawProvider;
+use crate::config::raw::{RawInstance, RawProvider};
 use crate::config::{self, RawConfig};
 use crate::domain::InstanceKey;
+use crate::providers::sim_waha::{WahaBehaviour, WahaEvent, WahaSim};
+use crate::providers::sim_zapi::{ZapiBehaviour, ZapiEvent, ZapiSim};
 use crate::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
 use crate::store::Store;
 
@@ -58,7 +65,7 @@ pub enum DemoError {
 }
 
 /// The scenarios a newcomer should see, in the order they usually happen.
-pub const SCENARIOS: [&str; 10] = [
+pub const SCENARIOS: [&str; 12] = [
     "outage detected (drop-1)",
     "reconnected and recovered (drop-1)",
     "logged out: notice, no restart (logged-out-1)",
@@ -69,7 +76,12 @@ pub const SCENARIOS: [&str; 10] = [
     "webhook-driven recovery (phone-2)",
     "never-paired instance: one needs-QR notice, no restarts (fresh-1)",
     "deleted instance: outage closed as retired (gone-1)",
+    "WAHA FAILED restarted and back (waha-failed-1)",
+    "Z-API session restored and back (zapi-restore-1)",
 ];
+
+/// The Z-API demo instances' tokens (fake, like the simulator).
+const ZAPI_INSTANCES: [(&str, &str); 2] = [("zapi-shop", "zapi-demo-token-1"), ("zapi-restore-1", "zapi-demo-token-2")];
 
 /// The simulators post webhooks to this address, so it must be a real port:
 /// port 0 (or a taken default) is resolved to a free one now.
@@ -105,6 +117,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     let admin = uuid::Uuid::new_v4().simple().to_string();
     let token_a = uuid::Uuid::new_v4().simple().to_string();
     let token_b = uuid::Uuid::new_v4().simple().to_string();
+    let token_waha = uuid::Uuid::new_v4().simple().to_string();
+    let token_zapi = uuid::Uuid::new_v4().simple().to_string();
 
     let a = Simulator::start(SimOptions {
         instances: vec![
@@ -144,6 +158,25 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         }
     }
 
+    let waha =
+        WahaSim::start(None, &[("waha-shop", WahaBehaviour::Working), ("waha-failed-1", WahaBehaviour::Working)])
+            .await
+            .map_err(DemoError::Simulator)?;
+    let zapi_instances: Vec<(&str, &str, ZapiBehaviour)> =
+        ZAPI_INSTANCES.iter().map(|(id, t)| (*id, *t, ZapiBehaviour::Connected)).collect();
+    let zapi = ZapiSim::start(None, &zapi_instances).await.map_err(DemoError::Simulator)?;
+    let waha_url = format!("{public}/webhooks/waha/{token_waha}");
+    for name in ["waha-shop", "waha-failed-1"] {
+        let hook = json!({"url": waha_url, "events": ["session.status", "message", "message.any", "message.ack"]});
+        waha.set_config(name, json!({"metadata": {"demo": "true"}, "webhooks": [hook]}));
+    }
+    let zapi_url = format!("{public}/webhooks/zapi/{token_zapi}");
+    for (id, _) in ZAPI_INSTANCES {
+        for kind in ["connected", "disconnected", "received", "delivery", "message-status"] {
+            zapi.set_callback(id, kind, &zapi_url);
+        }
+    }
+
     let db_url = format!("sqlite://{}/demo.db", dir.display());
     let mut raw = RawConfig::default();
     raw.database.url = db_url.clone();
@@ -174,6 +207,31 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
             ..Default::default()
         });
     }
+    raw.providers.push(RawProvider {
+        name: "waha".into(),
+        kind: "waha".into(),
+        base_url: waha.base_url(),
+        webhook_token: Some(token_waha),
+        discover: true,
+        default_tenant: Some("initech".into()),
+        ..Default::default()
+    });
+    raw.providers.push(RawProvider {
+        name: "zapi".into(),
+        kind: "zapi".into(),
+        base_url: zapi.base_url(),
+        webhook_token: Some(token_zapi),
+        ..Default::default()
+    });
+    for (id, token) in ZAPI_INSTANCES {
+        raw.instances.push(RawInstance {
+            provider: "zapi".into(),
+            name: id.into(),
+            tenant: Some("umbrella".into()),
+            token: Some(token.into()),
+            ..Default::default()
+        });
+    }
     let cfg = config::validate(raw, &|_| "demo".into()).map_err(|e| DemoError::Config(e.to_string()))?;
 
     println!("wa-sentinel demo");
@@ -194,11 +252,13 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     let signals = crate::daemon::Signals { shutdown: stop_daemon.clone(), reload };
     let daemon = tokio::spawn(crate::daemon::run(cfg, signals, None));
     let script = tokio::spawn(script(a, b, s, shutdown.child_token()));
+    let others = tokio::spawn(other_kinds(waha, zapi, s, shutdown.child_token()));
 
     let limit = Duration::from_secs(if opts.fast { 60 } else { 240 });
     let outcome = watch(&db_url, &shutdown, opts.exit_when_done, limit).await;
     stop_daemon.cancel();
     script.abort();
+    others.abort();
     let daemon_result = daemon.await;
     remove_database(&dir);
     println!("daemon log kept: {}", log_file.display());
@@ -270,11 +330,25 @@ async fn watch(
 async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
     let mut out = Vec::new();
     let outages = store.outages(None, false, 500).await?;
-    let events_of = |name: &'static str| async move {
-        let Some(r) = store.instance(&InstanceKey::new("evo-a", name)).await? else {
+    let events_in = |provider: &'static str, name: &'static str| async move {
+        let Some(r) = store.instance(&InstanceKey::new(provider, name)).await? else {
             return Ok::<_, DemoError>(vec![]);
         };
         Ok(store.events(&r.id, 200).await?)
+    };
+    let events_of = |name: &'static str| events_in("evo-a", name);
+    // A recovery call of this kind was sent, and an outage of the instance closed.
+    let recovered_with = |provider: &'static str, name: &'static str, call: &'static str| {
+        let closed = outages
+            .iter()
+            .any(|o| o.provider == provider && o.instance.as_deref() == Some(name) && o.ended_at.is_some());
+        async move {
+            let sent = events_in(provider, name)
+                .await?
+                .iter()
+                .any(|e| e.kind == "recovery_result" && e.detail.contains(call) && e.detail.contains("\"sent\""));
+            Ok::<_, DemoError>(sent && closed)
+        }
     };
 
     let of =
@@ -318,6 +392,12 @@ async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
     }
     if of("gone-1").any(|o| o.recovered_by.as_deref() == Some("retired")) {
         out.push(SCENARIOS[9]);
+    }
+    if recovered_with("waha", "waha-failed-1", "/restart").await? {
+        out.push(SCENARIOS[10]);
+    }
+    if recovered_with("zapi", "zapi-restore-1", "/restore-session").await? {
+        out.push(SCENARIOS[11]);
     }
     Ok(out)
 }
@@ -394,4 +474,38 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
         _ = steps => { stop.cancelled().await; }
     }
     traffic.abort();
+}
+
+/// The WAHA and Z-API script: traffic from every live instance (so none looks
+/// silent), then at period 2 `waha-failed-1` fails and `zapi-restore-1` needs
+/// its session restored; wa-sentinel's recovery calls bring both back.
+async fn other_kinds(waha: WahaSim, zapi: ZapiSim, s: u64, stop: CancellationToken) {
+    let traffic = async {
+        loop {
+            for name in ["waha-shop", "waha-failed-1"] {
+                if waha.behaviour(name) == Some(WahaBehaviour::Working) {
+                    let _ = waha.post_webhook(name, WahaEvent::Message).await;
+                }
+            }
+            for (id, _) in ZAPI_INSTANCES {
+                if zapi.behaviour(id) == Some(ZapiBehaviour::Connected) {
+                    let _ = zapi.post_webhook(id, ZapiEvent::Received).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300 * s)).await;
+        }
+    };
+    let steps = async {
+        tokio::time::sleep(Duration::from_secs(2 * s)).await;
+        waha.set_behaviour("waha-failed-1", WahaBehaviour::Failed);
+        let _ = waha.post_webhook("waha-failed-1", WahaEvent::SessionStatus).await;
+        zapi.set_behaviour("zapi-restore-1", ZapiBehaviour::NeedsRestore);
+        let _ = zapi.post_webhook("zapi-restore-1", ZapiEvent::Disconnected).await;
+        stop.cancelled().await;
+    };
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = traffic => {}
+        _ = steps => {}
+    }
 }

@@ -17,5 +17,6 @@ mod it {
     pub mod replicas;
     pub mod store;
     pub mod supervisor;
+    pub mod supervisor_kinds;
     pub mod upgrade;
 }

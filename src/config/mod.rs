@@ -117,7 +117,26 @@ pub struct DesiredWebhook {
 pub enum ProviderKind {
     Evolution,
     Wapi,
+    /// devlikeapro/waha, self-hosted (`X-Api-Key`, sessions by name).
+    Waha,
+    /// z-api.io, hosted (instance id and token in the URL path).
+    Zapi,
 }
+
+impl ProviderKind {
+    /// The `kind` value in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Evolution => "evolution",
+            ProviderKind::Wapi => "wapi",
+            ProviderKind::Waha => "waha",
+            ProviderKind::Zapi => "zapi",
+        }
+    }
+}
+
+/// Z-API's one public endpoint, the default `base_url` of a `zapi` provider.
+pub const ZAPI_BASE_URL: &str = "https://api.z-api.io";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiVersion {
@@ -140,6 +159,32 @@ pub struct ProviderConfig {
     /// Evolution v2 header auth accepted besides the path token.
     pub webhook_bearer: Option<Secret>,
     pub webhook_jwt_key: Option<Secret>,
+    /// WAHA: `hmac.key` of the session webhook; verifies inbound `X-Webhook-Hmac`.
+    pub webhook_hmac_key: Option<Secret>,
+    /// Z-API: the account security token (`Client-Token` header).
+    pub client_token: Option<Secret>,
+}
+
+impl ProviderConfig {
+    /// A provider with only the required settings; everything optional off
+    /// (no keys, no discovery, tenant `default`). For simulators and tests.
+    pub fn new(name: &str, kind: ProviderKind, base_url: &str, webhook_token: Secret) -> Self {
+        ProviderConfig {
+            name: name.to_string(),
+            kind,
+            base_url: base_url.to_string(),
+            api_version: ApiVersion::Auto,
+            api_key: None,
+            webhook_token,
+            discover: false,
+            default_tenant: "default".into(),
+            webhook_body_key: "value".into(),
+            webhook_bearer: None,
+            webhook_jwt_key: None,
+            webhook_hmac_key: None,
+            client_token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -612,12 +657,24 @@ impl Validator<'_> {
             let kind = match p.kind.as_str() {
                 "evolution" => ProviderKind::Evolution,
                 "wapi" => ProviderKind::Wapi,
+                "waha" => ProviderKind::Waha,
+                "zapi" => ProviderKind::Zapi,
                 other => {
-                    self.bad(k("kind"), format!("`{other}`: must be \"evolution\" or \"wapi\""));
+                    self.bad(k("kind"), format!("`{other}`: must be \"evolution\", \"wapi\", \"waha\" or \"zapi\""));
                     continue;
                 }
             };
-            self.url(&k("base_url"), &p.base_url);
+            let base_url = match (kind, p.base_url.trim()) {
+                (ProviderKind::Zapi, "") => ZAPI_BASE_URL.to_string(),
+                (_, "") => {
+                    self.bad(k("base_url"), "required: the provider's address, e.g. \"http://127.0.0.1:8080\"");
+                    String::new()
+                }
+                (_, u) => {
+                    self.url(&k("base_url"), u);
+                    u.trim_end_matches('/').to_string()
+                }
+            };
             let api_version = match (kind, p.api_version.as_deref()) {
                 (ProviderKind::Evolution, None | Some("auto")) => ApiVersion::Auto,
                 (ProviderKind::Evolution, Some("v1")) => ApiVersion::V1,
@@ -626,8 +683,8 @@ impl Validator<'_> {
                     self.bad(k("api_version"), format!("`{other}`: must be \"auto\", \"v1\" or \"v2\""));
                     ApiVersion::Auto
                 }
-                (ProviderKind::Wapi, None) => ApiVersion::Auto,
-                (ProviderKind::Wapi, Some(_)) => {
+                (_, None) => ApiVersion::Auto,
+                (_, Some(_)) => {
                     self.bad(k("api_version"), "only Evolution providers have an api_version");
                     ApiVersion::Auto
                 }
@@ -636,7 +693,14 @@ impl Validator<'_> {
             if kind == ProviderKind::Evolution && api_key.is_none() && !self.has_problem(&k("api_key")) {
                 self.bad(k("api_key"), "Evolution needs its global API key: set `api_key_env` or `api_key_file`");
             }
-            if kind == ProviderKind::Evolution && p.webhook_body_key.is_some() {
+            if kind == ProviderKind::Zapi && api_key.is_some() {
+                self.bad(
+                    k("api_key"),
+                    "Z-API has no server key: put each instance token in [[instances]] `token_env` and the \
+                     account security token in `client_token_env`",
+                );
+            }
+            if kind != ProviderKind::Wapi && p.webhook_body_key.is_some() {
                 self.bad(k("webhook_body_key"), "only W-API providers use webhook_body_key");
             }
             let webhook_token = self.secret(
@@ -672,14 +736,40 @@ impl Validator<'_> {
                 &p.webhook_jwt_key_env,
                 &p.webhook_jwt_key_file,
             );
-            if kind == ProviderKind::Wapi && (webhook_bearer.is_some() || webhook_jwt_key.is_some()) {
+            if kind != ProviderKind::Evolution && (webhook_bearer.is_some() || webhook_jwt_key.is_some()) {
                 self.bad(
                     k("webhook_bearer"),
-                    "W-API sends no auth headers; only Evolution v2 uses webhook_bearer / webhook_jwt_key",
+                    format!(
+                        "{} sends no Bearer headers; only Evolution v2 uses webhook_bearer / webhook_jwt_key",
+                        kind.as_str()
+                    ),
                 );
+            }
+            let webhook_hmac_key = self.secret(
+                &k("webhook_hmac_key"),
+                "webhook_hmac_key",
+                &p.webhook_hmac_key,
+                &p.webhook_hmac_key_env,
+                &p.webhook_hmac_key_file,
+            );
+            if kind != ProviderKind::Waha && webhook_hmac_key.is_some() {
+                self.bad(k("webhook_hmac_key"), "only WAHA signs its webhooks (HMAC-SHA512); remove webhook_hmac_key*");
+            }
+            let client_token = self.secret(
+                &k("client_token"),
+                "client_token",
+                &p.client_token,
+                &p.client_token_env,
+                &p.client_token_file,
+            );
+            if kind != ProviderKind::Zapi && client_token.is_some() {
+                self.bad(k("client_token"), "only Z-API uses a Client-Token; remove client_token*");
             }
             if p.discover && kind == ProviderKind::Wapi && api_key.is_none() {
                 self.bad(k("discover"), "W-API discovery needs the integrator token in `api_key_env`/`api_key_file`");
+            }
+            if p.discover && kind == ProviderKind::Zapi {
+                self.bad(k("discover"), "Z-API has no API to list instances: list each one under [[instances]]");
             }
             let default_tenant = p.default_tenant.clone().unwrap_or_else(|| "unassigned".into());
             if default_tenant.trim().is_empty() {
@@ -688,7 +778,7 @@ impl Validator<'_> {
             out.push(ProviderConfig {
                 name: p.name.clone(),
                 kind,
-                base_url: p.base_url.trim_end_matches('/').to_string(),
+                base_url,
                 api_version,
                 api_key,
                 webhook_token,
@@ -697,6 +787,8 @@ impl Validator<'_> {
                 webhook_body_key: p.webhook_body_key.clone().unwrap_or_else(|| "value".into()),
                 webhook_bearer,
                 webhook_jwt_key,
+                webhook_hmac_key,
+                client_token,
             });
         }
         out
@@ -728,9 +820,14 @@ impl Validator<'_> {
                 ProviderKind::Wapi if token.is_none() && !p.discover && !self.has_problem(&k("token")) => {
                     self.bad(k("token"), "a W-API instance needs its Bearer token: set `token_env` or `token_file`")
                 }
-                ProviderKind::Evolution if token.is_some() => {
-                    self.bad(k("token"), "Evolution instances use the provider's API key; remove `token*`")
-                }
+                ProviderKind::Zapi if token.is_none() && !self.has_problem(&k("token")) => self.bad(
+                    k("token"),
+                    "a Z-API instance needs its instance token (it goes in the URL path): set `token_env` or `token_file`",
+                ),
+                ProviderKind::Evolution | ProviderKind::Waha if token.is_some() => self.bad(
+                    k("token"),
+                    format!("{} instances use the provider's API key; remove `token*`", p.kind.as_str()),
+                ),
                 _ => {}
             }
             out.push(InstanceConfig {
@@ -928,6 +1025,8 @@ pub fn redacted_toml(raw: &RawConfig) -> String {
         red(&mut p.webhook_token);
         red(&mut p.webhook_bearer);
         red(&mut p.webhook_jwt_key);
+        red(&mut p.webhook_hmac_key);
+        red(&mut p.client_token);
     }
     for i in &mut r.instances {
         red(&mut i.token);

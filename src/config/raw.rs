@@ -213,6 +213,8 @@ impl Default for RawLog {
 pub struct RawProvider {
     pub name: String,
     pub kind: String,
+    /// Required, except for Z-API (default `https://api.z-api.io`).
+    #[serde(default)]
     pub base_url: String,
     pub api_version: Option<String>,
     pub api_key: Option<String>,
@@ -235,6 +237,15 @@ pub struct RawProvider {
     pub webhook_jwt_key: Option<String>,
     pub webhook_jwt_key_env: Option<String>,
     pub webhook_jwt_key_file: Option<PathBuf>,
+    /// WAHA: the `hmac.key` set in the session webhook config; inbound
+    /// `X-Webhook-Hmac` (HMAC-SHA512 of the raw body) is verified with it.
+    pub webhook_hmac_key: Option<String>,
+    pub webhook_hmac_key_env: Option<String>,
+    pub webhook_hmac_key_file: Option<PathBuf>,
+    /// Z-API: the account security token, sent as the `Client-Token` header.
+    pub client_token: Option<String>,
+    pub client_token_env: Option<String>,
+    pub client_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

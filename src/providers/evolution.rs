@@ -522,7 +522,8 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
         }
         _ => WebhookSignal::Alive,
     };
-    Ok(Inbound { instance, event, signal, raw_len: body.len() })
+    // `date_time` is local time labelled `Z`: not an instant to trust.
+    Ok(Inbound { instance, event, signal, raw_len: body.len(), at: None })
 }
 
 fn close_signal(reason: Option<u16>) -> WebhookSignal {
@@ -582,6 +583,8 @@ mod tests {
             webhook_body_key: "value".into(),
             webhook_bearer: None,
             webhook_jwt_key: None,
+            webhook_hmac_key: None,
+            client_token: None,
         };
         let c = EvolutionClient::new(&cfg, Duration::from_secs(1)).unwrap();
         let shown = format!("{c:?} {:?}", c.get(&["instance", "x"]));

@@ -134,6 +134,19 @@ pub fn classify(status: u16, body: &str) -> Result<Value, ProviderError> {
         let detail = if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") };
         Err(ProviderError::new(class, detail))
     };
+    // Z-API's security layer: `{"error": "null not allowed"}` (no Client-Token)
+    // or `{"error": "<ip> not allowed"}` (IP allow-list), whatever the status.
+    if let Some(text) =
+        json.as_ref().and_then(|j| j.get("error")).and_then(Value::as_str).filter(|t| t.ends_with(" not allowed"))
+    {
+        return err(
+            ErrorClass::Unauthorized,
+            format!(
+                "access refused ({}): the account's Client-Token is missing or wrong, or this IP is not on its allow-list",
+                truncate(text, 80)
+            ),
+        );
+    }
     match status {
         503 if json.as_ref().and_then(|j| j.get("code")).and_then(Value::as_str) == Some("LICENSE_REQUIRED") => {
             err(ErrorClass::Unlicensed, "LICENSE_REQUIRED: the Evolution install is not activated".into())
@@ -185,13 +198,19 @@ fn describe_unparsable(body: &str) -> String {
     }
 }
 
-/// The human message of an Evolution or W-API error body: `response.message`
-/// or `message`, which may be a string, an array or an array of arrays.
+/// The human message of an error body: `response.message` or `message`
+/// (Evolution, W-API, WAHA), which may be a string, an array or an array of
+/// arrays; else a string `error` (Z-API's `{"error": "…"}`).
 pub fn message_of(v: &Value) -> String {
     let m = v.get("response").and_then(|r| r.get("message")).or_else(|| v.get("message"));
     let mut parts = Vec::new();
     if let Some(m) = m {
         flatten(m, &mut parts, 0);
+    }
+    if parts.is_empty()
+        && let Some(e) = v.get("error").and_then(Value::as_str)
+    {
+        parts.push(truncate(e, 200));
     }
     parts.join("; ")
 }
@@ -247,6 +266,19 @@ mod tests {
         assert_eq!(c(503, r#"{"code":"OTHER"}"#), Err(ErrorClass::Unreachable));
         assert_eq!(c(400, r#"{"response":{"message":[["bad"]]}}"#), Err(ErrorClass::BadResponse));
         assert!(c(200, "null").is_ok());
+        // Z-API's security layer, at any status.
+        assert_eq!(c(200, r#"{"error":"null not allowed"}"#), Err(ErrorClass::Unauthorized));
+        assert_eq!(c(400, r#"{"error":"203.0.113.10 not allowed"}"#), Err(ErrorClass::Unauthorized));
+        // WAHA (NestJS) bodies.
+        assert_eq!(
+            c(404, r#"{"statusCode":404,"message":"Session not found","error":"Not Found"}"#),
+            Err(ErrorClass::InstanceNotFound)
+        );
+        assert_eq!(
+            c(404, r#"{"statusCode":404,"message":"Cannot GET /api/x","error":"Not Found"}"#),
+            Err(ErrorClass::BadResponse)
+        );
+        assert_eq!(c(401, r#"{"message":"Unauthorized","statusCode":401}"#), Err(ErrorClass::Unauthorized));
         assert!(c(200, r#"{"error":false,"message":"ok"}"#).is_ok());
     }
 }

@@ -1,28 +1,38 @@
-//! Provider clients: the only code that talks HTTP to Evolution API (v1, v2)
-//! and W-API, and the pure parser for the webhooks they send us.
+//! Provider clients: the only code that talks HTTP to Evolution API (v1, v2),
+//! W-API, WAHA and Z-API, and the pure parsers for the webhooks they send us.
 //!
 //! The rest of the daemon sees one enum-dispatched [`ProviderClient`] with the
 //! operations of PROVIDERS.md (status, discovery, situation-specific recovery,
 //! webhook audit/repair) and [`parse_inbound`]. Every HTTP outcome is mapped
 //! to `Ok` or an [`ErrorClass`] in exactly one place ([`http::classify`]) so
-//! both providers agree on what "unreachable" or "bad response" means.
+//! every provider agrees on what "unreachable" or "bad response" means.
 //!
 //! - [`evolution`]: Evolution API v1 and v2 (version auto-detected).
 //! - [`wapi`]: W-API (per-instance Bearer tokens, six webhook slots).
+//! - [`waha`]: WAHA (`X-Api-Key`, sessions, one full-config `PUT` that restarts the session).
+//! - [`zapi`]: Z-API (credentials in the URL path, six webhook slots).
+//! - [`slots`]: the slot-per-event-kind webhook repair W-API and Z-API share.
 //! - [`simulator`]: an in-process Evolution-v2-compatible server for the demo,
-//!   integration tests and benchmarks.
+//!   integration tests and benchmarks; [`sim_waha`] and [`sim_zapi`] do the
+//!   same for WAHA and Z-API, on the shared [`sim_server`].
 
 pub mod evolution;
 pub mod http;
+pub mod sim_server;
+pub mod sim_waha;
+pub mod sim_zapi;
 pub mod simulator;
+pub mod slots;
+pub mod waha;
 pub mod wapi;
+pub mod zapi;
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use crate::config::{DesiredWebhook, ProviderConfig, ProviderKind, Secret};
-use crate::domain::{ProviderErrorKind, ProviderStatus, RecoveryKind, WebhookSignal};
+use crate::domain::{ProviderErrorKind, ProviderStatus, RecoveryKind, Ts, WebhookSignal};
 
 /// reqwest is built with `rustls-no-provider`: building a `Client` needs this first.
 pub use crate::tls::install_crypto;
@@ -30,9 +40,10 @@ pub use crate::tls::install_crypto;
 /// One instance as the provider knows it.
 #[derive(Debug, Clone)]
 pub struct InstanceRef {
-    /// Evolution instance name, W-API `instanceId`.
+    /// Evolution instance name, W-API and Z-API instance id, WAHA session name.
     pub name: String,
-    /// W-API per-instance Bearer token (Evolution uses the provider's global key).
+    /// W-API per-instance Bearer token, Z-API instance token (Evolution and
+    /// WAHA use the provider's key).
     pub token: Option<Secret>,
 }
 
@@ -112,7 +123,9 @@ impl fmt::Display for ErrorClass {
 }
 
 /// A failed provider call. `detail` never contains a secret: request URLs
-/// carry none (keys and tokens travel in headers) and webhook URLs are redacted.
+/// carry none (keys and tokens travel in headers; the Z-API client describes
+/// its calls without the token and scrubs it from answers) and webhook URLs
+/// are redacted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{class}: {detail}")]
 pub struct ProviderError {
@@ -178,12 +191,18 @@ pub enum WebhookRepair {
 /// One parsed inbound webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {
-    /// Evolution instance name / W-API `instanceId`.
+    /// Evolution instance name / W-API and Z-API `instanceId` / WAHA `session`.
     pub instance: String,
-    /// The event as the provider names it (`messages.upsert`, `webhookReceived`).
+    /// The event as the provider names it (`messages.upsert`, `webhookReceived`,
+    /// WAHA `session.status`, Z-API `type`).
     pub event: String,
     pub signal: WebhookSignal,
     pub raw_len: usize,
+    /// When the provider says the event happened (Unix ms), where it says so
+    /// in a trustworthy unit: W-API `moment`, WAHA `timestamp`, Z-API
+    /// `momment` (normalised). `None` for Evolution (`date_time` is local time
+    /// labelled `Z`).
+    pub at: Option<Ts>,
 }
 
 /// Why an inbound body was refused (answer 400 with this text).
@@ -195,6 +214,14 @@ pub enum InboundError {
     MissingField(&'static str),
 }
 
+/// A required non-empty string field of an inbound body.
+fn required_str(v: Option<&serde_json::Value>, field: &'static str) -> Result<String, InboundError> {
+    v.and_then(serde_json::Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+        .ok_or(InboundError::MissingField(field))
+}
+
 /// Parse one inbound webhook body. Pure and total: never panics.
 /// `path_event` is the by-events URL suffix (`messages-upsert`) when present;
 /// it names the event only when the body does not.
@@ -202,6 +229,9 @@ pub fn parse_inbound(kind: ProviderKind, body: &[u8], path_event: Option<&str>) 
     match kind {
         ProviderKind::Evolution => evolution::parse_inbound(body, path_event),
         ProviderKind::Wapi => wapi::parse_inbound(body, path_event),
+        // WAHA posts every event to one URL: no by-events suffix.
+        ProviderKind::Waha => waha::parse_inbound(body),
+        ProviderKind::Zapi => zapi::parse_inbound(body, path_event),
     }
 }
 
@@ -210,6 +240,8 @@ pub fn parse_inbound(kind: ProviderKind, body: &[u8], path_event: Option<&str>) 
 pub enum ProviderClient {
     Evolution(evolution::EvolutionClient),
     Wapi(wapi::WapiClient),
+    Waha(waha::WahaClient),
+    Zapi(zapi::ZapiClient),
 }
 
 impl ProviderClient {
@@ -221,6 +253,8 @@ impl ProviderClient {
                 ProviderClient::Evolution(evolution::EvolutionClient::new(cfg, request_timeout)?)
             }
             ProviderKind::Wapi => ProviderClient::Wapi(wapi::WapiClient::new(cfg, request_timeout)?),
+            ProviderKind::Waha => ProviderClient::Waha(waha::WahaClient::new(cfg, request_timeout)?),
+            ProviderKind::Zapi => ProviderClient::Zapi(zapi::ZapiClient::new(cfg, request_timeout)?),
         })
     }
 
@@ -228,6 +262,8 @@ impl ProviderClient {
         match self {
             ProviderClient::Evolution(_) => ProviderKind::Evolution,
             ProviderClient::Wapi(_) => ProviderKind::Wapi,
+            ProviderClient::Waha(_) => ProviderKind::Waha,
+            ProviderClient::Zapi(_) => ProviderKind::Zapi,
         }
     }
 }
@@ -237,6 +273,8 @@ impl Provider for ProviderClient {
         match self {
             ProviderClient::Evolution(c) => c.status(inst).await,
             ProviderClient::Wapi(c) => c.status(inst).await,
+            ProviderClient::Waha(c) => c.status(inst).await,
+            ProviderClient::Zapi(c) => c.status(inst).await,
         }
     }
 
@@ -244,6 +282,8 @@ impl Provider for ProviderClient {
         match self {
             ProviderClient::Evolution(c) => c.list_instances().await,
             ProviderClient::Wapi(c) => c.list_instances().await,
+            ProviderClient::Waha(c) => c.list_instances().await,
+            ProviderClient::Zapi(c) => c.list_instances().await,
         }
     }
 
@@ -251,6 +291,8 @@ impl Provider for ProviderClient {
         match self {
             ProviderClient::Evolution(c) => c.recover(inst, kind).await,
             ProviderClient::Wapi(c) => c.recover(inst, kind).await,
+            ProviderClient::Waha(c) => c.recover(inst, kind).await,
+            ProviderClient::Zapi(c) => c.recover(inst, kind).await,
         }
     }
 
@@ -258,6 +300,8 @@ impl Provider for ProviderClient {
         match self {
             ProviderClient::Evolution(c) => c.webhook(inst).await,
             ProviderClient::Wapi(c) => c.webhook(inst).await,
+            ProviderClient::Waha(c) => c.webhook(inst).await,
+            ProviderClient::Zapi(c) => c.webhook(inst).await,
         }
     }
 
@@ -270,6 +314,8 @@ impl Provider for ProviderClient {
         match self {
             ProviderClient::Evolution(c) => c.check_webhook(inst, desired_url, desired).await,
             ProviderClient::Wapi(c) => c.check_webhook(inst, desired_url, desired).await,
+            ProviderClient::Waha(c) => c.check_webhook(inst, desired_url, desired).await,
+            ProviderClient::Zapi(c) => c.check_webhook(inst, desired_url, desired).await,
         }
     }
 
@@ -282,6 +328,8 @@ impl Provider for ProviderClient {
         match self {
             ProviderClient::Evolution(c) => c.apply_webhook(inst, desired_url, desired).await,
             ProviderClient::Wapi(c) => c.apply_webhook(inst, desired_url, desired).await,
+            ProviderClient::Waha(c) => c.apply_webhook(inst, desired_url, desired).await,
+            ProviderClient::Zapi(c) => c.apply_webhook(inst, desired_url, desired).await,
         }
     }
 }
@@ -289,8 +337,8 @@ impl Provider for ProviderClient {
 /// What a provider offers the supervisor, whatever its API (PROVIDERS.md):
 /// implemented by each client ([`evolution::EvolutionClient`],
 /// [`wapi::WapiClient`]) and by [`ProviderClient`], which dispatches to the
-/// configured one without boxing. Nothing here assumes Evolution: WAHA or
-/// Z-API would be one more implementation.
+/// configured one without boxing ([`waha::WahaClient`] and
+/// [`zapi::ZapiClient`] too). Nothing here assumes Evolution.
 pub trait Provider {
     /// Per-instance liveness call. A missing instance and an instance that is
     /// not loaded come back as `Ok` with `NotFound` / `NotLoaded`; `Err` is

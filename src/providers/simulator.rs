@@ -21,14 +21,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-use crate::config::{ApiVersion, ProviderConfig, ProviderKind, Secret};
+use crate::config::{ProviderConfig, ProviderKind, Secret};
 
 /// What a simulated instance does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,8 +229,7 @@ pub struct Simulator {
     api_key: String,
     shared: Shared,
     client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    serving: super::sim_server::Serving,
 }
 
 /// v2's webhook event enum, for `webhook/set` validation.
@@ -260,27 +257,12 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "simulator server stopped with an error");
-            }
-        });
+        let serving = super::sim_server::Serving::spawn(listener, app);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Simulator {
-            base_url: format!("http://{addr}"),
-            api_key: opts.api_key,
-            shared,
-            client,
-            stop: Some(tx),
-            task,
-        })
+        Ok(Simulator { base_url: format!("http://{addr}"), api_key: opts.api_key, shared, client, serving })
     }
 
     pub fn base_url(&self) -> String {
@@ -294,17 +276,9 @@ impl Simulator {
     /// A ready provider config pointing at this simulator (`api_version = auto`).
     pub fn provider_config(&self, name: &str) -> ProviderConfig {
         ProviderConfig {
-            name: name.to_string(),
-            kind: ProviderKind::Evolution,
-            base_url: self.base_url(),
-            api_version: ApiVersion::Auto,
             api_key: Some(Secret::literal(self.api_key.clone())),
-            webhook_token: Secret::literal("sim-webhook-token"),
             discover: true,
-            default_tenant: "default".into(),
-            webhook_body_key: "value".into(),
-            webhook_bearer: None,
-            webhook_jwt_key: None,
+            ..ProviderConfig::new(name, ProviderKind::Evolution, &self.base_url(), Secret::literal("sim-webhook-token"))
         }
     }
 
@@ -436,23 +410,9 @@ impl Simulator {
         Ok(Delivery::Sent(resp.status().as_u16()))
     }
 
-    /// Stop serving and wait for the server task.
-    pub async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        // Graceful shutdown can wait on idle keep-alive connections; bound it.
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.task).await;
-        self.task.abort();
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.task.abort();
+    /// Stop serving and wait (bounded) for the server task.
+    pub async fn shutdown(self) {
+        self.serving.shutdown().await;
     }
 }
 
@@ -465,7 +425,7 @@ fn evo_error(status: u16, phrase: &str, message: Value) -> Response {
     reply(code, json!({"status": status, "error": phrase, "response": {"message": message}}))
 }
 
-fn pct_decode(s: &str) -> String {
+pub(super) fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -488,7 +448,7 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
-fn query_param(query: &str, key: &str) -> Option<String> {
+pub(super) fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (pct_decode(k) == key).then(|| pct_decode(&v.replace('+', " ")))
@@ -507,15 +467,8 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         let fail = g.failure_rate > 0.0 && g.roll() < g.failure_rate;
         (g.latency, g.down, fail)
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    if down {
-        return Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .header(header::CONTENT_TYPE, "text/html")
-            .body(Body::from("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"))
-            .unwrap_or_default();
+    if let Some(outage) = super::sim_server::delay_or_outage(latency, down).await {
+        return outage;
     }
     if fail {
         return evo_error(500, "Internal Server Error", json!(["Error: Connection Closed"]));

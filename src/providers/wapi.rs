@@ -15,34 +15,23 @@
 //! Webhooks: six URL slots, one per event kind ([`SLOTS`]), set with
 //! `PUT /webhook/update-webhook-<kind>` body `{"<webhook_body_key>": url}` and
 //! read back from `GET /instance/fetch-instance` (`webhook*Url`, `""` = unset).
-//! Which slots the sentinel manages is derived from the desired (Evolution
-//! style) event names: `CONNECTION_UPDATE` → connected + disconnected,
-//! `MESSAGES_UPSERT` → received, `SEND_MESSAGE` → delivery, `MESSAGES_UPDATE`
-//! → message-status, `PRESENCE_UPDATE` → chat-presence; slot names themselves
-//! (`RECEIVED`, `message-status`) are accepted too; nothing mapped → connected,
-//! disconnected, received. Slots the sentinel does not manage are never
-//! touched. With `by_events` each slot gets `<url>/<kind>`.
+//! Which slots the sentinel manages, and the repair itself, are shared with
+//! Z-API ([`super::slots`]).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::http::Http;
+use super::slots::{self, SlotApi, Unmatched};
 use super::{
     Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, StatusReport,
-    WebhookRepair, WebhookSettings, redact_url, truncate,
+    WebhookRepair, WebhookSettings, truncate,
 };
 use crate::config::{DesiredWebhook, ProviderConfig, Secret};
-use crate::domain::{ProviderStatus, RecoveryKind, WebhookSignal};
+use crate::domain::{ProviderStatus, RecoveryKind, Ts, WebhookSignal};
 
-/// A W-API webhook slot: `kind` (URL suffix of `update-webhook-<kind>`),
-/// the fetch-instance field holding its URL, and the payload `event`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
-    pub kind: &'static str,
-    pub field: &'static str,
-    pub event: &'static str,
-}
+pub use super::slots::Slot;
 
 /// The six slots, in the order used for reads and writes.
 pub const SLOTS: [Slot; 6] = [
@@ -66,30 +55,6 @@ pub struct WapiClient {
 }
 
 impl WapiClient {
-    /// Read the slots and compare them with the desired ones: why they differ,
-    /// and the `(slot, url)` pairs to write.
-    async fn slot_diff(
-        &self,
-        inst: &InstanceRef,
-        desired_url: &str,
-        desired: &DesiredWebhook,
-    ) -> Result<(Vec<String>, Vec<(Slot, String)>), ProviderError> {
-        let wanted: Vec<(Slot, String)> =
-            wanted_slots(desired).into_iter().map(|s| (s, slot_url(desired_url, s, desired.by_events))).collect();
-        let current = self.fetch_instance(inst).await?;
-        let mut reasons = Vec::new();
-        let mut to_write = Vec::new();
-        for (slot, url) in &wanted {
-            match slot_value(&current, slot) {
-                "" => reasons.push(format!("slot `{}` unset", slot.kind)),
-                u if u == url => continue,
-                u => reasons.push(format!("slot `{}` points at another URL ({})", slot.kind, redact_url(u))),
-            }
-            to_write.push((*slot, url.clone()));
-        }
-        Ok((reasons, to_write))
-    }
-
     pub fn new(cfg: &ProviderConfig, request_timeout: Duration) -> Result<Self, ProviderError> {
         Ok(WapiClient {
             http: Http::new(&cfg.base_url, request_timeout)?,
@@ -193,7 +158,7 @@ impl Provider for WapiClient {
         desired_url: &str,
         desired: &DesiredWebhook,
     ) -> Result<Vec<String>, ProviderError> {
-        Ok(self.slot_diff(inst, desired_url, desired).await?.0)
+        Ok(slots::diff(self, &SLOTS, inst, desired_url, desired).await?.0)
     }
 
     async fn apply_webhook(
@@ -202,45 +167,38 @@ impl Provider for WapiClient {
         desired_url: &str,
         desired: &DesiredWebhook,
     ) -> Result<WebhookRepair, ProviderError> {
-        let (reasons, to_write) = self.slot_diff(inst, desired_url, desired).await?;
-        if to_write.is_empty() {
-            return Ok(WebhookRepair::AlreadyOk);
-        }
-        for (slot, url) in &to_write {
-            let path = format!("update-webhook-{}", slot.kind);
-            let what = format!("PUT /webhook/{path}?instanceId={}", inst.name);
-            let mut body = serde_json::Map::new();
-            body.insert(self.body_key.clone(), json!(url));
-            let rb = self.req(reqwest::Method::PUT, inst, &["webhook", &path])?.json(&Value::Object(body));
-            self.http.send(rb, &what).await?;
-        }
-        let mut left = self.unmatched(inst, &to_write).await?;
-        if !left.is_empty() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            left = self.unmatched(inst, &to_write).await?;
-        }
-        if left.is_empty() {
-            return Ok(WebhookRepair::Repaired { reasons });
-        }
+        slots::apply(self, &SLOTS, inst, desired_url, desired).await
+    }
+}
+
+impl SlotApi for WapiClient {
+    async fn read(&self, inst: &InstanceRef) -> Result<Value, ProviderError> {
+        self.fetch_instance(inst).await
+    }
+
+    async fn write(&self, inst: &InstanceRef, slot: Slot, url: &str) -> Result<(), ProviderError> {
+        let path = format!("update-webhook-{}", slot.kind);
+        let what = format!("PUT /webhook/{path}?instanceId={}", inst.name);
+        let mut body = serde_json::Map::new();
+        body.insert(self.body_key.clone(), json!(url));
+        let rb = self.req(reqwest::Method::PUT, inst, &["webhook", &path])?.json(&Value::Object(body));
+        self.http.send(rb, &what).await.map(drop)
+    }
+
+    fn mismatch(&self, left: &[Unmatched]) -> String {
         let detail = left
             .iter()
-            .map(|(slot, got, want)| {
+            .map(|u| {
                 format!(
-                    "after PUT /webhook/update-webhook-{} with body key `{}`, fetch-instance `{}` is {} instead of {}",
-                    slot.kind,
+                    "after PUT /webhook/update-webhook-{} with body key `{}`, fetch-instance {}",
+                    u.slot.kind,
                     self.body_key,
-                    slot.field,
-                    if got.is_empty() { "empty".to_string() } else { redact_url(got) },
-                    redact_url(want),
+                    u.describe()
                 )
             })
             .collect::<Vec<_>>()
             .join("; ");
-        Ok(WebhookRepair::Mismatch {
-            detail: format!(
-                "{detail}. W-API sources disagree on the body key (value, urlWebhook, url): check `webhook_body_key`"
-            ),
-        })
+        format!("{detail}. W-API sources disagree on the body key (value, urlWebhook, url): check `webhook_body_key`")
     }
 }
 
@@ -266,78 +224,12 @@ impl WapiClient {
         let rb = self.req(reqwest::Method::GET, inst, &["instance", "fetch-instance"])?;
         Ok(self.http.send(rb, &what).await?.json)
     }
-
-    /// Written slots whose read-back differs: (slot, got, wanted).
-    async fn unmatched(
-        &self,
-        inst: &InstanceRef,
-        written: &[(Slot, String)],
-    ) -> Result<Vec<(Slot, String, String)>, ProviderError> {
-        let after = self.fetch_instance(inst).await?;
-        Ok(written
-            .iter()
-            .filter(|(slot, url)| slot_value(&after, slot) != url)
-            .map(|(slot, url)| (*slot, slot_value(&after, slot).to_string(), url.clone()))
-            .collect())
-    }
 }
 
-fn slot_value<'a>(j: &'a Value, slot: &Slot) -> &'a str {
-    j.get(slot.field).and_then(Value::as_str).unwrap_or("")
-}
-
-/// fetch-instance (or an integrator list entry) → normalised settings (see
-/// [`WebhookSettings`] for the mapping); `None` when no slot is set.
+/// fetch-instance (or an integrator list entry) → normalised settings
+/// ([`slots::settings`]); `None` when no slot is set.
 pub fn settings_from_fetch(j: &Value) -> Option<WebhookSettings> {
-    let set: Vec<(Slot, &str)> = SLOTS.iter().map(|s| (*s, slot_value(j, s))).filter(|(_, u)| !u.is_empty()).collect();
-    let (_, first) = set.first()?;
-    Some(WebhookSettings {
-        enabled: true,
-        url: Some(first.to_string()),
-        events: set.iter().map(|(s, _)| s.kind.to_string()).collect(),
-        by_events: set.iter().any(|(_, u)| u != first),
-        base64: false,
-    })
-}
-
-/// The slots the sentinel manages for these desired events (module docs).
-pub fn wanted_slots(desired: &DesiredWebhook) -> Vec<Slot> {
-    let mut kinds: Vec<&str> = Vec::new();
-    for e in &desired.events {
-        let c = e.trim().replace(['.', '-'], "_").to_uppercase();
-        let add: &[&str] = match c.as_str() {
-            "CONNECTION_UPDATE" => &["connected", "disconnected"],
-            "MESSAGES_UPSERT" | "RECEIVED" => &["received"],
-            "SEND_MESSAGE" | "DELIVERY" => &["delivery"],
-            "MESSAGES_UPDATE" | "MESSAGE_STATUS" => &["message-status"],
-            "PRESENCE_UPDATE" | "CHAT_PRESENCE" => &["chat-presence"],
-            "CONNECTED" => &["connected"],
-            "DISCONNECTED" => &["disconnected"],
-            _ => &[],
-        };
-        kinds.extend(add);
-    }
-    if kinds.is_empty() {
-        kinds = vec!["connected", "disconnected", "received"];
-    }
-    SLOTS.iter().filter(|s| kinds.contains(&s.kind)).copied().collect()
-}
-
-/// The URL registered in one slot: the desired URL, or `<url>/<kind>` (the
-/// kind added as a path segment, before any query) with `by_events`.
-pub fn slot_url(desired_url: &str, slot: Slot, by_events: bool) -> String {
-    if !by_events {
-        return desired_url.to_string();
-    }
-    match reqwest::Url::parse(desired_url) {
-        Ok(mut u) if !u.cannot_be_a_base() => {
-            if let Ok(mut p) = u.path_segments_mut() {
-                p.pop_if_empty().push(slot.kind);
-            }
-            u.to_string()
-        }
-        _ => format!("{}/{}", desired_url.trim_end_matches('/'), slot.kind),
-    }
+    slots::settings(&SLOTS, j)
 }
 
 /// Parse a W-API webhook body (`{event, instanceId, connectedPhone?, …}`).
@@ -369,7 +261,9 @@ pub fn parse_inbound(body: &[u8], path_event: Option<&str>) -> Result<Inbound, I
         _ if phone => WebhookSignal::Alive,
         _ => WebhookSignal::Neutral,
     };
-    Ok(Inbound { instance, event, signal, raw_len: body.len() })
+    // `moment` is Unix seconds.
+    let at = obj.get("moment").and_then(Value::as_i64).and_then(|s| s.checked_mul(1000)).map(Ts);
+    Ok(Inbound { instance, event, signal, raw_len: body.len(), at })
 }
 
 /// `connectedPhone` proves life only if it looks like a phone number (digits,
@@ -389,12 +283,10 @@ mod tests {
             by_events: false,
             base64: false,
         };
-        let kinds: Vec<&str> = wanted_slots(&d).iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, vec!["connected", "disconnected", "received"]);
+        let kinds: Vec<&str> = slots::wanted_slots(&SLOTS, &d).iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, vec!["connected", "disconnected", "received"], "in slot order");
         let d = DesiredWebhook { events: vec!["message-status".into()], by_events: true, base64: false };
-        assert_eq!(wanted_slots(&d)[0].kind, "message-status");
-        assert_eq!(slot_url("https://h/x/tok?k=1", SLOTS[4], true), "https://h/x/tok/message-status?k=1");
-        assert_eq!(slot_url("https://h/x/", SLOTS[0], true), "https://h/x/connected");
+        assert_eq!(slots::wanted_slots(&SLOTS, &d)[0].kind, "message-status");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod api;
 pub mod auth;
+mod deliveries;
 mod ops;
 mod status_page;
 pub mod webhooks;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// When the process started (Unix ms), for readiness before the first tick.
     pub started: i64,
+    /// Webhook deliveries already processed, by request id (kept across reloads).
+    pub deliveries: Arc<deliveries::RecentDeliveries>,
 }
 
 /// Install the Prometheus recorder once per process; later calls get the same handle.
@@ -88,6 +91,7 @@ pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: Cance
         ticks,
         metrics: metrics_handle(),
         started: crate::clock::now().0,
+        deliveries: Arc::default(),
     };
     let st = state.clone();
     tokio::spawn(async move {

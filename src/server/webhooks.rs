@@ -1,5 +1,9 @@
 //! `POST /webhooks/{provider}/{token}[/{*event}]` (SPEC §3, rule 7).
 //!
+//! WAHA extras: with `webhook_hmac_key`, a present `X-Webhook-Hmac` must
+//! verify (401 otherwise); deliveries are deduplicated on
+//! `X-Webhook-Request-Id`.
+//!
 //! Answers: 200 processed; 202 well-formed but about an instance nobody
 //! configured (logged and counted — the provider must not retry); 400
 //! malformed or without an instance field (naming it); 401 wrong token; 404
@@ -22,7 +26,7 @@ use super::AppState;
 use super::auth::{bearer, verify_hs256};
 use crate::domain::health::Observation;
 use crate::domain::{Health, InstanceKey, WebhookSignal};
-use crate::providers::parse_inbound;
+use crate::providers::{parse_inbound, waha};
 use crate::supervisor::Supervisor;
 
 /// A `connecting`/QR signal is forwarded at most once per instance per window:
@@ -84,6 +88,17 @@ fn event_label(event: &str) -> &'static str {
         "webhookConnected",
         "webhookDisconnected",
         "webhookPresence",
+        "session.status",
+        "message",
+        "message.any",
+        "message.ack",
+        "message.reaction",
+        "ReceivedCallback",
+        "DeliveryCallback",
+        "MessageStatusCallback",
+        "ConnectedCallback",
+        "DisconnectedCallback",
+        "PresenceChatCallback",
     ];
     KNOWN.iter().find(|k| k.eq_ignore_ascii_case(event)).copied().unwrap_or("other")
 }
@@ -140,6 +155,28 @@ async fn receive(
         return reply(StatusCode::UNAUTHORIZED, "wrong webhook token");
     }
     sup.index().saw_traffic(now);
+    // WAHA signs with `hmac.key` when its version does; older core images never
+    // sign, so a missing signature is accepted (the path token was right).
+    if let Some(key) = &p.webhook_hmac_key
+        && let Some(sig) = headers.get("x-webhook-hmac")
+        && !sig.to_str().is_ok_and(|s| waha::verify_hmac(key, &body, s))
+    {
+        metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "bad_signature").increment(1);
+        return reply(StatusCode::UNAUTHORIZED, "X-Webhook-Hmac does not match the body: check webhook_hmac_key");
+    }
+    // A retry of a delivery already answered 2xx is acknowledged, not redone.
+    let request_id = headers.get("x-webhook-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(id) = &request_id
+        && app.deliveries.seen(&p.name, id)
+    {
+        return reply(StatusCode::OK, "duplicate delivery: already processed");
+    }
+    let processed = |resp: Response| {
+        if let Some(id) = &request_id {
+            app.deliveries.remember(&p.name, id);
+        }
+        resp
+    };
     // The event suffix is the last path segment (`/messages-upsert`).
     let suffix = event.as_deref().map(|e| e.rsplit('/').next().unwrap_or(e));
     let inbound = match parse_inbound(p.kind, &body, suffix) {
@@ -155,7 +192,7 @@ async fn receive(
     let Some(entry) = sup.index().get(&p.name, &inbound.instance) else {
         tracing::info!(provider = %p.name, instance = %inbound.instance, event = label, "webhook for an unknown instance");
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_instance").increment(1);
-        return reply(StatusCode::ACCEPTED, "unknown instance: recorded, not processed");
+        return processed(reply(StatusCode::ACCEPTED, "unknown instance: recorded, not processed"));
     };
     let forward = match inbound.signal {
         WebhookSignal::Neutral => false,
@@ -167,7 +204,7 @@ async fn receive(
         WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } | WebhookSignal::Dropped => true,
     };
     if !forward {
-        return reply(StatusCode::OK, "ok");
+        return processed(reply(StatusCode::OK, "ok"));
     }
     drop(body); // nothing below needs it: do not hold up to max_body while waiting
     let (done, wait) = oneshot::channel();
@@ -181,7 +218,7 @@ async fn receive(
     })
     .await;
     match outcome {
-        Ok(Ok(_)) => reply(StatusCode::OK, "ok"),
+        Ok(Ok(_)) => processed(reply(StatusCode::OK, "ok")),
         _ => reply(StatusCode::SERVICE_UNAVAILABLE, "cannot record the health change right now; retry later"),
     }
 }

@@ -129,6 +129,8 @@ mod tests {
             webhook_body_key: "value".into(),
             webhook_bearer: None,
             webhook_jwt_key: None,
+            webhook_hmac_key: None,
+            client_token: None,
         }
     }
 

@@ -28,6 +28,12 @@ fn set_full_env(jail: &mut Jail) {
         ("DISCORD_URL", "https://discord.com/api/webhooks/1/x"),
         ("HEARTBEAT_URL", "https://hc-ping.com/0000"),
         ("EVO_MAIN_JWT_KEY", "shared-hs256-secret"),
+        ("WAHA_API_KEY", "waha-key"),
+        ("WAHA_WEBHOOK_TOKEN", "waha-hook"),
+        ("WAHA_HMAC_KEY", "waha-hmac"),
+        ("ZAPI_CLIENT_TOKEN", "zapi-client"),
+        ("ZAPI_WEBHOOK_TOKEN", "zapi-hook"),
+        ("ZAPI_TOKEN_3C2A", "zapi-inst"),
     ] {
         jail.set_env(k, v);
     }
@@ -72,7 +78,12 @@ fn every_documented_key_parses() {
         assert_eq!(c.alerts.delivery_max_age.as_secs(), 12 * 3600);
         assert!(c.webhook.by_events && c.webhook.base64);
         assert_eq!(c.webhook.events, vec!["MESSAGES_UPSERT", "CONNECTION_UPDATE"]);
-        assert_eq!(c.providers.len(), 2);
+        assert_eq!(c.providers.len(), 4);
+        assert_eq!((c.providers[2].kind, c.providers[3].kind), (ProviderKind::Waha, ProviderKind::Zapi));
+        assert_eq!(c.providers[2].webhook_hmac_key.as_ref().unwrap().expose(), "waha-hmac");
+        assert_eq!(c.providers[3].base_url, "https://api.z-api.io", "Z-API's default base_url");
+        assert_eq!(c.providers[3].client_token.as_ref().unwrap().expose(), "zapi-client");
+        assert_eq!(c.instances[2].token.as_ref().unwrap().expose(), "zapi-inst");
         assert_eq!(c.providers[0].kind, ProviderKind::Evolution);
         assert_eq!(c.providers[0].webhook_token.expose(), "0123456789", "an all-digit token stays a string");
         assert_eq!(c.providers[1].webhook_body_key, "url");
@@ -193,7 +204,44 @@ fn each_validation_error_names_its_key() {
             "providers[1].name",
             "unique",
         ),
-        ("[[providers]]\nname = \"e\"\nkind = \"waha\"\nbase_url = \"https://e\"\n", "providers[0].kind", "evolution"),
+        ("[[providers]]\nname = \"e\"\nkind = \"gowa\"\nbase_url = \"https://e\"\n", "providers[0].kind", "zapi"),
+        ("[[providers]]\nname = \"e\"\nkind = \"waha\"\nwebhook_token = \"t\"\n", "providers[0].base_url", "required"),
+        (
+            "[[providers]]\nname = \"w\"\nkind = \"waha\"\nbase_url = \"http://w\"\nwebhook_token = \"t\"\nclient_token = \"c\"\n",
+            "providers[0].client_token",
+            "only Z-API",
+        ),
+        (
+            "[[providers]]\nname = \"z\"\nkind = \"zapi\"\nwebhook_token = \"t\"\nwebhook_hmac_key = \"k\"\n",
+            "providers[0].webhook_hmac_key",
+            "only WAHA",
+        ),
+        (
+            "[[providers]]\nname = \"z\"\nkind = \"zapi\"\nwebhook_token = \"t\"\ndiscover = true\n",
+            "providers[0].discover",
+            "[[instances]]",
+        ),
+        (
+            "[[providers]]\nname = \"z\"\nkind = \"zapi\"\nwebhook_token = \"t\"\napi_key = \"k\"\n",
+            "providers[0].api_key",
+            "client_token_env",
+        ),
+        (
+            "[[providers]]\nname = \"z\"\nkind = \"zapi\"\nwebhook_token = \"t\"\n[[instances]]\nprovider = \"z\"\nname = \"ID\"\n",
+            "instances[0].token",
+            "URL path",
+        ),
+        (
+            "[[providers]]\nname = \"w\"\nkind = \"waha\"\nbase_url = \"http://w\"\nwebhook_token = \"t\"\n\
+             [[instances]]\nprovider = \"w\"\nname = \"s\"\ntoken = \"x\"\n",
+            "instances[0].token",
+            "API key",
+        ),
+        (
+            "[[providers]]\nname = \"w\"\nkind = \"waha\"\nbase_url = \"http://w\"\nwebhook_token = \"t\"\nwebhook_body_key = \"url\"\n",
+            "providers[0].webhook_body_key",
+            "only W-API",
+        ),
         (
             "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\nwebhook_token = \"t\"\n",
             "providers[0].api_key",
@@ -245,11 +293,17 @@ fn check_config_output_redacts_secrets() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "config.toml",
-            "[database]\nurl = \"postgres://u:hunter2@db/x\"\n[server]\nadmin_token = \"topsecret\"\n",
+            "[database]\nurl = \"postgres://u:hunter2@db/x\"\n[server]\nadmin_token = \"topsecret\"\n\
+             [[providers]]\nname = \"z\"\nkind = \"zapi\"\nwebhook_token = \"t\"\nclient_token = \"zapiclient\"\n\
+             [[providers]]\nname = \"w\"\nkind = \"waha\"\nbase_url = \"http://w\"\nwebhook_token = \"t\"\nwebhook_hmac_key = \"wahahmac\"\n\
+             [[instances]]\nprovider = \"z\"\nname = \"ID\"\ntoken = \"zapiinstance\"\n",
         )?;
         let c = config::load(Some(Path::new("config.toml"))).map_err(|e| e.to_string())?;
         let out = config::redacted_toml(&c.raw);
         assert!(!out.contains("hunter2") && !out.contains("topsecret"), "{out}");
+        for secret in ["zapiclient", "wahahmac", "zapiinstance"] {
+            assert!(!out.contains(secret), "{out}");
+        }
         assert!(out.contains("[redacted]"));
         Ok(())
     });

@@ -1,12 +1,14 @@
 //! Provider-client tests: wiremock contract tests over every copied fixture
 //! (`tests/fixtures/`), error classification, inbound parsing (tables and
-//! property tests), and round trips against the in-process simulator.
+//! property tests), and round trips against the in-process simulators.
 
 mod errors;
 mod evolution;
 mod inbound;
 mod simulator;
+mod waha;
 mod wapi;
+mod zapi;
 
 use std::time::Duration;
 
@@ -39,33 +41,19 @@ pub fn json_body(status: u16, body: &str) -> ResponseTemplate {
 
 pub fn evo_cfg(base_url: &str, version: ApiVersion) -> ProviderConfig {
     ProviderConfig {
-        name: "evo".into(),
-        kind: ProviderKind::Evolution,
-        base_url: base_url.into(),
         api_version: version,
         api_key: Some(Secret::literal(EVO_KEY)),
-        webhook_token: Secret::literal("hook-token"),
         discover: true,
-        default_tenant: "default".into(),
-        webhook_body_key: "value".into(),
-        webhook_bearer: None,
-        webhook_jwt_key: None,
+        ..ProviderConfig::new("evo", ProviderKind::Evolution, base_url, Secret::literal("hook-token"))
     }
 }
 
 pub fn wapi_cfg(base_url: &str, integrator: bool, body_key: &str) -> ProviderConfig {
     ProviderConfig {
-        name: "wapi".into(),
-        kind: ProviderKind::Wapi,
-        base_url: base_url.into(),
-        api_version: ApiVersion::Auto,
         api_key: integrator.then(|| Secret::literal(WAPI_INTEGRATOR)),
-        webhook_token: Secret::literal("hook-token"),
         discover: integrator,
-        default_tenant: "default".into(),
         webhook_body_key: body_key.into(),
-        webhook_bearer: None,
-        webhook_jwt_key: None,
+        ..ProviderConfig::new("wapi", ProviderKind::Wapi, base_url, Secret::literal("hook-token"))
     }
 }
 

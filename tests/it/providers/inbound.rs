@@ -130,7 +130,8 @@ fn evolution_missing_instance_and_junk_are_refused() {
     );
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
+/// Arbitrary JSON biased towards the fields every provider's parser reads.
+pub(super) fn json_value() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
         Just("event".to_string()),
         Just("instance".to_string()),
@@ -141,6 +142,10 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just("status".to_string()),
         Just("connectedPhone".to_string()),
         Just("disconnectionReasonCode".to_string()),
+        Just("session".to_string()),
+        Just("payload".to_string()),
+        Just("type".to_string()),
+        Just("momment".to_string()),
         "[a-zA-Z]{1,8}",
     ];
     let leaf = prop_oneof![
@@ -156,6 +161,9 @@ fn json_value() -> impl Strategy<Value = Value> {
             Just("webhookStatus".to_string()),
             Just("ERROR".to_string()),
             Just("5516993630000".to_string()),
+            Just("session.status".to_string()),
+            Just("WORKING".to_string()),
+            Just("ConnectedCallback".to_string()),
             ".{0,20}",
         ]
         .prop_map(Value::String),

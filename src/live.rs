@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{Health, InstanceKey, Ts};
-use crate::store::InstanceRecord;
+use crate::store::InventoryRow;
 
 #[derive(Debug)]
 pub struct Entry {
@@ -112,7 +112,7 @@ impl LiveIndex {
 
     /// Replace the index with these records, keeping each surviving entry's
     /// in-memory webhook time (it may be newer than the database's).
-    pub fn refresh(&self, records: &[InstanceRecord]) {
+    pub fn refresh(&self, records: &[InventoryRow]) {
         let mut next: HashMap<String, HashMap<String, Arc<Entry>>> = HashMap::new();
         {
             let old = self.map.read().expect("index lock");
@@ -126,7 +126,7 @@ impl LiveIndex {
 
     /// Replace one provider's entries with these records (the others are left
     /// alone): each provider's pipeline refreshes its own part.
-    pub fn refresh_provider(&self, provider: &str, records: &[InstanceRecord]) {
+    pub fn refresh_provider(&self, provider: &str, records: &[InventoryRow]) {
         let next: HashMap<String, Arc<Entry>> = {
             let old = self.map.read().expect("index lock");
             records.iter().map(|r| (r.key.name.clone(), Self::carry(old.get(provider), r))).collect()
@@ -136,16 +136,19 @@ impl LiveIndex {
 
     /// The entry for `r`: the existing one when it is the same row (its
     /// webhook time and debounce survive), else a new one.
-    fn carry(old: Option<&HashMap<String, Arc<Entry>>>, r: &InstanceRecord) -> Arc<Entry> {
+    fn carry(old: Option<&HashMap<String, Arc<Entry>>>, r: &InventoryRow) -> Arc<Entry> {
         match old.and_then(|m| m.get(&r.key.name)) {
             Some(e) if e.id == r.id && e.tenant == r.tenant => {
-                e.set_health(r.state.health, r.version);
+                e.set_health(r.health, r.version);
                 e.clone()
             }
-            _ => {
-                Arc::new(Entry::new(r.id.clone(), r.tenant.clone(), r.state.health, r.version, r.state.last_webhook_at))
-            }
+            _ => Arc::new(Entry::new(r.id.clone(), r.tenant.clone(), r.health, r.version, r.last_webhook_at)),
         }
+    }
+
+    /// Has provider `provider`'s part of the index been loaded?
+    pub fn has_provider(&self, provider: &str) -> bool {
+        self.map.read().expect("index lock").contains_key(provider)
     }
 
     /// Forget a retired instance: its webhooks are answered 202 from now on.

@@ -140,12 +140,21 @@ impl Provider for EvolutionClient {
     }
 
     async fn list_instances(&self) -> Result<Vec<Discovered>, ProviderError> {
-        let r = self.http.send(self.get(&["instance", "fetchInstances"]), "GET /instance/fetchInstances").await?;
-        let found = instance_rows(&r.json);
-        if found.is_empty() && !matches!(&r.json, Value::Array(a) if a.is_empty()) {
+        // Typed: only the name and id of each row are decoded (a v2 row also
+        // carries settings, counts and a token), never a `Value` of the whole.
+        let what = "GET /instance/fetchInstances";
+        let rows: FetchRows = self.http.send_typed(self.get(&["instance", "fetchInstances"]), what).await?;
+        let (found, empty) = match rows {
+            FetchRows::Many(v) => {
+                let empty = v.is_empty();
+                (v.into_iter().filter_map(FetchRow::into_pair).collect::<Vec<_>>(), empty)
+            }
+            FetchRows::One(r) => (r.into_pair().into_iter().collect(), false),
+        };
+        if found.is_empty() && !empty {
             return Err(ProviderError::new(
                 ErrorClass::BadResponse,
-                "GET /instance/fetchInstances: no instance names in the answer",
+                format!("{what}: no instance names in the answer"),
             ));
         }
         Ok(found.into_iter().map(|(name, provider_id)| Discovered { name, token: None, provider_id }).collect())
@@ -298,6 +307,37 @@ pub fn close_status_from_rows(json: &Value, name: &str) -> ProviderStatus {
         _ if !owned => ProviderStatus::Unpaired,
         Some(c) if db_closed => ProviderStatus::Disconnected { reason: Some(c) },
         _ => ProviderStatus::Disconnected { reason: None },
+    }
+}
+
+/// A fetchInstances answer: v2 rows, v1 `[{instance: …}]`, or one v1 object.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum FetchRows {
+    Many(Vec<FetchRow>),
+    One(FetchRow),
+}
+
+/// The part of a fetchInstances row discovery needs (unknown fields skipped).
+#[derive(serde::Deserialize)]
+struct FetchRow {
+    name: Option<String>,
+    id: Option<String>,
+    instance: Option<FetchV1>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FetchV1 {
+    instance_name: Option<String>,
+    instance_id: Option<String>,
+}
+
+impl FetchRow {
+    fn into_pair(self) -> Option<(String, Option<String>)> {
+        let (v1_name, v1_id) = self.instance.map(|i| (i.instance_name, i.instance_id)).unwrap_or_default();
+        let name = self.name.or(v1_name).filter(|n| !n.is_empty())?;
+        Some((name, self.id.or(v1_id).filter(|i| !i.is_empty())))
     }
 }
 

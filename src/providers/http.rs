@@ -51,6 +51,37 @@ impl Http {
         u
     }
 
+    /// Send, and parse a 2xx answer straight from its bytes into `T` — no
+    /// `serde_json::Value` tree (a discovery answer of thousands of rows is
+    /// megabytes, and every provider discovers at once). An answer that is not
+    /// a `T` is classified like any other (`{"error": true}`, HTML, …).
+    /// Answers up to [`MAX_LIST_REPLY`] are read.
+    pub async fn send_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, ProviderError> {
+        let resp = rb.send().await.map_err(|e| transport_error(what, e))?;
+        let status = resp.status().as_u16();
+        let body = read_capped_bytes(resp, what, status, MAX_LIST_REPLY).await?;
+        if (200..300).contains(&status)
+            && let Ok(t) = serde_json::from_slice::<T>(&body)
+        {
+            return Ok(t);
+        }
+        let text = String::from_utf8_lossy(&body);
+        match classify(status, &text) {
+            Ok(_) => Err(ProviderError::new(
+                ErrorClass::BadResponse,
+                format!("{what}: HTTP {status}: an answer of an unexpected shape: {}", truncate(&text, 120)),
+            )),
+            Err(mut e) => {
+                e.detail = format!("{what}: {}", e.detail);
+                Err(e)
+            }
+        }
+    }
+
     /// Send and classify. `what` names the call in error details
     /// (`GET /instance/connect/x`); it must not contain secrets.
     pub async fn send(&self, rb: reqwest::RequestBuilder, what: &str) -> Result<Reply, ProviderError> {
@@ -71,15 +102,32 @@ impl Http {
 /// must not make the daemon buffer without bound.
 pub const MAX_REPLY: usize = 4 * 1024 * 1024;
 
-async fn read_capped(mut resp: reqwest::Response, what: &str, status: u16) -> Result<String, ProviderError> {
+/// Listing answers (discovery) may be this large: 32 MiB is some 30,000
+/// Evolution instances of about 1 KiB each.
+pub const MAX_LIST_REPLY: usize = 32 * 1024 * 1024;
+
+async fn read_capped(resp: reqwest::Response, what: &str, status: u16) -> Result<String, ProviderError> {
+    let buf = read_capped_bytes(resp, what, status, MAX_REPLY).await?;
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+async fn read_capped_bytes(
+    mut resp: reqwest::Response,
+    what: &str,
+    status: u16,
+    cap: usize,
+) -> Result<Vec<u8>, ProviderError> {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         match resp.chunk().await {
             Ok(Some(c)) => {
-                if buf.len() + c.len() > MAX_REPLY {
+                if buf.len() + c.len() > cap {
                     return Err(ProviderError::new(
                         ErrorClass::BadResponse,
-                        format!("{what}: HTTP {status}: answer larger than {} MiB", MAX_REPLY / 1024 / 1024),
+                        format!("{what}: HTTP {status}: answer larger than {} MiB", cap / 1024 / 1024),
                     ));
                 }
                 buf.extend_from_slice(&c);
@@ -94,7 +142,7 @@ async fn read_capped(mut resp: reqwest::Response, what: &str, status: u16) -> Re
             }
         }
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok(buf)
 }
 
 /// A classified successful answer.

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::records::{InstanceRow, change_event};
-use super::{Db, InstanceFilter, InstanceRecord, OutboxEntry, Result, Store, StoreError};
+use super::records::{InstanceRow, InventorySqlRow, change_event};
+use super::{Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, Result, Store, StoreError};
 use crate::domain::health::{Change, StepOutput};
 use crate::domain::{Health, InstanceKey, InstanceState, Ts};
 
@@ -84,6 +84,39 @@ impl Store {
             .bind(f.tenant.as_deref())
             .bind(f.health.map(Health::as_str))
             .bind(f.include_absent)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(InstanceRow::into_record).collect()
+    }
+
+    /// The present instances of one provider (or all), as the inventory and
+    /// the receiver's index need them: a few fields, not the state machine.
+    pub async fn inventory(&self, provider: Option<&str>) -> Result<Vec<InventoryRow>> {
+        let rows: Vec<InventorySqlRow> = on_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT id, provider, name, tenant, labels, source, provider_id, health, version, last_webhook_at \
+                 FROM instances WHERE present = TRUE AND ($1 IS NULL OR provider = $1) ORDER BY provider, name",
+            )
+            .bind(provider)
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(InventorySqlRow::into_row).collect()
+    }
+
+    /// One page of provider `provider`'s present instances with their state,
+    /// by name after `after`: a poll cycle streams its queue instead of
+    /// holding every record at once.
+    pub async fn instances_page(&self, provider: &str, after: Option<&str>, limit: u32) -> Result<Vec<InstanceRecord>> {
+        let rows: Vec<InstanceRow> = on_pool!(self, p => {
+            sqlx::query_as(concat!(
+                instance_select!(),
+                " WHERE i.provider = $1 AND i.present = TRUE AND ($2 IS NULL OR i.name > $2) ORDER BY i.name LIMIT $3"
+            ))
+            .bind(provider)
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(p)
             .await?
         });

@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Row, SqlitePool};
 
-pub use records::{EventRecord, InstanceFilter, InstanceRecord, OutageRecord, OutboxEntry, OutboxRow};
+pub use records::{EventRecord, InstanceFilter, InstanceRecord, InventoryRow, OutageRecord, OutboxEntry, OutboxRow};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -31,6 +31,56 @@ pub struct InstanceRecord {
     pub version: i64,
 }
 
+/// What the inventory and the receiver's index need of a present instance —
+/// not its whole state machine (cheap to hold for every instance at once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryRow {
+    pub id: String,
+    pub key: InstanceKey,
+    pub tenant: String,
+    pub labels: BTreeMap<String, String>,
+    pub source: String,
+    pub provider_id: Option<String>,
+    pub health: Health,
+    pub version: i64,
+    pub last_webhook_at: Option<Ts>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct InventorySqlRow {
+    id: String,
+    provider: String,
+    name: String,
+    tenant: String,
+    labels: String,
+    source: String,
+    provider_id: Option<String>,
+    health: String,
+    version: i64,
+    last_webhook_at: Option<i64>,
+}
+
+impl InventorySqlRow {
+    pub(super) fn into_row(self) -> Result<InventoryRow> {
+        let key = InstanceKey::new(self.provider, self.name);
+        let corrupt = |what: &str| StoreError::Corrupt(format!("instance {key}: {what}"));
+        let health =
+            Health::parse(&self.health).ok_or_else(|| corrupt(&format!("unknown health `{}`", self.health)))?;
+        let labels = serde_json::from_str(&self.labels).map_err(|e| corrupt(&format!("labels: {e}")))?;
+        Ok(InventoryRow {
+            id: self.id,
+            key,
+            tenant: self.tenant,
+            labels,
+            source: self.source,
+            provider_id: self.provider_id,
+            health,
+            version: self.version,
+            last_webhook_at: self.last_webhook_at.map(Ts),
+        })
+    }
+}
+
 /// Filters for listing instances (all `None`: everything present).
 #[derive(Debug, Clone, Default)]
 pub struct InstanceFilter {

@@ -24,7 +24,7 @@ use crate::domain::health::{Action, Observation};
 use crate::domain::provider::{CycleSummary, provider_step};
 use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, Ts};
 use crate::providers::Provider;
-use crate::store::{InstanceFilter, InstanceRecord};
+use crate::store::{InstanceFilter, InstanceRecord, Store};
 
 /// What one poll cycle did (one provider's pipeline, or the sum over several),
 /// for logs, metrics and tests.
@@ -38,6 +38,34 @@ pub struct CycleReport {
     pub notices: u32,
     /// Instances not called because the provider's circuit breaker was open.
     pub held: u32,
+}
+
+/// A provider's poll queue, read from the store a page at a time (by name):
+/// a cycle never holds every instance record at once.
+struct Queue<'a> {
+    store: &'a Store,
+    provider: &'a str,
+    page: std::collections::VecDeque<InstanceRecord>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'a> Queue<'a> {
+    const PAGE: u32 = 256;
+
+    fn new(store: &'a Store, provider: &'a str) -> Self {
+        Queue { store, provider, page: Default::default(), after: None, done: false }
+    }
+
+    async fn next(&mut self) -> Result<Option<InstanceRecord>, SupervisorError> {
+        if self.page.is_empty() && !self.done {
+            let rows = self.store.instances_page(self.provider, self.after.as_deref(), Self::PAGE).await?;
+            self.done = rows.len() < Self::PAGE as usize;
+            self.after = rows.last().map(|r| r.key.name.clone());
+            self.page.extend(rows);
+        }
+        Ok(self.page.pop_front())
+    }
 }
 
 impl CycleReport {
@@ -157,13 +185,13 @@ impl Supervisor {
         let was_open = progress.breaker_open.load(Ordering::Relaxed);
         // While the breaker is open, the probes go first: no discovery call
         // that would only time out.
-        let records = self.sync_provider(p, !was_open).await?;
+        self.sync_provider(p, !was_open).await?;
         let inventory_ms = started.elapsed().as_millis() as u64;
 
         let share = (self.cfg.supervisor.concurrency / self.providers.len().max(1)).max(1);
         let cap = self.cfg.supervisor.per_provider_concurrency.min(share).max(1);
         let mut breaker = Breaker::for_cycle(was_open, DEFAULT_THRESHOLD, DEFAULT_PROBES);
-        let mut queue = records.into_iter();
+        let mut queue = Queue::new(&self.store, &p.name);
         let mut set = tokio::task::JoinSet::new();
         let mut report = CycleReport::default();
         let mut summary = CycleSummary::default();
@@ -173,7 +201,7 @@ impl Supervisor {
             // At most `cap` calls exist at a time (each task is ~17 KiB):
             // memory stays flat whatever the number of instances.
             while set.len() < cap && breaker.may_call() {
-                let Some(rec) = queue.next() else { break };
+                let Some(rec) = queue.next().await? else { break };
                 breaker.issued();
                 let (me, h) = (self.clone(), h.clone());
                 let span = tracing::info_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
@@ -216,7 +244,7 @@ impl Supervisor {
             }
         }
         // The breaker opened: the rest is held — `unknown`, not called (rule 2).
-        for rec in queue {
+        while let Some(rec) = queue.next().await? {
             report.held += 1;
             let key = rec.key.clone();
             let obs = Observation::ProviderFailed(ProviderErrorKind::Unreachable);

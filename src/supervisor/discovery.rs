@@ -16,31 +16,35 @@ use crate::store::{InstanceFilter, InstanceRecord};
 
 impl Supervisor {
     /// Bring provider `p`'s stored instances in line with its config and (when
-    /// `discover` is set and allowed) its discovery listing; returns its present
-    /// instances. A failed discovery keeps the known instances.
+    /// `discover` is set and allowed) its discovery listing. A failed discovery
+    /// keeps the known instances. The receiver's index is rebuilt for this
+    /// provider only when its inventory changed (or was never loaded): the
+    /// committed steps keep each entry's health current.
     pub(super) async fn sync_provider(
         self: &Arc<Self>,
         p: &ProviderConfig,
         allow_discovery: bool,
-    ) -> Result<Vec<InstanceRecord>, SupervisorError> {
+    ) -> Result<(), SupervisorError> {
         let listing = if p.discover && allow_discovery { self.discover(p).await } else { None };
         let wanted = inventory::wanted(&self.cfg, p, listing.as_deref());
-        let filter = InstanceFilter { provider: Some(p.name.clone()), ..Default::default() };
-        let stored = self.store.instances(&filter).await?;
+        let stored = self.store.inventory(Some(&p.name)).await?;
         let d = inventory::diff(p, &stored, &wanted, listing.is_some());
         let now = self.now();
         for (id, why) in &d.retire {
-            if let Some(r) = stored.iter().find(|r| &r.id == id) {
-                self.retire(r.clone(), why).await?;
+            if let Some(r) = self.store.instance_by_id(id).await? {
+                self.retire(r, why).await?;
             }
         }
         for w in &d.upsert {
             self.store.ensure_instance(&w.key, &w.tenant, &w.labels, w.source, w.provider_id.as_deref(), now).await?;
         }
-        let present =
-            if d.upsert.is_empty() && d.retire.is_empty() { stored } else { self.store.instances(&filter).await? };
-        self.index.refresh_provider(&p.name, &present);
-        Ok(present)
+        if !d.upsert.is_empty() || !d.retire.is_empty() {
+            let present = self.store.inventory(Some(&p.name)).await?;
+            self.index.refresh_provider(&p.name, &present);
+        } else if !self.index.has_provider(&p.name) {
+            self.index.refresh_provider(&p.name, &stored);
+        }
+        Ok(())
     }
 
     /// One discovery call; `None` when it failed (nothing is concluded from absence).
@@ -87,7 +91,9 @@ impl Supervisor {
         self.retire_orphans().await?;
         let mut all = Vec::new();
         for p in &self.cfg.providers {
-            all.extend(self.sync_provider(p, true).await?);
+            self.sync_provider(p, true).await?;
+            let filter = InstanceFilter { provider: Some(p.name.clone()), ..Default::default() };
+            all.extend(self.store.instances(&filter).await?);
         }
         Ok(all)
     }
@@ -96,8 +102,7 @@ impl Supervisor {
     /// (those another replica leads: their health changes come from it).
     pub async fn refresh_index_of(&self, providers: &[String]) -> Result<(), SupervisorError> {
         for p in providers {
-            let filter = InstanceFilter { provider: Some(p.clone()), ..Default::default() };
-            let present = self.store.instances(&filter).await?;
+            let present = self.store.inventory(Some(p)).await?;
             self.index.refresh_provider(p, &present);
         }
         Ok(())
@@ -105,7 +110,7 @@ impl Supervisor {
 
     /// Reload the receiver's index from the database (followers, reloads).
     pub async fn refresh_index(&self) -> Result<(), SupervisorError> {
-        let present = self.store.instances(&InstanceFilter::default()).await?;
+        let present = self.store.inventory(None).await?;
         self.index.refresh(&present);
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::config::{Config, ProviderConfig};
 use crate::domain::{Health, InstanceKey};
-use crate::store::InstanceRecord;
+use crate::store::InventoryRow;
 
 /// One instance a provider listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,9 +77,8 @@ pub struct InventoryDiff {
 /// longer lists it *and* it has been seen missing (so `instance_missing` went
 /// out first). A row whose provider-side id differs from the listed one is
 /// a deleted-and-recreated instance: retired, and the new one inserted.
-pub fn diff(p: &ProviderConfig, stored: &[InstanceRecord], wanted: &[Wanted], listing_ok: bool) -> InventoryDiff {
-    let by_key: HashMap<&InstanceKey, &InstanceRecord> =
-        stored.iter().filter(|r| r.present).map(|r| (&r.key, r)).collect();
+pub fn diff(p: &ProviderConfig, stored: &[InventoryRow], wanted: &[Wanted], listing_ok: bool) -> InventoryDiff {
+    let by_key: HashMap<&InstanceKey, &InventoryRow> = stored.iter().map(|r| (&r.key, r)).collect();
     let wanted_keys: HashMap<&InstanceKey, &Wanted> = wanted.iter().map(|w| (&w.key, w)).collect();
     let mut d = InventoryDiff::default();
     for w in wanted {
@@ -100,10 +99,10 @@ pub fn diff(p: &ProviderConfig, stored: &[InstanceRecord], wanted: &[Wanted], li
             }
         }
     }
-    for r in stored.iter().filter(|r| r.present && !wanted_keys.contains_key(&r.key)) {
+    for r in stored.iter().filter(|r| !wanted_keys.contains_key(&r.key)) {
         if !p.discover {
             d.retire.push((r.id.clone(), "removed from the configuration"));
-        } else if listing_ok && r.state.health == Health::Missing {
+        } else if listing_ok && r.health == Health::Missing {
             d.retire.push((r.id.clone(), "deleted on the provider"));
         }
     }
@@ -114,7 +113,6 @@ pub fn diff(p: &ProviderConfig, stored: &[InstanceRecord], wanted: &[Wanted], li
 mod tests {
     use super::*;
     use crate::config::{ApiVersion, InstanceConfig, ProviderKind, Secret};
-    use crate::domain::{InstanceState, Ts};
 
     fn provider(discover: bool) -> ProviderConfig {
         ProviderConfig {
@@ -150,22 +148,17 @@ mod tests {
         c
     }
 
-    fn stored(name: &str, id: &str, provider_id: Option<&str>, health: Health, source: &str) -> InstanceRecord {
-        let mut state = InstanceState::new(Ts(0));
-        state.health = health;
-        InstanceRecord {
+    fn stored(name: &str, id: &str, provider_id: Option<&str>, health: Health, source: &str) -> InventoryRow {
+        InventoryRow {
             id: id.into(),
             key: InstanceKey::new("evo", name),
             tenant: if source == "config" { "t1".into() } else { "unassigned".into() },
             labels: BTreeMap::new(),
             source: source.into(),
-            present: true,
             provider_id: provider_id.map(str::to_string),
-            state,
-            last_health_check: None,
-            webhook_checked_at: None,
-            webhook_ok: None,
+            health,
             version: 0,
+            last_webhook_at: None,
         }
     }
 

@@ -188,8 +188,8 @@ async fn outbox_claim_deliver_retry_dead(store: Store) {
     assert_eq!(keys(&claimed), vec!["a", "b"]);
     // c waits behind the older rows of its notifier while they are claimed; d does not.
     assert_eq!(keys(&store.claim_outbox(Ts(1001), hold, 10, &both).await.unwrap()), vec!["d"]);
-    store.outbox_delivered(claimed[0].id, Ts(1002)).await.unwrap();
-    store.outbox_failed(claimed[1].id, "503", Some(Ts(5000))).await.unwrap();
+    assert!(store.outbox_delivered(&claimed[0], Ts(1002)).await.unwrap());
+    assert!(store.outbox_failed(&claimed[1], "503", Some(Ts(5000))).await.unwrap());
     assert!(
         store.claim_outbox(Ts(1003), hold, 10, &both).await.unwrap().is_empty(),
         "c must not overtake b while b waits for its retry"
@@ -197,18 +197,31 @@ async fn outbox_claim_deliver_retry_dead(store: Store) {
     let retry = store.claim_outbox(Ts(5000), hold, 10, &both).await.unwrap();
     assert_eq!(keys(&retry), vec!["b", "c"]);
     assert_eq!(retry[0].attempts, 1);
+    assert_eq!(retry[0].claim_token, retry[1].claim_token, "one token per claim");
     // A claimer only takes rows of the notifiers it knows.
     store.enqueue(&[e("x", "pager")], Ts(6000)).await.unwrap();
     assert!(store.claim_outbox(Ts(6000), hold, 10, &both).await.unwrap().is_empty());
-    // Renewing a claim works for its holder only.
-    let until = retry[0].claimed_until.unwrap();
-    assert!(store.outbox_renew_claim(retry[0].id, until, Ts(9000)).await.unwrap());
-    assert!(!store.outbox_renew_claim(retry[0].id, until, Ts(9001)).await.unwrap(), "the old token no longer holds");
-    store.outbox_delivered(retry[0].id, Ts(6001)).await.unwrap();
-    store.outbox_failed(retry[1].id, "gone", None).await.unwrap();
+    // The holder renews its lease from its own clock...
+    let ids = [retry[0].id, retry[1].id];
+    let tok = retry[0].claim_token.as_str();
+    assert_eq!(store.outbox_renew_claim(tok, &ids, Ts(70_000)).await.unwrap().len(), 2);
+    let ops = ["ops".to_string()];
+    assert!(store.claim_outbox(Ts(69_000), hold, 10, &ops).await.unwrap().is_empty(), "renewed: still held");
+    assert_eq!(store.outbox_release("not-the-token", &ids).await.unwrap(), 0, "only the holder releases");
+    // ... and once the lease ran out, another claimer takes the rows over: the
+    // stale holder can neither renew nor record an outcome.
+    let taken = store.claim_outbox(Ts(70_001), hold, 10, &ops).await.unwrap();
+    assert_eq!(keys(&taken), vec!["b", "c"]);
+    assert_ne!(taken[0].claim_token, retry[0].claim_token);
+    assert!(store.outbox_renew_claim(tok, &ids, Ts(80_000)).await.unwrap().is_empty());
+    assert!(!store.outbox_delivered(&retry[0], Ts(70_002)).await.unwrap(), "a stale holder's write changes nothing");
+    assert!(!store.outbox_failed(&retry[1], "late", None).await.unwrap());
+    assert_eq!(store.outbox_count("delivered").await.unwrap(), 1);
+    assert!(store.outbox_delivered(&taken[0], Ts(70_003)).await.unwrap());
+    assert!(store.outbox_failed(&taken[1], "gone", None).await.unwrap());
     assert_eq!(store.outbox_count("delivered").await.unwrap(), 2);
     assert_eq!(store.outbox_count("dead").await.unwrap(), 1);
-    assert_eq!(store.outbox_expire_unknown(&both, Ts(7000)).await.unwrap(), 1, "the pager row is old and orphaned");
+    assert_eq!(store.outbox_expire_unknown(&both, Ts(70_004)).await.unwrap(), 1, "the pager row is old and orphaned");
     assert_eq!(store.outbox_count("dead").await.unwrap(), 2);
 }
 

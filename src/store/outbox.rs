@@ -7,6 +7,33 @@ use std::time::Duration;
 use super::{Db, OutboxEntry, OutboxRow, Result, Store};
 use crate::domain::Ts;
 
+/// One of the oldest pending rows of a notifier: `(id, notifier,
+/// next_attempt_at, claimed_until)`.
+type PendingHead = (i64, String, i64, Option<i64>);
+
+/// Which of the notifiers' oldest pending rows a claim at `now` may take, at
+/// most `limit`, oldest first: per notifier, its rows in order up to the first
+/// one that waits for a retry or is claimed by someone (later rows wait behind
+/// it, so a notifier's notices go out in order).
+fn claimable(mut heads: Vec<PendingHead>, now: Ts, limit: u32) -> Vec<i64> {
+    heads.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+    let mut ids = Vec::new();
+    let mut blocked: Option<&str> = None;
+    for (id, notifier, next_attempt_at, claimed_until) in &heads {
+        if blocked == Some(notifier.as_str()) {
+            continue;
+        }
+        if *next_attempt_at > now.0 || claimed_until.is_some_and(|c| c > now.0) {
+            blocked = Some(notifier);
+            continue;
+        }
+        ids.push(*id);
+    }
+    ids.sort_unstable();
+    ids.truncate(limit as usize);
+    ids
+}
+
 /// ` WHERE` the pending rows among `ids` still held by the claim `token`.
 macro_rules! held_by {
     ($qb:ident, $token:expr, $ids:expr) => {{
@@ -64,46 +91,64 @@ impl Store {
         }
         let until = now.plus(hold).0;
         let token = uuid::Uuid::now_v7().simple().to_string();
-        macro_rules! claim_sql {
+        // Per notifier, only the oldest `limit` pending rows can be claimable
+        // (a claim never skips a row), so each notifier costs one index range
+        // scan on `outbox_by_notifier`, however long its backlog is.
+        macro_rules! heads_sql {
             ($qb:ident) => {{
+                let mut $qb = sqlx::QueryBuilder::new("");
+                for (i, n) in notifiers.iter().enumerate() {
+                    if i > 0 {
+                        $qb.push(" UNION ALL ");
+                    }
+                    $qb.push("SELECT * FROM (SELECT id, notifier, next_attempt_at, claimed_until FROM outbox WHERE notifier = ");
+                    $qb.push_bind(n.as_str());
+                    $qb.push(" AND status = 'pending' ORDER BY id LIMIT ");
+                    $qb.push_bind(i64::from(limit));
+                    $qb.push(format!(") AS head_{i}"));
+                }
+                $qb
+            }};
+        }
+        macro_rules! claim_sql {
+            ($qb:ident, $ids:expr) => {{
                 let mut $qb = sqlx::QueryBuilder::new("UPDATE outbox SET claimed_until = ");
                 $qb.push_bind(until);
                 $qb.push(", claim_token = ");
                 $qb.push_bind(token.as_str());
-                $qb.push(" WHERE id IN (SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= ");
-                $qb.push_bind(now.0);
-                $qb.push(" AND (o.claimed_until IS NULL OR o.claimed_until <= ");
-                $qb.push_bind(now.0);
-                $qb.push(") AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.status = 'pending' AND p.id < o.id AND (p.next_attempt_at > ");
-                $qb.push_bind(now.0);
-                $qb.push(" OR p.claimed_until > ");
-                $qb.push_bind(now.0);
-                $qb.push(")) AND o.notifier IN (");
+                $qb.push(" WHERE id IN (");
                 let mut sep = $qb.separated(", ");
-                for n in notifiers {
-                    sep.push_bind(n.as_str());
+                for id in $ids {
+                    sep.push_bind(*id);
                 }
-                $qb.push(") ORDER BY o.id LIMIT ");
-                $qb.push_bind(i64::from(limit));
-                $qb.push(") RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at, claim_token");
+                sep.push_unseparated(
+                    ") RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at, claim_token",
+                );
                 $qb
+            }};
+        }
+        macro_rules! claim_in {
+            ($tx:ident) => {{
+                let heads: Vec<PendingHead> = heads_sql!(qb).build_query_as().fetch_all(&mut *$tx).await?;
+                let ids = claimable(heads, now, limit);
+                let rows: Vec<OutboxRow> = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    claim_sql!(qb, &ids).build_query_as().fetch_all(&mut *$tx).await?
+                };
+                $tx.commit().await?;
+                rows
             }};
         }
         let mut rows: Vec<OutboxRow> = match &self.db {
             Db::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let mut qb = claim_sql!(qb);
-                let rows = qb.build_query_as().fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                rows
+                claim_in!(tx)
             }
             Db::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_CLAIM_LOCK).execute(&mut *tx).await?;
-                let mut qb = claim_sql!(qb);
-                let rows = qb.build_query_as().fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                rows
+                claim_in!(tx)
             }
         };
         rows.sort_by_key(|r| r.id);
@@ -218,5 +263,27 @@ impl Store {
             sqlx::query_as("SELECT dedup_key, notifier, status FROM outbox ORDER BY id").fetch_all(p).await?
         });
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_takes_each_notifiers_rows_in_order_up_to_the_first_waiting_one() {
+        let now = Ts(1000);
+        let h = |id: i64, n: &str, next: i64, claimed: Option<i64>| (id, n.to_string(), next, claimed);
+        let heads = vec![
+            h(1, "ops", 1000, None),
+            h(4, "ops", 5000, None), // waits for its retry: 6 waits behind it
+            h(6, "ops", 0, None),
+            h(2, "mail", 0, Some(2000)), // claimed elsewhere: 3 waits behind it
+            h(3, "mail", 0, None),
+            h(5, "pager", 0, Some(900)), // an expired claim does not hold
+            h(7, "pager", 0, None),
+        ];
+        assert_eq!(claimable(heads.clone(), now, 10), vec![1, 5, 7]);
+        assert_eq!(claimable(heads, now, 2), vec![1, 5], "oldest first, at most `limit`");
     }
 }

@@ -250,6 +250,99 @@ async fn two_workers_behind_a_slow_notifier_deliver_every_notice_once_in_order()
     }
 }
 
+/// A 4xx other than 408/425/429 means the notifier will never take this
+/// message: the row is dead at once (logged, counted), and the notices
+/// behind it flow instead of waiting a day behind it.
+#[tokio::test]
+async fn a_message_the_notifier_refuses_is_dead_at_once_and_later_notices_flow() {
+    let metrics = wa_sentinel::server::metrics_handle();
+    let server = MockServer::start().await;
+    let down = notice(NoticeKind::InstanceDown, "tenant_1");
+    Mock::given(method("POST"))
+        .and(header("Idempotency-Key", down.dedup_key.as_str()))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let cfg = cfg_with(vec![notifier("picky", "webhook", Some(server.uri()))], "en");
+    let db = TestDb::sqlite().await;
+    queue(&db.store, &cfg, &[down, notice(NoticeKind::InstanceRecovered, "tenant_1")], Ts(0)).await;
+    let w = OutboxWorker::new(db.store.clone(), &cfg, fast_policy(&cfg)).unwrap();
+    let rep = w.drain(|| Ts(0)).await.unwrap();
+    assert_eq!((rep.dead, rep.failed, rep.delivered), (1, 0, 1), "{rep:?}");
+    assert_eq!(db.store.outbox_count("dead").await.unwrap(), 1);
+    if let Some(m) = metrics {
+        let text = m.render();
+        assert!(
+            text.contains(r#"wa_sentinel_notifications_total{notifier="picky",kind="instance_down",result="dead"} 1"#),
+            "{text}"
+        );
+    }
+}
+
+/// A very long instance name (or reason) never makes a notice undeliverable:
+/// every text is cut to its channel's documented limit, and the e-mail
+/// subject stays one line.
+#[tokio::test]
+async fn texts_are_cut_to_each_channels_limits() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let (port, inbox) = smtp_sink().await;
+    let mut tg = RawNotifier { name: "tg".into(), kind: "telegram".into(), ..Default::default() };
+    tg.bot_token = Some("123:abc".into());
+    tg.chat_id = Some("-100".into());
+    tg.api_base = Some(server.uri());
+    let mail = RawNotifier {
+        name: "mail".into(),
+        kind: "email".into(),
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: Some(port),
+        smtp_tls: Some("none".into()),
+        from: Some("sentinel@example.com".into()),
+        to: Some(vec!["ops@example.com".into()]),
+        ..Default::default()
+    };
+    let cfg = cfg_with(
+        vec![
+            notifier("slack", "slack", Some(format!("{}/slack", server.uri()))),
+            notifier("discord", "discord", Some(format!("{}/discord", server.uri()))),
+            tg,
+            mail,
+        ],
+        "en",
+    );
+    let mut n = notice(NoticeKind::InstanceDown, "tenant_1");
+    n.instance = Some(format!("shop\r\nBcc: evil@example.com {}", "é".repeat(5000)));
+    n.reason = "r".repeat(5000);
+    let db = TestDb::sqlite().await;
+    queue(&db.store, &cfg, &[n], Ts(0)).await;
+    let w = OutboxWorker::new(db.store.clone(), &cfg, fast_policy(&cfg)).unwrap();
+    assert_eq!(w.drain(|| Ts(0)).await.unwrap().delivered, 4);
+    let reqs = server.received_requests().await.unwrap();
+    let by_path = |p: &str| body_json(reqs.iter().find(|r| r.url.path() == p).unwrap());
+    let len = |v: &serde_json::Value| v.as_str().unwrap().encode_utf16().count();
+    let s = by_path("/slack");
+    assert!(len(&s["blocks"][0]["text"]["text"]) <= 150, "Slack header");
+    assert!(len(&s["blocks"][1]["text"]["text"]) <= 3000, "Slack section");
+    let d = by_path("/discord");
+    assert!(len(&d["embeds"][0]["title"]) <= 256, "Discord title");
+    assert!(len(&d["embeds"][0]["description"]) <= 4096, "Discord description");
+    let embed_total: usize =
+        [&d["embeds"][0]["title"], &d["embeds"][0]["description"], &d["embeds"][0]["footer"]["text"]]
+            .into_iter()
+            .chain(d["embeds"][0]["fields"].as_array().unwrap().iter().flat_map(|f| [&f["name"], &f["value"]]))
+            .map(len)
+            .sum();
+    assert!(embed_total <= 6000, "Discord embed total {embed_total}");
+    let t = by_path("/bot123:abc/sendMessage");
+    assert!(len(&t["text"]) <= 4096, "Telegram text");
+    let got = inbox.lock().unwrap().clone();
+    let data = &got[0].data;
+    assert!(data.contains("Subject: [wa-sentinel] Instance down: shop Bcc: evil@example.com"), "{data}");
+    assert!(!data.lines().any(|l| l.starts_with("Bcc:")), "no header smuggled in: {data}");
+}
+
 #[tokio::test]
 async fn notices_outlive_their_max_age_as_dead_rows_not_silent_loss() {
     let cfg = cfg_with(vec![notifier("hook", "webhook", Some("http://127.0.0.1:9/".into()))], "en");

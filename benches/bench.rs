@@ -1393,10 +1393,13 @@ async fn hostile_post(port: u16, body: Arc<Vec<u8>>) -> String {
         body.len()
     );
     // Write and read at once: a server that answers before the body is in
-    // (and then closes) must not leave the writer blocked.
+    // (and then closes) must not leave the writer blocked. The write half is
+    // handed back, not dropped: dropping it would half-close the connection,
+    // which the server takes for a client gone away.
     let writer = tokio::spawn(async move {
         wr.write_all(head.as_bytes()).await?;
-        wr.write_all(&body).await
+        wr.write_all(&body).await?;
+        Ok::<_, std::io::Error>(wr)
     });
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
@@ -124,11 +123,11 @@ pub async fn flush(sup: &Supervisor) {
 
 /// The router.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.sup().config().server.max_body;
+    // The webhook handlers read their bodies themselves, after the token
+    // check, bounded by `server.max_body` (reloadable).
     let hooks = Router::new()
         .route("/webhooks/{provider}/{token}", post(webhooks::receive_plain))
-        .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event))
-        .layer(DefaultBodyLimit::max(max_body));
+        .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event));
     Router::new()
         .merge(hooks)
         .route("/healthz", get(ops::healthz))

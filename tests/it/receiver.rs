@@ -162,6 +162,38 @@ async fn every_status_code_of_the_webhook_route() {
     assert_eq!(live.post(&ok, big).await.0, 413);
 }
 
+/// Send only the head of a POST announcing `content_length` bytes, and wait
+/// up to 3 s for an answer: its status, or `None` when the server waits for
+/// the body.
+async fn answer_before_body(live: &Live, path: &str, content_length: usize) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = live.base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 12];
+    match tokio::time::timeout(Duration::from_secs(3), sock.read_exact(&mut buf)).await {
+        Ok(Ok(_)) => std::str::from_utf8(&buf[9..12]).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The provider and the token are checked before the body is read: a
+/// stranger is answered at once, without the server waiting for (and
+/// buffering up to `max_body` of) the body; an authenticated oversized body
+/// still gets its 413, and an authenticated body is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_checked_before_the_body_is_read() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    assert_eq!(answer_before_body(&live, "/webhooks/evo/wrong-token", 60 * 1024).await, Some(401));
+    assert_eq!(answer_before_body(&live, &format!("/webhooks/nope/{TOKEN}"), 60 * 1024).await, Some(404));
+    assert_eq!(answer_before_body(&live, &format!("/webhooks/evo/{TOKEN}"), 70 * 1024).await, Some(413));
+    assert_eq!(answer_before_body(&live, &format!("/webhooks/evo/{TOKEN}"), 60 * 1024).await, None, "read: waits");
+    assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), upsert("a")).await.0, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_events_suffixes_are_routed() {
     let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;

@@ -179,6 +179,10 @@ pub struct NotifierConfig {
     pub tenants: Option<Vec<String>>,
     /// `None` = every kind (`"*"`).
     pub kinds: Option<Vec<NoticeKind>>,
+    /// Takes notices that belong to no tenant (provider-wide ones,
+    /// `sentinel_isolated`). A tenant-scoped notifier does not by default:
+    /// they would tell its tenant that other tenants are affected.
+    pub provider_notices: bool,
 }
 
 impl NotifierConfig {
@@ -194,11 +198,12 @@ impl NotifierConfig {
     }
 
     /// Does this notifier take this notice? (`tenants` and `kinds` filters, SPEC §2.)
-    /// Provider-wide notices have no tenant and go to every tenant filter.
+    /// Notices with no tenant (provider-wide) go where `provider_notices` says.
     pub fn accepts(&self, kind: NoticeKind, tenant: Option<&str>) -> bool {
         let kind_ok = self.kinds.as_ref().is_none_or(|ks| ks.contains(&kind));
         let tenant_ok = match (&self.tenants, tenant) {
-            (None, _) | (_, None) => true,
+            (_, None) => self.provider_notices,
+            (None, Some(_)) => true,
             (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
         };
         kind_ok && tenant_ok
@@ -528,6 +533,7 @@ impl Validator<'_> {
                 target: NotifierTarget::Log,
                 tenants: None,
                 kinds: None,
+                provider_notices: true,
             });
         }
 
@@ -862,7 +868,8 @@ impl Validator<'_> {
                 }
                 _ => NotifierTarget::Log,
             };
-            out.push(NotifierConfig { name: n.name.clone(), target, tenants, kinds });
+            let provider_notices = n.provider_notices.unwrap_or(tenants.is_none());
+            out.push(NotifierConfig { name: n.name.clone(), target, tenants, kinds, provider_notices });
         }
         out
     }

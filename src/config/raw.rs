@@ -241,6 +241,9 @@ pub struct RawNotifier {
     pub kind: String,
     pub tenants: Option<Vec<String>>,
     pub kinds: Option<Vec<String>>,
+    /// Notices that belong to no tenant (provider-wide, `sentinel_isolated`):
+    /// default true for `tenants = ["*"]`, false for a tenant-scoped notifier.
+    pub provider_notices: Option<bool>,
     pub url: Option<String>,
     pub url_env: Option<String>,
     pub url_file: Option<PathBuf>,

@@ -87,7 +87,14 @@ fn every_documented_key_parses() {
         assert!(hook.accepts(NoticeKind::InstanceDown, Some("tenant_1")));
         assert!(!hook.accepts(NoticeKind::InstanceDown, Some("tenant_2")));
         assert!(!hook.accepts(NoticeKind::InstanceFlapping, Some("tenant_1")));
-        assert!(hook.accepts(NoticeKind::InstanceDown, None), "provider notices reach tenant-filtered notifiers");
+        assert!(!hook.accepts(NoticeKind::InstanceDown, None), "a tenant-scoped notifier: no provider-wide notices");
+        assert!(c.notifiers[0].accepts(NoticeKind::ProviderUnreachable, None), "tenants = [\"*\"]: they do");
+        assert!(c.notifiers[2].accepts(NoticeKind::ProviderUnreachable, None), "scoped, provider_notices = true");
+        assert!(!c.notifiers[2].accepts(NoticeKind::InstanceDown, Some("tenant_1")));
+        assert!(
+            !c.notifiers[4].accepts(NoticeKind::ProviderUnreachable, None),
+            "every tenant, provider_notices = false"
+        );
         assert!(matches!(&c.notifiers[3].target, NotifierTarget::Email { port: 2525, .. }));
         Ok(())
     });

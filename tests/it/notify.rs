@@ -425,6 +425,25 @@ async fn routing_by_tenant_and_kind_and_dedup_across_replays() {
     assert_eq!(w.drain(|| Ts(2)).await.unwrap().delivered, 0, "a delivered notice is never queued again");
 }
 
+/// A notifier scoped to some tenants does not hear about provider-wide
+/// outages (that would tell its tenant others are affected), unless it asks
+/// with `provider_notices = true`; one for every tenant does.
+#[test]
+fn provider_wide_notices_reach_only_notifiers_that_take_them() {
+    let mut scoped = notifier("t1-only", "log", None);
+    scoped.tenants = Some(vec!["tenant_1".into()]);
+    let mut scoped_asks = notifier("t1-ops", "log", None);
+    scoped_asks.tenants = Some(vec!["tenant_1".into()]);
+    scoped_asks.provider_notices = Some(true);
+    let mut all_but = notifier("all-quiet", "log", None);
+    all_but.provider_notices = Some(false);
+    let cfg = cfg_with(vec![scoped, scoped_asks, all_but, notifier("all", "log", None)], "en");
+    let mut p = notice(NoticeKind::ProviderUnreachable, "-");
+    (p.instance, p.tenant) = (None, None);
+    let to: Vec<String> = route(&cfg.notifiers, [&p]).into_iter().map(|r| r.notifier).collect();
+    assert_eq!(to, vec!["t1-ops", "all"]);
+}
+
 #[test]
 fn rendering_snapshots_in_english_and_brazilian_portuguese() {
     let n = notice(NoticeKind::InstanceDown, "tenant_1");

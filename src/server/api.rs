@@ -39,6 +39,8 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 5xx answers say what is wrong in operator words; the error itself (driver
+/// messages, hostnames, SQL) goes to the log only.
 impl From<SupervisorError> for ApiError {
     fn from(e: SupervisorError) -> Self {
         match e {
@@ -46,15 +48,30 @@ impl From<SupervisorError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             SupervisorError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "refused", e.to_string()),
-            SupervisorError::Provider { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", e.to_string()),
-            SupervisorError::Store(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", e.to_string()),
+            SupervisorError::Provider { provider, source } => {
+                tracing::warn!(%provider, error = %source, "admin API: provider call failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    format!(
+                        "provider `{provider}` did not carry out the call ({}); the log has the detail",
+                        source.class
+                    ),
+                )
+            }
+            SupervisorError::Store(e) => e.into(),
         }
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", e.to_string())
+        tracing::warn!(error = %e, "admin API: database error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database",
+            "database unreachable or failing; retry later (the log has the detail)",
+        )
     }
 }
 

@@ -146,7 +146,11 @@ async fn page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<P
     let store = sup.store();
     let all = match store.instances(&InstanceFilter::default()).await {
         Ok(r) => r,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}")).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "status page: database error");
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable; retry later (the log has the detail)\n")
+                .into_response();
+        }
     };
     let outages = store.outages(None, false, 20).await.unwrap_or_default();
     let now = app.sup().now();

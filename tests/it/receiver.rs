@@ -322,6 +322,31 @@ async fn healthz_readyz_and_metrics() {
     assert!(!text.contains(TOKEN), "no token in metric labels");
 }
 
+/// With the database gone, `/readyz`, the API and the status page say so in
+/// operator words, never with the driver's error (the log has it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_about_a_failing_database_use_operator_words() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    live.store.close().await;
+    let r = live.http.get(format!("{}/readyz", live.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with("not ready: database unreachable"), "{text}");
+    let r = live.http.get(format!("{}/api/instances", live.base)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let api: Value = r.json().await.unwrap();
+    assert_eq!(api["error"]["code"], "database");
+    let r = live.http.get(format!("{}/", live.base)).basic_auth("admin", Some(ADMIN)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let page = r.text().await.unwrap();
+    for answer in [text.as_str(), api["error"]["message"].as_str().unwrap(), page.as_str()] {
+        assert!(answer.contains("database unreachable"), "{answer}");
+        for raw in ["pool", "sqlx", "error returned", "SELECT", ".db"] {
+            assert!(!answer.contains(raw), "`{raw}` leaked: {answer}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_needs_the_token_and_answers_json() {
     let live = Live::start(&[("a", Behaviour::Open), ("b", Behaviour::ClosedTransient { reason: 428 })], |_| {}).await;

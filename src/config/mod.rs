@@ -46,6 +46,8 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// The admin listener: with it, `listen` serves only webhooks and health.
+    pub admin_listen: Option<SocketAddr>,
     /// Base of the webhook URL pushed to providers; without it the audit cannot run.
     pub public_url: Option<String>,
     /// Without it the admin API and the status page are disabled, not open.
@@ -417,6 +419,20 @@ impl Validator<'_> {
             self.bad("server.listen", format!("`{}` is not an address like 127.0.0.1:8080: {e}", r.server.listen));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
+        let admin_listen = r.server.admin_listen.as_ref().and_then(|a| match a.parse::<SocketAddr>() {
+            Ok(addr) if addr == listen => {
+                self.bad(
+                    "server.admin_listen",
+                    format!("`{a}` is server.listen too: give the admin surface its own address"),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                self.bad("server.admin_listen", format!("`{a}` is not an address like 127.0.0.1:8081: {e}"));
+                None
+            }
+        });
         let public_url = r.server.public_url.as_ref().map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_url {
             self.url("server.public_url", u);
@@ -539,7 +555,7 @@ impl Validator<'_> {
 
         Some(Config {
             database: DatabaseConfig { url: db_url, max_connections: r.database.max_connections },
-            server: ServerConfig { listen, public_url, admin_token, max_body },
+            server: ServerConfig { listen, admin_listen, public_url, admin_token, max_body },
             supervisor,
             policy,
             alerts: AlertsConfig {

@@ -39,6 +39,9 @@ impl Default for RawDatabase {
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
     pub listen: String,
+    /// When set, the admin surface (`/`, `/login`, `/api/*`, `/metrics`) is
+    /// served only here, and `listen` serves only webhooks and health.
+    pub admin_listen: Option<String>,
     pub public_url: Option<String>,
     pub admin_token: Option<String>,
     pub admin_token_env: Option<String>,
@@ -50,6 +53,7 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             public_url: None,
             admin_token: None,
             admin_token_env: None,

@@ -42,6 +42,20 @@ impl Drop for Live {
     }
 }
 
+/// The Evolution v2 provider `evo` on the simulator, discovering, path token [`TOKEN`].
+fn evo_provider(sim: &Simulator) -> RawProvider {
+    RawProvider {
+        name: "evo".into(),
+        kind: "evolution".into(),
+        base_url: sim.base_url(),
+        api_version: Some("v2".into()),
+        api_key: Some(sim.api_key().into()),
+        webhook_token: Some(TOKEN.into()),
+        discover: true,
+        ..Default::default()
+    }
+}
+
 impl Live {
     pub async fn start(instances: &[(&str, Behaviour)], tweak: impl FnOnce(&mut RawConfig)) -> Live {
         let db = TestDb::sqlite().await;
@@ -53,17 +67,7 @@ impl Live {
         .unwrap();
         let sink = crate::it::common::ok_sink().await;
         let mut raw = RawConfig::default();
-        raw.providers.push(RawProvider {
-            name: "evo".into(),
-            kind: "evolution".into(),
-            base_url: sim.base_url(),
-            api_version: Some("v2".into()),
-            api_key: Some(sim.api_key().into()),
-            webhook_token: Some(TOKEN.into()),
-            webhook_jwt_key: Some("shared-hs256-secret".into()),
-            discover: true,
-            ..Default::default()
-        });
+        raw.providers.push(RawProvider { webhook_jwt_key: Some("shared-hs256-secret".into()), ..evo_provider(&sim) });
         raw.notifiers.push(RawNotifier {
             name: "sink".into(),
             kind: "webhook".into(),
@@ -345,6 +349,63 @@ async fn answers_about_a_failing_database_use_operator_words() {
             assert!(!answer.contains(raw), "`{raw}` leaked: {answer}");
         }
     }
+}
+
+/// `server.admin_listen`: the daemon serves the admin surface (`/`, `/login`,
+/// `/api/*`, `/metrics`) only there, and the public listener only webhooks
+/// and health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_admin_listen_the_public_listener_serves_only_webhooks_and_health() {
+    let sim = Simulator::start(SimOptions { instances: vec![("a".into(), Behaviour::Open)], ..SimOptions::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (public, admin) = (format!("127.0.0.1:{}", port()), format!("127.0.0.1:{}", port()));
+    let mut raw = RawConfig::default();
+    raw.database.url = format!("sqlite://{}/d.db", dir.path().display());
+    raw.server.listen = public.clone();
+    raw.server.admin_listen = Some(admin.clone());
+    raw.server.admin_token = Some(ADMIN.into());
+    raw.providers.push(evo_provider(&sim));
+    let cfg = config::validate(raw, &|_| "test".into()).expect("valid");
+    let shutdown = CancellationToken::new();
+    let (_reload_tx, reload) = tokio::sync::mpsc::channel(1);
+    let signals = wa_sentinel::daemon::Signals { shutdown: shutdown.clone(), reload };
+    let daemon = tokio::spawn(wa_sentinel::daemon::run(cfg, signals, None));
+    let http = reqwest::Client::new();
+    let up = crate::it::process::wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(&public).is_ok() && std::net::TcpStream::connect(&admin).is_ok()
+    })
+    .await;
+    assert!(up, "both listeners up");
+    let code = |r: reqwest::Response| r.status().as_u16();
+    let get = |base: &str, p: &str| http.get(format!("http://{base}{p}")).bearer_auth(ADMIN).send();
+    let hook = |base: &str| http.post(format!("http://{base}/webhooks/evo/{TOKEN}")).body(upsert("a")).send();
+    // Public: webhooks and health, nothing of the admin surface.
+    assert_ne!(code(hook(&public).await.unwrap()), 404);
+    assert_eq!(code(get(&public, "/healthz").await.unwrap()), 200);
+    assert_ne!(code(get(&public, "/readyz").await.unwrap()), 404);
+    for p in ["/", "/api/instances", "/metrics"] {
+        assert_eq!(code(get(&public, p).await.unwrap()), 404, "public {p}");
+    }
+    let login = http
+        .post(format!("http://{public}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(login), 404, "public /login");
+    // Admin: the surface, and no webhooks.
+    let api = http.get(format!("http://{admin}/api/instances")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(code(api), 200);
+    let page = http.get(format!("http://{admin}/")).basic_auth("u", Some(ADMIN)).send().await.unwrap();
+    assert_eq!(code(page), 200);
+    assert_eq!(code(get(&admin, "/metrics").await.unwrap()), 200);
+    assert_eq!(code(hook(&admin).await.unwrap()), 404, "no webhooks on the admin listener");
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,6 +69,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// End every status-page session: everyone signs in again with the admin token.
+    LogoutAll,
     /// Silence an instance: no restarts, no notices, still polled.
     Maintenance {
         /// PROVIDER/INSTANCE
@@ -182,6 +184,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for n in out.iter().flat_map(|o| o.notices()) {
                 println!("queued notice: {} ({})", n.kind, n.dedup_key);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LogoutAll => {
+            let n = open_store(&cfg).await?.sessions_revoke_all().await?;
+            println!("{n} status-page session(s) ended");
             Ok(ExitCode::SUCCESS)
         }
         Command::Restart { instance, force } => {

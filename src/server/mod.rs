@@ -6,6 +6,7 @@
 
 mod api;
 pub mod auth;
+pub mod login;
 mod ops;
 mod status_page;
 pub mod webhooks;
@@ -44,6 +45,8 @@ impl Core {
 #[derive(Clone)]
 pub struct AppState {
     core: Arc<ArcSwap<Core>>,
+    /// Failed admin sign-ins per client address (kept across reloads).
+    pub guard: Arc<login::LoginGuard>,
     pub ticks: Arc<Ticks>,
     pub metrics: Option<PrometheusHandle>,
     /// When the process started (Unix ms), for readiness before the first tick.
@@ -85,6 +88,7 @@ impl AppState {
 pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: CancellationToken) -> AppState {
     let state = AppState {
         core: Arc::new(ArcSwap::from_pointee(Core::new(sup))),
+        guard: Arc::new(login::LoginGuard::default()),
         ticks,
         metrics: metrics_handle(),
         started: crate::clock::now().0,

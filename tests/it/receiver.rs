@@ -33,7 +33,7 @@ pub struct Live {
     pub sink: MockServer,
     pub http: reqwest::Client,
     stop: CancellationToken,
-    _db: TestDb,
+    db: TestDb,
 }
 
 impl Drop for Live {
@@ -92,7 +92,7 @@ impl Live {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(server::serve(listener, state, stop.child_token()));
-        Live { sim, sup, store, base, sink, http: reqwest::Client::new(), stop, _db: db }
+        Live { sim, sup, store, base, sink, http: reqwest::Client::new(), stop, db }
     }
 
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
@@ -512,6 +512,85 @@ async fn status_page_needs_auth_escapes_names_and_lists_instances() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+}
+
+/// POST the login form; (status, `Set-Cookie`, `Retry-After`).
+async fn sign_in(live: &Live, token: &str) -> (u16, Option<String>, Option<String>) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client
+        .post(format!("{}/login", live.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    let h = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), h("set-cookie"), h("retry-after"))
+}
+
+/// Failed sign-ins are limited per client address: 10 a minute, then 429
+/// with `Retry-After`, and a locked-out address's credential is not even
+/// looked at (the right token gets 429 too), on the form, Basic and the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_are_limited_per_client_address() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    for i in 0..10 {
+        assert_eq!(sign_in(&live, "nope").await.0, 401, "failure {i}");
+    }
+    let (code, _, retry) = sign_in(&live, "nope").await;
+    assert_eq!(code, 429);
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=7).contains(&retry), "{retry}");
+    assert_eq!(sign_in(&live, ADMIN).await.0, 429, "locked out: not evaluated");
+    let page = live.http.get(format!("{}/", live.base)).basic_auth("u", Some(ADMIN)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 429);
+    let api = live.http.get(format!("{}/api/instances", live.base)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(api.status().as_u16(), 429);
+    assert!(api.headers().get("retry-after").is_some());
+    // Webhooks are not the admin surface: unaffected.
+    assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), upsert("a")).await.0, 200);
+}
+
+/// Sessions are random, server-side, expiring (12 h), `HttpOnly`,
+/// `SameSite=Strict`, and `wa-sentinel logout-all` ends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_random_server_side_and_revocable() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let (c1, c2) = (sign_in(&live, ADMIN).await.1.unwrap(), sign_in(&live, ADMIN).await.1.unwrap());
+    assert_ne!(c1, c2, "a random value per sign-in");
+    for attr in ["HttpOnly", "SameSite=Strict", "Max-Age=43200", "Path=/"] {
+        assert!(c1.contains(attr), "{attr}: {c1}");
+    }
+    assert!(!c1.contains("Secure"), "no https public_url: no Secure");
+    let pair = |c: &str| c.split(';').next().unwrap().to_string();
+    let page = |cookie: String| live.http.get(format!("{}/", live.base)).header("cookie", cookie).send();
+    assert_eq!(page(pair(&c1)).await.unwrap().status().as_u16(), 200);
+    let forged = format!("wa_sentinel_session={}", "0".repeat(64));
+    assert_eq!(page(forged).await.unwrap().status().as_u16(), 401, "only sessions the server created");
+    let cfg = live.db.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("[database]\nurl = \"{cfg}\"\n")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-sentinel"))
+        .env_remove("WA_SENTINEL_CONFIG")
+        .arg("--config")
+        .arg(&path)
+        .arg("logout-all")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 status-page session(s) ended"));
+    assert_eq!(page(pair(&c1)).await.unwrap().status().as_u16(), 401, "ended by logout-all");
+    assert_eq!(page(pair(&c2)).await.unwrap().status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
+    let live =
+        Live::start(&[("a", Behaviour::Open)], |r| r.server.public_url = Some("https://sentinel.example.com".into()))
+            .await;
+    let cookie = sign_in(&live, ADMIN).await.1.unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
 }
 
 /// Headless Chromium renders the status page (HTTP Basic in the URL). Skipped

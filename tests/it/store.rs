@@ -18,6 +18,7 @@ on_both_backends!(
     outbox_claim_deliver_retry_dead,
     last_webhook_never_moves_backwards,
     migrations_are_current_and_idempotent,
+    sessions_expire_and_belong_to_one_admin_token,
 );
 
 fn key() -> InstanceKey {
@@ -247,4 +248,17 @@ async fn migrations_are_current_and_idempotent(store: Store) {
     assert!(store.migrations_current().await.unwrap());
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
+}
+
+async fn sessions_expire_and_belong_to_one_admin_token(store: Store) {
+    store.session_create("s1", "token-a", Ts(1000), Ts(5000)).await.unwrap();
+    assert!(store.session_valid("s1", "token-a", Ts(4999)).await.unwrap());
+    assert!(!store.session_valid("s1", "token-a", Ts(5000)).await.unwrap(), "expired");
+    assert!(!store.session_valid("s1", "token-b", Ts(2000)).await.unwrap(), "another admin token");
+    assert!(!store.session_valid("s2", "token-a", Ts(2000)).await.unwrap(), "unknown");
+    // A sign-in with a rotated token clears the old token's sessions.
+    store.session_create("s2", "token-b", Ts(2000), Ts(9000)).await.unwrap();
+    assert!(store.session_valid("s2", "token-b", Ts(2001)).await.unwrap());
+    assert_eq!(store.sessions_revoke_all().await.unwrap(), 1, "s1 went with the rotation");
+    assert!(!store.session_valid("s2", "token-b", Ts(2002)).await.unwrap());
 }

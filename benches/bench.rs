@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo bench --bench bench -- all        # every scenario at full size, a markdown table
 //! cargo bench --bench bench -- smoke      # every scenario at tiny size (< 60 s; .ci/run)
-//! cargo bench --bench bench -- receiver|latency|poll|writes [--postgres URL | --no-postgres] [--poll-sizes 1000,10000]
+//! cargo bench --bench bench -- receiver|latency|poll|writes|claim|unauth [--postgres URL | --no-postgres] [--poll-sizes 1000,10000]
 //! ```
 //!
 //! The real daemon (`target/release/wa-sentinel`, built by cargo for this
@@ -25,6 +25,11 @@
 //! - `poll`: steady-state poll cycles against the simulator with 50 ms per
 //!   call, concurrency 256: wall time vs ideal, CPU per cycle, peak RSS.
 //! - `writes`: PostgreSQL `pg_stat_database` deltas per steady-state cycle.
+//! - `claim`: one outbox claim (the library's `Store::claim_outbox`, no
+//!   daemon) with 10,000 pending rows of one notifier behind a head that
+//!   failed and waits for its retry; SQLite, and PostgreSQL when a URL is given.
+//! - `unauth`: the daemon's peak RSS while 1,000 connections at once each post
+//!   2 MiB (`server.max_body`) to a webhook URL with a wrong token.
 //!
 //! `BENCH_DAEMON_WRAPPER="valgrind --tool=callgrind"` runs the daemon under a profiler
 //! (stopped with SIGTERM so the profile is written).
@@ -39,7 +44,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use wa_sentinel::domain::Ts;
 use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::store::{OutboxEntry, Store};
 
 const WEBHOOK_TOKEN: &str = "hooktoken";
 const ADMIN_TOKEN: &str = "bench-admin";
@@ -71,6 +78,9 @@ struct Size {
     writes_skip: usize,
     writes_cycles: usize,
     writes_instances: usize,
+    claim_pending: usize,
+    claim_reps: usize,
+    unauth_posts: usize,
 }
 
 impl Size {
@@ -92,6 +102,9 @@ impl Size {
                 writes_skip: 3,
                 writes_cycles: 6,
                 writes_instances: 1000,
+                claim_pending: 10_000,
+                claim_reps: 200,
+                unauth_posts: 1000,
             },
             Mode::Smoke => Size {
                 mode,
@@ -109,6 +122,9 @@ impl Size {
                 writes_skip: 1,
                 writes_cycles: 2,
                 writes_instances: 50,
+                claim_pending: 200,
+                claim_reps: 20,
+                unauth_posts: 20,
             },
         }
     }
@@ -392,6 +408,21 @@ impl Daemon {
             .spawn()
             .context("spawn wa-sentinel")?;
         Ok(Daemon { child, log, port: c.port })
+    }
+
+    /// On SQLite in `dir`, no notifier, one poll cycle at start-up (then hourly).
+    fn plain(dir: &Path, sim: &Simulator) -> Result<Daemon> {
+        let db = format!("sqlite://{}/bench.db", dir.display());
+        let cfg = DaemonConfig {
+            db_url: &db,
+            port: free_port()?,
+            sim,
+            schedule: "0 0 * * * *",
+            sink: None,
+            supervisor_extra: "",
+            extra: "",
+        };
+        Daemon::spawn(dir, &cfg)
     }
 
     fn pid(&self) -> u32 {
@@ -698,18 +729,8 @@ async fn receiver(size: &Size, rep: &mut Report) -> Result<()> {
     let tck = clk_tck();
     let dir = tempfile::tempdir()?;
     let sim = simulator(size.recv_instances, Duration::ZERO).await?;
-    let db = format!("sqlite://{}/bench.db", dir.path().display());
-    let port = free_port()?;
-    let cfg = DaemonConfig {
-        db_url: &db,
-        port,
-        sim: &sim,
-        schedule: "0 0 * * * *",
-        sink: None,
-        supervisor_extra: "",
-        extra: "",
-    };
-    let mut daemon = Daemon::spawn(dir.path(), &cfg)?;
+    let mut daemon = Daemon::plain(dir.path(), &sim)?;
+    let port = daemon.port;
     daemon.ready(size.recv_instances, Duration::from_secs(120)).await?;
     let bare = Bare::spawn().await?;
     let names = names(size.recv_instances);
@@ -1264,6 +1285,180 @@ fn sqlite_writes_note(rep: &mut Report) {
     );
 }
 
+// ------------------------------------------------------------------ 5. outbox claim
+
+/// Rows claimed per round, as the worker does (`DeliveryPolicy::batch`).
+const CLAIM_BATCH: u32 = 64;
+
+fn outbox_rows(n: usize, from: usize) -> Vec<OutboxEntry> {
+    (from..from + n)
+        .map(|i| OutboxEntry {
+            dedup_key: format!("outage:{i:07}:instance_down"),
+            notifier: "ops".into(),
+            kind: "instance_down".into(),
+            payload: "{}".into(),
+        })
+        .collect()
+}
+
+/// Claims of `store` at `now`, timed: `reps` of them, or as many as fit in
+/// 30 s (at least 3). Milliseconds of each, and the rows each returned.
+async fn time_claims(store: &Store, now: Ts, reps: usize) -> Result<(Vec<f64>, Vec<usize>)> {
+    let notifiers = ["ops".to_string()];
+    let (mut ms, mut got) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    let start = Instant::now();
+    while ms.len() < reps && (ms.len() < 3 || start.elapsed() < Duration::from_secs(30)) {
+        let t0 = Instant::now();
+        let rows = store.claim_outbox(now, Duration::from_secs(30), CLAIM_BATCH, &notifiers).await?;
+        ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        got.push(rows.len());
+    }
+    Ok((ms, got))
+}
+
+/// One claim with `n` pending rows of one notifier behind a head that failed
+/// and waits for its retry (the notifier is down during a mass outage): the
+/// claim finds nothing to take, and on SQLite holds the write lock meanwhile.
+async fn claim_behind_failing_head(store: &Store, n: usize, reps: usize) -> Result<Vec<f64>> {
+    let now = Ts(1_800_000_000_000);
+    for chunk in outbox_rows(n, 0).chunks(1000) {
+        store.enqueue(chunk, now).await?;
+    }
+    let notifiers = ["ops".to_string()];
+    let head = store.claim_outbox(now, Duration::from_secs(30), 1, &notifiers).await?;
+    let head = head.first().ok_or_else(|| anyhow!("the head row was not claimed"))?;
+    store.outbox_failed(head, "HTTP 503", Some(Ts(now.0 + 3_600_000))).await?;
+    let (ms, got) = time_claims(store, now, reps).await?;
+    if got.iter().any(|&g| g != 0) {
+        bail!("a claim took rows behind a head that waits for its retry");
+    }
+    Ok(ms)
+}
+
+async fn claim_scenario(store: &Store, backend: &str, size: &Size, rep: &mut Report) -> Result<()> {
+    let n = size.claim_pending;
+    eprintln!("== claim: {backend}, {n} pending rows behind a failing head");
+    let mut ms = claim_behind_failing_head(store, n, size.claim_reps).await?;
+    ms.sort_by(f64::total_cmp);
+    let reps = ms.len();
+    let p50 = percentile(&ms, 50.0);
+    let goal_met = (backend == "SQLite" && size.mode == Mode::Full).then_some(p50 <= 5.0);
+    rep.row(
+        format!("claim: one outbox claim, {backend}, {n} pending rows behind a failing head (median of {reps})"),
+        format!(
+            "p50 {p50:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(&ms, 99.0),
+            ms.last().copied().unwrap_or(0.0)
+        ),
+        if backend == "SQLite" { "≤ 5 ms at 10,000 rows" } else { "—" },
+        goal_met,
+    );
+    Ok(())
+}
+
+async fn claim(size: &Size, pg_url: Option<&str>, rep: &mut Report) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::connect(&format!("sqlite://{}/claim.db", dir.path().display()), 4).await?;
+    store.migrate().await?;
+    claim_scenario(&store, "SQLite", size, rep).await?;
+    store.close().await;
+    match pg_url {
+        Some(base) => {
+            let pg = PgBench::create(base).await?;
+            let store = Store::connect(&pg.url, 4).await?;
+            store.migrate().await?;
+            let res = claim_scenario(&store, "PostgreSQL", size, rep).await;
+            store.close().await;
+            pg.drop_db().await;
+            res?;
+        }
+        None => rep.note("claim: PostgreSQL URL absent; SQLite only"),
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ 6. unauthenticated bodies
+
+/// One POST of `body` with a wrong token: the answer's status, or what
+/// happened instead.
+async fn hostile_post(port: u16, body: Arc<Vec<u8>>) -> String {
+    let stream = match TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(s) => s,
+        Err(e) => return format!("connect failed ({:?})", e.kind()),
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let head = format!(
+        "POST /webhooks/evo/not-the-token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // Write and read at once: a server that answers before the body is in
+    // (and then closes) must not leave the writer blocked. The write half is
+    // handed back, not dropped: dropping it would half-close the connection,
+    // which the server takes for a client gone away.
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        wr.write_all(&body).await?;
+        Ok::<_, std::io::Error>(wr)
+    });
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let outcome = loop {
+        match rd.read(&mut chunk).await {
+            Ok(0) => break "closed without an answer".to_string(),
+            Err(e) => break format!("{:?} before an answer", e.kind()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() >= 12 {
+            break String::from_utf8_lossy(&buf[9..12]).into_owned();
+        }
+    };
+    writer.abort();
+    outcome
+}
+
+/// Peak RSS of the daemon while `posts` connections at once each post
+/// `server.max_body` (2 MiB) to a webhook URL with a wrong token.
+async fn unauth(size: &Size, rep: &mut Report) -> Result<()> {
+    let posts = size.unauth_posts;
+    let body_len = 2 * 1024 * 1024;
+    eprintln!("== unauth: {posts} concurrent unauthenticated posts of {body_len} bytes");
+    let dir = tempfile::tempdir()?;
+    let sim = simulator(1, Duration::ZERO).await?;
+    let mut daemon = Daemon::plain(dir.path(), &sim)?;
+    let port = daemon.port;
+    daemon.ready(1, Duration::from_secs(60)).await?;
+    let (_, hwm_before) = memory(daemon.pid());
+    let mut pad = br#"{"event":"messages.upsert","instance":"inst-00000","pad":""#.to_vec();
+    pad.resize(body_len - 2, b'x');
+    pad.extend_from_slice(b"\"}");
+    let body = Arc::new(pad);
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..posts).map(|_| tokio::spawn(hostile_post(port, body.clone()))).collect();
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    for t in tasks {
+        let outcome = t.await.unwrap_or_else(|e| format!("task failed: {e}"));
+        *codes.entry(outcome).or_default() += 1;
+    }
+    let took = t0.elapsed().as_secs_f64();
+    daemon.check_alive()?;
+    let (rss, hwm) = memory(daemon.pid());
+    let answers: Vec<String> = codes.iter().map(|(c, n)| format!("{n} × {c}")).collect();
+    rep.row(
+        format!("unauth: daemon peak RSS (VmHWM), {posts} concurrent 2 MiB posts with a wrong token"),
+        format!(
+            "{hwm:.1} MiB (before the load {hwm_before:.1} MiB; RSS after {rss:.1} MiB); answers: {}; {took:.1} s",
+            answers.join(", ")
+        ),
+        "—",
+        None,
+    );
+    if codes.keys().any(|c| c.len() == 3 && c != "401") {
+        rep.failures.push(format!("unauth: answers other than 401: {}", answers.join(", ")));
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------ main
 
 fn main() -> Result<()> {
@@ -1284,9 +1479,13 @@ fn main() -> Result<()> {
                 let v = it.next().ok_or_else(|| anyhow!("--poll-sizes N[,N…]"))?;
                 poll_sizes = Some(v.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?);
             }
-            "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" => scenario = Some(a.clone()),
+            "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" | "claim" | "unauth" => {
+                scenario = Some(a.clone())
+            }
             other if other.starts_with('-') => {} // libtest-style flags cargo may pass
-            other => bail!("unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes"),
+            other => {
+                bail!("unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth")
+            }
         }
     }
     let scenario = scenario.unwrap_or_else(|| "smoke".into());
@@ -1319,6 +1518,12 @@ fn main() -> Result<()> {
                 None => rep.note("writes: PostgreSQL URL absent; nothing to measure"),
             }
             sqlite_writes_note(&mut rep);
+        }
+        if all || scenario == "claim" {
+            claim(&size, pg, &mut rep).await?;
+        }
+        if all || scenario == "unauth" {
+            unauth(&size, &mut rep).await?;
         }
         Ok(())
     });

@@ -131,6 +131,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::LogoutAll => {
+            let n = open_store(&cfg).await?.sessions_revoke_all().await?;
+            println!("{n} status-page session(s) ended");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Restart { instance, force } => {
             let key = parse_key(&instance)?;
             let sup = supervisor(cfg).await?;

@@ -8,7 +8,9 @@
 //! SIGHUP reloads the config: a valid one starts a new generation and swaps
 //! it into the receiver (in-flight requests finish on the old one); an invalid
 //! one is rejected with a log line and the old generation keeps running.
-//! `database.url` and `server.listen` changes need a restart (logged).
+//! `database.url`, `server.listen` and `server.admin_listen` changes need a
+//! restart (logged). With `server.admin_listen` a second listener serves the
+//! admin surface and the first only webhooks and health.
 //!
 //! SIGTERM/SIGINT: stop accepting webhooks and let in-flight requests finish,
 //! stop ticking, let in-flight provider calls finish within a grace period
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::notify::worker::{DeliveryPolicy, OutboxWorker};
+use crate::server::Surface;
 use crate::store::{Backend, Store, StoreError};
 use crate::supervisor::scheduler::{Scheduler, Ticks};
 use crate::supervisor::{Supervisor, SupervisorError};
@@ -146,20 +149,56 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
     // On SQLite this process supervises (it holds the file lock); on PostgreSQL
     // the lease task below decides.
     ticks.lead_all.store(store.backend() == Backend::Sqlite, Ordering::SeqCst);
-    let (db_url, listen) = (cfg.database.url.clone(), cfg.server.listen);
+    let (db_url, listen, admin_listen) = (cfg.database.url.clone(), cfg.server.listen, cfg.server.admin_listen);
     let admin = cfg.server.admin_token.is_some();
     let mut current = Generation::start(cfg, &store, &ticks).await?;
 
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.map_err(|e| DaemonError::Listen(format!("{listen}: {e}")))?;
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| DaemonError::Listen(format!("{addr}: {e}")))
+    };
+    let listener = bind(listen).await?;
     let addr = listener.local_addr().map_err(|e| DaemonError::Listen(e.to_string()))?;
+    let admin_listener = match admin_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     let stop_http = CancellationToken::new();
     let stop_flush = CancellationToken::new();
     let state = crate::server::start_background(current.sup.clone(), ticks.clone(), stop_flush.clone());
-    let http = tokio::spawn(crate::server::serve(listener, state.clone(), stop_http.clone()));
-    tracing::info!(%addr, "listening");
+    // With `server.admin_listen`, the public listener serves only webhooks and
+    // health; the admin surface is served on its own address.
+    let mut http = Vec::new();
+    let page_addr = match admin_listener {
+        Some(admin_l) => {
+            let admin_addr = admin_l.local_addr().map_err(|e| DaemonError::Listen(e.to_string()))?;
+            http.push(tokio::spawn(crate::server::serve_surface(
+                listener,
+                state.clone(),
+                Surface::Public,
+                stop_http.clone(),
+            )));
+            http.push(tokio::spawn(crate::server::serve_surface(
+                admin_l,
+                state.clone(),
+                Surface::Admin,
+                stop_http.clone(),
+            )));
+            tracing::info!(%addr, %admin_addr, "listening: webhooks and health on addr, the admin surface on admin_addr");
+            admin_addr
+        }
+        None => {
+            http.push(tokio::spawn(crate::server::serve_surface(
+                listener,
+                state.clone(),
+                Surface::All,
+                stop_http.clone(),
+            )));
+            tracing::info!(%addr, "listening");
+            addr
+        }
+    };
     if admin {
-        tracing::info!("status page: http://{addr}/ (sign in with the admin token)");
+        tracing::info!("status page: http://{page_addr}/ (sign in with the admin token)");
     }
 
     let stop_lease = CancellationToken::new();
@@ -211,8 +250,8 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
                 match crate::config::load(Some(path)) {
                     Err(e) => tracing::error!(problems = %e.to_string().replace('\n', " "), "reload rejected: the new config is invalid; keeping the old one"),
                     Ok(new) => {
-                        if new.database.url != db_url || new.server.listen != listen {
-                            tracing::warn!("database.url and server.listen changes take effect only after a restart");
+                        if new.database.url != db_url || new.server.listen != listen || new.server.admin_listen != admin_listen {
+                            tracing::warn!("database.url, server.listen and server.admin_listen changes take effect only after a restart");
                         }
                         match Generation::start(new, &store, &ticks).await {
                             Ok(next) => {
@@ -234,10 +273,13 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
     crate::systemd::stopping();
     tracing::info!("shutting down: no new webhooks; finishing in-flight requests");
     stop_http.cancel();
-    match tokio::time::timeout(SHUTDOWN_GRACE, http).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener stopped with an error"),
-        Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
-        _ => {}
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    for listener in http {
+        match tokio::time::timeout_at(deadline, listener).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener stopped with an error"),
+            Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+            _ => {}
+        }
     }
     stop_flush.cancel();
     crate::server::flush(&current.sup).await;

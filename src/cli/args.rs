@@ -77,6 +77,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// End every status-page session: everyone signs in again with the admin token.
+    LogoutAll,
     /// Silence an instance: no restarts, no notices, still polled.
     Maintenance {
         /// PROVIDER/INSTANCE

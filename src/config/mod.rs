@@ -48,6 +48,8 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// The admin listener: with it, `listen` serves only webhooks and health.
+    pub admin_listen: Option<SocketAddr>,
     /// Base of the webhook URL pushed to providers; without it the audit cannot run.
     pub public_url: Option<String>,
     /// Without it the admin API and the status page are disabled, not open.
@@ -240,6 +242,10 @@ pub struct NotifierConfig {
     pub tenants: Option<Vec<String>>,
     /// `None` = every kind (`"*"`).
     pub kinds: Option<Vec<NoticeKind>>,
+    /// Takes notices that belong to no tenant (provider-wide ones,
+    /// `sentinel_isolated`). A tenant-scoped notifier does not by default:
+    /// they would tell its tenant that other tenants are affected.
+    pub provider_notices: bool,
 }
 
 impl NotifierConfig {
@@ -255,11 +261,12 @@ impl NotifierConfig {
     }
 
     /// Does this notifier take this notice? (`tenants` and `kinds` filters, SPEC §2.)
-    /// Provider-wide notices have no tenant and go to every tenant filter.
+    /// Notices with no tenant (provider-wide) go where `provider_notices` says.
     pub fn accepts(&self, kind: NoticeKind, tenant: Option<&str>) -> bool {
         let kind_ok = self.kinds.as_ref().is_none_or(|ks| ks.contains(&kind));
         let tenant_ok = match (&self.tenants, tenant) {
-            (None, _) | (_, None) => true,
+            (_, None) => self.provider_notices,
+            (None, Some(_)) => true,
             (Some(ts), Some(t)) => ts.iter().any(|x| x == t),
         };
         kind_ok && tenant_ok
@@ -473,6 +480,20 @@ impl Validator<'_> {
             self.bad("server.listen", format!("`{}` is not an address like 127.0.0.1:8080: {e}", r.server.listen));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
+        let admin_listen = r.server.admin_listen.as_ref().and_then(|a| match a.parse::<SocketAddr>() {
+            Ok(addr) if addr == listen => {
+                self.bad(
+                    "server.admin_listen",
+                    format!("`{a}` is server.listen too: give the admin surface its own address"),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                self.bad("server.admin_listen", format!("`{a}` is not an address like 127.0.0.1:8081: {e}"));
+                None
+            }
+        });
         let public_url = r.server.public_url.as_ref().map(|u| u.trim_end_matches('/').to_string());
         if let Some(u) = &public_url {
             self.url("server.public_url", u);
@@ -597,12 +618,13 @@ impl Validator<'_> {
                 target: NotifierTarget::Log,
                 tenants: None,
                 kinds: None,
+                provider_notices: true,
             });
         }
 
         Some(Config {
             database: DatabaseConfig { url: db_url, max_connections: r.database.max_connections },
-            server: ServerConfig { listen, public_url, admin_token, max_body },
+            server: ServerConfig { listen, admin_listen, public_url, admin_token, max_body },
             supervisor,
             policy,
             alerts: AlertsConfig {
@@ -1002,7 +1024,8 @@ impl Validator<'_> {
                 }
                 _ => NotifierTarget::Log,
             };
-            out.push(NotifierConfig { name: n.name.clone(), target, tenants, kinds });
+            let provider_notices = n.provider_notices.unwrap_or(tenants.is_none());
+            out.push(NotifierConfig { name: n.name.clone(), target, tenants, kinds, provider_notices });
         }
         out
     }

@@ -40,6 +40,9 @@ impl Default for RawDatabase {
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
     pub listen: String,
+    /// When set, the admin surface (`/`, `/login`, `/api/*`, `/metrics`) is
+    /// served only here, and `listen` serves only webhooks and health.
+    pub admin_listen: Option<String>,
     pub public_url: Option<String>,
     pub admin_token: Option<String>,
     pub admin_token_env: Option<String>,
@@ -51,6 +54,7 @@ impl Default for RawServer {
     fn default() -> Self {
         RawServer {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             public_url: None,
             admin_token: None,
             admin_token_env: None,
@@ -268,6 +272,9 @@ pub struct RawNotifier {
     pub kind: String,
     pub tenants: Option<Vec<String>>,
     pub kinds: Option<Vec<String>>,
+    /// Notices that belong to no tenant (provider-wide, `sentinel_isolated`):
+    /// default true for `tenants = ["*"]`, false for a tenant-scoped notifier.
+    pub provider_notices: Option<bool>,
     pub url: Option<String>,
     pub url_env: Option<String>,
     pub url_file: Option<PathBuf>,

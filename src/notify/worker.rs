@@ -7,6 +7,11 @@
 //! Per notifier, notices go out in order: after a failure, that notifier's
 //! later rows in the same batch wait for the next round, so a recovery never
 //! overtakes its down notice.
+//!
+//! A claim is a lease (`DeliveryPolicy::lease`, renewed from the current
+//! clock before every delivery); only its holder records an outcome, so with
+//! several replicas (or the two generations of a config reload) a notice is
+//! sent once even behind a slow notifier.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -48,6 +53,12 @@ impl DeliveryPolicy {
         }
     }
 
+    /// How long a claim holds a row: three delivery timeouts, renewed before
+    /// each delivery, so a delivery (bounded by `timeout`) never outlives it.
+    pub fn lease(&self) -> Duration {
+        self.timeout * 3
+    }
+
     /// The wait before attempt `attempts + 1`, after `attempts` failures (>= 1).
     pub fn delay(&self, attempts: u32) -> Duration {
         backon::ExponentialBuilder::new()
@@ -61,6 +72,9 @@ impl DeliveryPolicy {
             .unwrap_or(self.max_delay)
     }
 }
+
+/// The clock, read at every step of a drain.
+type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
 
 struct Inner {
     store: Store,
@@ -126,12 +140,17 @@ impl OutboxWorker {
         }
     }
 
-    /// Claim and deliver everything due now; returns what happened.
-    pub async fn drain(&self, now: impl Fn() -> Ts) -> Result<DrainReport, crate::store::StoreError> {
+    /// Claim and deliver everything due now; returns what happened. `now` is
+    /// read again at every step (claims are renewed from the current clock).
+    pub async fn drain(
+        &self,
+        now: impl Fn() -> Ts + Send + Sync + 'static,
+    ) -> Result<DrainReport, crate::store::StoreError> {
+        let clock: Clock = Arc::new(now);
         let mut total = DrainReport::default();
         loop {
             let p = &self.inner.policy;
-            let rows = self.inner.store.claim_outbox(now(), p.timeout * 3, p.batch, &self.inner.names).await?;
+            let rows = self.inner.store.claim_outbox(clock(), p.lease(), p.batch, &self.inner.names).await?;
             if rows.is_empty() {
                 break;
             }
@@ -142,9 +161,8 @@ impl OutboxWorker {
             }
             let mut set = tokio::task::JoinSet::new();
             for (_, group) in by_notifier {
-                let me = self.clone();
-                let t = now();
-                set.spawn(async move { me.deliver_group(group, t).await });
+                let (me, clock) = (self.clone(), clock.clone());
+                set.spawn(async move { me.deliver_group(group, clock).await });
             }
             let mut progressed = false;
             while let Some(res) = set.join_next().await {
@@ -158,7 +176,7 @@ impl OutboxWorker {
                 break;
             }
         }
-        let before = Ts(now().0 - crate::domain::time::duration_ms(self.inner.policy.max_age));
+        let before = Ts(clock().0 - crate::domain::time::duration_ms(self.inner.policy.max_age));
         if let Ok(n) = self.inner.store.outbox_expire_unknown(&self.inner.names, before).await
             && n > 0
         {
@@ -171,47 +189,70 @@ impl OutboxWorker {
         Ok(total)
     }
 
-    async fn deliver_group(&self, rows: Vec<OutboxRow>, now: Ts) -> Result<DrainReport, crate::store::StoreError> {
+    /// Deliver one notifier's claimed rows in order. Before each row the
+    /// claim on it and on every later row is renewed from the current clock,
+    /// so a slow notifier never lets the lease of rows still waiting run out;
+    /// a row already taken over by another worker (this one stalled past the
+    /// lease) ends the group, its later rows left to that worker.
+    async fn deliver_group(&self, rows: Vec<OutboxRow>, clock: Clock) -> Result<DrainReport, crate::store::StoreError> {
         let store = &self.inner.store;
+        let policy = &self.inner.policy;
         let mut rep = DrainReport::default();
-        let mut blocked = false;
-        for row in rows {
-            if blocked {
-                store.outbox_release(row.id).await?;
-                continue;
+        for (i, row) in rows.iter().enumerate() {
+            let rest: Vec<i64> = rows[i..].iter().map(|r| r.id).collect();
+            let held = store.outbox_renew_claim(&row.claim_token, &rest, clock().plus(policy.lease())).await?;
+            if !held.contains(&row.id) {
+                tracing::warn!(notifier = %row.notifier, dedup_key = %row.dedup_key, "outbox claim taken over by another worker before delivery; leaving this notifier's rows to it");
+                store.outbox_release(&row.claim_token, &held).await?;
+                break;
             }
-            // A slow notifier can outlive the claim: renew it, and skip the row if
-            // another replica already took it over (it delivers it instead).
-            let hold = now.plus(self.inner.policy.timeout * 3);
-            if !store.outbox_renew_claim(row.id, row.claimed_until.unwrap_or_default(), hold).await? {
-                tracing::debug!(dedup_key = %row.dedup_key, "claim expired and taken over; skipping");
-                continue;
-            }
-            match self.deliver(&row).await {
+            let outcome = self.deliver(row).await;
+            let now = clock();
+            let (recorded, retry_later) = match outcome {
                 Ok(()) => {
-                    store.outbox_delivered(row.id, now).await?;
-                    metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => "delivered").increment(1);
-                    tracing::debug!(notifier = %row.notifier, dedup_key = %row.dedup_key, "notice delivered");
-                    rep.delivered += 1;
+                    let recorded = store.outbox_delivered(row, now).await?;
+                    if recorded {
+                        metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => "delivered").increment(1);
+                        tracing::debug!(notifier = %row.notifier, dedup_key = %row.dedup_key, "notice delivered");
+                        rep.delivered += 1;
+                    }
+                    (recorded, false)
                 }
                 Err(e) => {
                     let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
                     let age = now.since(Ts(row.created_at));
-                    let wait = e.retry_after.unwrap_or_default().max(self.inner.policy.delay(attempts));
-                    let give_up = e.permanent || age + wait > self.inner.policy.max_age;
+                    let wait = e.retry_after.unwrap_or_default().max(policy.delay(attempts));
+                    let give_up = e.permanent || age + wait > policy.max_age;
                     let next = (!give_up).then(|| now.plus(wait));
-                    store.outbox_failed(row.id, &e.detail, next).await?;
-                    let result = if give_up { "dead" } else { "retry" };
-                    metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => result).increment(1);
-                    if give_up {
-                        tracing::error!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, error = %e.detail, "notice dead: giving up");
-                        rep.dead += 1;
-                    } else {
-                        tracing::warn!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, retry_in = ?wait, error = %e.detail, "notice delivery failed; will retry");
-                        rep.failed += 1;
-                        blocked = true;
+                    let recorded = store.outbox_failed(row, &e.detail, next).await?;
+                    if recorded {
+                        let result = if give_up { "dead" } else { "retry" };
+                        metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => result).increment(1);
+                        if give_up {
+                            tracing::error!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, error = %e.detail, "notice dead: giving up");
+                            rep.dead += 1;
+                        } else {
+                            tracing::warn!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, retry_in = ?wait, error = %e.detail, "notice delivery failed; will retry");
+                            rep.failed += 1;
+                        }
                     }
+                    (recorded, !give_up)
                 }
+            };
+            if !recorded {
+                // The lease ran out while this worker was sending (a stalled
+                // process): the row belongs to another worker now, which
+                // decides its fate; this outcome is dropped.
+                tracing::warn!(notifier = %row.notifier, dedup_key = %row.dedup_key, "outbox claim taken over during delivery; this worker's outcome was not recorded");
+                let later: Vec<i64> = rows[i + 1..].iter().map(|r| r.id).collect();
+                store.outbox_release(&row.claim_token, &later).await?;
+                break;
+            }
+            if retry_later {
+                // Later rows of this notifier wait behind the failed one.
+                let later: Vec<i64> = rows[i + 1..].iter().map(|r| r.id).collect();
+                store.outbox_release(&row.claim_token, &later).await?;
+                break;
             }
         }
         Ok(rep)
@@ -224,7 +265,12 @@ impl OutboxWorker {
         let notice: Notice = serde_json::from_str(&row.payload)
             .map_err(|e| DeliveryError::permanent(format!("stored notice is not understood: {e}")))?;
         let text = render(&notice, self.inner.lang);
-        notifier.send(&notice, &text).await
+        // Bound every channel (SMTP's timeout is per command), so one
+        // delivery always fits well inside the claim's lease.
+        let timeout = self.inner.policy.timeout;
+        tokio::time::timeout(timeout, notifier.send(&notice, &text))
+            .await
+            .unwrap_or_else(|_| Err(DeliveryError::transient(format!("no answer within {}s", timeout.as_secs()))))
     }
 }
 

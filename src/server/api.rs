@@ -4,6 +4,8 @@
 //! one JSON shape: `{"error": {"code": "...", "message": "..."}}`. Without an
 //! admin token in the config, the API is disabled (403), not open.
 
+use std::net::IpAddr;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +16,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::bearer;
+use super::login::{self, ClientAddr};
 use crate::domain::health::Observation;
 use crate::domain::{Health, InstanceKey, Ts};
 use crate::store::{InstanceFilter, InstanceRecord};
@@ -25,20 +28,32 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// `Retry-After` seconds (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
+    }
+
+    fn retry_after(self, secs: u64) -> Self {
+        ApiError { retry_after: Some(secs), ..self }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        let mut r = (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        r
     }
 }
 
+/// 5xx answers say what is wrong in operator words; the error itself (driver
+/// messages, hostnames, SQL) goes to the log only.
 impl From<SupervisorError> for ApiError {
     fn from(e: SupervisorError) -> Self {
         match e {
@@ -46,20 +61,36 @@ impl From<SupervisorError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             SupervisorError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "refused", e.to_string()),
-            SupervisorError::Provider { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", e.to_string()),
-            SupervisorError::Store(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", e.to_string()),
+            SupervisorError::Provider { provider, source } => {
+                tracing::warn!(%provider, error = %source, "admin API: provider call failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    format!(
+                        "provider `{provider}` did not carry out the call ({}); the log has the detail",
+                        source.class
+                    ),
+                )
+            }
+            SupervisorError::Store(e) => e.into(),
         }
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", e.to_string())
+        tracing::warn!(error = %e, "admin API: database error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database",
+            "database unreachable or failing; retry later (the log has the detail)",
+        )
     }
 }
 
-/// Check the admin Bearer token (constant time).
-fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Check the admin Bearer token (constant time). A wrong token counts as a
+/// failed sign-in of the client's address, like the status page's.
+fn authorize(app: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<(), ApiError> {
     let sup = app.sup();
     let Some(token) = &sup.config().server.admin_token else {
         return Err(ApiError::new(
@@ -68,10 +99,27 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "the admin API is disabled: set server.admin_token_env (or _file) to enable it",
         ));
     };
-    match bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) {
-        Some(b) if token.matches(b.as_bytes()) => Ok(()),
-        _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <admin token>")),
+    let unauthorized =
+        || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <admin token>");
+    let Some(b) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else {
+        return Err(unauthorized());
+    };
+    app.guard.check(ip).map_err(rate_limited)?;
+    if token.matches(b.as_bytes()) {
+        return Ok(());
     }
+    app.guard.failed(ip).map_err(rate_limited)?;
+    Err(unauthorized())
+}
+
+fn rate_limited(wait: std::time::Duration) -> ApiError {
+    let secs = login::retry_after_secs(wait);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many wrong admin tokens from this address; retry in {secs} s"),
+    )
+    .retry_after(secs)
 }
 
 pub fn routes() -> Router<AppState> {
@@ -120,10 +168,11 @@ struct ListQuery {
 
 async fn list(
     State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
+    authorize(&app, &headers, ip)?;
     let health = match q.health.as_deref() {
         None => None,
         Some(h) => Some(Health::parse(h).ok_or_else(|| {
@@ -154,10 +203,11 @@ async fn record(app: &AppState, provider: &str, name: &str) -> Result<InstanceRe
 
 async fn one(
     State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     Path((provider, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
+    authorize(&app, &headers, ip)?;
     let r = record(&app, &provider, &name).await?;
     let events = app.sup().store().events(&r.id, 50).await?;
     let outages = app.sup().store().outages(Some(&r.key), false, 20).await?;
@@ -180,10 +230,11 @@ struct OutageQuery {
 
 async fn outages(
     State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     Query(q): Query<OutageQuery>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
+    authorize(&app, &headers, ip)?;
     let rows = app.sup().store().outages(None, q.open.unwrap_or(false), q.limit.unwrap_or(100).min(1000)).await?;
     Ok(Json(json!({"outages": rows})).into_response())
 }
@@ -196,11 +247,12 @@ struct RestartBody {
 
 async fn restart(
     State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     Path((provider, name)): Path<(String, String)>,
     body: Option<Json<RestartBody>>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
+    authorize(&app, &headers, ip)?;
     let force = body.map(|b| b.force).unwrap_or(false);
     let msg = app.sup().manual_restart(&InstanceKey::new(provider, name), force).await?;
     Ok(Json(json!({"result": msg})).into_response())
@@ -217,11 +269,12 @@ struct MaintenanceBody {
 
 async fn maintenance(
     State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     Path((provider, name)): Path<(String, String)>,
     Json(b): Json<MaintenanceBody>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers)?;
+    authorize(&app, &headers, ip)?;
     let until = match (b.off, b.duration.as_deref()) {
         (true, _) => None,
         (false, Some(d)) => {

@@ -1,11 +1,13 @@
-//! The one HTTP listener (SPEC §3): provider webhooks, health and readiness,
-//! Prometheus metrics, the admin JSON API and the status page. [`app`] builds
-//! the router (tested with `oneshot`, no socket); [`serve`] runs it until the
-//! shutdown future resolves, letting in-flight requests finish.
+//! The HTTP surface (SPEC §3): provider webhooks, health and readiness,
+//! Prometheus metrics, the admin JSON API and the status page — on one
+//! listener, or split by [`Surface`] between a public listener and
+//! `server.admin_listen`. [`router`] builds the routes; [`serve_surface`] runs
+//! them until the shutdown future resolves, letting in-flight requests finish.
 
 mod api;
 pub mod auth;
 mod deliveries;
+pub mod login;
 mod ops;
 mod status_page;
 pub mod webhooks;
@@ -17,7 +19,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
@@ -45,6 +46,8 @@ impl Core {
 #[derive(Clone)]
 pub struct AppState {
     core: Arc<ArcSwap<Core>>,
+    /// Failed admin sign-ins per client address (kept across reloads).
+    pub guard: Arc<login::LoginGuard>,
     pub ticks: Arc<Ticks>,
     pub metrics: Option<PrometheusHandle>,
     /// When the process started (Unix ms), for readiness before the first tick.
@@ -88,6 +91,7 @@ impl AppState {
 pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: CancellationToken) -> AppState {
     let state = AppState {
         core: Arc::new(ArcSwap::from_pointee(Core::new(sup))),
+        guard: Arc::new(login::LoginGuard::default()),
         ticks,
         metrics: metrics_handle(),
         started: crate::clock::now().0,
@@ -126,28 +130,58 @@ pub async fn flush(sup: &Supervisor) {
     }
 }
 
-/// The router.
-pub fn app(state: AppState) -> Router {
-    let max_body = state.sup().config().server.max_body;
-    let hooks = Router::new()
-        .route("/webhooks/{provider}/{token}", post(webhooks::receive_plain))
-        .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event))
-        .layer(DefaultBodyLimit::max(max_body));
-    Router::new()
-        .merge(hooks)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .merge(api::routes())
-        .merge(status_page::routes())
-        .with_state(state)
+/// Which routes a listener serves. With `server.admin_listen` the public
+/// listener (behind the reverse proxy) serves only what providers and probes
+/// need, and the admin surface lives on an address of its own (loopback, a
+/// VPN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything on one listener (no `admin_listen`).
+    All,
+    /// `/webhooks/*`, `/healthz`, `/readyz`.
+    Public,
+    /// `/`, `/login`, `/api/*`, `/metrics`, and `/healthz`, `/readyz`.
+    Admin,
 }
 
-/// Serve until `shutdown` fires; in-flight requests finish first.
+/// The router of every route.
+pub fn app(state: AppState) -> Router {
+    router(state, Surface::All)
+}
+
+/// The router of one surface.
+pub fn router(state: AppState, surface: Surface) -> Router {
+    let mut r = Router::new().route("/healthz", get(ops::healthz)).route("/readyz", get(ops::readyz));
+    if surface != Surface::Admin {
+        // The webhook handlers read their bodies themselves, after the token
+        // check, bounded by `server.max_body` (reloadable).
+        r = r
+            .route("/webhooks/{provider}/{token}", post(webhooks::receive_plain))
+            .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event));
+    }
+    if surface != Surface::Public {
+        r = r.route("/metrics", get(ops::metrics)).merge(api::routes()).merge(status_page::routes());
+    }
+    r.with_state(state)
+}
+
+/// Serve every route until `shutdown` fires; in-flight requests finish first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    serve_surface(listener, state, Surface::All, shutdown).await
+}
+
+/// Serve one surface until `shutdown` fires; in-flight requests finish first.
+pub async fn serve_surface(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    surface: Surface,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state, surface).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }

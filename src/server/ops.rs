@@ -1,5 +1,6 @@
 //! `/healthz` (the process answers), `/readyz` (database reachable, migrations
-//! current, scheduler ticking) and `/metrics` (Prometheus text, SPEC §6).
+//! current, scheduler ticking; what is wrong in operator words, details in
+//! the log) and `/metrics` (Prometheus text, SPEC §6).
 
 use std::sync::atomic::Ordering;
 
@@ -22,8 +23,10 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     let sup = app.sup();
     let store = sup.store();
     let mut problems = Vec::new();
+    // Operator words only: the driver's error (hostnames, SQL) goes to the log.
     if let Err(e) = store.ping().await {
-        problems.push(format!("database unreachable: {e}"));
+        tracing::warn!(error = %e, "not ready: database unreachable");
+        problems.push("database unreachable".to_string());
     } else if !store.migrations_current().await.unwrap_or(false) {
         problems.push("database migrations are not current: run `wa-sentinel migrate`".to_string());
     }

@@ -3,53 +3,60 @@
 //! instance (tenant, provider, health, since, last webhook, last recovery
 //! attempt, open outage), a tenant filter, recent outages. Same credential as
 //! the API: HTTP Basic with the admin token as password, or a login form that
-//! sets an HttpOnly session cookie (an HMAC of the token, never the token).
+//! starts a server-side session ([`super::login`]: random cookie, 12 h,
+//! revocable; failed credentials limited per client address).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::IpAddr;
 
 use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::basic_password;
+use super::login::{self, ClientAddr};
 use crate::config::Secret;
 use crate::domain::time::human_duration;
 use crate::domain::{Health, Ts};
 use crate::store::InstanceFilter;
 
-const COOKIE: &str = "wa_sentinel_session";
-
 pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(page)).route("/login", post(login))
 }
 
-/// The session cookie value for this admin token.
-fn session_value(token: &Secret) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.expose().as_bytes()).expect("any key length");
-    mac.update(b"wa-sentinel status page session");
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+/// May this request see the page? A live session, else a Basic password
+/// (failures counted per address); otherwise the answer to send instead.
+async fn page_access(app: &AppState, token: &Secret, headers: &HeaderMap, ip: IpAddr) -> Result<(), Response> {
+    let sup = app.sup();
+    if let Some(value) = login::session_from(headers) {
+        match sup.store().session_valid(&login::session_id(value), &login::admin_fingerprint(token), sup.now()).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "status page: cannot check the session"),
+        }
+    }
+    let Some(password) = basic_password(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else {
+        return Err(login_form(StatusCode::UNAUTHORIZED, "Sign in with the admin token."));
+    };
+    app.guard.check(ip).map_err(too_many)?;
+    if token.matches(password.as_bytes()) {
+        return Ok(());
+    }
+    app.guard.failed(ip).map_err(too_many)?;
+    Err(login_form(StatusCode::UNAUTHORIZED, "Wrong token."))
 }
 
-fn authorized(token: &Secret, headers: &HeaderMap) -> bool {
-    if let Some(p) = basic_password(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
-        && token.matches(p.as_bytes())
-    {
-        return true;
-    }
-    let want = Secret::literal(session_value(token));
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .any(|(k, v)| k == COOKIE && want.matches(v.as_bytes()))
+/// 429 for an address with too many failed sign-ins.
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = login::retry_after_secs(wait);
+    let body = format!("<h1>wa-sentinel</h1><p>Too many failed sign-ins from this address: try again in {secs} s.</p>");
+    (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], Html(shell("wa-sentinel", &body, false)))
+        .into_response()
 }
 
 /// Escape text for HTML (instance names come from providers: never trust them).
@@ -108,13 +115,31 @@ pub struct LoginForm {
     token: String,
 }
 
-async fn login(State(app): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, Form(f): Form<LoginForm>) -> Response {
     let sup = app.sup();
-    let Some(token) = &sup.config().server.admin_token else { return disabled() };
-    if !token.matches(f.token.as_bytes()) {
-        return login_form(StatusCode::UNAUTHORIZED, "Wrong token.");
+    let cfg = sup.config();
+    let Some(token) = &cfg.server.admin_token else { return disabled() };
+    if let Err(wait) = app.guard.check(ip) {
+        return too_many(wait);
     }
-    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200", session_value(token));
+    if !token.matches(f.token.as_bytes()) {
+        return match app.guard.failed(ip) {
+            Ok(()) => login_form(StatusCode::UNAUTHORIZED, "Wrong token."),
+            Err(wait) => too_many(wait),
+        };
+    }
+    let value = login::new_session_value();
+    let now = sup.now();
+    let expires = now.plus(login::SESSION_TTL);
+    if let Err(e) =
+        sup.store().session_create(&login::session_id(&value), &login::admin_fingerprint(token), now, expires).await
+    {
+        tracing::warn!(error = %e, "status page: cannot record a session");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable; retry later (the log has the detail)\n")
+            .into_response();
+    }
+    let secure = cfg.server.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let cookie = login::session_cookie(&value, secure);
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_string())]).into_response()
 }
 
@@ -136,17 +161,26 @@ fn ago(now: Ts, t: Option<Ts>) -> String {
     }
 }
 
-async fn page(State(app): State<AppState>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
+async fn page(
+    State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let sup = app.sup();
     let Some(token) = &sup.config().server.admin_token else { return disabled() };
-    if !authorized(token, &headers) {
-        return login_form(StatusCode::UNAUTHORIZED, "Sign in with the admin token.");
+    if let Err(answer) = page_access(&app, token, &headers, ip).await {
+        return answer;
     }
     let sup = app.sup();
     let store = sup.store();
     let all = match store.instances(&InstanceFilter::default()).await {
         Ok(r) => r,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}")).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "status page: database error");
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable; retry later (the log has the detail)\n")
+                .into_response();
+        }
     };
     let outages = store.outages(None, false, 20).await.unwrap_or_default();
     let now = app.sup().now();

@@ -10,13 +10,18 @@
 //! unknown provider; 413 over `server.max_body`; 503 when a health change
 //! cannot be recorded right now (never a false 200).
 //!
+//! The provider and the token are checked before a byte of the body is read:
+//! an unauthenticated request is answered 401 (or 404) at once, so strangers
+//! cannot make the receiver buffer `max_body` each. Only an authenticated
+//! request is read, up to `max_body` (413 beyond).
+//!
 //! Hot path: a webhook proving life for an instance already known healthy
 //! touches only the in-memory index. Anything that may change health goes to
 //! the single writer task, and the answer waits for its commit.
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -116,7 +121,7 @@ pub async fn receive_plain(
     State(app): State<AppState>,
     Path((provider, token)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     receive(app, provider, token, None, headers, body).await
 }
@@ -125,9 +130,26 @@ pub async fn receive_event(
     State(app): State<AppState>,
     Path((provider, token, event)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     receive(app, provider, token, Some(event), headers, body).await
+}
+
+/// The body of an authenticated request, at most `max` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "too_large").increment(1);
+        reply(StatusCode::PAYLOAD_TOO_LARGE, "body larger than server.max_body")
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, max)).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(_) => Err(reply(StatusCode::BAD_REQUEST, "the request body could not be read")),
+    }
 }
 
 async fn receive(
@@ -136,7 +158,7 @@ async fn receive(
     token: String,
     event: Option<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let sup = app.sup();
     let cfg = sup.config();
@@ -154,6 +176,10 @@ async fn receive(
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unauthorized").increment(1);
         return reply(StatusCode::UNAUTHORIZED, "wrong webhook token");
     }
+    let body = match read_body(&headers, body, cfg.server.max_body).await {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
     sup.index().saw_traffic(now);
     // WAHA signs with `hmac.key` when its version does; older core images never
     // sign, so a missing signature is accepted (the path token was right).

@@ -7,9 +7,9 @@
 //!
 //! One file per table family, each an `impl Store` block: [`instances`]
 //! (inventory and state-machine commits), [`outages`], [`events`],
-//! [`providers`] (provider-wide state), [`leases`], [`outbox`], and
-//! [`retention`]. The shared macros live here, above the module declarations,
-//! so every file can use them.
+//! [`providers`] (provider-wide state), [`leases`], [`outbox`],
+//! [`sessions`] (status-page sign-ins) and [`retention`]. The shared macros
+//! live here, above the module declarations, so every file can use them.
 //!
 //! DDL runs only in migrations (`migrations/sqlite`, `migrations/postgres`),
 //! applied at start-up and by `wa-sentinel migrate` — never per request.
@@ -144,6 +144,7 @@ mod outages;
 mod outbox;
 mod providers;
 mod retention;
+mod sessions;
 
 impl Store {
     /// Open (and for SQLite, create) the database. Does not migrate.

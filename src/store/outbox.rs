@@ -1,10 +1,56 @@
 //! The `outbox` table: notices queued in the transaction of the change that
-//! caused them, claimed and marked by the delivery worker.
+//! caused them, claimed (a lease with a token per claim) and marked by the
+//! delivery worker.
 
 use std::time::Duration;
 
 use super::{Db, OutboxEntry, OutboxRow, Result, Store};
 use crate::domain::Ts;
+
+/// One of the oldest pending rows of a notifier: `(id, notifier,
+/// next_attempt_at, claimed_until)`.
+type PendingHead = (i64, String, i64, Option<i64>);
+
+/// Which of the notifiers' oldest pending rows a claim at `now` may take, at
+/// most `limit`, oldest first: per notifier, its rows in order up to the first
+/// one that waits for a retry or is claimed by someone (later rows wait behind
+/// it, so a notifier's notices go out in order).
+fn claimable(mut heads: Vec<PendingHead>, now: Ts, limit: u32) -> Vec<i64> {
+    heads.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+    let mut ids = Vec::new();
+    let mut blocked: Option<&str> = None;
+    for (id, notifier, next_attempt_at, claimed_until) in &heads {
+        if blocked == Some(notifier.as_str()) {
+            continue;
+        }
+        if *next_attempt_at > now.0 || claimed_until.is_some_and(|c| c > now.0) {
+            blocked = Some(notifier);
+            continue;
+        }
+        ids.push(*id);
+    }
+    ids.sort_unstable();
+    ids.truncate(limit as usize);
+    ids
+}
+
+/// ` WHERE` the pending rows among `ids` still held by the claim `token`.
+macro_rules! held_by {
+    ($qb:ident, $token:expr, $ids:expr) => {{
+        $qb.push(" WHERE claim_token = ");
+        $qb.push_bind($token);
+        $qb.push(" AND status = 'pending' AND id IN (");
+        let mut sep = $qb.separated(", ");
+        for id in $ids {
+            sep.push_bind(*id);
+        }
+        sep.push_unseparated(")");
+    }};
+}
+
+/// The PostgreSQL advisory lock that serialises outbox claims across replicas
+/// (an arbitrary constant: "wa-sentinel outbox" in ASCII, truncated).
+const OUTBOX_CLAIM_LOCK: i64 = 0x7761_2d73_6f75_7462;
 
 impl Store {
     /// Queue notices outside a state change (e.g. `webhook_repaired`). Duplicates
@@ -19,13 +65,20 @@ impl Store {
         Ok(())
     }
 
-    /// Claim up to `limit` due outbox rows of the given notifiers for `hold`
-    /// (another claimer skips them until then). A row waits while an older row
-    /// of the same notifier is pending a retry or claimed elsewhere, so notices
-    /// reach each notifier in order. Rows of notifiers this worker does not know
-    /// (another replica's or a newer config's) are left alone. PostgreSQL uses
-    /// `FOR UPDATE SKIP LOCKED`, so several replicas can deliver without
-    /// duplicates; SQLite has one writer and one claimer.
+    /// Claim up to `limit` due outbox rows of the given notifiers for `hold`.
+    /// A claim is a lease: every row it takes carries the claim's random token,
+    /// and only the holder of the token may renew the claim or record the
+    /// outcome ([`Store::outbox_renew_claim`], [`Store::outbox_delivered`],
+    /// [`Store::outbox_failed`], [`Store::outbox_release`]). Another claimer
+    /// skips the rows until the lease runs out.
+    ///
+    /// A row waits while an older row of the same notifier is pending a retry
+    /// or claimed, so notices reach each notifier in order. Rows of notifiers
+    /// this worker does not know (another replica's or a newer config's) are
+    /// left alone. Claims never run concurrently: SQLite takes the write lock
+    /// up front (`BEGIN IMMEDIATE`); PostgreSQL takes a transaction-scoped
+    /// advisory lock, so a second replica's claim sees the first one's rows as
+    /// claimed instead of skipping past them (which would reorder a notifier).
     pub async fn claim_outbox(
         &self,
         now: Ts,
@@ -37,60 +90,87 @@ impl Store {
             return Ok(Vec::new());
         }
         let until = now.plus(hold).0;
+        let token = uuid::Uuid::now_v7().simple().to_string();
+        // Per notifier, only the oldest `limit` pending rows can be claimable
+        // (a claim never skips a row), so each notifier costs one index range
+        // scan on `outbox_by_notifier`, however long its backlog is.
+        macro_rules! heads_sql {
+            ($qb:ident) => {{
+                let mut $qb = sqlx::QueryBuilder::new("");
+                for (i, n) in notifiers.iter().enumerate() {
+                    if i > 0 {
+                        $qb.push(" UNION ALL ");
+                    }
+                    $qb.push("SELECT * FROM (SELECT id, notifier, next_attempt_at, claimed_until FROM outbox WHERE notifier = ");
+                    $qb.push_bind(n.as_str());
+                    $qb.push(" AND status = 'pending' ORDER BY id LIMIT ");
+                    $qb.push_bind(i64::from(limit));
+                    $qb.push(format!(") AS head_{i}"));
+                }
+                $qb
+            }};
+        }
         macro_rules! claim_sql {
-            ($qb:ident, $lock:expr) => {{
+            ($qb:ident, $ids:expr) => {{
                 let mut $qb = sqlx::QueryBuilder::new("UPDATE outbox SET claimed_until = ");
                 $qb.push_bind(until);
-                $qb.push(" WHERE id IN (SELECT o.id FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= ");
-                $qb.push_bind(now.0);
-                $qb.push(" AND (o.claimed_until IS NULL OR o.claimed_until <= ");
-                $qb.push_bind(now.0);
-                $qb.push(") AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.status = 'pending' AND p.id < o.id AND (p.next_attempt_at > ");
-                $qb.push_bind(now.0);
-                $qb.push(" OR p.claimed_until > ");
-                $qb.push_bind(now.0);
-                $qb.push(")) AND o.notifier IN (");
+                $qb.push(", claim_token = ");
+                $qb.push_bind(token.as_str());
+                $qb.push(" WHERE id IN (");
                 let mut sep = $qb.separated(", ");
-                for n in notifiers {
-                    sep.push_bind(n.as_str());
+                for id in $ids {
+                    sep.push_bind(*id);
                 }
-                $qb.push(") ORDER BY o.id LIMIT ");
-                $qb.push_bind(i64::from(limit));
-                $qb.push($lock);
-                $qb.push(") RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at, claimed_until");
+                sep.push_unseparated(
+                    ") RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at, claim_token",
+                );
                 $qb
+            }};
+        }
+        macro_rules! claim_in {
+            ($tx:ident) => {{
+                let heads: Vec<PendingHead> = heads_sql!(qb).build_query_as().fetch_all(&mut *$tx).await?;
+                let ids = claimable(heads, now, limit);
+                let rows: Vec<OutboxRow> = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    claim_sql!(qb, &ids).build_query_as().fetch_all(&mut *$tx).await?
+                };
+                $tx.commit().await?;
+                rows
             }};
         }
         let mut rows: Vec<OutboxRow> = match &self.db {
             Db::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                let mut qb = claim_sql!(qb, "");
-                let rows = qb.build_query_as().fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                rows
+                claim_in!(tx)
             }
             Db::Postgres(p) => {
-                let mut qb = claim_sql!(qb, " FOR UPDATE SKIP LOCKED");
-                qb.build_query_as().fetch_all(p).await?
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OUTBOX_CLAIM_LOCK).execute(&mut *tx).await?;
+                claim_in!(tx)
             }
         };
         rows.sort_by_key(|r| r.id);
         Ok(rows)
     }
 
-    /// Renew a claim before delivering a row; false if it expired and another
-    /// claimer took the row (then this one must not deliver it).
-    pub async fn outbox_renew_claim(&self, id: i64, claimed_until: i64, new_until: Ts) -> Result<bool> {
-        let n = on_pool!(self, p => {
-            sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND claimed_until = $3 AND status = 'pending'")
-                .bind(new_until.0)
-                .bind(id)
-                .bind(claimed_until)
-                .execute(p)
-                .await?
-                .rows_affected()
+    /// Renew the claim `token` on the rows `ids` (a notifier's rows not yet
+    /// delivered, in order) until `until`; returns the ids this claim still
+    /// holds. A row missing from the answer was taken over by another claimer
+    /// after this claim's lease ran out: this holder must not deliver it.
+    pub async fn outbox_renew_claim(&self, token: &str, ids: &[i64], until: Ts) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held: Vec<i64> = on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new("UPDATE outbox SET claimed_until = ");
+            qb.push_bind(until.0);
+            held_by!(qb, token, ids);
+            qb.push(" RETURNING id");
+            qb.build_query_scalar().fetch_all(p).await?
         });
-        Ok(n == 1)
+        Ok(held)
     }
 
     /// Pending rows of notifiers no longer configured, older than `before`, are
@@ -114,43 +194,59 @@ impl Store {
         Ok(n)
     }
 
-    pub async fn outbox_delivered(&self, id: i64, now: Ts) -> Result<()> {
-        on_pool!(self, p => {
+    /// Record a delivery. Only the holder of the row's claim can: false (and
+    /// nothing written) when another claimer took the row over meanwhile.
+    pub async fn outbox_delivered(&self, row: &OutboxRow, now: Ts) -> Result<bool> {
+        let n = on_pool!(self, p => {
             sqlx::query(
                 "UPDATE outbox SET status = 'delivered', delivered_at = $1, attempts = attempts + 1, \
-                 claimed_until = NULL, last_error = NULL WHERE id = $2",
+                 claimed_until = NULL, claim_token = NULL, last_error = NULL \
+                 WHERE id = $2 AND claim_token = $3 AND status = 'pending'",
             )
             .bind(now.0)
-            .bind(id)
+            .bind(row.id)
+            .bind(&row.claim_token)
             .execute(p)
-            .await?;
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// Give a claimed row back without counting an attempt (it waits behind a failed one).
-    pub async fn outbox_release(&self, id: i64) -> Result<()> {
-        on_pool!(self, p => {
-            sqlx::query("UPDATE outbox SET claimed_until = NULL WHERE id = $1").bind(id).execute(p).await?;
+    /// Give claimed rows back without counting an attempt (they wait behind a
+    /// failed one). Rows another claimer holds by now are left alone.
+    pub async fn outbox_release(&self, token: &str, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new("UPDATE outbox SET claimed_until = NULL, claim_token = NULL");
+            held_by!(qb, token, ids);
+            qb.build().execute(p).await?.rows_affected()
         });
-        Ok(())
+        Ok(n)
     }
 
-    /// A failed attempt: retry at `next_at`, or give up (`dead`) when `next_at` is `None`.
-    pub async fn outbox_failed(&self, id: i64, error: &str, next_at: Option<Ts>) -> Result<()> {
-        on_pool!(self, p => {
+    /// A failed attempt: retry at `next_at`, or give up (`dead`) when `next_at`
+    /// is `None`. Like [`Store::outbox_delivered`], only the claim's holder
+    /// writes: false when the row was taken over.
+    pub async fn outbox_failed(&self, row: &OutboxRow, error: &str, next_at: Option<Ts>) -> Result<bool> {
+        let n = on_pool!(self, p => {
             sqlx::query(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, claimed_until = NULL, \
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $1, claimed_until = NULL, claim_token = NULL, \
                  status = CASE WHEN $2 IS NULL THEN 'dead' ELSE 'pending' END, \
-                 next_attempt_at = COALESCE($2, next_attempt_at) WHERE id = $3",
+                 next_attempt_at = COALESCE($2, next_attempt_at) \
+                 WHERE id = $3 AND claim_token = $4 AND status = 'pending'",
             )
             .bind(error)
             .bind(next_at.map(|t| t.0))
-            .bind(id)
+            .bind(row.id)
+            .bind(&row.claim_token)
             .execute(p)
-            .await?;
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Count of outbox rows by status (`pending`, `delivered`, `dead`).
@@ -177,5 +273,27 @@ impl Store {
             sqlx::query_as("SELECT DISTINCT notifier FROM outbox WHERE dedup_key LIKE $1").bind(&prefix).fetch_all(p).await?
         });
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_takes_each_notifiers_rows_in_order_up_to_the_first_waiting_one() {
+        let now = Ts(1000);
+        let h = |id: i64, n: &str, next: i64, claimed: Option<i64>| (id, n.to_string(), next, claimed);
+        let heads = vec![
+            h(1, "ops", 1000, None),
+            h(4, "ops", 5000, None), // waits for its retry: 6 waits behind it
+            h(6, "ops", 0, None),
+            h(2, "mail", 0, Some(2000)), // claimed elsewhere: 3 waits behind it
+            h(3, "mail", 0, None),
+            h(5, "pager", 0, Some(900)), // an expired claim does not hold
+            h(7, "pager", 0, None),
+        ];
+        assert_eq!(claimable(heads.clone(), now, 10), vec![1, 5, 7]);
+        assert_eq!(claimable(heads, now, 2), vec![1, 5], "oldest first, at most `limit`");
     }
 }

@@ -110,8 +110,9 @@ pub struct OutboxRow {
     pub payload: String,
     pub attempts: i64,
     pub created_at: i64,
-    /// The claim's expiry, also its token: see `Store::outbox_renew_claim`.
-    pub claimed_until: Option<i64>,
+    /// The random token of the claim that returned this row: only its holder
+    /// may renew the claim or record the outcome (see `Store::claim_outbox`).
+    pub claim_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

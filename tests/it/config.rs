@@ -51,6 +51,7 @@ fn every_documented_key_parses() {
         let c = config::load(Some(Path::new("config.toml"))).map_err(|e| e.to_string())?;
         assert_eq!(c.database.max_connections, 4);
         assert_eq!(c.server.listen.port(), 9090);
+        assert_eq!(c.server.admin_listen, Some("127.0.0.1:9091".parse().unwrap()));
         assert_eq!(c.server.public_url.as_deref(), Some("https://sentinel.example.com"), "trailing slash trimmed");
         assert_eq!(c.server.admin_token.as_ref().unwrap().expose(), "admintoken");
         assert_eq!(c.server.max_body, 1024 * 1024);
@@ -99,7 +100,14 @@ fn every_documented_key_parses() {
         assert!(hook.accepts(NoticeKind::InstanceDown, Some("tenant_1")));
         assert!(!hook.accepts(NoticeKind::InstanceDown, Some("tenant_2")));
         assert!(!hook.accepts(NoticeKind::InstanceFlapping, Some("tenant_1")));
-        assert!(hook.accepts(NoticeKind::InstanceDown, None), "provider notices reach tenant-filtered notifiers");
+        assert!(!hook.accepts(NoticeKind::InstanceDown, None), "a tenant-scoped notifier: no provider-wide notices");
+        assert!(c.notifiers[0].accepts(NoticeKind::ProviderUnreachable, None), "tenants = [\"*\"]: they do");
+        assert!(c.notifiers[2].accepts(NoticeKind::ProviderUnreachable, None), "scoped, provider_notices = true");
+        assert!(!c.notifiers[2].accepts(NoticeKind::InstanceDown, Some("tenant_1")));
+        assert!(
+            !c.notifiers[4].accepts(NoticeKind::ProviderUnreachable, None),
+            "every tenant, provider_notices = false"
+        );
         assert!(matches!(&c.notifiers[3].target, NotifierTarget::Email { port: 2525, .. }));
         Ok(())
     });
@@ -169,6 +177,8 @@ fn each_validation_error_names_its_key() {
         ("[alerts]\nflap_threshold = 1\n", "alerts.flap_threshold", "at least 2"),
         ("[server]\nlisten = \"localhost\"\n", "server.listen", "address"),
         ("[server]\nmax_body = \"lots\"\n", "server.max_body", "size"),
+        ("[server]\nadmin_listen = \"loopback\"\n", "server.admin_listen", "address"),
+        ("[server]\nadmin_listen = \"127.0.0.1:8080\"\n", "server.admin_listen", "own address"),
         ("[server]\nadmin_token_env = \"NOT_SET_ANYWHERE\"\n", "server.admin_token", "NOT_SET_ANYWHERE"),
         ("[database]\nurl = \"mysql://x\"\n", "database.url", "sqlite:"),
         ("[log]\nformat = \"logfmt\"\n", "log.format", "\"json\""),

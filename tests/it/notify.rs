@@ -170,7 +170,7 @@ async fn a_channel_failing_three_times_gets_the_notice_exactly_once_more() {
     let w = OutboxWorker::new(db.store.clone(), &cfg, fast_policy(&cfg)).unwrap();
     let mut delivered = 0;
     for hour in 0..10 {
-        delivered += w.drain(|| Ts(hour * 60_000)).await.unwrap().delivered;
+        delivered += w.drain(move || Ts(hour * 60_000)).await.unwrap().delivered;
     }
     assert_eq!(delivered, 1);
     let keys = crate::it::common::idempotency_keys(&server).await;
@@ -199,6 +199,150 @@ async fn retry_after_is_respected() {
     );
 }
 
+/// Two workers (two replicas) on PostgreSQL behind a notifier that takes 2 s
+/// per request, with a backlog of 40 notices: every notice is delivered
+/// exactly once, and each notifier gets its notices in order. Four notifiers
+/// of ten notices each keep the run at ~20 s; with a 3 s delivery timeout the
+/// lease is 9 s, far shorter than each notifier's 20 s of work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_behind_a_slow_notifier_deliver_every_notice_once_in_order() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .mount(&server)
+        .await;
+    let names = ["n0", "n1", "n2", "n3"];
+    let cfg =
+        cfg_with(names.iter().map(|n| notifier(n, "webhook", Some(format!("{}/{n}", server.uri())))).collect(), "en");
+    let notices: Vec<Notice> = (0..10)
+        .map(|i| {
+            let mut n = notice(NoticeKind::InstanceDown, "tenant_1");
+            n.dedup_key = format!("outage:o{i:02}:instance_down");
+            n
+        })
+        .collect();
+    queue(&db.store, &cfg, &notices, wa_sentinel::clock::now()).await;
+    let policy = DeliveryPolicy { timeout: Duration::from_secs(3), ..fast_policy(&cfg) };
+    let other = Store::connect(&db.url, 4).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    for store in [db.store.clone(), other] {
+        let w = OutboxWorker::new(store, &cfg, policy.clone()).unwrap();
+        tokio::spawn(w.run(stop.child_token()));
+    }
+    let start = std::time::Instant::now();
+    while db.store.outbox_count("delivered").await.unwrap() < 40 && start.elapsed() < Duration::from_secs(90) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A duplicate would still be on its way: give it the time of one request.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.cancel();
+    assert_eq!(db.store.outbox_count("delivered").await.unwrap(), 40);
+    let reqs = server.received_requests().await.unwrap();
+    let want: Vec<String> = notices.iter().map(|n| n.dedup_key.clone()).collect();
+    for n in names {
+        let got: Vec<String> = reqs
+            .iter()
+            .filter(|r| r.url.path() == format!("/{n}"))
+            .map(|r| r.headers.get("Idempotency-Key").unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, want, "notifier {n}: each notice once, in order");
+    }
+}
+
+/// A 4xx other than 408/425/429 means the notifier will never take this
+/// message: the row is dead at once (logged, counted), and the notices
+/// behind it flow instead of waiting a day behind it.
+#[tokio::test]
+async fn a_message_the_notifier_refuses_is_dead_at_once_and_later_notices_flow() {
+    let metrics = wa_sentinel::server::metrics_handle();
+    let server = MockServer::start().await;
+    let down = notice(NoticeKind::InstanceDown, "tenant_1");
+    Mock::given(method("POST"))
+        .and(header("Idempotency-Key", down.dedup_key.as_str()))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_blocks"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let cfg = cfg_with(vec![notifier("picky", "webhook", Some(server.uri()))], "en");
+    let db = TestDb::sqlite().await;
+    queue(&db.store, &cfg, &[down, notice(NoticeKind::InstanceRecovered, "tenant_1")], Ts(0)).await;
+    let w = OutboxWorker::new(db.store.clone(), &cfg, fast_policy(&cfg)).unwrap();
+    let rep = w.drain(|| Ts(0)).await.unwrap();
+    assert_eq!((rep.dead, rep.failed, rep.delivered), (1, 0, 1), "{rep:?}");
+    assert_eq!(db.store.outbox_count("dead").await.unwrap(), 1);
+    if let Some(m) = metrics {
+        let text = m.render();
+        assert!(
+            text.contains(r#"wa_sentinel_notifications_total{notifier="picky",kind="instance_down",result="dead"} 1"#),
+            "{text}"
+        );
+    }
+}
+
+/// A very long instance name (or reason) never makes a notice undeliverable:
+/// every text is cut to its channel's documented limit, and the e-mail
+/// subject stays one line.
+#[tokio::test]
+async fn texts_are_cut_to_each_channels_limits() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let (port, inbox) = smtp_sink().await;
+    let mut tg = RawNotifier { name: "tg".into(), kind: "telegram".into(), ..Default::default() };
+    tg.bot_token = Some("123:abc".into());
+    tg.chat_id = Some("-100".into());
+    tg.api_base = Some(server.uri());
+    let mail = RawNotifier {
+        name: "mail".into(),
+        kind: "email".into(),
+        smtp_host: Some("127.0.0.1".into()),
+        smtp_port: Some(port),
+        smtp_tls: Some("none".into()),
+        from: Some("sentinel@example.com".into()),
+        to: Some(vec!["ops@example.com".into()]),
+        ..Default::default()
+    };
+    let cfg = cfg_with(
+        vec![
+            notifier("slack", "slack", Some(format!("{}/slack", server.uri()))),
+            notifier("discord", "discord", Some(format!("{}/discord", server.uri()))),
+            tg,
+            mail,
+        ],
+        "en",
+    );
+    let mut n = notice(NoticeKind::InstanceDown, "tenant_1");
+    n.instance = Some(format!("shop\r\nBcc: evil@example.com {}", "é".repeat(5000)));
+    n.reason = "r".repeat(5000);
+    let db = TestDb::sqlite().await;
+    queue(&db.store, &cfg, &[n], Ts(0)).await;
+    let w = OutboxWorker::new(db.store.clone(), &cfg, fast_policy(&cfg)).unwrap();
+    assert_eq!(w.drain(|| Ts(0)).await.unwrap().delivered, 4);
+    let reqs = server.received_requests().await.unwrap();
+    let by_path = |p: &str| body_json(reqs.iter().find(|r| r.url.path() == p).unwrap());
+    let len = |v: &serde_json::Value| v.as_str().unwrap().encode_utf16().count();
+    let s = by_path("/slack");
+    assert!(len(&s["blocks"][0]["text"]["text"]) <= 150, "Slack header");
+    assert!(len(&s["blocks"][1]["text"]["text"]) <= 3000, "Slack section");
+    let d = by_path("/discord");
+    assert!(len(&d["embeds"][0]["title"]) <= 256, "Discord title");
+    assert!(len(&d["embeds"][0]["description"]) <= 4096, "Discord description");
+    let embed_total: usize =
+        [&d["embeds"][0]["title"], &d["embeds"][0]["description"], &d["embeds"][0]["footer"]["text"]]
+            .into_iter()
+            .chain(d["embeds"][0]["fields"].as_array().unwrap().iter().flat_map(|f| [&f["name"], &f["value"]]))
+            .map(len)
+            .sum();
+    assert!(embed_total <= 6000, "Discord embed total {embed_total}");
+    let t = by_path("/bot123:abc/sendMessage");
+    assert!(len(&t["text"]) <= 4096, "Telegram text");
+    let got = inbox.lock().unwrap().clone();
+    let data = &got[0].data;
+    assert!(data.contains("Subject: [wa-sentinel] Instance down: shop Bcc: evil@example.com"), "{data}");
+    assert!(!data.lines().any(|l| l.starts_with("Bcc:")), "no header smuggled in: {data}");
+}
+
 #[tokio::test]
 async fn notices_outlive_their_max_age_as_dead_rows_not_silent_loss() {
     let cfg = cfg_with(vec![notifier("hook", "webhook", Some("http://127.0.0.1:9/".into()))], "en");
@@ -209,7 +353,7 @@ async fn notices_outlive_their_max_age_as_dead_rows_not_silent_loss() {
     let w = OutboxWorker::new(db.store.clone(), &cfg, policy).unwrap();
     let mut dead = 0;
     for s in 0..30 {
-        dead += w.drain(|| Ts(s * 5_000)).await.unwrap().dead;
+        dead += w.drain(move || Ts(s * 5_000)).await.unwrap().dead;
     }
     assert_eq!(dead, 1);
     assert_eq!(db.store.outbox_count("dead").await.unwrap(), 1);
@@ -279,6 +423,25 @@ async fn routing_by_tenant_and_kind_and_dedup_across_replays() {
     assert_eq!(w.drain(|| Ts(0)).await.unwrap().delivered, 4);
     db.store.enqueue(&rows, Ts(1)).await.unwrap();
     assert_eq!(w.drain(|| Ts(2)).await.unwrap().delivered, 0, "a delivered notice is never queued again");
+}
+
+/// A notifier scoped to some tenants does not hear about provider-wide
+/// outages (that would tell its tenant others are affected), unless it asks
+/// with `provider_notices = true`; one for every tenant does.
+#[test]
+fn provider_wide_notices_reach_only_notifiers_that_take_them() {
+    let mut scoped = notifier("t1-only", "log", None);
+    scoped.tenants = Some(vec!["tenant_1".into()]);
+    let mut scoped_asks = notifier("t1-ops", "log", None);
+    scoped_asks.tenants = Some(vec!["tenant_1".into()]);
+    scoped_asks.provider_notices = Some(true);
+    let mut all_but = notifier("all-quiet", "log", None);
+    all_but.provider_notices = Some(false);
+    let cfg = cfg_with(vec![scoped, scoped_asks, all_but, notifier("all", "log", None)], "en");
+    let mut p = notice(NoticeKind::ProviderUnreachable, "-");
+    (p.instance, p.tenant) = (None, None);
+    let to: Vec<String> = route(&cfg.notifiers, [&p]).into_iter().map(|r| r.notifier).collect();
+    assert_eq!(to, vec!["t1-ops", "all"]);
 }
 
 #[test]

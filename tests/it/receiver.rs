@@ -33,12 +33,26 @@ pub struct Live {
     pub sink: MockServer,
     pub http: reqwest::Client,
     stop: CancellationToken,
-    _db: TestDb,
+    db: TestDb,
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// The Evolution v2 provider `evo` on the simulator, discovering, path token [`TOKEN`].
+fn evo_provider(sim: &Simulator) -> RawProvider {
+    RawProvider {
+        name: "evo".into(),
+        kind: "evolution".into(),
+        base_url: sim.base_url(),
+        api_version: Some("v2".into()),
+        api_key: Some(sim.api_key().into()),
+        webhook_token: Some(TOKEN.into()),
+        discover: true,
+        ..Default::default()
     }
 }
 
@@ -53,17 +67,7 @@ impl Live {
         .unwrap();
         let sink = crate::it::common::ok_sink().await;
         let mut raw = RawConfig::default();
-        raw.providers.push(RawProvider {
-            name: "evo".into(),
-            kind: "evolution".into(),
-            base_url: sim.base_url(),
-            api_version: Some("v2".into()),
-            api_key: Some(sim.api_key().into()),
-            webhook_token: Some(TOKEN.into()),
-            webhook_jwt_key: Some("shared-hs256-secret".into()),
-            discover: true,
-            ..Default::default()
-        });
+        raw.providers.push(RawProvider { webhook_jwt_key: Some("shared-hs256-secret".into()), ..evo_provider(&sim) });
         raw.notifiers.push(RawNotifier {
             name: "sink".into(),
             kind: "webhook".into(),
@@ -88,7 +92,7 @@ impl Live {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(server::serve(listener, state, stop.child_token()));
-        Live { sim, sup, store, base, sink, http: reqwest::Client::new(), stop, _db: db }
+        Live { sim, sup, store, base, sink, http: reqwest::Client::new(), stop, db }
     }
 
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
@@ -160,6 +164,38 @@ async fn every_status_code_of_the_webhook_route() {
     assert_eq!(live.post(&format!("/webhooks/nope/{TOKEN}"), upsert("a")).await.0, 404);
     let big = format!("{{\"event\":\"messages.upsert\",\"instance\":\"a\",\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
     assert_eq!(live.post(&ok, big).await.0, 413);
+}
+
+/// Send only the head of a POST announcing `content_length` bytes, and wait
+/// up to 3 s for an answer: its status, or `None` when the server waits for
+/// the body.
+async fn answer_before_body(live: &Live, path: &str, content_length: usize) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = live.base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 12];
+    match tokio::time::timeout(Duration::from_secs(3), sock.read_exact(&mut buf)).await {
+        Ok(Ok(_)) => std::str::from_utf8(&buf[9..12]).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The provider and the token are checked before the body is read: a
+/// stranger is answered at once, without the server waiting for (and
+/// buffering up to `max_body` of) the body; an authenticated oversized body
+/// still gets its 413, and an authenticated body is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_checked_before_the_body_is_read() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    assert_eq!(answer_before_body(&live, "/webhooks/evo/wrong-token", 60 * 1024).await, Some(401));
+    assert_eq!(answer_before_body(&live, &format!("/webhooks/nope/{TOKEN}"), 60 * 1024).await, Some(404));
+    assert_eq!(answer_before_body(&live, &format!("/webhooks/evo/{TOKEN}"), 70 * 1024).await, Some(413));
+    assert_eq!(answer_before_body(&live, &format!("/webhooks/evo/{TOKEN}"), 60 * 1024).await, None, "read: waits");
+    assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), upsert("a")).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,6 +326,88 @@ async fn healthz_readyz_and_metrics() {
     assert!(!text.contains(TOKEN), "no token in metric labels");
 }
 
+/// With the database gone, `/readyz`, the API and the status page say so in
+/// operator words, never with the driver's error (the log has it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_about_a_failing_database_use_operator_words() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    live.store.close().await;
+    let r = live.http.get(format!("{}/readyz", live.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with("not ready: database unreachable"), "{text}");
+    let r = live.http.get(format!("{}/api/instances", live.base)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let api: Value = r.json().await.unwrap();
+    assert_eq!(api["error"]["code"], "database");
+    let r = live.http.get(format!("{}/", live.base)).basic_auth("admin", Some(ADMIN)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let page = r.text().await.unwrap();
+    for answer in [text.as_str(), api["error"]["message"].as_str().unwrap(), page.as_str()] {
+        assert!(answer.contains("database unreachable"), "{answer}");
+        for raw in ["pool", "sqlx", "error returned", "SELECT", ".db"] {
+            assert!(!answer.contains(raw), "`{raw}` leaked: {answer}");
+        }
+    }
+}
+
+/// `server.admin_listen`: the daemon serves the admin surface (`/`, `/login`,
+/// `/api/*`, `/metrics`) only there, and the public listener only webhooks
+/// and health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_admin_listen_the_public_listener_serves_only_webhooks_and_health() {
+    let sim = Simulator::start(SimOptions { instances: vec![("a".into(), Behaviour::Open)], ..SimOptions::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (public, admin) = (format!("127.0.0.1:{}", port()), format!("127.0.0.1:{}", port()));
+    let mut raw = RawConfig::default();
+    raw.database.url = format!("sqlite://{}/d.db", dir.path().display());
+    raw.server.listen = public.clone();
+    raw.server.admin_listen = Some(admin.clone());
+    raw.server.admin_token = Some(ADMIN.into());
+    raw.providers.push(evo_provider(&sim));
+    let cfg = config::validate(raw, &|_| "test".into()).expect("valid");
+    let shutdown = CancellationToken::new();
+    let (_reload_tx, reload) = tokio::sync::mpsc::channel(1);
+    let signals = wa_sentinel::daemon::Signals { shutdown: shutdown.clone(), reload };
+    let daemon = tokio::spawn(wa_sentinel::daemon::run(cfg, signals, None));
+    let http = reqwest::Client::new();
+    let up = crate::it::process::wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(&public).is_ok() && std::net::TcpStream::connect(&admin).is_ok()
+    })
+    .await;
+    assert!(up, "both listeners up");
+    let code = |r: reqwest::Response| r.status().as_u16();
+    let get = |base: &str, p: &str| http.get(format!("http://{base}{p}")).bearer_auth(ADMIN).send();
+    let hook = |base: &str| http.post(format!("http://{base}/webhooks/evo/{TOKEN}")).body(upsert("a")).send();
+    // Public: webhooks and health, nothing of the admin surface.
+    assert_ne!(code(hook(&public).await.unwrap()), 404);
+    assert_eq!(code(get(&public, "/healthz").await.unwrap()), 200);
+    assert_ne!(code(get(&public, "/readyz").await.unwrap()), 404);
+    for p in ["/", "/api/instances", "/metrics"] {
+        assert_eq!(code(get(&public, p).await.unwrap()), 404, "public {p}");
+    }
+    let login = http
+        .post(format!("http://{public}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(login), 404, "public /login");
+    // Admin: the surface, and no webhooks.
+    let api = http.get(format!("http://{admin}/api/instances")).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(code(api), 200);
+    let page = http.get(format!("http://{admin}/")).basic_auth("u", Some(ADMIN)).send().await.unwrap();
+    assert_eq!(code(page), 200);
+    assert_eq!(code(get(&admin, "/metrics").await.unwrap()), 200);
+    assert_eq!(code(hook(&admin).await.unwrap()), 404, "no webhooks on the admin listener");
+    shutdown.cancel();
+    daemon.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_needs_the_token_and_answers_json() {
     let live = Live::start(&[("a", Behaviour::Open), ("b", Behaviour::ClosedTransient { reason: 428 })], |_| {}).await;
@@ -394,6 +512,85 @@ async fn status_page_needs_auth_escapes_names_and_lists_instances() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+}
+
+/// POST the login form; (status, `Set-Cookie`, `Retry-After`).
+async fn sign_in(live: &Live, token: &str) -> (u16, Option<String>, Option<String>) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client
+        .post(format!("{}/login", live.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    let h = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), h("set-cookie"), h("retry-after"))
+}
+
+/// Failed sign-ins are limited per client address: 10 a minute, then 429
+/// with `Retry-After`, and a locked-out address's credential is not even
+/// looked at (the right token gets 429 too), on the form, Basic and the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_are_limited_per_client_address() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    for i in 0..10 {
+        assert_eq!(sign_in(&live, "nope").await.0, 401, "failure {i}");
+    }
+    let (code, _, retry) = sign_in(&live, "nope").await;
+    assert_eq!(code, 429);
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=7).contains(&retry), "{retry}");
+    assert_eq!(sign_in(&live, ADMIN).await.0, 429, "locked out: not evaluated");
+    let page = live.http.get(format!("{}/", live.base)).basic_auth("u", Some(ADMIN)).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 429);
+    let api = live.http.get(format!("{}/api/instances", live.base)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(api.status().as_u16(), 429);
+    assert!(api.headers().get("retry-after").is_some());
+    // Webhooks are not the admin surface: unaffected.
+    assert_eq!(live.post(&format!("/webhooks/evo/{TOKEN}"), upsert("a")).await.0, 200);
+}
+
+/// Sessions are random, server-side, expiring (12 h), `HttpOnly`,
+/// `SameSite=Strict`, and `wa-sentinel logout-all` ends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_random_server_side_and_revocable() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let (c1, c2) = (sign_in(&live, ADMIN).await.1.unwrap(), sign_in(&live, ADMIN).await.1.unwrap());
+    assert_ne!(c1, c2, "a random value per sign-in");
+    for attr in ["HttpOnly", "SameSite=Strict", "Max-Age=43200", "Path=/"] {
+        assert!(c1.contains(attr), "{attr}: {c1}");
+    }
+    assert!(!c1.contains("Secure"), "no https public_url: no Secure");
+    let pair = |c: &str| c.split(';').next().unwrap().to_string();
+    let page = |cookie: String| live.http.get(format!("{}/", live.base)).header("cookie", cookie).send();
+    assert_eq!(page(pair(&c1)).await.unwrap().status().as_u16(), 200);
+    let forged = format!("wa_sentinel_session={}", "0".repeat(64));
+    assert_eq!(page(forged).await.unwrap().status().as_u16(), 401, "only sessions the server created");
+    let cfg = live.db.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("[database]\nurl = \"{cfg}\"\n")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-sentinel"))
+        .env_remove("WA_SENTINEL_CONFIG")
+        .arg("--config")
+        .arg(&path)
+        .arg("logout-all")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 status-page session(s) ended"));
+    assert_eq!(page(pair(&c1)).await.unwrap().status().as_u16(), 401, "ended by logout-all");
+    assert_eq!(page(pair(&c2)).await.unwrap().status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
+    let live =
+        Live::start(&[("a", Behaviour::Open)], |r| r.server.public_url = Some("https://sentinel.example.com".into()))
+            .await;
+    let cookie = sign_in(&live, ADMIN).await.1.unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
 }
 
 /// Headless Chromium renders the status page (HTTP Basic in the URL). Skipped

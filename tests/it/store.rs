@@ -19,6 +19,7 @@ on_both_backends!(
     outbox_claim_deliver_retry_dead,
     last_webhook_never_moves_backwards,
     migrations_are_current_and_idempotent,
+    sessions_expire_and_belong_to_one_admin_token,
 );
 
 fn key() -> InstanceKey {
@@ -222,8 +223,8 @@ async fn outbox_claim_deliver_retry_dead(store: Store) {
     assert_eq!(keys(&claimed), vec!["a", "b"]);
     // c waits behind the older rows of its notifier while they are claimed; d does not.
     assert_eq!(keys(&store.claim_outbox(Ts(1001), hold, 10, &both).await.unwrap()), vec!["d"]);
-    store.outbox_delivered(claimed[0].id, Ts(1002)).await.unwrap();
-    store.outbox_failed(claimed[1].id, "503", Some(Ts(5000))).await.unwrap();
+    assert!(store.outbox_delivered(&claimed[0], Ts(1002)).await.unwrap());
+    assert!(store.outbox_failed(&claimed[1], "503", Some(Ts(5000))).await.unwrap());
     assert!(
         store.claim_outbox(Ts(1003), hold, 10, &both).await.unwrap().is_empty(),
         "c must not overtake b while b waits for its retry"
@@ -231,18 +232,31 @@ async fn outbox_claim_deliver_retry_dead(store: Store) {
     let retry = store.claim_outbox(Ts(5000), hold, 10, &both).await.unwrap();
     assert_eq!(keys(&retry), vec!["b", "c"]);
     assert_eq!(retry[0].attempts, 1);
+    assert_eq!(retry[0].claim_token, retry[1].claim_token, "one token per claim");
     // A claimer only takes rows of the notifiers it knows.
     store.enqueue(&[e("x", "pager")], Ts(6000)).await.unwrap();
     assert!(store.claim_outbox(Ts(6000), hold, 10, &both).await.unwrap().is_empty());
-    // Renewing a claim works for its holder only.
-    let until = retry[0].claimed_until.unwrap();
-    assert!(store.outbox_renew_claim(retry[0].id, until, Ts(9000)).await.unwrap());
-    assert!(!store.outbox_renew_claim(retry[0].id, until, Ts(9001)).await.unwrap(), "the old token no longer holds");
-    store.outbox_delivered(retry[0].id, Ts(6001)).await.unwrap();
-    store.outbox_failed(retry[1].id, "gone", None).await.unwrap();
+    // The holder renews its lease from its own clock...
+    let ids = [retry[0].id, retry[1].id];
+    let tok = retry[0].claim_token.as_str();
+    assert_eq!(store.outbox_renew_claim(tok, &ids, Ts(70_000)).await.unwrap().len(), 2);
+    let ops = ["ops".to_string()];
+    assert!(store.claim_outbox(Ts(69_000), hold, 10, &ops).await.unwrap().is_empty(), "renewed: still held");
+    assert_eq!(store.outbox_release("not-the-token", &ids).await.unwrap(), 0, "only the holder releases");
+    // ... and once the lease ran out, another claimer takes the rows over: the
+    // stale holder can neither renew nor record an outcome.
+    let taken = store.claim_outbox(Ts(70_001), hold, 10, &ops).await.unwrap();
+    assert_eq!(keys(&taken), vec!["b", "c"]);
+    assert_ne!(taken[0].claim_token, retry[0].claim_token);
+    assert!(store.outbox_renew_claim(tok, &ids, Ts(80_000)).await.unwrap().is_empty());
+    assert!(!store.outbox_delivered(&retry[0], Ts(70_002)).await.unwrap(), "a stale holder's write changes nothing");
+    assert!(!store.outbox_failed(&retry[1], "late", None).await.unwrap());
+    assert_eq!(store.outbox_count("delivered").await.unwrap(), 1);
+    assert!(store.outbox_delivered(&taken[0], Ts(70_003)).await.unwrap());
+    assert!(store.outbox_failed(&taken[1], "gone", None).await.unwrap());
     assert_eq!(store.outbox_count("delivered").await.unwrap(), 2);
     assert_eq!(store.outbox_count("dead").await.unwrap(), 1);
-    assert_eq!(store.outbox_expire_unknown(&both, Ts(7000)).await.unwrap(), 1, "the pager row is old and orphaned");
+    assert_eq!(store.outbox_expire_unknown(&both, Ts(70_004)).await.unwrap(), 1, "the pager row is old and orphaned");
     assert_eq!(store.outbox_count("dead").await.unwrap(), 2);
 }
 
@@ -268,4 +282,17 @@ async fn migrations_are_current_and_idempotent(store: Store) {
     assert!(store.migrations_current().await.unwrap());
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
+}
+
+async fn sessions_expire_and_belong_to_one_admin_token(store: Store) {
+    store.session_create("s1", "token-a", Ts(1000), Ts(5000)).await.unwrap();
+    assert!(store.session_valid("s1", "token-a", Ts(4999)).await.unwrap());
+    assert!(!store.session_valid("s1", "token-a", Ts(5000)).await.unwrap(), "expired");
+    assert!(!store.session_valid("s1", "token-b", Ts(2000)).await.unwrap(), "another admin token");
+    assert!(!store.session_valid("s2", "token-a", Ts(2000)).await.unwrap(), "unknown");
+    // A sign-in with a rotated token clears the old token's sessions.
+    store.session_create("s2", "token-b", Ts(2000), Ts(9000)).await.unwrap();
+    assert!(store.session_valid("s2", "token-b", Ts(2001)).await.unwrap());
+    assert_eq!(store.sessions_revoke_all().await.unwrap(), 1, "s1 went with the rotation");
+    assert!(!store.session_valid("s2", "token-b", Ts(2002)).await.unwrap());
 }

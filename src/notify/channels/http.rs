@@ -1,6 +1,7 @@
 //! What the HTTP channels share: one POST with a JSON body, its outcome
-//! classified, `429`/`Retry-After` honoured, and no URL in any error (channel
-//! URLs carry secrets: Slack/Discord webhook paths, Telegram bot tokens).
+//! classified ([`answer_error`]: worth a retry, or never deliverable),
+//! `429`/`Retry-After` honoured, and no URL in any error (channel URLs carry
+//! secrets: Slack/Discord webhook paths, Telegram bot tokens).
 
 use std::time::Duration;
 
@@ -63,7 +64,44 @@ pub async fn post_bytes(
         return Ok(());
     }
     let wait = retry_after(resp.headers());
-    let text = resp.text().await.unwrap_or_default();
-    let snippet: String = text.chars().take(200).collect();
-    Err(DeliveryError { detail: format!("HTTP {status}: {snippet}"), retry_after: wait, permanent: false })
+    let body = resp.bytes().await.unwrap_or_default();
+    Err(answer_error(status.as_u16(), wait, &body))
+}
+
+/// How much of a receiver's answer a delivery error keeps (and the log shows).
+pub const ANSWER_BYTES: usize = 512;
+
+/// A non-2xx answer as a delivery error. 408, 425, 429 and 5xx say "not now":
+/// retried. Any other 4xx says this message will never be accepted (Slack
+/// `invalid_blocks`, Discord or Telegram 400 for a text over a limit, a
+/// revoked webhook's 404, a wrong bot token's 401): retrying for
+/// `delivery_max_age` would only hold every later notice of the notifier
+/// back, so it is permanent. Other answers (3xx not followed) are retried.
+pub fn answer_error(status: u16, retry_after: Option<Duration>, body: &[u8]) -> DeliveryError {
+    let permanent = (400..500).contains(&status) && !matches!(status, 408 | 425 | 429);
+    let first = String::from_utf8_lossy(&body[..body.len().min(ANSWER_BYTES)]);
+    DeliveryError { detail: format!("HTTP {status}: {first}"), retry_after, permanent }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_not_now_answers_are_retried() {
+        for code in [408, 425, 429, 500, 502, 503, 504, 599, 302] {
+            assert!(!answer_error(code, None, b"").permanent, "{code} is worth a retry");
+        }
+        for code in [400, 401, 403, 404, 410, 413, 422] {
+            assert!(answer_error(code, None, b"").permanent, "{code} never will be");
+        }
+    }
+
+    #[test]
+    fn the_detail_keeps_the_first_512_bytes_of_the_answer() {
+        let body = format!("invalid_blocks{}", "x".repeat(2000));
+        let e = answer_error(400, None, body.as_bytes());
+        assert_eq!(e.detail, format!("HTTP 400: {}", &body[..ANSWER_BYTES]));
+        assert_eq!(answer_error(429, Some(Duration::from_secs(3)), b"").retry_after, Some(Duration::from_secs(3)));
+    }
 }

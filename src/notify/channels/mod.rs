@@ -19,6 +19,27 @@ use super::render::Rendered;
 use crate::config::{Language, NotifierConfig, NotifierTarget};
 use crate::domain::Notice;
 
+/// `s` cut to at most `max` characters, ending in `…` when cut. Characters
+/// are counted as UTF-16 code units, the strictest way the channels count
+/// (Discord measures JavaScript string lengths), so the result fits whichever
+/// way a channel counts.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.encode_utf16().count() <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 1; // the ellipsis
+    for c in s.chars() {
+        used += c.len_utf16();
+        if used > max {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
 /// One way of telling people.
 pub trait Channel {
     /// Deliver one notice. A retried delivery is called with the same notice
@@ -70,5 +91,21 @@ impl Notifier {
             Notifier::Email(c) => c.send(notice, text).await,
             Notifier::Log(c) => c.send(notice, text).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_counts_utf16_units_and_marks_the_cut() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdefghij", 10), "abcdefghij");
+        assert_eq!(clip("abcdefghijk", 10), "abcdefghi…");
+        // An emoji is two UTF-16 units: it does not fit in the last one.
+        let cut = clip("abcdefgh😀xyz", 10);
+        assert_eq!(cut, "abcdefgh…");
+        assert!(cut.encode_utf16().count() <= 10);
     }
 }

@@ -1,8 +1,10 @@
 //! Slack incoming webhook with Block Kit: a header, the body, and a context
-//! line with the dedup key (`text` is the fallback for notifications).
+//! line with the dedup key (`text` is the fallback for notifications). Texts
+//! are cut to Block Kit's limits (header 150 characters, section text 3,000):
+//! Slack refuses a whole message with one field over (`invalid_blocks`).
 
 use super::http::{DeliveryError, post_json};
-use super::{Channel, Rendered};
+use super::{Channel, Rendered, clip};
 use crate::config::Secret;
 use crate::domain::{Notice, Severity};
 
@@ -17,10 +19,28 @@ impl SlackChannel {
     }
 }
 
+/// Block Kit: a `header` block's text.
+const HEADER_MAX: usize = 150;
+/// Block Kit: a `section` block's text.
+const SECTION_MAX: usize = 3000;
+
 /// Slack treats `&`, `<` and `>` as control characters in text: escaped, an
 /// instance named `<!channel>` cannot ping a channel or smuggle a link.
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Escaped `s` within `max` characters, never ending inside an entity.
+fn esc_clip(s: &str, max: usize) -> String {
+    let mut out = clip(&esc(s), max);
+    if out.ends_with('…')
+        && let Some(amp) = out.rfind('&')
+        && !out[amp..].contains(';')
+    {
+        out.truncate(amp);
+        out.push('…');
+    }
+    out
 }
 
 pub fn body(notice: &Notice, text: &Rendered) -> serde_json::Value {
@@ -32,8 +52,8 @@ pub fn body(notice: &Notice, text: &Rendered) -> serde_json::Value {
     serde_json::json!({
         "text": format!("{icon} {}", esc(&text.summary)),
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": format!("{} — {}", text.title, notice.instance.as_deref().unwrap_or(&notice.provider))}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{icon} {}", esc(&text.body))}},
+            {"type": "header", "text": {"type": "plain_text", "text": clip(&format!("{} — {}", text.title, notice.instance.as_deref().unwrap_or(&notice.provider)), HEADER_MAX)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": esc_clip(&format!("{icon} {}", text.body), SECTION_MAX)}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("`{}` · wa-sentinel", esc(&notice.dedup_key))}]}
         ]
     })
@@ -50,5 +70,11 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(super::esc("<!channel> & <https://x|y>"), "&lt;!channel&gt; &amp; &lt;https://x|y&gt;");
+    }
+
+    #[test]
+    fn a_cut_never_splits_an_entity() {
+        assert_eq!(super::esc_clip("abcdef<g", 9), "abcdef…");
+        assert_eq!(super::esc_clip("ab<", 9), "ab&lt;");
     }
 }

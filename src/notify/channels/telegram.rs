@@ -1,8 +1,9 @@
 //! Telegram Bot API `sendMessage` to one chat. The bot token is part of the
-//! URL, so errors never carry the URL.
+//! URL, so errors never carry the URL. The text is cut to the 4,096
+//! characters `sendMessage` takes (over it: 400 "message is too long").
 
 use super::http::{DeliveryError, post_json};
-use super::{Channel, Rendered};
+use super::{Channel, Rendered, clip};
 use crate::config::Secret;
 use crate::domain::Notice;
 
@@ -19,10 +20,13 @@ impl TelegramChannel {
     }
 }
 
+/// `sendMessage`: "Text of the message to be sent, 1-4096 characters".
+const TEXT_MAX: usize = 4096;
+
 pub fn body(chat_id: &str, text: &Rendered) -> serde_json::Value {
     serde_json::json!({
         "chat_id": chat_id,
-        "text": format!("{}\n\n{}", text.title, text.body),
+        "text": clip(&format!("{}\n\n{}", text.title, text.body), TEXT_MAX),
         "disable_web_page_preview": true,
     })
 }

@@ -30,6 +30,11 @@
 //!   failed and waits for its retry; SQLite, and PostgreSQL when a URL is given.
 //! - `unauth`: the daemon's peak RSS while 1,000 connections at once each post
 //!   2 MiB (`server.max_body`) to a webhook URL with a wrong token.
+//! - `scale`: 100,000 instances over 20 simulated providers (50 ms per call)
+//!   at a 30 s period, and the same at 10,000: each provider's cycle against
+//!   the ideal of its share of the concurrency, the daemon's CPU averaged over
+//!   whole periods, peak RSS; SQLite, and PostgreSQL (with its writes per
+//!   steady cycle) when a URL is given. `--scale-sizes 100000,10000`.
 //!
 //! `BENCH_DAEMON_WRAPPER="valgrind --tool=callgrind"` runs the daemon under a profiler
 //! (stopped with SIGTERM so the profile is written).
@@ -81,6 +86,13 @@ struct Size {
     claim_pending: usize,
     claim_reps: usize,
     unauth_posts: usize,
+    /// Total instances of the `scale` runs, spread over `scale_providers`.
+    scale_sizes: Vec<usize>,
+    scale_providers: usize,
+    scale_schedule: &'static str,
+    scale_period: Duration,
+    /// Whole periods measured after every provider's first (inserting) cycle.
+    scale_periods: usize,
 }
 
 impl Size {
@@ -105,6 +117,11 @@ impl Size {
                 claim_pending: 10_000,
                 claim_reps: 200,
                 unauth_posts: 1000,
+                scale_sizes: vec![100_000, 10_000],
+                scale_providers: 20,
+                scale_schedule: "*/30 * * * * *",
+                scale_period: Duration::from_secs(30),
+                scale_periods: 3,
             },
             Mode::Smoke => Size {
                 mode,
@@ -125,6 +142,11 @@ impl Size {
                 claim_pending: 200,
                 claim_reps: 20,
                 unauth_posts: 20,
+                scale_sizes: vec![200],
+                scale_providers: 4,
+                scale_schedule: "*/2 * * * * *",
+                scale_period: Duration::from_secs(2),
+                scale_periods: 2,
             },
         }
     }
@@ -1461,6 +1483,250 @@ async fn unauth(size: &Size, rep: &mut Report) -> Result<()> {
 
 // ------------------------------------------------------------------ main
 
+// ------------------------------------------------------------------ 7. scale
+
+/// One `scale` run's figures.
+struct ScaleRun {
+    /// Per provider, the median of its steady cycles (ms).
+    took_ms: Vec<(String, f64)>,
+    /// Daemon CPU over the measured periods, as a share of one core.
+    cpu_share: f64,
+    hwm: f64,
+    hwm_first: f64,
+    first_ms: u64,
+    pg: Option<PgWrites>,
+}
+
+fn scale_config(db: &str, port: u16, sims: &[Simulator], schedule: &str) -> String {
+    let mut text = format!(
+        "[database]\nurl = \"{db}\"\nmax_connections = 16\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         admin_token = \"{ADMIN_TOKEN}\"\n[supervisor]\npoll_schedule = \"{schedule}\"\nrequest_timeout = \"10s\"\n\
+         concurrency = {POLL_CONCURRENCY}\nper_provider_concurrency = 16\n[alerts]\nflap_threshold = 0\n"
+    );
+    for (i, s) in sims.iter().enumerate() {
+        text.push_str(&format!(
+            "[[providers]]\nname = \"evo{i:02}\"\nkind = \"evolution\"\nbase_url = \"{}\"\napi_version = \"v2\"\n\
+             api_key = \"{}\"\nwebhook_token = \"{WEBHOOK_TOKEN}\"\ndiscover = true\n",
+            s.base_url(),
+            s.api_key()
+        ));
+    }
+    text
+}
+
+/// `(provider, took_ms)` of every `poll cycle done` line.
+fn provider_cycles(log: &str) -> Vec<(String, u64, u64)> {
+    log.lines()
+        .filter(|l| l.contains("poll cycle done"))
+        .filter_map(|l| {
+            let p = l.split("provider=").nth(1)?;
+            let p: String = p.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+            Some((p, field(l, "took_ms").unwrap_or(0), field(l, "polled").unwrap_or(0)))
+        })
+        .collect()
+}
+
+async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleRun> {
+    let tck = clk_tck();
+    let dir = tempfile::tempdir()?;
+    let per = n / size.scale_providers;
+    let mut sims = Vec::new();
+    for p in 0..size.scale_providers {
+        sims.push(
+            Simulator::start(SimOptions {
+                instances: (0..per).map(|i| (format!("p{p:02}-{i:06}"), Behaviour::Open)).collect(),
+                latency: SIM_LATENCY,
+                ..SimOptions::default()
+            })
+            .await?,
+        );
+    }
+    let db = match pg {
+        Some(p) => p.url.clone(),
+        None => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
+    let port = free_port()?;
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, scale_config(&db, port, &sims, size.scale_schedule))?;
+    let log = dir.path().join("daemon.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wa-sentinel"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env_remove("WA_SENTINEL_CONFIG")
+        .env(
+            "RUST_LOG",
+            "info,sqlx=warn,tokio_cron_scheduler=warn,wa_sentinel::supervisor::cycle=info,wa_sentinel=warn",
+        )
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("spawn wa-sentinel")?;
+    let pid = child.id();
+    let text = || strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());
+    let limit = Duration::from_secs(if size.mode == Mode::Smoke { 60 } else { 900 });
+    let start = Instant::now();
+    // Every provider's first cycle (it inserts the inventory).
+    loop {
+        if let Some(st) = child.try_wait()? {
+            bail!("the daemon exited ({st}):\n{}", text());
+        }
+        let cs = provider_cycles(&text());
+        let done: std::collections::BTreeSet<&String> =
+            cs.iter().filter(|c| c.2 as usize == per).map(|c| &c.0).collect();
+        if done.len() == size.scale_providers {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            bail!("{} of {} providers finished a first cycle within {limit:?}", done.len(), size.scale_providers);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first_ms = start.elapsed().as_millis() as u64;
+    let hwm_first = memory(pid).1;
+    let seen = provider_cycles(&text()).len();
+    // Whole periods, measured from a tick boundary.
+    let wait_boundary = size.scale_period.as_millis() as u64 - (wall_ms() % size.scale_period.as_millis() as u64);
+    tokio::time::sleep(Duration::from_millis(wait_boundary + 200)).await;
+    let own = match pg {
+        Some(p) => Some(sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&p.url).await?),
+        None => None,
+    };
+    let pg_a = match (pg, &own) {
+        (Some(p), Some(o)) => Some(pg_sample(p, o).await?),
+        _ => None,
+    };
+    let (c0, t0) = (cpu_ticks(pid), Instant::now());
+    tokio::time::sleep(size.scale_period * size.scale_periods as u32).await;
+    let (c1, t1) = (cpu_ticks(pid), Instant::now());
+    let pg_b = match (pg, &own) {
+        (Some(p), Some(o)) => Some(pg_sample(p, o).await?),
+        _ => None,
+    };
+    let cpu_share = (c1 - c0) as f64 / tck / (t1 - t0).as_secs_f64();
+    let (_, hwm) = memory(pid);
+    let steady = provider_cycles(&text()).split_off(seen);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for (p, took, polled) in steady {
+        if polled as usize != per {
+            bail!("provider {p} polled {polled} instances, expected {per}");
+        }
+        by.entry(p).or_default().push(took as f64);
+    }
+    if by.len() != size.scale_providers {
+        bail!("only {} providers finished a steady cycle", by.len());
+    }
+    let took_ms = by.into_iter().map(|(p, v)| (p, median(&v))).collect();
+    let pg_writes = match (pg_a, pg_b) {
+        (Some(a), Some(b)) => {
+            let k = size.scale_periods as f64;
+            let d = |i: usize| (b.db[i] - a.db[i]) as f64 / k;
+            let tables = b
+                .tables
+                .iter()
+                .filter_map(|(t, v)| {
+                    let z = [0i64; 3];
+                    let w = a.tables.get(t).unwrap_or(&z);
+                    let dt = |i: usize| (v[i] - w[i]) as f64 / k;
+                    (v != w).then(|| (t.clone(), dt(0), dt(1), dt(2)))
+                })
+                .collect();
+            Some(PgWrites { cycles: size.scale_periods, xacts: d(0), ins: d(1), upd: d(2), del: d(3), tables })
+        }
+        _ => None,
+    };
+    if let Some(o) = own {
+        o.close().await;
+    }
+    drop(sims);
+    Ok(ScaleRun { took_ms, cpu_share, hwm, hwm_first, first_ms, pg: pg_writes })
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn scale(size: &Size, pg_url: Option<&str>, rep: &mut Report) -> Result<()> {
+    let mut backends: Vec<Option<&str>> = vec![None];
+    if let Some(u) = pg_url {
+        backends.push(Some(u));
+    }
+    for backend in backends {
+        let label = if backend.is_some() { "PostgreSQL" } else { "SQLite" };
+        for &n in &size.scale_sizes {
+            let p = size.scale_providers;
+            eprintln!(
+                "== scale: {n} instances over {p} providers, {label}, 50 ms per call, period {:?}",
+                size.scale_period
+            );
+            let pgb = match backend {
+                Some(u) => Some(PgBench::create(u).await?),
+                None => None,
+            };
+            let res = scale_run(size, n, pgb.as_ref()).await;
+            if let Some(b) = pgb {
+                b.drop_db().await;
+            }
+            let r = res?;
+            // Each provider's share: concurrency / providers, at most per_provider_concurrency (16).
+            let share = (POLL_CONCURRENCY / p).clamp(1, 16);
+            let ideal = (n / p) as f64 * SIM_LATENCY.as_secs_f64() / share as f64 * 1000.0;
+            let (slow_p, slow) = r.took_ms.iter().cloned().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or_default();
+            let fast = r.took_ms.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+            rep.row(
+                format!("scale {label} {n} over {p} providers: slowest provider's cycle (median of its steady cycles)"),
+                format!(
+                    "{slow:.0} ms ({slow_p}) = {:.2}x ideal {ideal:.0} ms (share {share} calls in flight; fastest provider {fast:.0} ms)",
+                    slow / ideal
+                ),
+                "<= 1.25x ideal",
+                Some(slow / ideal <= 1.25),
+            );
+            rep.row(
+                format!("scale {label} {n}: daemon CPU averaged over {} whole periods", size.scale_periods),
+                format!("{:.1} % of one core", r.cpu_share * 100.0),
+                "< 10 %",
+                Some(r.cpu_share < 0.10),
+            );
+            let goal = if n >= 100_000 { 160.0 } else { 64.0 };
+            rep.row(
+                format!("scale {label} {n}: peak RSS (VmHWM)"),
+                format!(
+                    "{:.1} MiB (after every provider's first, inserting cycle: {:.1} MiB, reached in {:.0} s)",
+                    r.hwm,
+                    r.hwm_first,
+                    r.first_ms as f64 / 1000.0
+                ),
+                format!("< {goal:.0} MiB"),
+                Some(r.hwm < goal),
+            );
+            if let Some(w) = r.pg {
+                let per_table: Vec<String> =
+                    w.tables.iter().map(|(t, i, u, d)| format!("{t}: +{i:.0}/~{u:.0}/-{d:.0}")).collect();
+                rep.row(
+                    format!("scale PostgreSQL {n}: writes per period, steady (mean of {})", w.cycles),
+                    format!(
+                        "{:.0} transactions; rows inserted {:.0}, updated {:.0}, deleted {:.0} ({})",
+                        w.xacts,
+                        w.ins,
+                        w.upd,
+                        w.del,
+                        per_table.join(", ")
+                    ),
+                    format!("O(changed) + one batched touch per provider (<= {n} rows)"),
+                    Some(w.ins + w.upd + w.del <= n as f64 * 1.05 + 50.0),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     if args.first().map(String::as_str) == Some("bare-server") {
@@ -1469,7 +1735,7 @@ fn main() -> Result<()> {
     }
     let mut scenario = None;
     let mut pg_url = std::env::var("WA_SENTINEL_TEST_POSTGRES").ok().filter(|s| !s.is_empty());
-    let (mut no_pg, mut poll_sizes) = (false, None);
+    let (mut no_pg, mut poll_sizes, mut scale_sizes) = (false, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -1479,12 +1745,18 @@ fn main() -> Result<()> {
                 let v = it.next().ok_or_else(|| anyhow!("--poll-sizes N[,N…]"))?;
                 poll_sizes = Some(v.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?);
             }
-            "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" | "claim" | "unauth" => {
+            "--scale-sizes" => {
+                let v = it.next().ok_or_else(|| anyhow!("--scale-sizes N[,N…]"))?;
+                scale_sizes = Some(v.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?);
+            }
+            "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" | "claim" | "unauth" | "scale" => {
                 scenario = Some(a.clone())
             }
             other if other.starts_with('-') => {} // libtest-style flags cargo may pass
             other => {
-                bail!("unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth")
+                bail!(
+                    "unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth | scale"
+                )
             }
         }
     }
@@ -1492,6 +1764,9 @@ fn main() -> Result<()> {
     let mut size = Size::of(if scenario == "smoke" { Mode::Smoke } else { Mode::Full });
     if let Some(p) = poll_sizes {
         size.poll_sizes = p;
+    }
+    if let Some(s) = scale_sizes {
+        size.scale_sizes = s;
     }
     if no_pg {
         pg_url = None;
@@ -1524,6 +1799,9 @@ fn main() -> Result<()> {
         }
         if all || scenario == "unauth" {
             unauth(&size, &mut rep).await?;
+        }
+        if all || scenario == "scale" {
+            scale(&size, pg, &mut rep).await?;
         }
         Ok(())
     });

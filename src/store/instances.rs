@@ -8,6 +8,16 @@ use super::{Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, Resul
 use crate::domain::health::{Change, StepOutput};
 use crate::domain::{Health, InstanceKey, InstanceState, Ts};
 
+/// One instance for [`Store::ensure_instances`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewInstance<'a> {
+    pub key: &'a InstanceKey,
+    pub tenant: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub source: &'a str,
+    pub provider_id: Option<&'a str>,
+}
+
 impl Store {
     /// Make sure a present instance exists with this tenant, labels and
     /// provider-side id (inventory merge). A new row starts `unknown`; a
@@ -22,35 +32,48 @@ impl Store {
         provider_id: Option<&str>,
         now: Ts,
     ) -> Result<InstanceRecord> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let labels = serde_json::to_string(labels).expect("string map serialises");
-        let fresh = InstanceState::new(now);
-        on_pool!(self, p => {
-            sqlx::query(
-                "INSERT INTO instances (id, provider, name, tenant, labels, source, present, health, health_reason, \
-                 health_since, created_at, updated_at, provider_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9, $9, $10) \
-                 ON CONFLICT (provider, name) WHERE present = TRUE DO UPDATE SET tenant = excluded.tenant, \
-                 labels = excluded.labels, source = excluded.source, \
-                 provider_id = COALESCE(excluded.provider_id, instances.provider_id), updated_at = excluded.updated_at \
-                 WHERE instances.tenant <> excluded.tenant OR instances.labels <> excluded.labels \
-                 OR instances.source <> excluded.source \
-                 OR (excluded.provider_id IS NOT NULL AND instances.provider_id IS NULL)",
-            )
-            .bind(&id)
-            .bind(&key.provider)
-            .bind(&key.name)
-            .bind(tenant)
-            .bind(&labels)
-            .bind(source)
-            .bind(fresh.health.as_str())
-            .bind(&fresh.reason)
-            .bind(now.0)
-            .bind(provider_id)
-            .execute(p)
-            .await?;
-        });
+        let one = NewInstance { key, tenant, labels, source, provider_id };
+        self.ensure_instances(std::slice::from_ref(&one), now).await?;
         self.instance(key).await?.ok_or_else(|| StoreError::Corrupt(format!("instance {key} vanished after insert")))
+    }
+
+    /// [`Store::ensure_instance`] for many instances in one transaction, with
+    /// no read-back (a first discovery of thousands of instances is one commit).
+    pub async fn ensure_instances(&self, rows: &[NewInstance<'_>], now: Ts) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let fresh = InstanceState::new(now);
+        in_write_tx!(self, tx => {
+            for r in rows {
+                let labels = serde_json::to_string(r.labels).expect("string map serialises");
+                sqlx::query(
+                    "INSERT INTO instances (id, provider, name, tenant, labels, source, present, health, health_reason, \
+                     health_since, created_at, updated_at, provider_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9, $9, $10) \
+                     ON CONFLICT (provider, name) WHERE present = TRUE DO UPDATE SET tenant = excluded.tenant, \
+                     labels = excluded.labels, source = excluded.source, \
+                     provider_id = COALESCE(excluded.provider_id, instances.provider_id), updated_at = excluded.updated_at \
+                     WHERE instances.tenant <> excluded.tenant OR instances.labels <> excluded.labels \
+                     OR instances.source <> excluded.source \
+                     OR (excluded.provider_id IS NOT NULL AND instances.provider_id IS NULL)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&r.key.provider)
+                .bind(&r.key.name)
+                .bind(r.tenant)
+                .bind(&labels)
+                .bind(r.source)
+                .bind(fresh.health.as_str())
+                .bind(&fresh.reason)
+                .bind(now.0)
+                .bind(r.provider_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     pub async fn instance(&self, key: &InstanceKey) -> Result<Option<InstanceRecord>> {

@@ -12,7 +12,7 @@ use super::{Supervisor, SupervisorError};
 use crate::config::ProviderConfig;
 use crate::domain::InstanceKey;
 use crate::providers::Provider;
-use crate::store::{InstanceFilter, InstanceRecord};
+use crate::store::{InstanceFilter, InstanceRecord, NewInstance};
 
 impl Supervisor {
     /// Bring provider `p`'s stored instances in line with its config and (when
@@ -35,9 +35,18 @@ impl Supervisor {
                 self.retire(r, why).await?;
             }
         }
-        for w in &d.upsert {
-            self.store.ensure_instance(&w.key, &w.tenant, &w.labels, w.source, w.provider_id.as_deref(), now).await?;
-        }
+        let rows: Vec<NewInstance<'_>> = d
+            .upsert
+            .iter()
+            .map(|w| NewInstance {
+                key: &w.key,
+                tenant: &w.tenant,
+                labels: &w.labels,
+                source: w.source,
+                provider_id: w.provider_id.as_deref(),
+            })
+            .collect();
+        self.store.ensure_instances(&rows, now).await?;
         if !d.upsert.is_empty() || !d.retire.is_empty() {
             let present = self.store.inventory(Some(&p.name)).await?;
             self.index.refresh_provider(&p.name, &present);

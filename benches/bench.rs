@@ -401,23 +401,28 @@ discover = true
     )
 }
 
+/// The daemon's command, under `BENCH_DAEMON_WRAPPER` (e.g. `valgrind
+/// --tool=massif`) when set.
+fn daemon_command() -> Command {
+    let wrapper = std::env::var("BENCH_DAEMON_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    match words.next() {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.args(words).arg(env!("CARGO_BIN_EXE_wa-sentinel"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_wa-sentinel")),
+    }
+}
+
 impl Daemon {
     fn spawn(dir: &Path, c: &DaemonConfig) -> Result<Daemon> {
         let cfg = dir.join("config.toml");
         std::fs::write(&cfg, config_text(c))?;
         let log = dir.join("daemon.log");
         // `BENCH_DAEMON_WRAPPER="valgrind --tool=callgrind …"` runs the daemon under a profiler.
-        let wrapper = std::env::var("BENCH_DAEMON_WRAPPER").unwrap_or_default();
-        let mut words = wrapper.split_whitespace();
-        let mut cmd = match words.next() {
-            Some(w) => {
-                let mut c = Command::new(w);
-                c.args(words).arg(env!("CARGO_BIN_EXE_wa-sentinel"));
-                c
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_wa-sentinel")),
-        };
-        let child = cmd
+        let child = daemon_command()
             .arg("--config")
             .arg(&cfg)
             .arg("run")
@@ -1499,7 +1504,7 @@ struct ScaleRun {
 
 fn scale_config(db: &str, port: u16, sims: &[Simulator], schedule: &str) -> String {
     let mut text = format!(
-        "[database]\nurl = \"{db}\"\nmax_connections = 16\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+        "[database]\nurl = \"{db}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
          admin_token = \"{ADMIN_TOKEN}\"\n[supervisor]\npoll_schedule = \"{schedule}\"\nrequest_timeout = \"10s\"\n\
          concurrency = {POLL_CONCURRENCY}\nper_provider_concurrency = 16\n[alerts]\nflap_threshold = 0\n"
     );
@@ -1549,7 +1554,7 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleR
     let cfg = dir.path().join("config.toml");
     std::fs::write(&cfg, scale_config(&db, port, &sims, size.scale_schedule))?;
     let log = dir.path().join("daemon.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wa-sentinel"))
+    let mut child = daemon_command()
         .arg("--config")
         .arg(&cfg)
         .arg("run")
@@ -1609,6 +1614,14 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleR
     let cpu_share = (c1 - c0) as f64 / tck / (t1 - t0).as_secs_f64();
     let (_, hwm) = memory(pid);
     let steady = provider_cycles(&text()).split_off(seen);
+    if std::env::var_os("BENCH_DAEMON_WRAPPER").is_some() {
+        // Under a profiler: SIGTERM, so the profile gets written.
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) && !matches!(child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
     let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();

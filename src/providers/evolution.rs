@@ -144,12 +144,12 @@ impl Provider for EvolutionClient {
         // carries settings, counts and a token), never a `Value` of the whole.
         let what = "GET /instance/fetchInstances";
         let rows: FetchRows = self.http.send_typed(self.get(&["instance", "fetchInstances"]), what).await?;
-        let (found, empty) = match rows {
-            FetchRows::Many(v) => {
+        let (found, empty) = match rows.0 {
+            Some(v) => {
                 let empty = v.is_empty();
                 (v.into_iter().filter_map(FetchRow::into_pair).collect::<Vec<_>>(), empty)
             }
-            FetchRows::One(r) => (r.into_pair().into_iter().collect(), false),
+            None => (rows.1.and_then(FetchRow::into_pair).into_iter().collect(), false),
         };
         if found.is_empty() && !empty {
             return Err(ProviderError::new(
@@ -310,12 +310,33 @@ pub fn close_status_from_rows(json: &Value, name: &str) -> ProviderStatus {
     }
 }
 
-/// A fetchInstances answer: v2 rows, v1 `[{instance: …}]`, or one v1 object.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum FetchRows {
-    Many(Vec<FetchRow>),
-    One(FetchRow),
+/// A fetchInstances answer: v2 rows, v1 `[{instance: …}]` (`.0`), or one v1
+/// object (`.1`). Not an untagged enum: serde would buffer the whole answer
+/// into its `Content` tree to try each variant (measured: 3 % of a cycle).
+struct FetchRows(Option<Vec<FetchRow>>, Option<FetchRow>);
+
+impl<'de> serde::Deserialize<'de> for FetchRows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FetchRows;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of instances or one instance")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FetchRows, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(r) = seq.next_element()? {
+                    v.push(r);
+                }
+                Ok(FetchRows(Some(v), None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FetchRows, A::Error> {
+                let one = serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FetchRows(None, Some(one)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The part of a fetchInstances row discovery needs (unknown fields skipped).

@@ -306,8 +306,8 @@ impl Store {
         Ok(rec.version + 1)
     }
 
-    /// Record when instances were last checked, in one statement per chunk
-    /// (healthy instances cost no per-instance write otherwise).
+    /// Record when instances were last checked, in one statement (healthy
+    /// instances cost no per-instance write otherwise).
     pub async fn touch_health_checks(&self, ids: &[String], now: Ts) -> Result<()> {
         match &self.db {
             // One statement with an array parameter: no per-id bind parsing.
@@ -318,16 +318,17 @@ impl Store {
                     .execute(p)
                     .await?;
             }
+            // One statement whatever the count (a JSON array of ids): its text
+            // never changes, so it is prepared once, not per chunk size.
             Db::Sqlite(p) => {
-                for chunk in ids.chunks(500) {
-                    let mut qb = sqlx::QueryBuilder::new("UPDATE instances SET last_health_check = ");
-                    qb.push_bind(now.0).push(" WHERE id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id);
-                    }
-                    qb.push(")");
-                    qb.build().execute(p).await?;
+                if !ids.is_empty() {
+                    sqlx::query(
+                        "UPDATE instances SET last_health_check = $1 WHERE id IN (SELECT value FROM json_each($2))",
+                    )
+                    .bind(now.0)
+                    .bind(serde_json::to_string(ids).expect("strings serialise"))
+                    .execute(p)
+                    .await?;
                 }
             }
         }

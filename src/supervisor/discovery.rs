@@ -26,6 +26,15 @@ impl Supervisor {
         allow_discovery: bool,
     ) -> Result<(), SupervisorError> {
         let listing = if p.discover && allow_discovery { self.discover(p).await } else { None };
+        // Nothing to merge when the listing is the one already merged, no
+        // instance of this provider went missing or came back since, and the
+        // index holds the provider: the common steady cycle costs no read.
+        let fingerprint = listing.as_deref().map(fingerprint);
+        let unchanged = self.synced.lock().expect("synced lock").get(&p.name) == Some(&fingerprint);
+        let missing_moved = self.missing_moved.lock().expect("missing lock").remove(&p.name);
+        if unchanged && !missing_moved && self.index.has_provider(&p.name) {
+            return Ok(());
+        }
         let wanted = inventory::wanted(&self.cfg, p, listing.as_deref());
         let stored = self.store.inventory(Some(&p.name)).await?;
         let d = inventory::diff(p, &stored, &wanted, listing.is_some());
@@ -53,7 +62,14 @@ impl Supervisor {
         } else if !self.index.has_provider(&p.name) {
             self.index.refresh_provider(&p.name, &stored);
         }
+        self.synced.lock().expect("synced lock").insert(p.name.clone(), fingerprint);
         Ok(())
+    }
+
+    /// Note that an instance of `provider` became missing or stopped being
+    /// missing: the next inventory merge must run (it may retire it).
+    pub(super) fn missing_moved(&self, provider: &str) {
+        self.missing_moved.lock().expect("missing lock").insert(provider.to_string());
     }
 
     /// One discovery call; `None` when it failed (nothing is concluded from absence).
@@ -113,6 +129,9 @@ impl Supervisor {
         for p in providers {
             let present = self.store.inventory(Some(p)).await?;
             self.index.refresh_provider(p, &present);
+            // Its leader merges its inventory meanwhile: should this replica
+            // lead it again, it merges afresh.
+            self.synced.lock().expect("synced lock").remove(p);
         }
         Ok(())
     }
@@ -123,4 +142,16 @@ impl Supervisor {
         self.index.refresh(&present);
         Ok(())
     }
+}
+
+/// A fingerprint of a listing (names and ids, in the provider's order).
+fn fingerprint(listing: &[Listed]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    listing.len().hash(&mut h);
+    for l in listing {
+        l.name.hash(&mut h);
+        l.provider_id.hash(&mut h);
+    }
+    h.finish()
 }

@@ -95,6 +95,12 @@ pub struct Supervisor {
     pipelines: TaskTracker,
     /// Each provider's last cycle summary, for the self-isolation check.
     summaries: Mutex<HashMap<String, CycleSummary>>,
+    /// Per provider, the fingerprint of the discovery listing last merged into
+    /// the store (`None`: merged without a listing).
+    synced: Mutex<HashMap<String, Option<u64>>>,
+    /// Providers with an instance that became missing or came back since the
+    /// last merge (a missing, unlisted instance is retired by the next one).
+    missing_moved: Mutex<std::collections::HashSet<String>>,
     /// Instances of providers no longer configured are retired once per generation.
     orphans_checked: std::sync::atomic::AtomicBool,
     /// When the heartbeat URL was last pinged (Unix ms).
@@ -146,10 +152,13 @@ impl Supervisor {
             own_ticks: Arc::default(),
             pipelines: TaskTracker::new(),
             summaries: Mutex::new(HashMap::new()),
+            synced: Mutex::new(HashMap::new()),
+            missing_moved: Mutex::new(Default::default()),
             orphans_checked: Default::default(),
             last_heartbeat: Default::default(),
             configured_tokens,
             http: reqwest::Client::builder()
+                .tls_backend_preconfigured(crate::tls::client_config().map_err(SupervisorError::Refused)?)
                 .timeout(Duration::from_secs(10))
                 .build()
                 .map_err(|e| SupervisorError::Refused(format!("cannot build the HTTP client: {e}")))?,

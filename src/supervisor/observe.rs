@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use super::{Supervisor, SupervisorError};
-use crate::domain::health::{Action, Ctx, Observation};
-use crate::domain::{InstanceKey, Notice, StepOutput, step};
+use crate::domain::health::{Action, Change, Ctx, Observation};
+use crate::domain::{Health, InstanceKey, Notice, StepOutput, step};
 use crate::store::{InstanceRecord, StoreError};
 
 impl Supervisor {
@@ -78,6 +78,11 @@ impl Supervisor {
         self.index.set_health(&r.key, out.state.health, r.version + 1);
         for c in &out.changes {
             crate::events::change(&r.key, &r.tenant, c);
+            if let Change::HealthChanged { from, to, .. } = c
+                && (*from == Health::Missing || *to == Health::Missing)
+            {
+                self.missing_moved(&r.key.provider);
+            }
         }
         let mut notified = false;
         for a in &out.actions {

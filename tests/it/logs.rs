@@ -81,7 +81,7 @@ async fn json_lines_parse_and_carry_the_fields() {
     assert_eq!(opened["provider"], "evo");
     assert_eq!(opened["tenant"], "acme");
     assert!(opened["outage_id"].as_str().is_some_and(|id| id.len() == 36), "{opened}");
-    let polled = lines.iter().find(|v| v["span"]["name"] == "poll").expect("an event inside a poll span");
+    let polled = lines.iter().find(|v| v["span"]["name"] == "cycle").expect("an event inside a provider's cycle span");
     assert_eq!(polled["span"]["provider"], "evo");
 }
 

@@ -62,7 +62,9 @@ impl Notifier {
     pub fn new(cfg: &NotifierConfig, lang: Language, timeout: Duration) -> Result<Notifier, DeliveryError> {
         crate::tls::install_crypto();
         let client = || {
+            let tls = crate::tls::client_config().map_err(DeliveryError::permanent)?;
             reqwest::Client::builder()
+                .tls_backend_preconfigured(tls)
                 .timeout(timeout)
                 .user_agent(concat!("wa-sentinel/", env!("CARGO_PKG_VERSION")))
                 .build()

@@ -646,6 +646,7 @@ mod tests {
             webhook_jwt_key: None,
             webhook_hmac_key: None,
             client_token: None,
+            health: Default::default(),
         };
         let c = EvolutionClient::new(&cfg, Duration::from_secs(1)).unwrap();
         let shown = format!("{c:?} {:?}", c.get(&["instance", "x"]));

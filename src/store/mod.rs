@@ -44,9 +44,6 @@ pub enum StoreError {
     Open { url: String, why: String },
 }
 
-/// `provider_state` joined with its open outage.
-type ProviderStateRow = (i64, Option<String>, Option<i64>, Option<String>, Option<bool>);
-
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone, Debug)]

@@ -21,7 +21,7 @@ use crate::config::ProviderConfig;
 use crate::domain::breaker::{Breaker, DEFAULT_PROBES, DEFAULT_THRESHOLD};
 use crate::domain::gate::gate;
 use crate::domain::health::{Action, Observation};
-use crate::domain::provider::{CycleSummary, provider_step};
+use crate::domain::provider::{CycleSummary, ProviderInput, Webhooks, provider_step};
 use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, Ts};
 use crate::providers::Provider;
 use crate::store::{InstanceFilter, InstanceRecord, Store};
@@ -331,7 +331,10 @@ impl Supervisor {
     async fn provider_cycle(&self, provider: &str, summary: CycleSummary, now: Ts) -> Result<u32, SupervisorError> {
         let prev = self.store.provider_state(provider).await?;
         let id = uuid::Uuid::now_v7().to_string();
-        let out = provider_step(&prev, summary, provider, now, &id, &self.cfg.policy);
+        let hooks = Webhooks { last: None, expected: false, watching_since: now };
+        let input = ProviderInput { cycle: summary, hooks, version: None, provider, now, new_id: &id };
+        let pp = self.cfg.providers.iter().find(|p| p.name == provider).map(|p| p.health.clone()).unwrap_or_default();
+        let out = provider_step(&prev, &input, &self.cfg.policy, &pp);
         if out.state == prev {
             return Ok(0);
         }

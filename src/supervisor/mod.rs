@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ProviderKind, Secret};
 use crate::domain::provider::CycleSummary;
-use crate::domain::{InstanceKey, Notice, NoticeKind, Ts};
+use crate::domain::{InstanceKey, Notice, Ts};
 use crate::live::LiveIndex;
 use crate::notify::route;
 use crate::notify::worker::OutboxWorker;
@@ -215,20 +215,22 @@ impl Supervisor {
         }
     }
 
-    /// Notices → outbox rows. `webhook_repaired` is off by default: it goes only
-    /// to notifiers that name it in `kinds`.
+    /// Notices → outbox rows. Opt-in kinds (`webhook_repaired`,
+    /// `provider_version_changed`) are off by default: each goes only to
+    /// notifiers that name it in `kinds`.
     pub(super) fn route(&self, notices: &[&Notice]) -> Vec<OutboxEntry> {
-        let explicit: Vec<_> = self
-            .cfg
-            .notifiers
-            .iter()
-            .filter(|n| n.kinds.as_ref().is_some_and(|k| k.contains(&NoticeKind::WebhookRepaired)))
-            .cloned()
-            .collect();
-        let (repairs, rest): (Vec<&Notice>, Vec<&Notice>) =
-            notices.iter().partition(|n| n.kind == NoticeKind::WebhookRepaired);
+        let (opt_in, rest): (Vec<&Notice>, Vec<&Notice>) = notices.iter().partition(|n| n.kind.opt_in());
         let mut out = route(&self.cfg.notifiers, rest);
-        out.extend(route(&explicit, repairs));
+        for n in opt_in {
+            let explicit: Vec<_> = self
+                .cfg
+                .notifiers
+                .iter()
+                .filter(|t| t.kinds.as_ref().is_some_and(|k| k.contains(&n.kind)))
+                .cloned()
+                .collect();
+            out.extend(route(&explicit, [n]));
+        }
         out
     }
 

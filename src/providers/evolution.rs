@@ -90,6 +90,13 @@ impl EvolutionClient {
         Ok(v)
     }
 
+    /// `GET /` (no key) → `version`, asked every cycle: unlike the cached
+    /// major version, this notices an upgrade (`None` when it does not say).
+    pub async fn server_version(&self) -> Option<String> {
+        let r = self.http.send(self.http.client().get(self.http.url(&[])), "GET /").await.ok()?;
+        r.json.get("version").and_then(Value::as_str).map(|v| super::truncate(v.trim(), 64)).filter(|v| !v.is_empty())
+    }
+
     fn get(&self, segs: &[&str]) -> reqwest::RequestBuilder {
         self.auth(self.http.client().get(self.http.url(segs)))
     }

@@ -21,8 +21,10 @@ use crate::config::ProviderConfig;
 use crate::domain::breaker::{Breaker, DEFAULT_PROBES, DEFAULT_THRESHOLD};
 use crate::domain::gate::gate;
 use crate::domain::health::{Action, Observation};
-use crate::domain::provider::{CycleSummary, ProviderInput, Webhooks, provider_step};
-use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, Ts};
+use crate::domain::provider::{
+    CycleSummary, ProviderInput, ProviderState, Webhooks, holds_instance_silence, provider_step,
+};
+use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, ProviderStatus};
 use crate::providers::Provider;
 use crate::store::{InstanceFilter, InstanceRecord, Store};
 
@@ -187,6 +189,11 @@ impl Supervisor {
         // that would only time out.
         self.sync_provider(p, !was_open).await?;
         let inventory_ms = started.elapsed().as_millis() as u64;
+        // Before any poll: is this provider as a whole silent? Then no
+        // instance of it is judged a zombie on its own this cycle (issue 14).
+        let prev_state = self.store.provider_state(&p.name).await?;
+        let hooks = self.provider_webhooks(&p.name).await?;
+        self.hold_instance_silence(p, &prev_state, &hooks);
 
         let share = (self.cfg.supervisor.concurrency / self.providers.len().max(1)).max(1);
         let cap = self.cfg.supervisor.per_provider_concurrency.min(share).max(1);
@@ -217,18 +224,20 @@ impl Supervisor {
                             Observation::ProviderFailed(k) => Some(*k),
                             _ => None,
                         };
+                        let open = obs == Observation::Polled(ProviderStatus::Connected);
                         let (key, id, version) = (rec.key.clone(), rec.id.clone(), rec.version);
                         let res = Box::pin(me.observe_with(&key, obs, Some(rec), true, Some(version))).await;
-                        (key, id, failed, res)
+                        (key, id, failed, open, res)
                     }
                     .instrument(span),
                 );
             }
             let Some(joined) = set.join_next().await else { break };
-            let (key, id, failed, res) = joined.expect("poll task does not panic");
+            let (key, id, failed, open, res) = joined.expect("poll task does not panic");
             breaker.record(failed == Some(ProviderErrorKind::Unreachable));
             report.polled += 1;
             summary.calls += 1;
+            summary.connected += u32::from(open);
             if let Some(k) = failed {
                 report.provider_errors += 1;
                 summary.provider_errors += 1;
@@ -295,7 +304,18 @@ impl Supervisor {
             self.isolation.lock().expect("isolation lock").take().inspect(|id| {
                 tracing::info!(episode = %id, "wa-sentinel reaches its providers again");
             });
-            report.notices += self.provider_cycle(&p.name, summary, now).await?;
+            // The version, where the API tells it: asked only of a provider that answers.
+            let version = if summary.calls > summary.provider_errors { h.client.server_version().await } else { None };
+            let hooks = self.provider_webhooks(&p.name).await?;
+            let input = ProviderInput {
+                cycle: summary,
+                hooks,
+                version: version.as_deref(),
+                provider: &p.name,
+                now,
+                new_id: &uuid::Uuid::now_v7().to_string(),
+            };
+            report.notices += self.provider_cycle(p, &input).await?;
             if summary.calls > summary.provider_errors {
                 self.heartbeat().await;
             }
@@ -328,13 +348,50 @@ impl Supervisor {
         Ok(report)
     }
 
-    async fn provider_cycle(&self, provider: &str, summary: CycleSummary, now: Ts) -> Result<u32, SupervisorError> {
+    /// What the receiver knows of `provider`'s webhooks: the latest one seen
+    /// here or flushed by any replica, and whether any are expected.
+    async fn provider_webhooks(&self, provider: &str) -> Result<Webhooks, SupervisorError> {
+        let (stored, audit_ok) = self.store.provider_webhooks(provider).await?;
+        let last = stored.max(self.index.last_webhook_of(provider));
+        let expected = audit_ok || last.is_some_and(|t| t >= self.started_at);
+        Ok(Webhooks { last, expected, watching_since: self.started_at })
+    }
+
+    /// Decide, before the polls, whether instance silence is held for `p`.
+    fn hold_instance_silence(&self, p: &ProviderConfig, state: &ProviderState, hooks: &Webhooks) {
+        let last_connected = self.summaries.lock().expect("summaries lock").get(&p.name).map_or(0, |s| s.connected);
+        let hold = holds_instance_silence(
+            state,
+            last_connected,
+            hooks,
+            self.now(),
+            self.cfg.policy.stale_webhook_after,
+            &p.health,
+        );
+        let mut held = self.silence_held.lock().expect("silence lock");
+        if hold {
+            if held.insert(p.name.clone()) {
+                tracing::warn!(provider = %p.name, "no webhook from any instance of this provider: instance silence is not judged, no zombie restarts");
+            }
+        } else if held.remove(&p.name) {
+            tracing::info!(provider = %p.name, "webhooks from this provider again: instance silence is judged again");
+        }
+    }
+
+    async fn provider_cycle(
+        self: &Arc<Self>,
+        p: &ProviderConfig,
+        input: &ProviderInput<'_>,
+    ) -> Result<u32, SupervisorError> {
+        let (provider, now) = (p.name.as_str(), input.now);
         let prev = self.store.provider_state(provider).await?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let hooks = Webhooks { last: None, expected: false, watching_since: now };
-        let input = ProviderInput { cycle: summary, hooks, version: None, provider, now, new_id: &id };
-        let pp = self.cfg.providers.iter().find(|p| p.name == provider).map(|p| p.health.clone()).unwrap_or_default();
-        let out = provider_step(&prev, &input, &self.cfg.policy, &pp);
+        let out = provider_step(&prev, input, &self.cfg.policy, &p.health);
+        if let Some(v) = &out.state.version {
+            metrics::gauge!("wa_sentinel_provider_info", "provider" => provider.to_string(), "kind" => p.kind.as_str(), "version" => v.clone()).set(1.0);
+            if let Some(old) = prev.version.as_ref().filter(|o| *o != v) {
+                metrics::gauge!("wa_sentinel_provider_info", "provider" => provider.to_string(), "kind" => p.kind.as_str(), "version" => old.clone()).set(0.0);
+            }
+        }
         if out.state == prev {
             return Ok(0);
         }
@@ -368,6 +425,13 @@ impl Supervisor {
         self.store.commit_provider_step(provider, &out, &outbox, now).await?;
         for c in &out.changes {
             crate::events::provider_change(provider, c);
+        }
+        // Committed: now (and only now) the remediation command may run.
+        if let (Some(run), Some(started)) = (out.remediate.clone(), out.state.last_remediation.as_ref().map(|r| r.at)) {
+            let me = self.clone();
+            let name = provider.to_string();
+            let span = tracing::info_span!("remediate", provider = %name);
+            self.tasks.spawn(async move { me.remediate(&name, run, started).await }.instrument(span));
         }
         Ok(expanded.len() as u32)
     }

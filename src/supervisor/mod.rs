@@ -21,6 +21,7 @@ mod isolation;
 mod lifecycle;
 mod observe;
 mod recovery;
+mod remediation;
 mod retention;
 pub mod scheduler;
 
@@ -107,6 +108,19 @@ pub struct Supervisor {
     last_heartbeat: std::sync::atomic::AtomicI64,
     /// Instances whose W-API token comes from the config (discovery may not replace it).
     configured_tokens: std::collections::HashSet<InstanceKey>,
+    /// When this supervisor started watching: a provider silence is never
+    /// measured from earlier (issue 14).
+    started_at: Ts,
+    /// Providers whose instances' own silence is not judged now: the whole
+    /// provider is silent (or as quiet as a zombie would be), so a zombie
+    /// restart would hit every session for a server-side fault.
+    silence_held: Mutex<std::collections::HashSet<String>>,
+    /// `cfg.policy` without instance staleness, for the held providers.
+    policy_held: crate::domain::Policy,
+    /// Test hook (`WA_SENTINEL_TEST_REMEDIATION_DELAY_MS`): wait this long
+    /// between committing a remediation attempt and running it, so a test can
+    /// kill the process in that window. Zero in production.
+    remediation_delay: Duration,
 }
 
 impl Supervisor {
@@ -137,7 +151,17 @@ impl Supervisor {
             .filter_map(|i| i.token.clone().map(|t| (InstanceKey::new(&i.provider, &i.name), t)))
             .collect();
         let configured_tokens = tokens.keys().cloned().collect();
+        let started_at = clock();
+        let policy_held = crate::domain::Policy { stale_webhook_after: Duration::ZERO, ..cfg.policy.clone() };
+        let remediation_delay = std::env::var("WA_SENTINEL_TEST_REMEDIATION_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_millis);
         Ok(Arc::new(Supervisor {
+            started_at,
+            silence_held: Mutex::new(Default::default()),
+            policy_held,
+            remediation_delay,
             global: Semaphore::new(cfg.supervisor.concurrency),
             cfg,
             store,
@@ -195,6 +219,16 @@ impl Supervisor {
 
     pub fn now(&self) -> Ts {
         (self.clock)()
+    }
+
+    /// The policy `step` uses for an instance of `provider`: without instance
+    /// staleness while the provider's silence is held (issue 14).
+    pub(super) fn policy_for(&self, provider: &str) -> &crate::domain::Policy {
+        if self.silence_held.lock().expect("silence lock").contains(provider) {
+            &self.policy_held
+        } else {
+            &self.cfg.policy
+        }
     }
 
     /// Wait until every recovery action and verification poll started so far has finished.

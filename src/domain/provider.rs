@@ -243,11 +243,15 @@ pub fn is_silent(
 }
 
 /// Are per-instance zombie restarts held for this provider? While the whole
-/// provider is silent — or already quiet for as long as an instance must be
-/// to count as a zombie (`stale_webhook_after`) with enough sessions open —
-/// one instance's silence says nothing about that instance: restarting every
-/// session for a server-side fault would only hurt. With silence detection
-/// off (`silent_after = 0`) instances are judged alone, as before.
+/// provider is silent — or already quiet for half of `stale_webhook_after`,
+/// with enough sessions open — one instance's silence says nothing about that
+/// instance, and restarting every session for a server-side fault would only
+/// hurt. The half: an instance is a zombie *alone* when some other instance
+/// of its provider got a webhook well after it fell silent; instances of one
+/// stuck server fall silent at different moments (each at its own last
+/// message), and the quietest must not be restarted before the provider's
+/// silence is even suspected. With silence detection off (`silent_after =
+/// 0`) instances are judged alone, as before.
 pub fn holds_instance_silence(
     state: &ProviderState,
     last_connected: u32,
@@ -265,7 +269,7 @@ pub fn holds_instance_silence(
     if stale_webhook_after.is_zero() {
         return false;
     }
-    let early = ProviderPolicy { silent_after: stale_webhook_after.min(pp.silent_after), ..pp.clone() };
+    let early = ProviderPolicy { silent_after: (stale_webhook_after / 2).min(pp.silent_after), ..pp.clone() };
     let cycle = CycleSummary { connected: last_connected, ..CycleSummary::default() };
     is_silent(&cycle, hooks, state.quiet_since, now, &early)
 }

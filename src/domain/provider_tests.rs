@@ -319,8 +319,8 @@ fn instance_silence_is_held_while_the_whole_provider_is_quiet() {
     let hooks = |last: i64| Webhooks { last: Some(Ts(last)), expected: true, watching_since: Ts(0) };
     let s = ProviderState::default();
     let p = pp(None);
-    assert!(!holds_instance_silence(&s, 10, &hooks(0), Ts(4 * MIN), stale, &p), "quiet 4m < 5m");
-    assert!(holds_instance_silence(&s, 10, &hooks(0), Ts(5 * MIN), stale, &p), "the whole provider quiet 5m");
+    assert!(!holds_instance_silence(&s, 10, &hooks(0), Ts(2 * MIN), stale, &p), "quiet 2m < half of 5m");
+    assert!(holds_instance_silence(&s, 10, &hooks(0), Ts(3 * MIN), stale, &p), "the whole provider quiet 3m");
     assert!(!holds_instance_silence(&s, 10, &hooks(5 * MIN), Ts(6 * MIN), stale, &p), "others get webhooks");
     assert!(!holds_instance_silence(&s, 2, &hooks(0), Ts(60 * MIN), stale, &p), "too few sessions to tell");
     let off = ProviderPolicy { silent_after: Duration::ZERO, ..p.clone() };

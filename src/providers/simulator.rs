@@ -184,6 +184,8 @@ struct Inner {
     latency: Duration,
     failure_rate: f64,
     down: bool,
+    /// The server's webhook dispatcher is stuck: no instance posts anything.
+    webhooks_stuck: bool,
     calls: HashMap<(String, String), u64>,
     rng: u64,
     seq: u64,
@@ -246,6 +248,7 @@ impl Simulator {
             latency: opts.latency,
             failure_rate: opts.failure_rate,
             down: false,
+            webhooks_stuck: false,
             calls: HashMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             seq: 0,
@@ -330,6 +333,17 @@ impl Simulator {
         lock(&self.shared).down = down;
     }
 
+    /// The stuck dispatcher of evolution-api issues #2257/#2401/#2665: every
+    /// session stays `open`, but no instance posts a webhook until unstuck.
+    pub fn set_webhooks_stuck(&self, stuck: bool) {
+        lock(&self.shared).webhooks_stuck = stuck;
+    }
+
+    /// What `GET /` reports as `version` from now on (an upgrade).
+    pub fn set_version(&self, version: &str) {
+        lock(&self.shared).version = version.to_string();
+    }
+
     /// Requests seen for (method, path), e.g. `("GET", "/instance/connect/a")`.
     pub fn calls(&self, method: &str, path: &str) -> u64 {
         lock(&self.shared).calls.get(&(method.to_string(), path.to_string())).copied().unwrap_or(0)
@@ -361,6 +375,9 @@ impl Simulator {
             };
             if inst.behaviour == Behaviour::ZombieOpen {
                 return Ok(Delivery::Suppressed("zombie session sends no webhooks"));
+            }
+            if g.webhooks_stuck {
+                return Ok(Delivery::Suppressed("the server's webhook dispatcher is stuck"));
             }
             let cfg = inst.webhook.as_ref().filter(|w| w.get("enabled") == Some(&Value::Bool(true)));
             let url = match (target, cfg) {

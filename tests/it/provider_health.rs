@@ -1,0 +1,337 @@
+//! Provider-level health (issue 14) with the real engine, the real receiver
+//! and the Evolution simulator, on SQLite and PostgreSQL: a server whose
+//! sessions are open but whose webhooks stopped, the remediation hook, one
+//! silent instance among lively ones, and version changes. The real binary
+//! with a crash between the commit of an attempt and its run is at the end.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wa_sentinel::config::raw::RawNotifier;
+use wa_sentinel::domain::{Health, InstanceKey};
+use wa_sentinel::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
+use wa_sentinel::store::Store;
+
+use crate::it::common::{TestDb, ok_sink};
+use crate::it::process::{Daemon, daemon_config, wait_for};
+use crate::it::supervisor::Rig;
+use crate::on_both_backends;
+
+const LIVELY: [&str; 3] = ["a", "b", "c"];
+
+/// An executable script that appends its environment to `log` (and does
+/// whatever `extra` says); the remediation command of these tests.
+fn script(dir: &Path, name: &str, log: &Path, extra: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    let body = format!(
+        "#!/bin/sh\necho \"$WA_SENTINEL_PROVIDER $WA_SENTINEL_CAUSE $WA_SENTINEL_OUTAGE_ID\" >> {}\n{extra}\n",
+        log.display()
+    );
+    std::fs::write(&p, body).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn runs(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+/// Every instance posts a message webhook to the receiver (unless the
+/// simulator's dispatcher is stuck or the instance is a zombie).
+async fn traffic(rig: &Rig, url: &str, names: &[&str]) {
+    for n in names {
+        let _ = rig.sim.post_webhook(n, SimEvent::MessagesUpsert, Some(url)).await.unwrap();
+    }
+}
+
+/// A minute passes: traffic, then a poll cycle (and its actions).
+async fn minute(rig: &Rig, url: &str, names: &[&str]) {
+    rig.advance(1);
+    traffic(rig, url, names).await;
+    // The receiver's batch write of `last_webhook_at` (every 2 s in the daemon, whose polls are 30 s apart).
+    wa_sentinel::server::flush(&rig.sup).await;
+    rig.cycle().await;
+}
+
+fn count(kinds: &[String], kind: &str) -> usize {
+    kinds.iter().filter(|k| *k == kind).count()
+}
+
+async fn silent_rig(store: Store, command: &Path, timeout: &str, cooldown: &str) -> Rig {
+    let (command, timeout, cooldown) = (command.display().to_string(), timeout.to_string(), cooldown.to_string());
+    Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open), ("c", Behaviour::Open)], move |raw| {
+        // A zombie would be restarted after 5 quiet minutes: the provider's
+        // silence must hold that back.
+        raw.supervisor.stale_webhook_after = "5m".into();
+        let p = &mut raw.providers[0];
+        p.silent_after = Some("15m".into());
+        p.remediate_command = Some(vec![command]);
+        p.remediate_timeout = Some(timeout);
+        p.remediate_cooldown = Some(cooldown);
+        p.remediate_max_attempts = Some(1);
+    })
+    .await
+}
+
+on_both_backends!(
+    silent_provider_one_notice_no_instance_restarts_remediation_once_recovered_by_webhooks,
+    one_silent_instance_among_lively_ones_is_handled_alone,
+    a_hanging_remediation_is_killed_at_the_timeout_and_reported,
+    a_version_change_is_one_event_and_one_notice_for_the_notifier_that_names_it,
+);
+
+async fn silent_provider_one_notice_no_instance_restarts_remediation_once_recovered_by_webhooks(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs.log");
+    let cmd = script(dir.path(), "remedy.sh", &log, "echo restarted; exit 0");
+    let rig = silent_rig(store.clone(), &cmd, "10s", "60m").await;
+    let url = rig.receiver().await;
+    for _ in 0..3 {
+        minute(&rig, &url, &LIVELY).await;
+    }
+    assert!(rig.notice_kinds().await.is_empty());
+
+    // The server's dispatcher gets stuck: every session stays open, nothing arrives.
+    rig.sim.set_webhooks_stuck(true);
+    for _ in 0..20 {
+        minute(&rig, &url, &LIVELY).await;
+    }
+    let kinds = rig.notice_kinds().await;
+    assert_eq!(count(&kinds, "provider_silent"), 1, "{kinds:?}");
+    assert!(kinds.iter().all(|k| k == "provider_silent"), "no instance notice: {kinds:?}");
+    for n in LIVELY {
+        assert_eq!(rig.restarts(n), 0, "{n}: no per-instance zombie restart for a server-side fault");
+        assert_eq!(rig.health(n).await, Health::Connected, "{n}: verdict unchanged");
+    }
+    let ran = runs(&log);
+    assert_eq!(ran.len(), 1, "the remediation ran once: {ran:?}");
+    let state = store.provider_state("evo").await.unwrap();
+    assert_eq!(state.state_name(), "silent");
+    let outage = state.outage.as_ref().unwrap();
+    assert_eq!(ran[0], format!("evo silent {}", outage.id), "its environment names provider, cause and outage");
+    assert_eq!(outage.remediation_attempts, 1);
+    assert_eq!(state.last_remediation.as_ref().and_then(|r| r.result.as_deref()), Some("exit 0"));
+    let events = store.provider_events("evo", 50).await.unwrap();
+    let result = events.iter().find(|e| e.kind == "remediation_result").expect("the run is in the event log");
+    let detail: serde_json::Value = serde_json::from_str(&result.detail).unwrap();
+    assert_eq!((detail["exit_code"].as_i64(), detail["output"].as_str()), (Some(0), Some("restarted\n")));
+    assert!(events.iter().any(|e| e.kind == "remediation_started"));
+
+    // Webhooks flow again: the outage closes with one provider_recovered.
+    rig.sim.set_webhooks_stuck(false);
+    minute(&rig, &url, &LIVELY).await;
+    minute(&rig, &url, &LIVELY).await;
+    let kinds = rig.notice_kinds().await;
+    assert_eq!(count(&kinds, "provider_recovered"), 1, "{kinds:?}");
+    assert!(!store.provider_state("evo").await.unwrap().is_down());
+
+    // Stuck again inside the 60m cooldown: a new outage and notice, no second run.
+    rig.sim.set_webhooks_stuck(true);
+    for _ in 0..20 {
+        minute(&rig, &url, &LIVELY).await;
+    }
+    let kinds = rig.notice_kinds().await;
+    assert_eq!(count(&kinds, "provider_silent"), 2, "{kinds:?}");
+    assert_eq!(runs(&log).len(), 1, "not again inside the cooldown");
+    for n in LIVELY {
+        assert_eq!(rig.restarts(n), 0);
+    }
+}
+
+async fn one_silent_instance_among_lively_ones_is_handled_alone(store: Store) {
+    let rig = Rig::new(
+        store.clone(),
+        &[("a", Behaviour::Open), ("b", Behaviour::Open), ("c", Behaviour::Open), ("z", Behaviour::ZombieOpen)],
+        |raw| raw.supervisor.stale_webhook_after = "5m".into(),
+    )
+    .await;
+    let url = rig.receiver().await;
+    for _ in 0..20 {
+        minute(&rig, &url, &["a", "b", "c", "z"]).await;
+    }
+    assert!(rig.restarts("z") >= 1, "the zombie is restarted as before");
+    for n in LIVELY {
+        assert_eq!(rig.restarts(n), 0);
+    }
+    let kinds = rig.notice_kinds().await;
+    assert!(!kinds.iter().any(|k| k.starts_with("provider_")), "no provider outage: {kinds:?}");
+    assert!(!store.provider_state("evo").await.unwrap().is_down());
+}
+
+async fn a_hanging_remediation_is_killed_at_the_timeout_and_reported(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs.log");
+    let cmd = script(dir.path(), "hang.sh", &log, "echo hanging; sleep 60");
+    let rig = silent_rig(store.clone(), &cmd, "1s", "10m").await;
+    let url = rig.receiver().await;
+    for _ in 0..3 {
+        minute(&rig, &url, &LIVELY).await; // the first cycle discovers the instances
+    }
+    rig.sim.set_webhooks_stuck(true);
+    let started = std::time::Instant::now();
+    for _ in 0..17 {
+        minute(&rig, &url, &LIVELY).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(30), "the 60 s command was not waited for");
+    assert_eq!(runs(&log).len(), 1);
+    let state = store.provider_state("evo").await.unwrap();
+    assert_eq!(state.last_remediation.as_ref().and_then(|r| r.result.as_deref()), Some("killed after the 1s timeout"));
+    let events = store.provider_events("evo", 50).await.unwrap();
+    let result = events.iter().find(|e| e.kind == "remediation_result").unwrap();
+    let detail: serde_json::Value = serde_json::from_str(&result.detail).unwrap();
+    assert_eq!(detail["timed_out"], true);
+    assert_eq!(detail["output"], "hanging\n", "the output before the kill is kept");
+    // The only attempt failed; after its cooldown: one remediation_exhausted.
+    for _ in 0..11 {
+        minute(&rig, &url, &LIVELY).await;
+    }
+    let kinds = rig.notice_kinds().await;
+    assert_eq!(count(&kinds, "remediation_exhausted"), 1, "{kinds:?}");
+    assert_eq!(runs(&log).len(), 1);
+}
+
+async fn a_version_change_is_one_event_and_one_notice_for_the_notifier_that_names_it(store: Store) {
+    let rig = Rig::new(store.clone(), &[("a", Behaviour::Open)], |raw| {
+        let hook = |name: &str, kinds: Option<Vec<String>>| RawNotifier {
+            name: name.into(),
+            kind: "webhook".into(),
+            url: Some("https://hooks.example.com/x".into()),
+            kinds,
+            ..Default::default()
+        };
+        raw.notifiers = vec![
+            hook("everything", None),
+            hook("versions", Some(vec!["provider_version_changed".into(), "provider_unreachable".into()])),
+            hook("others", Some(vec!["instance_down".into()])),
+        ];
+    })
+    .await;
+    rig.cycle().await;
+    rig.cycle().await;
+    assert_eq!(store.provider_state("evo").await.unwrap().version.as_deref(), Some("2.3.6"));
+    assert!(rig.notices().await.is_empty(), "the first version seen is no change");
+    rig.sim.set_version("2.3.7");
+    rig.advance(1);
+    rig.cycle().await;
+    rig.advance(1);
+    rig.cycle().await;
+    let rows: Vec<(String, String)> = store
+        .outbox_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _, _)| k.starts_with("version:"))
+        .map(|(k, n, _)| (k, n))
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, "versions", "only the notifier that names the kind");
+    let events = store.provider_events("evo", 50).await.unwrap();
+    let changed: Vec<_> = events.iter().filter(|e| e.kind == "provider_version_changed").collect();
+    assert_eq!(changed.len(), 1);
+    assert!(changed[0].detail.contains("\"from\":\"2.3.6\"") && changed[0].detail.contains("\"to\":\"2.3.7\""));
+}
+
+// ------------------------------------------------------------ the real binary
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The daemon against a simulator whose three sessions are open, webhooks
+/// posted by this test to the daemon's receiver until the dispatcher sticks.
+/// A crash (SIGKILL) right after the attempt was committed and before the
+/// command ran: the restarted daemon does not run it inside the cooldown.
+async fn killed_between_commit_and_exec(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs.log");
+    let cmd = script(dir.path(), "remedy.sh", &log, "exit 0");
+    let sim = Simulator::start(SimOptions {
+        instances: LIVELY.iter().map(|n| (n.to_string(), Behaviour::Open)).collect(),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let sink = ok_sink().await;
+    let port = free_port();
+    let extra = format!(
+        "silent_after = \"3s\"\nremediate_command = [\"{}\"]\nremediate_cooldown = \"1h\"\nremediate_timeout = \"5s\"\n",
+        cmd.display()
+    );
+    // The provider keys go right after the [[providers]] table's own keys.
+    let cfg_text = daemon_config(&db.url, port, &sim, &sink.uri(), "*/1 * * * * *", "").replacen(
+        "discover = true\n",
+        &format!("discover = true\n{extra}"),
+        1,
+    );
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let url = format!("http://127.0.0.1:{port}/webhooks/evo/hooktoken");
+
+    let pump = {
+        let url = url.clone();
+        let sim = std::sync::Arc::new(sim);
+        let s = sim.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                for n in LIVELY {
+                    let _ = s.post_webhook(n, SimEvent::MessagesUpsert, Some(&url)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        (sim, task)
+    };
+    let sim = &pump.0;
+    let store = &db.store;
+    let started = |store: Store| async move {
+        store.provider_events("evo", 50).await.unwrap_or_default().iter().any(|e| e.kind == "remediation_started")
+    };
+
+    let mut first = Daemon::spawn(&cfg, &[("WA_SENTINEL_TEST_REMEDIATION_DELAY_MS", "4000")]);
+    // Webhooks flow (the receiver is up and saw them), then the dispatcher sticks.
+    let seen = wait_for(Duration::from_secs(30), || sim.calls("GET", "/instance/connectionState/a") >= 3).await;
+    assert!(seen, "the daemon never polled");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sim.set_webhooks_stuck(true);
+    let mut committed = false;
+    for _ in 0..200 {
+        if started(store.clone()).await {
+            committed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(committed, "no remediation attempt was committed");
+    first.kill9(); // inside the 4 s window between the commit and the run
+    assert!(runs(&log).is_empty(), "killed before the command ran");
+
+    let mut second = Daemon::spawn(&cfg, &[]);
+    let polls = sim.calls("GET", "/instance/connectionState/a");
+    assert!(
+        wait_for(Duration::from_secs(30), || sim.calls("GET", "/instance/connectionState/a") >= polls + 6).await,
+        "the second daemon does not poll"
+    );
+    second.kill9();
+    pump.1.abort();
+    assert!(runs(&log).is_empty(), "the committed attempt is not run again inside the cooldown: {:?}", runs(&log));
+    let state = store.provider_state("evo").await.unwrap();
+    assert_eq!(state.state_name(), "silent", "still the same silent outage");
+    assert_eq!(state.outage.as_ref().map(|o| o.remediation_attempts), Some(1));
+    for n in LIVELY {
+        assert_eq!(sim.calls("POST", &format!("/instance/restart/{n}")), 0);
+    }
+    let key = InstanceKey::new("evo", "a");
+    assert_eq!(store.instance(&key).await.unwrap().unwrap().state.health, Health::Connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_commit_and_exec_sqlite() {
+    killed_between_commit_and_exec(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_commit_and_exec_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    killed_between_commit_and_exec(db).await;
+}

@@ -68,7 +68,52 @@ impl ProviderStateRow {
     }
 }
 
+/// One provider as the status page and `status` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProviderOverview {
+    pub name: String,
+    pub kind: String,
+    /// `ok`, `unreachable`, `unlicensed` or `silent`.
+    pub state: &'static str,
+    /// The open outage's start and reason.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt_rfc3339")]
+    pub since: Option<Ts>,
+    pub reason: Option<String>,
+    /// The latest webhook from any of its instances.
+    #[serde(serialize_with = "crate::domain::time::serialize_opt_rfc3339")]
+    pub last_webhook: Option<Ts>,
+    pub version: Option<String>,
+    pub remediation: Option<RemediationRecord>,
+}
+
 impl Store {
+    /// The overview of these providers (`(name, kind)`, in that order);
+    /// `seen` adds the latest webhook this process has not written yet.
+    pub async fn provider_overview(
+        &self,
+        providers: &[(String, String)],
+        seen: &(dyn Fn(&str) -> Option<Ts> + Sync),
+    ) -> Result<Vec<ProviderOverview>> {
+        let states: std::collections::HashMap<String, ProviderState> =
+            self.provider_states().await?.into_iter().collect();
+        let mut out = Vec::new();
+        for (name, kind) in providers {
+            let st = states.get(name).cloned().unwrap_or_default();
+            let (stored, _) = self.provider_webhooks(name).await?;
+            out.push(ProviderOverview {
+                name: name.clone(),
+                kind: kind.clone(),
+                state: st.state_name(),
+                since: st.outage.as_ref().map(|o| o.started_at),
+                reason: st.outage.as_ref().map(|o| o.reason.clone()),
+                last_webhook: stored.max(seen(name)),
+                version: st.version.clone(),
+                remediation: st.last_remediation.clone(),
+            });
+        }
+        Ok(out)
+    }
+
     pub async fn provider_state(&self, name: &str) -> Result<ProviderState> {
         let row: Option<ProviderStateRow> = on_pool!(self, p => {
             sqlx::query_as(concat!(provider_select!(), " WHERE s.name = $1")).bind(name).fetch_optional(p).await?

@@ -70,6 +70,7 @@ async fn silent_rig(store: Store, command: &Path, timeout: &str, cooldown: &str)
         p.remediate_timeout = Some(timeout);
         p.remediate_cooldown = Some(cooldown);
         p.remediate_max_attempts = Some(1);
+        raw.server.admin_token = Some("admin".into());
     })
     .await
 }
@@ -117,6 +118,30 @@ async fn silent_provider_one_notice_no_instance_restarts_remediation_once_recove
     let detail: serde_json::Value = serde_json::from_str(&result.detail).unwrap();
     assert_eq!((detail["exit_code"].as_i64(), detail["output"].as_str()), (Some(0), Some("restarted\n")));
     assert!(events.iter().any(|e| e.kind == "remediation_started"));
+
+    // `wa-sentinel status` (its provider header) and the status page tell the same.
+    let overview = store.provider_overview(&[("evo".into(), "evolution".into())], &|_| None).await.unwrap();
+    let header = wa_sentinel::cli::provider_table(&overview, rig.sup.now());
+    let line = header.lines().nth(1).unwrap();
+    for want in ["evo", "evolution", "silent (", "2.3.6", &cmd.display().to_string(), ": exit 0"] {
+        assert!(line.contains(want), "`{want}` missing from the status header:\n{header}");
+    }
+    assert!(overview[0].last_webhook.is_some());
+    let base = url.split("/webhooks/").next().unwrap();
+    let page = reqwest::Client::new()
+        .get(format!("{base}/"))
+        .basic_auth("operator", Some("admin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let providers =
+        &page[page.find("<h2>Providers</h2>").expect("a provider section")..page.find("<h2>Instances</h2>").unwrap()];
+    for want in [">evo<", ">silent<", "2.3.6", "exit 0", "remedy.sh"] {
+        assert!(providers.contains(want), "`{want}` missing from the provider section:\n{providers}");
+    }
 
     // Webhooks flow again: the outage closes with one provider_recovered.
     rig.sim.set_webhooks_stuck(false);

@@ -232,6 +232,7 @@ async fn a_version_change_is_one_event_and_one_notice_for_the_notifier_that_name
         ];
     })
     .await;
+    let metrics = wa_sentinel::server::metrics_handle().expect("the process's recorder");
     rig.cycle().await;
     rig.cycle().await;
     assert_eq!(store.provider_state("evo").await.unwrap().version.as_deref(), Some("2.3.6"));
@@ -251,6 +252,9 @@ async fn a_version_change_is_one_event_and_one_notice_for_the_notifier_that_name
         .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].1, "versions", "only the notifier that names the kind");
+    // Only this test reports 2.3.7 (the recorder is shared by the whole test process).
+    let info = r#"wa_sentinel_provider_info{provider="evo",kind="evolution",version="2.3.7"} 1"#;
+    assert!(metrics.render().lines().any(|l| l == info), "{info} not exported");
     let events = store.provider_events("evo", 50).await.unwrap();
     let changed: Vec<_> = events.iter().filter(|e| e.kind == "provider_version_changed").collect();
     assert_eq!(changed.len(), 1);

@@ -186,6 +186,9 @@ struct Inner {
     down: bool,
     /// The server's webhook dispatcher is stuck: no instance posts anything.
     webhooks_stuck: bool,
+    /// Evolution ≥ 2.4 without an activated licence: every call but `GET /`
+    /// answers `503 {"code":"LICENSE_REQUIRED"}`.
+    unlicensed: bool,
     calls: HashMap<(String, String), u64>,
     rng: u64,
     seq: u64,
@@ -249,6 +252,7 @@ impl Simulator {
             failure_rate: opts.failure_rate,
             down: false,
             webhooks_stuck: false,
+            unlicensed: false,
             calls: HashMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             seq: 0,
@@ -337,6 +341,12 @@ impl Simulator {
     /// session stays `open`, but no instance posts a webhook until unstuck.
     pub fn set_webhooks_stuck(&self, stuck: bool) {
         lock(&self.shared).webhooks_stuck = stuck;
+    }
+
+    /// An Evolution 2.4 install that needs activation: every API call answers
+    /// `503 LICENSE_REQUIRED` (`GET /` still answers).
+    pub fn set_unlicensed(&self, unlicensed: bool) {
+        lock(&self.shared).unlicensed = unlicensed;
     }
 
     /// What `GET /` reports as `version` from now on (an upgrade).
@@ -494,6 +504,12 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
     let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let mut g = lock(&shared);
+    if g.unlicensed && !segs.is_empty() {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": 503, "code": "LICENSE_REQUIRED", "message": "This installation is not activated"}),
+        );
+    }
     let not_found_route = || evo_error(404, "Not Found", json!([format!("Cannot {method} {path}")]));
     match (method.as_str(), segs.as_slice()) {
         ("GET", []) => reply(

@@ -12,7 +12,7 @@ use wa_sentinel::domain::{Health, InstanceKey};
 use wa_sentinel::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
 use wa_sentinel::store::Store;
 
-use crate::it::common::{TestDb, ok_sink};
+use crate::it::common::{TestDb, idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, daemon_config, wait_for};
 use crate::it::supervisor::Rig;
 use crate::on_both_backends;
@@ -80,6 +80,7 @@ on_both_backends!(
     one_silent_instance_among_lively_ones_is_handled_alone,
     a_hanging_remediation_is_killed_at_the_timeout_and_reported,
     a_version_change_is_one_event_and_one_notice_for_the_notifier_that_names_it,
+    an_unlicensed_evolution_is_one_provider_notice_that_asks_for_activation,
 );
 
 async fn silent_provider_one_notice_no_instance_restarts_remediation_once_recovered_by_webhooks(store: Store) {
@@ -261,6 +262,48 @@ async fn a_version_change_is_one_event_and_one_notice_for_the_notifier_that_name
     assert!(changed[0].detail.contains("\"from\":\"2.3.6\"") && changed[0].detail.contains("\"to\":\"2.3.7\""));
 }
 
+async fn an_unlicensed_evolution_is_one_provider_notice_that_asks_for_activation(store: Store) {
+    let rig = Rig::new(store.clone(), &[("a", Behaviour::Open), ("b", Behaviour::Open)], |_| {}).await;
+    rig.cycle().await;
+    rig.sim.set_unlicensed(true);
+    for _ in 0..5 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    let state = store.provider_state("evo").await.unwrap();
+    assert_eq!(state.state_name(), "unlicensed");
+    let kinds = rig.notice_kinds().await;
+    assert_eq!(kinds, ["provider_unreachable"], "one provider notice, no instance notice");
+    let reason = &state.outage.as_ref().unwrap().reason;
+    let n = wa_sentinel::domain::Notice {
+        kind: wa_sentinel::domain::NoticeKind::ProviderUnreachable,
+        provider: "evo".into(),
+        instance: None,
+        tenant: None,
+        outage_id: None,
+        started_at: rig.sup.now(),
+        at: rig.sup.now(),
+        reason: reason.clone(),
+        restart_attempts: 0,
+        max_attempts: 0,
+        recovered_by: None,
+        sequence: 0,
+        dedup_key: String::new(),
+        remediation: None,
+    };
+    let text = wa_sentinel::notify::render::render(&n, wa_sentinel::config::Language::En);
+    assert_eq!(text.title, "Provider needs activation", "{reason}");
+    let outages = store.outages(None, true, 10).await.unwrap();
+    assert_eq!(outages.iter().map(|o| o.cause.as_str()).collect::<Vec<_>>(), ["provider_unlicensed"]);
+    for n in ["a", "b"] {
+        assert_eq!(rig.health(n).await, Health::Unknown, "{n}: no verdict while the provider refuses");
+    }
+    rig.sim.set_unlicensed(false);
+    rig.advance(1);
+    rig.cycle().await;
+    assert_eq!(rig.notice_kinds().await, ["provider_unreachable", "provider_recovered"]);
+}
+
 // ------------------------------------------------------------ the real binary
 
 fn free_port() -> u16 {
@@ -270,7 +313,9 @@ fn free_port() -> u16 {
 /// The daemon against a simulator whose three sessions are open, webhooks
 /// posted by this test to the daemon's receiver until the dispatcher sticks.
 /// A crash (SIGKILL) right after the attempt was committed and before the
-/// command ran: the restarted daemon does not run it inside the cooldown.
+/// command ran: the restarted daemon does not run it inside the cooldown, the
+/// notifier hears one `provider_silent`, and once the dispatcher is unstuck
+/// one `provider_recovered`.
 async fn killed_between_commit_and_exec(db: TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("runs.log");
@@ -341,12 +386,30 @@ async fn killed_between_commit_and_exec(db: TestDb) {
         wait_for(Duration::from_secs(30), || sim.calls("GET", "/instance/connectionState/a") >= polls + 6).await,
         "the second daemon does not poll"
     );
+    assert!(runs(&log).is_empty(), "the committed attempt is not run again inside the cooldown: {:?}", runs(&log));
+    // The dispatcher is unstuck: webhooks flow, the outage closes.
+    sim.set_webhooks_stuck(false);
+    let mut recovered = false;
+    for _ in 0..300 {
+        if idempotency_keys(&sink).await.iter().any(|k| k.ends_with(":provider_recovered")) {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     second.kill9();
     pump.1.abort();
-    assert!(runs(&log).is_empty(), "the committed attempt is not run again inside the cooldown: {:?}", runs(&log));
-    let state = store.provider_state("evo").await.unwrap();
-    assert_eq!(state.state_name(), "silent", "still the same silent outage");
-    assert_eq!(state.outage.as_ref().map(|o| o.remediation_attempts), Some(1));
+    assert!(recovered, "no provider_recovered reached the notifier: {:?}", idempotency_keys(&sink).await);
+    let mut keys = idempotency_keys(&sink).await;
+    keys.sort();
+    keys.dedup(); // delivery is at least once; the key is what a receiver deduplicates on
+    let kinds: Vec<&str> = keys.iter().map(|k| k.rsplit(':').next().unwrap()).collect();
+    assert_eq!(kinds, ["provider_recovered", "provider_silent"], "{keys:?}");
+    assert!(runs(&log).is_empty());
+    let outages = store.outages(None, false, 10).await.unwrap();
+    assert_eq!(outages.len(), 1, "one outage across the crash: {outages:?}");
+    assert_eq!((outages[0].cause.as_str(), outages[0].restart_attempts), ("provider_silent", 1));
+    assert_eq!(outages[0].recovered_by.as_deref(), Some("webhook"));
     for n in LIVELY {
         assert_eq!(sim.calls("POST", &format!("/instance/restart/{n}")), 0);
     }

@@ -296,6 +296,7 @@ impl Supervisor {
             self.await_other_pipelines(&p.name).await;
         }
         let now = self.now();
+        let mut provider_state = "ok";
         if self.isolated(now) {
             // Every provider failing while nobody reaches our receiver either:
             // our own network is the likelier culprit. Hold provider verdicts.
@@ -315,7 +316,9 @@ impl Supervisor {
                 now,
                 new_id: &uuid::Uuid::now_v7().to_string(),
             };
-            report.notices += self.provider_cycle(p, &input).await?;
+            let (notices, state) = self.provider_cycle(p, &input).await?;
+            report.notices += notices;
+            provider_state = state;
             if summary.calls > summary.provider_errors {
                 self.heartbeat().await;
             }
@@ -323,6 +326,7 @@ impl Supervisor {
         let state = match summary.error {
             _ if open => "unreachable (circuit breaker open)".to_string(),
             Some(k) if summary.calls > 0 && summary.provider_errors >= summary.calls => k.as_str().replace('_', " "),
+            _ if provider_state == "silent" => "silent (no webhook from any instance)".to_string(),
             _ => "ok".to_string(),
         };
         progress.set_state(state);
@@ -378,11 +382,13 @@ impl Supervisor {
         }
     }
 
+    /// The provider's verdict for this cycle: committed, then its remediation
+    /// started. Returns the notices queued and the provider's state name.
     async fn provider_cycle(
         self: &Arc<Self>,
         p: &ProviderConfig,
         input: &ProviderInput<'_>,
-    ) -> Result<u32, SupervisorError> {
+    ) -> Result<(u32, &'static str), SupervisorError> {
         let (provider, now) = (p.name.as_str(), input.now);
         let prev = self.store.provider_state(provider).await?;
         let out = provider_step(&prev, input, &self.cfg.policy, &p.health);
@@ -393,7 +399,7 @@ impl Supervisor {
             }
         }
         if out.state == prev {
-            return Ok(0);
+            return Ok((0, prev.state_name()));
         }
         // With `group_provider_outage = false`, every instance of the provider
         // gets its own copy (routed by its tenant) instead of one provider notice.
@@ -433,7 +439,7 @@ impl Supervisor {
             let span = tracing::info_span!("remediate", provider = %name);
             self.tasks.spawn(async move { me.remediate(&name, run, started).await }.instrument(span));
         }
-        Ok(expanded.len() as u32)
+        Ok((expanded.len() as u32, out.state.state_name()))
     }
 
     /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`

@@ -387,6 +387,8 @@ async fn killed_between_commit_and_exec(db: TestDb) {
         "the second daemon does not poll"
     );
     assert!(runs(&log).is_empty(), "the committed attempt is not run again inside the cooldown: {:?}", runs(&log));
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap().text().await.unwrap();
+    assert!(ready.contains("provider evo: silent (no webhook from any instance)"), "{ready}");
     // The dispatcher is unstuck: webhooks flow, the outage closes.
     sim.set_webhooks_stuck(false);
     let mut recovered = false;

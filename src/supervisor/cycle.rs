@@ -307,7 +307,11 @@ impl Supervisor {
             });
             // The version, where the API tells it: asked only of a provider that answers.
             let version = if summary.calls > summary.provider_errors { h.client.server_version().await } else { None };
-            let hooks = self.provider_webhooks(&p.name).await?;
+            // The stored webhook times were read before the polls; what this
+            // process received since is in the index.
+            let last = hooks.last.max(self.index.last_webhook_of(&p.name));
+            let expected = hooks.expected || last.is_some_and(|t| t >= self.started_at);
+            let hooks = Webhooks { last, expected, ..hooks };
             let input = ProviderInput {
                 cycle: summary,
                 hooks,

@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo bench --bench bench -- all        # every scenario at full size, a markdown table
 //! cargo bench --bench bench -- smoke      # every scenario at tiny size (< 60 s; .ci/run)
-//! cargo bench --bench bench -- receiver|latency|poll|writes|claim|unauth [--postgres URL | --no-postgres] [--poll-sizes 1000,10000]
+//! cargo bench --bench bench -- receiver|latency|poll|writes|claim|unauth|scale|replicas [--postgres URL | --no-postgres] [--poll-sizes 1000,10000] [--scale-sizes 100000,10000]
 //! ```
 //!
 //! The real daemon (`target/release/wa-sentinel`, built by cargo for this
@@ -93,6 +93,9 @@ struct Size {
     scale_period: Duration,
     /// Whole periods measured after every provider's first (inserting) cycle.
     scale_periods: usize,
+    /// The `replicas` scenario: this many instances (over `scale_providers`)
+    /// shared by three replicas on one PostgreSQL.
+    replica_instances: usize,
 }
 
 impl Size {
@@ -122,6 +125,7 @@ impl Size {
                 scale_schedule: "*/30 * * * * *",
                 scale_period: Duration::from_secs(30),
                 scale_periods: 3,
+                replica_instances: 60_000,
             },
             Mode::Smoke => Size {
                 mode,
@@ -147,6 +151,7 @@ impl Size {
                 scale_schedule: "*/2 * * * * *",
                 scale_period: Duration::from_secs(2),
                 scale_periods: 2,
+                replica_instances: 300,
             },
         }
     }
@@ -1607,8 +1612,13 @@ async fn unauth(size: &Size, rep: &mut Report) -> Result<()> {
 struct ScaleRun {
     /// Per provider, the median of its steady cycles (ms).
     took_ms: Vec<(String, f64)>,
-    /// Daemon CPU over the measured periods, as a share of one core.
+    /// Daemon CPU over the measured periods, as a share of one core (the
+    /// busiest replica's with several).
     cpu_share: f64,
+    /// Per replica: CPU share and the providers it polled while measured.
+    replicas: Vec<(f64, usize)>,
+    /// Providers polled by more than one replica in one period (must be 0).
+    doubled: usize,
     hwm: f64,
     hwm_first: f64,
     first_ms: u64,
@@ -1644,7 +1654,7 @@ fn provider_cycles(log: &str) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleRun> {
+async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>, replicas: usize) -> Result<ScaleRun> {
     let tck = clk_tck();
     let dir = tempfile::tempdir()?;
     let per = n / size.scale_providers;
@@ -1663,33 +1673,45 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleR
         Some(p) => p.url.clone(),
         None => format!("sqlite://{}/bench.db", dir.path().display()),
     };
-    let port = free_port()?;
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(&cfg, scale_config(&db, port, &sims, size.scale_schedule))?;
-    let log = dir.path().join("daemon.log");
-    let mut child = daemon_command()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .env_remove("WA_SENTINEL_CONFIG")
-        .env(
-            "RUST_LOG",
-            "info,sqlx=warn,tokio_cron_scheduler=warn,wa_sentinel::supervisor::cycle=info,wa_sentinel=warn",
-        )
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .context("spawn wa-sentinel")?;
-    let pid = child.id();
-    let text = || strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());
+    // One daemon per replica (same database, own listener and log).
+    let mut children = Vec::new();
+    let mut logs = Vec::new();
+    for r in 0..replicas {
+        let port = free_port()?;
+        let cfg = dir.path().join(format!("config-{r}.toml"));
+        std::fs::write(&cfg, scale_config(&db, port, &sims, size.scale_schedule))?;
+        let log = dir.path().join(format!("daemon-{r}.log"));
+        let child = daemon_command()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .env_remove("WA_SENTINEL_CONFIG")
+            .env(
+                "RUST_LOG",
+                "info,sqlx=warn,tokio_cron_scheduler=warn,wa_sentinel::supervisor::cycle=info,wa_sentinel=warn",
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("spawn wa-sentinel")?;
+        children.push(child);
+        logs.push(log);
+    }
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let texts = || -> Vec<String> {
+        logs.iter().map(|l| strip_ansi(&std::fs::read_to_string(l).unwrap_or_default())).collect()
+    };
+    let text = || texts().join("\n");
     let limit = Duration::from_secs(if size.mode == Mode::Smoke { 60 } else { 900 });
     let start = Instant::now();
     // Every provider's first cycle (it inserts the inventory).
     loop {
-        if let Some(st) = child.try_wait()? {
-            bail!("the daemon exited ({st}):\n{}", text());
+        for c in &mut children {
+            if let Some(st) = c.try_wait()? {
+                bail!("a daemon exited ({st}):\n{}", text());
+            }
         }
         let cs = provider_cycles(&text());
         let done: std::collections::BTreeSet<&String> =
@@ -1698,14 +1720,16 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleR
             break;
         }
         if start.elapsed() > limit {
-            let _ = child.kill();
+            for c in &mut children {
+                let _ = c.kill();
+            }
             bail!("{} of {} providers finished a first cycle within {limit:?}", done.len(), size.scale_providers);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let first_ms = start.elapsed().as_millis() as u64;
-    let hwm_first = memory(pid).1;
-    let seen = provider_cycles(&text()).len();
+    let hwm_first = pids.iter().map(|p| memory(*p).1).fold(0.0, f64::max);
+    let seen: Vec<usize> = texts().iter().map(|t| provider_cycles(t).len()).collect();
     // Whole periods, measured from a tick boundary.
     let wait_boundary = size.scale_period.as_millis() as u64 - (wall_ms() % size.scale_period.as_millis() as u64);
     tokio::time::sleep(Duration::from_millis(wait_boundary + 200)).await;
@@ -1717,26 +1741,49 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleR
         (Some(p), Some(o)) => Some(pg_sample(p, o).await?),
         _ => None,
     };
-    let (c0, t0) = (cpu_ticks(pid), Instant::now());
+    let (c0, t0) = (pids.iter().map(|p| cpu_ticks(*p)).collect::<Vec<_>>(), Instant::now());
     tokio::time::sleep(size.scale_period * size.scale_periods as u32).await;
-    let (c1, t1) = (cpu_ticks(pid), Instant::now());
+    let (c1, t1) = (pids.iter().map(|p| cpu_ticks(*p)).collect::<Vec<_>>(), Instant::now());
     let pg_b = match (pg, &own) {
         (Some(p), Some(o)) => Some(pg_sample(p, o).await?),
         _ => None,
     };
-    let cpu_share = (c1 - c0) as f64 / tck / (t1 - t0).as_secs_f64();
-    let (_, hwm) = memory(pid);
-    let steady = provider_cycles(&text()).split_off(seen);
-    if std::env::var_os("BENCH_DAEMON_WRAPPER").is_some() {
-        // Under a profiler: SIGTERM, so the profile gets written.
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(120) && !matches!(child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(200));
+    let shares: Vec<f64> = c0.iter().zip(&c1).map(|(a, b)| (b - a) as f64 / tck / (t1 - t0).as_secs_f64()).collect();
+    let cpu_share = shares.iter().copied().fold(0.0, f64::max);
+    let hwm = pids.iter().map(|p| memory(*p).1).fold(0.0, f64::max);
+    // Steady cycles of every replica; who polled what.
+    let per_replica: Vec<Vec<(String, u64, u64)>> =
+        texts().iter().zip(&seen).map(|(t, k)| provider_cycles(t).split_off(*k)).collect();
+    let mut owners: std::collections::BTreeMap<&str, std::collections::BTreeSet<usize>> = Default::default();
+    for (r, cs) in per_replica.iter().enumerate() {
+        for c in cs {
+            owners.entry(c.0.as_str()).or_default().insert(r);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // A provider may move once between replicas (a handover); two owners in
+    // every period would be double polling: count providers with more cycles
+    // than periods (+1 for the edge).
+    let doubled = owners
+        .keys()
+        .filter(|p| per_replica.iter().flatten().filter(|c| c.0 == **p).count() > size.scale_periods + 1)
+        .count();
+    let replicas_fig: Vec<(f64, usize)> =
+        shares.iter().enumerate().map(|(r, s)| (*s, owners.values().filter(|o| o.contains(&r)).count())).collect();
+    let steady: Vec<(String, u64, u64)> = per_replica.into_iter().flatten().collect();
+    if std::env::var_os("BENCH_DAEMON_WRAPPER").is_some() {
+        // Under a profiler: SIGTERM, so the profile gets written.
+        for (pid, child) in pids.iter().zip(&mut children) {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(120) && !matches!(child.try_wait(), Ok(Some(_))) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     let mut by: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for (p, took, polled) in steady {
         if polled as usize != per {
@@ -1770,7 +1817,7 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>) -> Result<ScaleR
         o.close().await;
     }
     drop(sims);
-    Ok(ScaleRun { took_ms, cpu_share, hwm, hwm_first, first_ms, pg: pg_writes })
+    Ok(ScaleRun { took_ms, cpu_share, replicas: replicas_fig, doubled, hwm, hwm_first, first_ms, pg: pg_writes })
 }
 
 fn wall_ms() -> u64 {
@@ -1794,7 +1841,7 @@ async fn scale(size: &Size, pg_url: Option<&str>, rep: &mut Report) -> Result<()
                 Some(u) => Some(PgBench::create(u).await?),
                 None => None,
             };
-            let res = scale_run(size, n, pgb.as_ref()).await;
+            let res = scale_run(size, n, pgb.as_ref(), 1).await;
             if let Some(b) = pgb {
                 b.drop_db().await;
             }
@@ -1853,6 +1900,53 @@ async fn scale(size: &Size, pg_url: Option<&str>, rep: &mut Report) -> Result<()
     Ok(())
 }
 
+/// Issue 17 §3: three replicas on one PostgreSQL share `replica_instances`
+/// over `scale_providers` simulated providers: per-replica CPU and providers,
+/// the slowest provider's cycle, and no provider polled twice in a period.
+async fn scale_replicas(size: &Size, pg_url: Option<&str>, rep: &mut Report) -> Result<()> {
+    let Some(url) = pg_url else {
+        rep.note("replicas: no PostgreSQL URL (WA_SENTINEL_TEST_POSTGRES or --postgres); skipped");
+        return Ok(());
+    };
+    let (n, p, replicas) = (size.replica_instances, size.scale_providers, 3);
+    eprintln!("== replicas: {n} instances over {p} providers, {replicas} replicas on PostgreSQL");
+    let pgb = PgBench::create(url).await?;
+    let res = scale_run(size, n, Some(&pgb), replicas).await;
+    pgb.drop_db().await;
+    let r = res?;
+    let share = (POLL_CONCURRENCY / p).clamp(1, 16);
+    let ideal = (n / p) as f64 * SIM_LATENCY.as_secs_f64() / share as f64 * 1000.0;
+    let slow = r.took_ms.iter().map(|t| t.1).fold(0.0, f64::max);
+    let each: Vec<String> = r
+        .replicas
+        .iter()
+        .enumerate()
+        .map(|(i, (cpu, provs))| format!("replica {i}: {:.1} % of a core, {provs} providers", cpu * 100.0))
+        .collect();
+    rep.row(
+        format!("replicas: {replicas} on one PostgreSQL, {n} instances over {p} providers: per replica"),
+        each.join("; "),
+        "each leads about 1/N of the providers",
+        Some(r.replicas.iter().all(|(_, k)| *k >= 1)),
+    );
+    rep.row(
+        format!("replicas {n}: slowest provider's cycle"),
+        format!("{slow:.0} ms = {:.2}x ideal {ideal:.0} ms; peak RSS of a replica {:.1} MiB", slow / ideal, r.hwm),
+        "<= 1.25x ideal",
+        Some(slow / ideal <= 1.25),
+    );
+    rep.row(
+        format!("replicas {n}: providers polled by two replicas in one period"),
+        r.doubled.to_string(),
+        "0",
+        Some(r.doubled == 0),
+    );
+    if r.doubled > 0 {
+        rep.failures.push(format!("replicas: {} providers polled twice per period", r.doubled));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     if args.first().map(String::as_str) == Some("bare-server") {
@@ -1875,13 +1969,12 @@ fn main() -> Result<()> {
                 let v = it.next().ok_or_else(|| anyhow!("--scale-sizes N[,N…]"))?;
                 scale_sizes = Some(v.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?);
             }
-            "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" | "claim" | "unauth" | "scale" => {
-                scenario = Some(a.clone())
-            }
+            "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" | "claim" | "unauth" | "scale"
+            | "replicas" => scenario = Some(a.clone()),
             other if other.starts_with('-') => {} // libtest-style flags cargo may pass
             other => {
                 bail!(
-                    "unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth | scale"
+                    "unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth | scale | replicas"
                 )
             }
         }
@@ -1928,6 +2021,9 @@ fn main() -> Result<()> {
         }
         if all || scenario == "scale" {
             scale(&size, pg, &mut rep).await?;
+        }
+        if all || scenario == "replicas" {
+            scale_replicas(&size, pg, &mut rep).await?;
         }
         Ok(())
     });

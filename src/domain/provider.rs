@@ -301,6 +301,8 @@ pub fn provider_step(
     let mut changes = Vec::new();
     let base = |kind, reason: String| Notice {
         kind,
+        cause: None,
+        code: None,
         provider: provider.to_string(),
         instance: None,
         tenant: None,
@@ -358,7 +360,9 @@ pub fn provider_step(
                         exhausted_notified: false,
                     };
                     changes.push(ProviderChange::OutageOpened { id: o.id.clone(), cause, reason });
-                    notices.push(notice(NoticeKind::ProviderUnreachable, &o, &s));
+                    let mut n = notice(NoticeKind::ProviderUnreachable, &o, &s);
+                    n.cause = Some(kind.as_str().to_string());
+                    notices.push(n);
                     s.outage = Some(o);
                 }
                 // A silent server that stops answering altogether: the same
@@ -368,7 +372,9 @@ pub fn provider_step(
                     o.reason = reason.clone();
                     changes.push(ProviderChange::CauseChanged { id: o.id.clone(), cause, reason });
                     let o = o.clone();
-                    notices.push(notice(NoticeKind::ProviderUnreachable, &o, &s));
+                    let mut n = notice(NoticeKind::ProviderUnreachable, &o, &s);
+                    n.cause = Some(kind.as_str().to_string());
+                    notices.push(n);
                 }
                 Some(_) => {}
             }
@@ -419,7 +425,9 @@ pub fn provider_step(
                     exhausted_notified: false,
                 };
                 changes.push(ProviderChange::OutageOpened { id: o.id.clone(), cause: o.cause, reason });
-                notices.push(notice(NoticeKind::ProviderSilent, &o, &s));
+                let mut n = notice(NoticeKind::ProviderSilent, &o, &s);
+                n.cause = Some(o.cause.as_str().to_string());
+                notices.push(n);
                 s.outage = Some(o);
             }
             None => {}
@@ -485,6 +493,7 @@ fn remediation_duties(
         s.outage.as_mut().expect("open").exhausted_notified = true;
         let mut n = notice(NoticeKind::RemediationExhausted, &o, s);
         n.max_attempts = r.max_attempts;
+        n.cause = Some(o.cause.as_str().to_string());
         notices.push(n);
     }
     None

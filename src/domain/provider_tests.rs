@@ -135,6 +135,7 @@ fn unlicensed_is_its_own_cause_with_an_activation_reason() {
     assert_eq!(sim.kinds(), vec![NoticeKind::ProviderUnreachable]);
     assert_eq!(sim.s.state_name(), "unlicensed");
     assert!(sim.notices[0].reason.contains("LICENSE_REQUIRED") && sim.notices[0].reason.contains("activation"));
+    assert_eq!(sim.notices[0].cause.as_deref(), Some("unlicensed"), "the renderer titles it by this cause");
 }
 
 #[test]
@@ -212,6 +213,7 @@ fn remediation_runs_once_per_cooldown_then_exhausts_with_one_notice() {
     }
     assert_eq!(sim.runs.len(), 2, "never more than remediate_max_attempts per outage");
     assert_eq!(sim.kinds(), vec![NoticeKind::ProviderSilent, NoticeKind::RemediationExhausted]);
+    assert_eq!(sim.notices[1].cause.as_deref(), Some("silent"), "the text says it is still silent");
     let note = sim.notices[1].remediation.clone().unwrap();
     assert_eq!((note.attempt, note.max_attempts, note.result.as_deref()), (2, 2, Some("exit 1")));
     sim.hook();

@@ -4,6 +4,7 @@
 //! payload of the generic webhook.
 
 use crate::config::Language;
+use crate::domain::health::{Cause, status_code_in};
 use crate::domain::notice::RecoveredBy;
 use crate::domain::time::human_duration;
 use crate::domain::{Notice, NoticeKind};
@@ -19,9 +20,73 @@ pub struct Rendered {
 
 /// Terminal reasons that hint at a ban rather than a plain logout.
 fn maybe_banned(n: &Notice) -> bool {
-    n.reason.contains("statusReason 403")
-        || n.reason.contains("statusReason 406")
-        || n.reason.contains("statusReason 402")
+    matches!(n.code.or_else(|| status_code_in(&n.reason)), Some(402 | 403 | 406))
+}
+
+/// A WhatsApp disconnect code (Baileys `DisconnectReason`) in the reader's words.
+fn code_text(code: u16, lang: Language) -> String {
+    let (en, pt) = match code {
+        401 => {
+            ("the session was ended on the phone or by WhatsApp", "a sessão foi encerrada no celular ou pelo WhatsApp")
+        }
+        402 => ("the account is locked", "a conta está bloqueada"),
+        403 | 406 => {
+            ("WhatsApp refused the number, which may be banned", "o WhatsApp recusou o número, que pode estar banido")
+        }
+        408 => ("the connection was lost or timed out", "a conexão caiu ou expirou"),
+        411 => (
+            "the phone and the session disagree about linked devices",
+            "o celular e a sessão divergem sobre os aparelhos conectados",
+        ),
+        428 => ("WhatsApp closed the connection", "o WhatsApp fechou a conexão"),
+        440 => ("another connection took over the session", "outra conexão assumiu a sessão"),
+        500 => ("the session is corrupt", "a sessão está corrompida"),
+        503 => ("WhatsApp is unavailable", "o WhatsApp está indisponível"),
+        515 => ("WhatsApp asked for a restart", "o WhatsApp pediu um reinício"),
+        _ => ("", ""),
+    };
+    match (lang, en.is_empty()) {
+        (Language::En, false) => format!("{en} (code {code})"),
+        (Language::En, true) => format!("WhatsApp code {code}"),
+        (Language::PtBr, false) => format!("{pt} (código {code})"),
+        (Language::PtBr, true) => format!("código {code} do WhatsApp"),
+    }
+}
+
+/// A cause key (`Notice::cause`) in the reader's words.
+fn cause_text(cause: &str, lang: Language) -> Option<&'static str> {
+    let (en, pt) = match cause {
+        "disconnected" => ("disconnected", "desconectada"),
+        "connecting" => ("stuck connecting", "travada conectando"),
+        "silent" => ("connected, but no webhook arrives", "conectada, mas nenhum webhook chega"),
+        "replaced" => {
+            ("another connection keeps taking over the session", "outra conexão assume a sessão repetidamente")
+        }
+        "needs_qr" => ("waiting for a QR code scan", "aguardando a leitura do QR code"),
+        "needs_human" => ("in a state wa-sentinel does not know", "em um estado que o wa-sentinel não conhece"),
+        "logged_out" => ("logged out", "desconectada (logout)"),
+        "missing" => ("deleted on the provider", "apagada no provedor"),
+        "unreachable" => ("does not answer", "não responde"),
+        "unauthorized" => ("refuses the API key", "recusa a chave de API"),
+        "unlicensed" => ("is not activated (LICENSE_REQUIRED)", "não está ativado (LICENSE_REQUIRED)"),
+        "bad_response" => ("answers with something unexpected", "responde algo inesperado"),
+        _ => return None,
+    };
+    Some(if lang == Language::En { en } else { pt })
+}
+
+/// What went wrong, for people: the code explained when there is one, else
+/// the cause, else (notices from before causes were recorded) the raw reason.
+fn detail(n: &Notice, lang: Language) -> String {
+    if let Some(c) = n.code {
+        return code_text(c, lang);
+    }
+    n.cause.as_deref().and_then(|c| cause_text(c, lang)).map_or_else(|| n.reason.clone(), str::to_string)
+}
+
+/// Whether restarting can help with this notice's cause.
+fn restart_helps(n: &Notice) -> bool {
+    n.cause.as_deref().and_then(Cause::parse).is_none_or(|c| c.recovery().is_some())
 }
 
 fn who(n: &Notice) -> String {
@@ -47,24 +112,45 @@ fn how(r: Option<RecoveredBy>, lang: Language) -> &'static str {
     }
 }
 
-/// The provider refuses every call for want of a licence (Evolution ≥ 2.4).
-fn unlicensed(n: &Notice) -> bool {
-    n.reason.contains("LICENSE_REQUIRED")
+/// A provider's failure for people ("does not answer"); the raw reason for
+/// notices queued before causes were recorded.
+fn provider_detail(n: &Notice, lang: Language) -> String {
+    match n.cause.as_deref().and_then(|c| cause_text(c, lang)) {
+        Some(t) => t.to_string(),
+        None if lang == Language::En => format!("is unreachable: {}", n.reason),
+        None => format!("está inacessível: {}", n.reason),
+    }
+}
+
+/// A remediation result (`exit 0`, `killed after the 1m timeout`, …) in the
+/// reader's language.
+fn result_text(res: &str, lang: Language) -> String {
+    if lang == Language::En {
+        return res.to_string();
+    }
+    if let Some(c) = res.strip_prefix("exit ") {
+        format!("código de saída {c}")
+    } else if let Some(t) = res.strip_prefix("killed after the ").and_then(|r| r.strip_suffix(" timeout")) {
+        format!("encerrado após o tempo limite de {t}")
+    } else if let Some(sig) = res.strip_prefix("killed by signal ") {
+        format!("encerrado pelo sinal {sig}")
+    } else if let Some(why) = res.strip_prefix("could not start: ") {
+        format!("não pôde ser iniciado ({why})")
+    } else {
+        res.to_string()
+    }
 }
 
 /// What the remediation hook did, as a clause (`None` before its first run).
 fn remedy(n: &Notice, lang: Language) -> Option<String> {
     let r = n.remediation.as_ref().filter(|r| r.attempt > 0)?;
+    let (cmd, at, max) = (&r.command, r.attempt, r.max_attempts);
     Some(match (lang, &r.result) {
-        (Language::En, None) => {
-            format!("remediation `{}` run {}/{} (no result recorded)", r.command, r.attempt, r.max_attempts)
-        }
-        (Language::En, Some(res)) => format!("remediation `{}` run {}/{}: {res}", r.command, r.attempt, r.max_attempts),
-        (Language::PtBr, None) => {
-            format!("remediação `{}` executada {}/{} (sem resultado registrado)", r.command, r.attempt, r.max_attempts)
-        }
+        (Language::En, None) => format!("remediation `{cmd}` run {at}/{max} (no result recorded)"),
+        (Language::En, Some(res)) => format!("remediation `{cmd}` run {at}/{max}: {res}"),
+        (Language::PtBr, None) => format!("remediação `{cmd}` executada {at}/{max} (sem resultado registrado)"),
         (Language::PtBr, Some(res)) => {
-            format!("remediação `{}` executada {}/{}: {res}", r.command, r.attempt, r.max_attempts)
+            format!("remediação `{cmd}` executada {at}/{max}: {}", result_text(res, lang))
         }
     })
 }
@@ -101,16 +187,34 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
     let (a, m) = (n.restart_attempts, n.max_attempts);
     match lang {
         Language::En => {
-            let did = if a > 0 { format!("restart {a}/{m} sent") } else { "no restart sent yet".to_string() };
+            let did = match a {
+                _ if !restart_helps(n) => "restarts would not help".to_string(),
+                0 => "no restart sent yet".to_string(),
+                _ => format!("restart {a}/{m} sent"),
+            };
+            let d = detail(n, lang);
             let (title, summary, todo) = match n.kind {
                 NoticeKind::InstanceDown => (
                     "Instance down".to_string(),
-                    format!("{w} is down: {}; {did}", n.reason),
-                    "wa-sentinel keeps trying within its cooldown. If it stays down, check the provider server and the phone.".to_string(),
+                    format!("{w} is down: {d}; {did}"),
+                    match n.cause.as_deref() {
+                        Some("replaced") => "Another client uses the same session (WhatsApp Web, a second server, a copied session): stop it. Restarts would make it worse.",
+                        _ if !restart_helps(n) => "Look at the instance on the provider: its state needs a person.",
+                        _ => "wa-sentinel keeps trying within its cooldown. If it stays down, check the provider server and the phone.",
+                    }
+                    .to_string(),
+                ),
+                NoticeKind::InstanceLoggedOut if n.cause.as_deref() == Some("needs_qr") => (
+                    "Instance waits for a QR code".to_string(),
+                    format!("{w} is waiting for a QR code scan; restarts cannot fix this"),
+                    "Scan the QR code on the provider to connect the phone.".to_string(),
                 ),
                 NoticeKind::InstanceLoggedOut => (
                     "Instance logged out".to_string(),
-                    format!("{w} is logged out: {}; restarts cannot fix this", n.reason),
+                    match n.code {
+                        Some(c) => format!("{w} is logged out: {}; restarts cannot fix this", code_text(c, lang)),
+                        None => format!("{w} is logged out; restarts cannot fix this"),
+                    },
                     if maybe_banned(n) {
                         "The number may be banned or restricted by WhatsApp: check it on the phone before scanning a new QR code.".to_string()
                     } else {
@@ -137,15 +241,22 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     format!("{w} keeps dropping and coming back; individual down/up notices are paused"),
                     "Check the phone's connection and whether another client uses the same session.".to_string(),
                 ),
-                NoticeKind::ProviderUnreachable if unlicensed(n) => (
-                    "Provider needs activation".to_string(),
-                    format!("{} refuses every call: the Evolution install is not activated (503 LICENSE_REQUIRED); instance verdicts are held", n.provider),
-                    format!("Activate the Evolution licence of this install (Evolution 2.4 and later require it), then the provider answers again.{}", remedy_sentence(n, lang)),
-                ),
                 NoticeKind::ProviderUnreachable => (
-                    "Provider unreachable".to_string(),
-                    format!("{} is unreachable: {}; instance verdicts are held", n.provider, n.reason),
-                    format!("Check the provider server, its API key and its licence. Instances are not restarted meanwhile.{}", remedy_sentence(n, lang)),
+                    match n.cause.as_deref() {
+                        Some("unauthorized") => "Provider refuses the API key",
+                        Some("unlicensed") => "Provider needs activation",
+                        Some("bad_response") => "Provider answers unexpectedly",
+                        _ => "Provider unreachable",
+                    }
+                    .to_string(),
+                    format!("{} {}; instance verdicts are held", n.provider, provider_detail(n, lang)),
+                    match n.cause.as_deref() {
+                        Some("unlicensed") => "Activate the install (Evolution 2.4 and later need a licence); wa-sentinel resumes by itself. Instances are not restarted meanwhile.",
+                        Some("unauthorized") => "Check the provider's API key in the configuration (api_key / api_key_env). Instances are not restarted meanwhile.",
+                        _ => "Check the provider server, its API key and its licence. Instances are not restarted meanwhile.",
+                    }
+                    .to_string()
+                        + &remedy_sentence(n, lang),
                 ),
                 NoticeKind::ProviderRecovered if n.recovered_by == Some(RecoveredBy::Webhook) => (
                     "Provider recovered".to_string(),
@@ -159,7 +270,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
                 NoticeKind::ProviderSilent => (
                     "Provider silent".to_string(),
-                    format!("{} sends no webhooks: {}. Its sessions are open, so its webhook dispatcher is probably stuck; instance verdicts are kept and no instance is restarted", n.provider, n.reason),
+                    format!("{} sends no webhooks although its sessions are open: its webhook dispatcher is probably stuck; instance verdicts are kept and no instance is restarted", n.provider),
                     match &n.remediation {
                         Some(r) => format!("wa-sentinel runs the remediation command `{}` (at most {} time(s) for this outage) and checks whether webhooks come back. If they do not, restart the provider server by hand.", r.command, r.max_attempts),
                         None => "Restart the provider server (restarting instances one by one does not help); set `remediate_command` to let wa-sentinel do it.".to_string(),
@@ -167,7 +278,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
                 NoticeKind::RemediationExhausted => (
                     "Remediation exhausted".to_string(),
-                    format!("{} is still {} after {a} remediation run(s){}", n.provider, if n.reason.contains("webhook") { "silent" } else { "down" }, remedy_tail(n, lang)),
+                    format!("{} is still {} after {a} remediation run(s){}", n.provider, if n.cause.as_deref() == Some("silent") { "silent" } else { "down" }, remedy_tail(n, lang)),
                     "No more automatic runs for this outage: look at the provider server by hand.".to_string(),
                 ),
                 NoticeKind::ProviderVersionChanged => (
@@ -182,7 +293,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
                 NoticeKind::Reminder => (
                     format!("Reminder #{}: still down", n.sequence),
-                    format!("{w} is still down after {dur}: {}", n.reason),
+                    format!("{w} is still down after {dur}: {d}"),
                     "See the first notice of this outage for what to do.".to_string(),
                 ),
                 NoticeKind::SentinelIsolated => (
@@ -200,17 +311,34 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
             Rendered { title, summary, body }
         }
         Language::PtBr => {
-            let did =
-                if a > 0 { format!("reinício {a}/{m} enviado") } else { "nenhum reinício enviado ainda".to_string() };
+            let did = match a {
+                _ if !restart_helps(n) => "reiniciar não ajuda".to_string(),
+                0 => "nenhum reinício enviado ainda".to_string(),
+                _ => format!("reinício {a}/{m} enviado"),
+            };
+            let d = detail(n, lang);
             let (title, summary, todo) = match n.kind {
                 NoticeKind::InstanceDown => (
                     "Instância fora do ar".to_string(),
-                    format!("{w} está fora do ar: {}; {did}", n.reason),
-                    "O wa-sentinel continua tentando dentro do intervalo mínimo. Se continuar fora, verifique o servidor do provedor e o celular.".to_string(),
+                    format!("{w} está fora do ar: {d}; {did}"),
+                    match n.cause.as_deref() {
+                        Some("replaced") => "Outro cliente usa a mesma sessão (WhatsApp Web, um segundo servidor, uma cópia da sessão): desligue-o. Reiniciar pioraria.",
+                        _ if !restart_helps(n) => "Verifique a instância no provedor: o estado dela precisa de uma pessoa.",
+                        _ => "O wa-sentinel continua tentando dentro do intervalo mínimo. Se continuar fora, verifique o servidor do provedor e o celular.",
+                    }
+                    .to_string(),
+                ),
+                NoticeKind::InstanceLoggedOut if n.cause.as_deref() == Some("needs_qr") => (
+                    "Instância aguardando QR code".to_string(),
+                    format!("{w} aguarda a leitura do QR code; reiniciar não resolve"),
+                    "Leia o QR code no provedor para conectar o celular.".to_string(),
                 ),
                 NoticeKind::InstanceLoggedOut => (
                     "Instância desconectada (logout)".to_string(),
-                    format!("{w} foi desconectada: {}; reiniciar não resolve", n.reason),
+                    match n.code {
+                        Some(c) => format!("{w} foi desconectada: {}; reiniciar não resolve", code_text(c, lang)),
+                        None => format!("{w} foi desconectada; reiniciar não resolve"),
+                    },
                     if maybe_banned(n) {
                         "O número pode ter sido banido ou restrito pelo WhatsApp: verifique no celular antes de ler um novo QR code.".to_string()
                     } else {
@@ -237,15 +365,22 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     format!("{w} cai e volta repetidamente; avisos individuais de queda/retorno estão pausados"),
                     "Verifique a conexão do celular e se outro cliente usa a mesma sessão.".to_string(),
                 ),
-                NoticeKind::ProviderUnreachable if unlicensed(n) => (
-                    "Provedor precisa de ativação".to_string(),
-                    format!("{} recusa todas as chamadas: a instalação do Evolution não está ativada (503 LICENSE_REQUIRED); os diagnósticos das instâncias estão suspensos", n.provider),
-                    format!("Ative a licença desta instalação do Evolution (exigida a partir da versão 2.4); depois disso o provedor volta a responder.{}", remedy_sentence(n, lang)),
-                ),
                 NoticeKind::ProviderUnreachable => (
-                    "Provedor inacessível".to_string(),
-                    format!("{} está inacessível: {}; os diagnósticos das instâncias estão suspensos", n.provider, n.reason),
-                    format!("Verifique o servidor do provedor, a chave de API e a licença. As instâncias não são reiniciadas enquanto isso.{}", remedy_sentence(n, lang)),
+                    match n.cause.as_deref() {
+                        Some("unauthorized") => "Provedor recusa a chave de API",
+                        Some("unlicensed") => "Provedor precisa de ativação",
+                        Some("bad_response") => "Provedor responde de forma inesperada",
+                        _ => "Provedor inacessível",
+                    }
+                    .to_string(),
+                    format!("{} {}; os diagnósticos das instâncias estão suspensos", n.provider, provider_detail(n, lang)),
+                    match n.cause.as_deref() {
+                        Some("unlicensed") => "Ative a instalação (Evolution 2.4 ou posterior exige licença); o wa-sentinel retoma sozinho. As instâncias não são reiniciadas enquanto isso.",
+                        Some("unauthorized") => "Verifique a chave de API do provedor na configuração (api_key / api_key_env). As instâncias não são reiniciadas enquanto isso.",
+                        _ => "Verifique o servidor do provedor, a chave de API e a licença. As instâncias não são reiniciadas enquanto isso.",
+                    }
+                    .to_string()
+                        + &remedy_sentence(n, lang),
                 ),
                 NoticeKind::ProviderRecovered if n.recovered_by == Some(RecoveredBy::Webhook) => (
                     "Provedor recuperado".to_string(),
@@ -259,7 +394,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
                 NoticeKind::ProviderSilent => (
                     "Provedor em silêncio".to_string(),
-                    format!("{} não envia webhooks: {}. As sessões estão abertas, então o envio de webhooks do servidor provavelmente travou; os diagnósticos das instâncias são mantidos e nenhuma instância é reiniciada", n.provider, n.reason),
+                    format!("{} não envia webhooks, embora as sessões estejam abertas: o envio de webhooks do servidor provavelmente travou; os diagnósticos das instâncias são mantidos e nenhuma instância é reiniciada", n.provider),
                     match &n.remediation {
                         Some(r) => format!("O wa-sentinel executa o comando de remediação `{}` (no máximo {} vez(es) nesta queda) e verifica se os webhooks voltam. Se não voltarem, reinicie o servidor do provedor manualmente.", r.command, r.max_attempts),
                         None => "Reinicie o servidor do provedor (reiniciar as instâncias uma a uma não resolve); configure `remediate_command` para o wa-sentinel fazer isso.".to_string(),
@@ -267,27 +402,28 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
                 NoticeKind::RemediationExhausted => (
                     "Remediação esgotada".to_string(),
-                    format!("{} continua {} após {a} execução(ões) da remediação{}", n.provider, if n.reason.contains("webhook") { "em silêncio" } else { "fora do ar" }, remedy_tail(n, lang)),
+                    format!("{} continua {} após {a} execução(ões) da remediação{}", n.provider, if n.cause.as_deref() == Some("silent") { "em silêncio" } else { "inacessível" }, remedy_tail(n, lang)),
                     "Sem novas execuções automáticas nesta queda: verifique o servidor do provedor manualmente.".to_string(),
                 ),
                 NoticeKind::ProviderVersionChanged => (
                     "Versão do provedor mudou".to_string(),
-                    format!("{} agora informa {}", n.provider, n.reason.replace("version", "versão")),
+                    format!("{} agora informa {}", n.provider, n.reason.replacen("version", "versão", 1)),
                     "Nada a fazer se a atualização foi planejada; se as instâncias passarem a falhar, a nova versão é a primeira suspeita.".to_string(),
                 ),
                 NoticeKind::WebhookRepaired => (
                     "Webhook corrigido".to_string(),
-                    format!("{w}: configuração de webhook corrigida ({})", n.reason),
+                    // The detail is the provider's config diff, in English: the JSON `reason` has it.
+                    format!("{w}: configuração de webhook corrigida"),
                     "Nada a fazer; se repetir, algo está reescrevendo a configuração do webhook.".to_string(),
                 ),
                 NoticeKind::Reminder => (
                     format!("Lembrete #{}: ainda fora do ar", n.sequence),
-                    format!("{w} continua fora do ar após {dur}: {}", n.reason),
+                    format!("{w} continua fora do ar após {dur}: {d}"),
                     "Veja o primeiro aviso desta queda para o que fazer.".to_string(),
                 ),
                 NoticeKind::SentinelIsolated => (
                     "wa-sentinel isolado".to_string(),
-                    format!("o wa-sentinel não alcança nenhum provedor e não recebe webhooks: {}; os diagnósticos das instâncias estão suspensos", n.reason),
+                    "o wa-sentinel não alcança nenhum provedor e não recebe webhooks; os diagnósticos das instâncias estão suspensos".to_string(),
                     "Verifique a rede da máquina do wa-sentinel (DNS, firewall, rotas de saída) antes de suspeitar dos provedores.".to_string(),
                 ),
                 NoticeKind::InstanceRetired => (
@@ -327,91 +463,221 @@ pub fn payload(n: &Notice, lang: Language) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Ts;
-    use crate::domain::notice::RemediationNote;
+    use crate::domain::notice::dedup_key;
+    use crate::domain::{Notice, NoticeKind, Ts};
 
-    fn provider_notice(kind: NoticeKind, reason: &str, remediation: Option<Box<RemediationNote>>) -> Notice {
+    const TEXTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/notice-texts.md");
+
+    fn notice(kind: NoticeKind, cause: Option<&str>, code: Option<u16>, reason: &str) -> Notice {
+        let provider_wide = matches!(
+            kind,
+            NoticeKind::ProviderUnreachable
+                | NoticeKind::ProviderRecovered
+                | NoticeKind::SentinelIsolated
+                | NoticeKind::ProviderSilent
+                | NoticeKind::RemediationExhausted
+                | NoticeKind::ProviderVersionChanged
+        );
         Notice {
             kind,
-            provider: "evo".into(),
-            instance: None,
-            tenant: None,
-            outage_id: Some("o1".into()),
-            started_at: Ts(0),
-            at: Ts(20 * 60_000),
+            provider: if kind == NoticeKind::SentinelIsolated { "wa-sentinel".into() } else { "evo-main".into() },
+            instance: (!provider_wide).then(|| "loja-centro".into()),
+            tenant: (!provider_wide).then(|| "acme".into()),
+            outage_id: Some("0193abcd".into()),
+            started_at: Ts(1_763_719_200_000),
+            at: Ts(1_763_721_000_000),
             reason: reason.into(),
-            restart_attempts: remediation.as_ref().map_or(0, |r| r.attempt),
-            max_attempts: remediation.as_ref().map_or(0, |r| r.max_attempts),
-            recovered_by: None,
-            sequence: 0,
-            dedup_key: "k".into(),
-            remediation,
+            cause: cause.map(str::to_string),
+            code,
+            restart_attempts: 1,
+            max_attempts: 3,
+            recovered_by: (kind == NoticeKind::InstanceRecovered).then_some(RecoveredBy::Webhook),
+            sequence: u32::from(kind == NoticeKind::Reminder),
+            dedup_key: dedup_key("0193abcd", kind, 0),
+            remediation: None,
         }
     }
 
-    fn note(attempt: u32, result: Option<&str>) -> Option<Box<RemediationNote>> {
-        Some(Box::new(RemediationNote {
+    fn remediated(mut n: Notice, attempt: u32, result: Option<&str>) -> Notice {
+        n.restart_attempts = attempt;
+        n.max_attempts = 2;
+        n.remediation = Some(Box::new(crate::domain::notice::RemediationNote {
             command: "/usr/bin/systemctl restart evolution-api".into(),
             attempt,
             max_attempts: 2,
             result: result.map(str::to_string),
-        }))
+        }));
+        n
     }
 
-    #[test]
-    fn provider_silent_says_what_it_means_and_what_will_be_done() {
-        let silent = "no webhook from any instance for 15m while 5 instance(s) are connected";
-        let with = provider_notice(NoticeKind::ProviderSilent, silent, note(0, None));
-        let en = render(&with, Language::En);
-        assert!(en.summary.contains("webhook dispatcher is probably stuck"), "{}", en.summary);
-        assert!(en.summary.contains("no instance is restarted"));
-        assert!(en.body.contains("runs the remediation command `/usr/bin/systemctl restart evolution-api`"));
-        let pt = render(&with, Language::PtBr);
-        assert!(pt.summary.contains("nenhuma instância é reiniciada"), "{}", pt.summary);
-        assert!(pt.body.contains("executa o comando de remediação `/usr/bin/systemctl restart evolution-api`"));
-        let without = provider_notice(NoticeKind::ProviderSilent, silent, None);
-        assert!(render(&without, Language::En).body.contains("set `remediate_command`"));
-        assert!(render(&without, Language::PtBr).body.contains("configure `remediate_command`"));
+    /// One notice of every kind, and of every cause a kind renders apart.
+    fn samples() -> Vec<(&'static str, Notice)> {
+        use NoticeKind::*;
+        vec![
+            (
+                "instance_down, WhatsApp closed the connection",
+                notice(InstanceDown, Some("disconnected"), Some(428), "connection closed (statusReason 428)"),
+            ),
+            (
+                "instance_down, zombie (open but silent)",
+                notice(InstanceDown, Some("silent"), None, "no webhook for 30m while open"),
+            ),
+            (
+                "instance_down, session replaced",
+                notice(
+                    InstanceDown,
+                    Some("replaced"),
+                    Some(440),
+                    "connection closed: session replaced by another connection (statusReason 440)",
+                ),
+            ),
+            (
+                "instance_logged_out, code 401",
+                notice(InstanceLoggedOut, Some("logged_out"), Some(401), "logged out (statusReason 401)"),
+            ),
+            (
+                "instance_logged_out, maybe banned (403)",
+                notice(
+                    InstanceLoggedOut,
+                    Some("logged_out"),
+                    Some(403),
+                    "logged out: forbidden (the number may be banned) (statusReason 403)",
+                ),
+            ),
+            (
+                "instance_logged_out, never paired",
+                notice(InstanceLoggedOut, Some("needs_qr"), None, "never paired: waiting for its first QR code scan"),
+            ),
+            ("instance_missing", notice(InstanceMissing, Some("missing"), None, "instance not found on the provider")),
+            (
+                "restart_exhausted",
+                notice(RestartExhausted, Some("disconnected"), Some(428), "connection closed (statusReason 428)"),
+            ),
+            (
+                "instance_recovered",
+                notice(
+                    InstanceRecovered,
+                    Some("disconnected"),
+                    Some(428),
+                    "recovered by webhook after connection closed (statusReason 428)",
+                ),
+            ),
+            ("instance_flapping", notice(InstanceFlapping, None, None, "open")),
+            (
+                "provider_unreachable",
+                notice(ProviderUnreachable, Some("unreachable"), None, "every status call failed: unreachable"),
+            ),
+            (
+                "provider_unreachable, unlicensed",
+                notice(ProviderUnreachable, Some("unlicensed"), None, "every status call failed: unlicensed"),
+            ),
+            ("provider_recovered", notice(ProviderRecovered, None, None, "every status call failed: unreachable")),
+            (
+                "provider_silent, with a remediation command",
+                remediated(
+                    notice(
+                        ProviderSilent,
+                        Some("silent"),
+                        None,
+                        "no webhook from any instance for 15m while 12 instance(s) are connected",
+                    ),
+                    0,
+                    None,
+                ),
+            ),
+            (
+                "provider_silent, without one",
+                notice(
+                    ProviderSilent,
+                    Some("silent"),
+                    None,
+                    "no webhook from any instance for 15m while 12 instance(s) are connected",
+                ),
+            ),
+            ("provider_recovered, webhooks back after a remediation", {
+                let mut n = remediated(notice(ProviderRecovered, None, None, "webhooks flow again"), 1, Some("exit 0"));
+                n.recovered_by = Some(RecoveredBy::Webhook);
+                n
+            }),
+            (
+                "remediation_exhausted",
+                remediated(
+                    notice(RemediationExhausted, Some("silent"), None, "no webhook from any instance for 15m"),
+                    2,
+                    Some("killed after the 1m timeout"),
+                ),
+            ),
+            ("provider_version_changed", {
+                let mut n = notice(ProviderVersionChanged, None, None, "version 2.3.6 → 2.3.7");
+                n.outage_id = None;
+                n
+            }),
+            ("webhook_repaired", notice(WebhookRepaired, None, None, "no webhook configured")),
+            (
+                "reminder",
+                notice(
+                    Reminder,
+                    Some("disconnected"),
+                    Some(408),
+                    "connection closed: connection lost / timed out (statusReason 408)",
+                ),
+            ),
+            ("sentinel_isolated", notice(SentinelIsolated, None, None, "3 providers unreachable, no webhook for 10m")),
+            ("instance_retired", notice(InstanceRetired, Some("disconnected"), None, "the instance is gone")),
+        ]
     }
 
-    #[test]
-    fn recovery_and_exhaustion_say_what_was_run_and_its_result() {
-        let mut rec = provider_notice(NoticeKind::ProviderRecovered, "webhooks flow again", note(1, Some("exit 0")));
-        rec.recovered_by = Some(RecoveredBy::Webhook);
-        assert_eq!(
-            render(&rec, Language::En).summary,
-            "evo: webhooks flow again after 20m; remediation `/usr/bin/systemctl restart evolution-api` run 1/2: exit 0"
+    fn document() -> String {
+        let mut out = String::from(
+            "# Notice texts\n\nEvery notice kind as an operator reads it, in both languages (`alerts.language`),\n\
+             for an outage that began 30 minutes before the notice. Generated and checked by\n\
+             `cargo test --lib notice_texts` (`UPDATE_NOTICE_TEXTS=1` rewrites this file);\n\
+             machines read the JSON payload, whose `reason` keeps the raw English reason.\n",
         );
-        assert!(render(&rec, Language::PtBr).summary.contains("executada 1/2: exit 0"));
-        let ex = provider_notice(
-            NoticeKind::RemediationExhausted,
-            "no webhook from any instance for 15m",
-            note(2, Some("killed after the 1m timeout")),
+        for (what, n) in samples() {
+            out.push_str(&format!("\n## {what}\n"));
+            for (lang, tag) in [(Language::En, "en"), (Language::PtBr, "pt-BR")] {
+                let r = render(&n, lang);
+                out.push_str(&format!("\n{tag}:\n\n```text\n{}\n{}\n```\n", r.title, r.body));
+            }
+        }
+        out
+    }
+
+    /// Issue 15 §5: each text exactly as an operator reads it, kept in
+    /// docs/notice-texts.md; a change to any text shows up in review.
+    #[test]
+    fn notice_texts_match_docs() {
+        let now = document();
+        if std::env::var_os("UPDATE_NOTICE_TEXTS").is_some() {
+            std::fs::write(TEXTS, &now).unwrap();
+        }
+        let saved = std::fs::read_to_string(TEXTS).unwrap_or_default();
+        assert!(
+            saved == now,
+            "docs/notice-texts.md is out of date; rerun with UPDATE_NOTICE_TEXTS=1 and review the diff"
         );
-        let en = render(&ex, Language::En);
-        assert!(en.summary.starts_with("evo is still silent after 2 remediation run(s)"), "{}", en.summary);
-        assert!(en.summary.ends_with("run 2/2: killed after the 1m timeout"));
-        assert!(render(&ex, Language::PtBr).summary.contains("continua em silêncio"));
     }
 
+    /// Issue 15 §5: no phrase said twice, no English reason inside a pt-BR
+    /// text, and the raw reason is still in the JSON for machines.
     #[test]
-    fn an_unlicensed_evolution_is_told_to_activate_its_licence() {
-        let reason = "every status call answered 503 LICENSE_REQUIRED: the Evolution install needs activation";
-        let n = provider_notice(NoticeKind::ProviderUnreachable, reason, None);
-        let en = render(&n, Language::En);
-        assert_eq!(en.title, "Provider needs activation");
-        assert!(en.body.contains("Activate the Evolution licence"));
-        assert_eq!(render(&n, Language::PtBr).title, "Provedor precisa de ativação");
-        let plain = provider_notice(NoticeKind::ProviderUnreachable, "every status call failed: unreachable", None);
-        assert_eq!(render(&plain, Language::En).title, "Provider unreachable");
-    }
-
-    #[test]
-    fn version_changes_name_both_versions() {
-        let mut n = provider_notice(NoticeKind::ProviderVersionChanged, "version 2.3.6 → 2.3.7", None);
-        n.outage_id = None;
-        assert_eq!(render(&n, Language::En).summary, "evo now reports version 2.3.6 → 2.3.7");
-        assert_eq!(render(&n, Language::PtBr).summary, "evo agora informa versão 2.3.6 → 2.3.7");
-        assert_eq!(payload(&n, Language::En)["kind"], "provider_version_changed");
+    fn notice_texts_repeat_nothing_and_speak_one_language() {
+        for (what, n) in samples() {
+            for lang in [Language::En, Language::PtBr] {
+                let r = render(&n, lang);
+                let s = r.summary.to_lowercase();
+                for phrase in ["logged out", "connection closed", "desconectada", "fora do ar"] {
+                    assert!(s.matches(phrase).count() <= 1, "{what}: {phrase:?} twice in {s:?}");
+                }
+                assert!(!s.contains("statusreason"), "{what}: {s:?}");
+                if lang == Language::PtBr {
+                    for en in ["logged out", "connection closed", "unreachable", "every status call", "timed out"] {
+                        assert!(!s.contains(en), "{what}: English {en:?} in the pt-BR text {s:?}");
+                    }
+                }
+            }
+            assert_eq!(payload(&n, Language::PtBr)["reason"], n.reason, "{what}");
+        }
     }
 }

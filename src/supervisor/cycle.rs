@@ -333,6 +333,9 @@ impl Supervisor {
             _ if provider_state == "silent" => "silent (no webhook from any instance)".to_string(),
             _ => "ok".to_string(),
         };
+        // A silent provider answers: it is up (its silence is provider_silent's business).
+        let up = state == "ok" || provider_state == "silent";
+        metrics::gauge!("wa_sentinel_provider_up", "provider" => p.name.clone()).set(if up { 1.0 } else { 0.0 });
         progress.set_state(state);
         if report.notices > 0 {
             self.wake_outbox();

@@ -284,6 +284,9 @@ async fn an_unlicensed_evolution_is_one_provider_notice_that_asks_for_activation
         started_at: rig.sup.now(),
         at: rig.sup.now(),
         reason: reason.clone(),
+        // What the provider step puts there (domain::provider's unit tests check it).
+        cause: Some(state.outage.as_ref().unwrap().cause.as_str().to_string()),
+        code: None,
         restart_attempts: 0,
         max_attempts: 0,
         recovered_by: None,

@@ -59,6 +59,10 @@ fn count(kinds: &[String], kind: &str) -> usize {
 }
 
 async fn silent_rig(store: Store, command: &Path, timeout: &str, cooldown: &str) -> Rig {
+    silent_rig_with(store, command, timeout, cooldown, 1).await
+}
+
+async fn silent_rig_with(store: Store, command: &Path, timeout: &str, cooldown: &str, max: u32) -> Rig {
     let (command, timeout, cooldown) = (command.display().to_string(), timeout.to_string(), cooldown.to_string());
     Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open), ("c", Behaviour::Open)], move |raw| {
         // A zombie would be restarted after 5 quiet minutes: the provider's
@@ -69,7 +73,7 @@ async fn silent_rig(store: Store, command: &Path, timeout: &str, cooldown: &str)
         p.remediate_command = Some(vec![command]);
         p.remediate_timeout = Some(timeout);
         p.remediate_cooldown = Some(cooldown);
-        p.remediate_max_attempts = Some(1);
+        p.remediate_max_attempts = Some(max);
         raw.server.admin_token = Some("admin".into());
     })
     .await
@@ -81,6 +85,7 @@ on_both_backends!(
     a_hanging_remediation_is_killed_at_the_timeout_and_reported,
     a_version_change_is_one_event_and_one_notice_for_the_notifier_that_names_it,
     an_unlicensed_evolution_is_one_provider_notice_that_asks_for_activation,
+    only_the_leader_runs_the_remediation_and_a_new_leader_keeps_its_cooldown,
 );
 
 async fn silent_provider_one_notice_no_instance_restarts_remediation_once_recovered_by_webhooks(store: Store) {
@@ -305,6 +310,58 @@ async fn an_unlicensed_evolution_is_one_provider_notice_that_asks_for_activation
     rig.advance(1);
     rig.cycle().await;
     assert_eq!(rig.notice_kinds().await, ["provider_unreachable", "provider_recovered"]);
+}
+
+/// Two replicas on one database: only the provider's leader runs the
+/// command; when the lease moves, the new leader continues the same outage
+/// and respects the cooldown of the run the old leader made.
+async fn only_the_leader_runs_the_remediation_and_a_new_leader_keeps_its_cooldown(store: Store) {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use wa_sentinel::supervisor::Supervisor;
+    use wa_sentinel::supervisor::scheduler::Ticks;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs.log");
+    let cmd = script(dir.path(), "remedy.sh", &log, "exit 0");
+    let rig = silent_rig_with(store.clone(), &cmd, "10s", "10m", 2).await;
+    let ticks_a = Arc::new(Ticks::default());
+    ticks_a.provider("evo").leader.store(true, Ordering::SeqCst);
+    rig.sup.attach_ticks(ticks_a.clone());
+    let clock = rig.clock.clone();
+    let now = Arc::new(move || wa_sentinel::domain::Ts(clock.load(Ordering::SeqCst)));
+    let b = Supervisor::new(Arc::new(rig.sup.config().clone()), store.clone(), None, now).unwrap();
+    let ticks_b = Arc::new(Ticks::default());
+    b.attach_ticks(ticks_b.clone());
+    let url = rig.receiver().await;
+    let both = || async {
+        minute(&rig, &url, &LIVELY).await;
+        b.poll_cycle().await.unwrap();
+        b.wait_idle().await;
+    };
+    for _ in 0..3 {
+        both().await;
+    }
+    rig.sim.set_webhooks_stuck(true);
+    for _ in 0..17 {
+        both().await;
+    }
+    assert_eq!(runs(&log).len(), 1, "one run, by the leader");
+    // The lease moves to b.
+    ticks_a.provider("evo").leader.store(false, Ordering::SeqCst);
+    ticks_b.provider("evo").leader.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        both().await;
+    }
+    assert_eq!(runs(&log).len(), 1, "the new leader keeps the cooldown of the old one's run");
+    for _ in 0..6 {
+        both().await;
+    }
+    let ran = runs(&log);
+    assert_eq!(ran.len(), 2, "after the cooldown the new leader runs attempt 2: {ran:?}");
+    assert_eq!(ran[0], ran[1], "the same outage continued");
+    let kinds = rig.notice_kinds().await;
+    assert_eq!(count(&kinds, "provider_silent"), 1, "{kinds:?}");
 }
 
 // ------------------------------------------------------------ the real binary

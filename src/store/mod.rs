@@ -7,6 +7,7 @@
 //!
 //! One file per table family, each an `impl Store` block: [`instances`]
 //! (inventory and state-machine commits), [`outages`], [`events`],
+//! [`availability`] (what availability is computed from),
 //! [`providers`] (provider-wide state), [`leases`], [`outbox`],
 //! [`sessions`] (status-page sign-ins) and [`retention`]. The shared macros
 //! live here, above the module declarations, so every file can use them.
@@ -23,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Row, SqlitePool};
 
+pub use availability::{HistoryFilter, InstanceHistory};
 pub use instances::NewInstance;
 pub use records::{EventRecord, InstanceFilter, InstanceRecord, InventoryRow, OutageRecord, OutboxEntry, OutboxRow};
 
@@ -138,6 +140,7 @@ macro_rules! outage_select {
     };
 }
 
+mod availability;
 mod events;
 mod instances;
 mod leases;

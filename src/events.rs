@@ -77,3 +77,8 @@ pub fn pipeline_skipped(provider: &str) {
         .increment(1);
     tracing::debug!(provider, "previous poll cycle of this provider still running: tick skipped");
 }
+
+/// An operator acted on an instance from the status page (also an audit event).
+pub fn operator_action(key: &InstanceKey, action: &str, outcome: &str, client: &std::net::IpAddr) {
+    tracing::info!(instance = %key, action, outcome, client = %client, actor = "status page", "operator action");
+}

@@ -26,7 +26,9 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 pub use availability::{HistoryFilter, InstanceHistory};
 pub use instances::NewInstance;
-pub use records::{EventRecord, InstanceFilter, InstanceRecord, InventoryRow, OutageRecord, OutboxEntry, OutboxRow};
+pub use records::{
+    EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

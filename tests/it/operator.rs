@@ -52,3 +52,247 @@ async fn issue15_api_report_is_the_report_json_behind_the_admin_token() {
     assert_eq!(body["error"]["code"], "bad_request");
     assert_eq!(get("?since=1h&until=2h", Some(ADMIN)).await.unwrap().status().as_u16(), 400, "empty window");
 }
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+pub fn form_body(pairs: &[(&str, String)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// A client that keeps redirects visible.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Sign in with the form: the `name=value` of the session cookie.
+async fn session(live: &Live) -> String {
+    let r = no_redirects()
+        .post(format!("{}/login", live.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("token", ADMIN.to_string())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let c = r.headers()["set-cookie"].to_str().unwrap();
+    c.split(';').next().unwrap().to_string()
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    page[at..at + 64].to_string()
+}
+
+async fn get_page(live: &Live, path: &str, cookie: Option<&str>) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut r = live.http.get(format!("{}{path}", live.base));
+    r = match cookie {
+        Some(c) => r.header("cookie", c),
+        None => r.basic_auth("admin", Some(ADMIN)),
+    };
+    let r = r.send().await.unwrap();
+    let (code, headers) = (r.status().as_u16(), r.headers().clone());
+    (code, headers, r.text().await.unwrap())
+}
+
+/// The row of `name` in the instances table.
+fn row_of<'a>(page: &'a str, name: &str) -> &'a str {
+    let at = page.find(&format!(">{name}</a></td>")).unwrap_or_else(|| panic!("no row for {name}:\n{page}"));
+    let start = page[..at].rfind("<tr>").unwrap();
+    let end = at + page[at..].find("</tr>").unwrap();
+    &page[start..end]
+}
+
+/// Issue 15 §2: every instance row has a 90-segment uptime bar and its 24 h /
+/// 30 d figures, a tenant summary carries the same figures, the 7 d / 30 d
+/// switch works, and the page is served under `default-src 'self'` with its
+/// stylesheet from `/status.css` (no inline style or script).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_status_page_has_uptime_bars_and_tenant_figures() {
+    let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |_| {}).await;
+    live.sup.poll_cycle().await.unwrap();
+    let (code, headers, page) = get_page(&live, "/", None).await;
+    assert_eq!(code, 200);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(!page.contains("<style") && !page.contains("<script") && !page.contains("style=\""), "{page}");
+    assert!(page.contains("<link rel=\"stylesheet\" href=\"/status.css\">"));
+    let css = live.http.get(format!("{}/status.css", live.base)).send().await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.text().await.unwrap().contains(".s-down{"));
+
+    let lost = row_of(&page, "lost-1");
+    assert!(lost.contains("href=\"/instances/evo/lost-1\""), "{lost}");
+    assert!(lost.contains("class=\"bar\"") && lost.contains("s-down"), "the open outage shows: {lost}");
+    // Segments of a bar: the run lengths add up to 90.
+    let runs: u32 = lost.split(" g").skip(1).map(|s| s[..s.find('"').unwrap()].parse::<u32>().unwrap()).sum();
+    assert_eq!(runs, 90, "{lost}");
+    let shop = row_of(&page, "shop-main");
+    assert!(shop.contains("s-up") && !shop.contains("s-down"), "{shop}");
+    assert!(shop.contains("<td>100.00%</td><td>100.00%</td>"), "24 h and 30 d: {shop}");
+    // The figures agree with the report's function: lost-1 has been down
+    // since its first poll, a few milliseconds after it was first seen.
+    let r = build(
+        &live.store,
+        &ReportQuery { from: Ts(0), to: live.sup.now(), tenant: None, provider: None },
+        live.sup.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.instances.iter().find(|i| i.instance == "lost-1").unwrap().figures.outages, 1);
+    // The tenant summary: both instances of `unassigned`.
+    let tenants = &page[page.find("<h2>Tenants</h2>").unwrap()..page.find("<h2>Instances</h2>").unwrap()];
+    assert!(tenants.contains(">unassigned</a></td><td>2</td>"), "{tenants}");
+    assert!(tenants.contains("s-down"), "the tenant's bar shows the worst of its instances: {tenants}");
+    assert!(page.contains("Uptime bars over <b>24 h</b>"));
+    let (_, _, week) = get_page(&live, "/?range=7d", None).await;
+    assert!(week.contains("Uptime bars over <a href=\"?range=24h\">24 h</a><b>7 d</b>"), "{week}");
+    assert!(week.contains("<th>Uptime (7 d)</th>"));
+}
+
+/// Issue 15 §2: the page of one instance — health and cause, cooldown,
+/// outages with how each ended, the timeline of events and notices; names are
+/// escaped; an unknown instance is a 404; HTTP Basic may look, not act.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_instance_page_shows_health_outages_and_timeline() {
+    let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |_| {}).await;
+    live.sup.poll_cycle().await.unwrap();
+    live.sup.wait_idle().await;
+    let (code, headers, page) = get_page(&live, "/instances/evo/lost-1", None).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(headers["content-security-policy"].to_str().unwrap().starts_with("default-src 'self'"));
+    assert!(page.contains("<h1>evo/lost-1</h1>"), "{page}");
+    assert!(page.contains("<span class=\"h logged_out\">logged_out</span>"), "{page}");
+    assert!(page.contains("<dt>Cause</dt><dd>logged_out</dd>"), "{page}");
+    let outages = &page[page.find("<h2>Outages</h2>").unwrap()..page.find("<h2>Timeline</h2>").unwrap()];
+    assert!(outages.contains("<td>logged_out</td>") && outages.contains("(open)"), "{outages}");
+    let timeline = &page[page.find("<h2>Timeline</h2>").unwrap()..];
+    assert!(timeline.contains("outage_opened") && timeline.contains("health_changed"), "{timeline}");
+    // The down notice went to the sink: its delivery state is on the timeline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, _, p) = get_page(&live, "/instances/evo/lost-1", None).await;
+        if p.contains("notice instance_logged_out") && p.contains("to sink · delivered") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no delivered notice on the timeline:\n{p}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(page.contains("you may look, not act") && !page.contains("name=\"csrf\""), "Basic: no actions");
+    let (code, _, _) = get_page(&live, "/instances/evo/nobody", None).await;
+    assert_eq!(code, 404);
+    let (code, _, _) = get_page(&live, "/instances/evo/%3Cscript%3E", None).await;
+    assert_eq!(code, 404);
+    let anon = live.http.get(format!("{}/instances/evo/lost-1", live.base)).send().await.unwrap();
+    assert_eq!(anon.status().as_u16(), 401, "signed-in viewers only");
+}
+
+/// Issue 15 §2: actions need a signed-in session and that session's CSRF
+/// token; each goes through the supervisor's path (the cooldown refuses a
+/// second restart unless forced; maintenance lands in the state; the webhook
+/// config is applied) and is an audit event with the actor and address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_actions_need_the_session_csrf_token_and_are_audited() {
+    let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |r| {
+        r.server.public_url = Some("http://sentinel.test".into());
+    })
+    .await;
+    live.sup.poll_cycle().await.unwrap();
+    let (me, other) = (session(&live).await, session(&live).await);
+    let (code, _, page) = get_page(&live, "/instances/evo/shop-main", Some(&me)).await;
+    assert_eq!(code, 200);
+    let token = csrf_of(&page);
+    let other_token = csrf_of(&get_page(&live, "/instances/evo/shop-main", Some(&other)).await.2);
+    assert_ne!(token, other_token, "a token per session");
+    let post = |path: &str, cookie: Option<&str>, form: Vec<(&str, String)>| {
+        let mut r = no_redirects()
+            .post(format!("{}/instances/evo/shop-main/{path}", live.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&form));
+        r = match cookie {
+            Some(c) => r.header("cookie", c.to_string()),
+            None => r.basic_auth("admin", Some(ADMIN)),
+        };
+        r.send()
+    };
+    let maint = |t: &str| vec![("csrf", t.to_string()), ("duration", "2h".to_string())];
+    assert_eq!(post("maintenance", Some(&me), vec![("duration", "2h".into())]).await.unwrap().status().as_u16(), 403);
+    assert_eq!(post("maintenance", Some(&me), maint(&other_token)).await.unwrap().status().as_u16(), 403);
+    assert_eq!(post("maintenance", None, maint(&token)).await.unwrap().status().as_u16(), 403, "Basic: look only");
+    let key = wa_sentinel::domain::InstanceKey::new("evo", "shop-main");
+    assert!(live.store.instance(&key).await.unwrap().unwrap().state.maintenance_until.is_none(), "nothing done");
+
+    let done = post("maintenance", Some(&me), maint(&token)).await.unwrap();
+    assert_eq!(done.status().as_u16(), 303);
+    let back = done.headers()["location"].to_str().unwrap().to_string();
+    assert!(back.starts_with("/instances/evo/shop-main?action="), "{back}");
+    let until = live.store.instance(&key).await.unwrap().unwrap().state.maintenance_until.expect("in maintenance");
+    assert!(until.0 - live.sup.now().0 > 7_100_000, "two hours");
+    let (_, _, shown) = get_page(&live, &back, Some(&me)).await;
+    assert!(
+        shown.contains("<div class=\"note ok\"><b>maintenance</b> done: evo/shop-main: in maintenance until"),
+        "{shown}"
+    );
+    assert!(shown.contains("End maintenance"), "{shown}");
+
+    let restart = |force: bool| {
+        let mut f = vec![("csrf", token.clone())];
+        if force {
+            f.push(("force", "1".into()));
+        }
+        post("restart", Some(&me), f)
+    };
+    let first = restart(false).await.unwrap();
+    assert_eq!(first.status().as_u16(), 303);
+    let (_, _, p) = get_page(&live, first.headers()["location"].to_str().unwrap(), Some(&me)).await;
+    assert!(p.contains("<b>restart</b> done:"), "{p}");
+    let second = restart(false).await.unwrap();
+    let (_, _, p) = get_page(&live, second.headers()["location"].to_str().unwrap(), Some(&me)).await;
+    assert!(p.contains("<b>restart</b> refused:") && p.contains("cooldown"), "{p}");
+    let forced = restart(true).await.unwrap();
+    let (_, _, p) = get_page(&live, forced.headers()["location"].to_str().unwrap(), Some(&me)).await;
+    assert!(p.contains("<b>restart</b> done:"), "{p}");
+    let hook = post("webhook", Some(&me), vec![("csrf", token.clone())]).await.unwrap();
+    let (_, _, p) = get_page(&live, hook.headers()["location"].to_str().unwrap(), Some(&me)).await;
+    assert!(p.contains("<b>webhook</b> done: evo/shop-main: webhook config"), "{p}");
+    let off = post("maintenance", Some(&me), vec![("csrf", token.clone()), ("off", "1".into())]).await.unwrap();
+    assert_eq!(off.status().as_u16(), 303);
+    assert!(live.store.instance(&key).await.unwrap().unwrap().state.maintenance_until.is_none());
+
+    // The audit log: one operator_action per action, with actor and address.
+    let rec = live.store.instance(&key).await.unwrap().unwrap();
+    let events = live.store.events(&rec.id, 100).await.unwrap();
+    let actions: Vec<Value> = events
+        .iter()
+        .filter(|e| e.kind == "operator_action")
+        .map(|e| serde_json::from_str(&e.detail).unwrap())
+        .collect();
+    let summary: Vec<(String, String)> = actions
+        .iter()
+        .rev()
+        .map(|a| (a["action"].as_str().unwrap().to_string(), a["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = summary.iter().map(|(a, o)| (a.as_str(), o.as_str())).collect();
+    assert_eq!(
+        pairs,
+        vec![
+            ("maintenance", "done"),
+            ("restart", "done"),
+            ("restart", "refused"),
+            ("restart", "done"),
+            ("webhook", "done"),
+            ("maintenance", "done")
+        ]
+    );
+    assert!(actions.iter().all(|a| a["actor"] == "status page" && a["address"] == "127.0.0.1"), "{actions:?}");
+    assert_eq!(actions[2]["force"], true, "newest first: the forced restart");
+    assert!(events.iter().any(|e| e.kind == "manual_restart"), "the supervisor's own path ran");
+    assert!(events.iter().any(|e| e.kind == "maintenance"));
+}

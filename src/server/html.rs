@@ -66,7 +66,8 @@ th,td{padding:6px 8px;border-bottom:1px solid #e3e5e8;text-align:left;white-spac
 .bar.wide{width:100%;max-width:720px;height:28px}\
 .s-up{background:#2e8b57}.s-down{background:#c0392b}.s-provider_down{background:#e67e22}\
 .s-maintenance{background:#5b7fd6}.s-no_data{background:#d5d8dc}\
-.legend span{display:inline-block;width:10px;height:10px;margin:0 3px 0 10px;border-radius:2px}\
+.legend b{font-weight:normal;white-space:nowrap;margin-right:10px}\
+.legend i{display:inline-block;width:10px;height:10px;margin-right:3px;border-radius:2px}\
 .card{background:#fff;border-radius:6px;padding:10px 12px;box-shadow:0 1px 2px #0002;margin:8px 0}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0}dt{color:#6b7280}dd{margin:0}\
 .actions{display:flex;flex-wrap:wrap;gap:10px}.actions form{background:#fff;border-radius:6px;padding:8px 10px;box-shadow:0 1px 2px #0002;margin:0}\
@@ -154,7 +155,7 @@ pub fn bar(segments: &[State], from: Ts, to: Ts, wide: bool) -> String {
 pub fn legend() -> String {
     let mut out = String::from("<div class=\"muted legend\">");
     for s in [State::Up, State::Down, State::ProviderDown, State::Maintenance, State::NoData] {
-        let _ = write!(out, "<span class=\"s-{}\"></span>{}", s.as_str(), state_label(s));
+        let _ = write!(out, "<b><i class=\"s-{}\"></i>{}</b>", s.as_str(), state_label(s));
     }
     out.push_str("</div>");
     out

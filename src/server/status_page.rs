@@ -370,9 +370,9 @@ async fn page(
 
     let _ = write!(
         b,
-        "<h2>Instances</h2><div class=\"wrap\"><table><thead><tr><th>Instance</th><th>Tenant</th><th>Provider</th>\
-         <th>Health</th><th>Uptime ({})</th><th>24 h</th><th>30 d</th><th>Since</th><th>Last webhook</th>\
-         <th>Last recovery</th><th>Open outage</th></tr></thead><tbody>",
+        "<h2>Instances</h2><div class=\"wrap\"><table><thead><tr><th>Instance</th><th>Health</th>\
+         <th>Uptime ({})</th><th>24 h</th><th>30 d</th><th>Tenant</th><th>Provider</th><th>Since</th>\
+         <th>Last webhook</th><th>Last recovery</th><th>Open outage</th></tr></thead><tbody>",
         range.label()
     );
     for (r, f) in rows.iter().zip(&figures) {
@@ -389,16 +389,16 @@ async fn page(
         };
         let _ = write!(
             b,
-            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td><span class=\"h {h}\" title=\"{}\">{h}</span>{maint}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"{}\">{}</a></td><td><span class=\"h {h}\" title=\"{}\">{h}</span>{maint}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&instance_href(&r.key.provider, &r.key.name)),
             esc(&r.key.name),
-            esc(&r.tenant),
-            esc(&r.key.provider),
             esc(&r.state.reason),
             bar(&f.bar, Ts(now.0 - range.ms()), now, false),
             percent(&f.day),
             percent(&f.month),
+            esc(&r.tenant),
+            esc(&r.key.provider),
             ago(now, Some(r.state.health_since)),
             ago(now, r.state.last_webhook_at),
             ago(now, r.state.last_restart_attempt),

@@ -82,3 +82,8 @@ pub fn pipeline_skipped(provider: &str) {
 pub fn operator_action(key: &InstanceKey, action: &str, outcome: &str, client: &std::net::IpAddr) {
     tracing::info!(instance = %key, action, outcome, client = %client, actor = "status page", "operator action");
 }
+
+/// The leader carried out an action another replica recorded for it.
+pub fn requested_action(key: &InstanceKey, action: &str, outcome: &str) {
+    tracing::info!(instance = %key, action, outcome, "requested action carried out by the leader");
+}

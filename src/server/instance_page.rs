@@ -21,9 +21,11 @@
 //! **Replicas**: a provider call is made only by the replica that leads the
 //! provider (SPEC §8). Single-process (SQLite, or a replica leading it) the
 //! call is made at once; on a replica that does not lead the provider,
-//! restart and webhook re-apply are refused with a message saying so (the
-//! leader's page, or the CLI, can act), and nothing is sent. Maintenance is
-//! a database change only and works on every replica.
+//! restart and webhook re-apply are recorded for the leader, which carries
+//! them out at the start of its next poll cycle of that provider
+//! ([`crate::supervisor::requests`]; the page says `queued`, and the leader's
+//! outcome appears on the timeline). Maintenance is a database change only
+//! and is done at once on every replica.
 
 use std::fmt::Write;
 
@@ -45,6 +47,7 @@ use crate::domain::{InstanceKey, Ts};
 use crate::report::percent;
 use crate::store::{EventRecord, HistoryFilter, InstanceRecord, NoticeRecord};
 use crate::supervisor::SupervisorError;
+use crate::supervisor::requests::{Actor, Carried, ProviderAction, REQUEST_TTL};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -233,7 +236,11 @@ fn summary(r: &InstanceRecord, now: Ts, policy: &crate::domain::Policy) -> Strin
 fn action_note(e: &EventRecord) -> String {
     let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
     let outcome = d["outcome"].as_str().unwrap_or("");
-    let class = if outcome == "done" { "note ok" } else { "note err" };
+    let class = match outcome {
+        "done" => "note ok",
+        "queued" => "note",
+        _ => "note err",
+    };
     format!(
         "<div class=\"{class}\"><b>{}</b> {}: {}</div>",
         esc(d["action"].as_str().unwrap_or("action")),
@@ -367,9 +374,19 @@ async fn act(
             return unavailable();
         }
     };
-    let (detail, result) = perform(&app, &key, &action, &form).await;
+    let actor = Actor { name: "status page".to_string(), address: ip.to_string() };
+    let (detail, result) = perform(&app, &key, &action, &form, &actor).await;
     let (outcome, message) = match &result {
-        Ok(m) => ("done", m.clone()),
+        Ok(Carried::Done(m)) => ("done", m.clone()),
+        Ok(Carried::Queued) => (
+            "queued",
+            format!(
+                "this replica does not lead provider `{}`: the request went to its leader, which carries it out at \
+                 the start of its next poll cycle (the outcome appears on the timeline; unclaimed after {} it expires)",
+                key.provider,
+                human_duration(REQUEST_TTL)
+            ),
+        ),
         Err(SupervisorError::Refused(m)) => ("refused", m.clone()),
         Err(SupervisorError::Provider { provider, source }) => {
             tracing::warn!(%provider, error = %source, "status page: provider call failed");
@@ -410,28 +427,18 @@ async fn perform(
     key: &InstanceKey,
     action: &str,
     form: &ActionForm,
-) -> (serde_json::Value, Result<String, SupervisorError>) {
+    actor: &Actor,
+) -> (serde_json::Value, Result<Carried, SupervisorError>) {
     let sup = app.sup();
-    let not_leader = || {
-        SupervisorError::Refused(format!(
-            "this replica does not lead provider `{}`: only its leader calls the provider. Use the leader's status \
-             page or `wa-sentinel restart` on its host",
-            key.provider
-        ))
-    };
     match action {
         "restart" => {
             let force = form.force.is_some();
-            let res = if sup.leads(&key.provider) { sup.manual_restart(key, force).await } else { Err(not_leader()) };
-            (json!({"force": force}), res)
+            (json!({"force": force}), sup.provider_action(key, ProviderAction::Restart { force }, actor).await)
         }
-        "webhook" => {
-            let res = if sup.leads(&key.provider) { sup.reapply_webhook(key).await } else { Err(not_leader()) };
-            (json!({}), res)
-        }
+        "webhook" => (json!({}), sup.provider_action(key, ProviderAction::ReapplyWebhook, actor).await),
         "maintenance" if form.off.is_some() => {
             let res = sup.observe(key, Observation::Maintenance(None), None).await;
-            (json!({"until": null}), res.map(|_| format!("{key}: maintenance ended")))
+            (json!({"until": null}), res.map(|_| Carried::Done(format!("{key}: maintenance ended"))))
         }
         "maintenance" => {
             let d = form.duration.as_deref().unwrap_or("");
@@ -441,7 +448,7 @@ async fn perform(
                     let res = sup.observe(key, Observation::Maintenance(Some(until)), None).await;
                     (
                         json!({"until": until.rfc3339()}),
-                        res.map(|_| format!("{key}: in maintenance until {} UTC", until.rfc3339())),
+                        res.map(|_| Carried::Done(format!("{key}: in maintenance until {} UTC", until.rfc3339()))),
                     )
                 }
                 _ => (json!({}), Err(SupervisorError::Refused(format!("`{d}` is not a duration like 2h")))),

@@ -7,7 +7,8 @@
 //!
 //! One file per table family, each an `impl Store` block: [`instances`]
 //! (inventory and state-machine commits), [`outages`], [`events`],
-//! [`availability`] (what availability is computed from),
+//! [`availability`] (what availability is computed from), [`requests`]
+//! (status-page actions waiting for a provider's leader),
 //! [`providers`] (provider-wide state), [`leases`], [`outbox`],
 //! [`sessions`] (status-page sign-ins) and [`retention`]. The shared macros
 //! live here, above the module declarations, so every file can use them.
@@ -29,6 +30,7 @@ pub use instances::NewInstance;
 pub use records::{
     EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
 };
+pub use requests::ActionRequest;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -149,6 +151,7 @@ mod leases;
 mod outages;
 mod outbox;
 mod providers;
+mod requests;
 mod retention;
 mod sessions;
 

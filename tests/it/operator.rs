@@ -566,3 +566,81 @@ fn which(program: &str) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| program.to_string())
 }
+
+/// Issue 15 §2, replicas: on a replica that does not lead the provider, a
+/// restart from the page is recorded (`queued`) and nothing is sent; the
+/// provider's leader carries it out at its next cycle and audits the outcome
+/// with the page's actor and address. Maintenance is done at once anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_a_follower_queues_provider_actions_for_the_leader() {
+    use std::sync::Arc;
+    use wa_sentinel::supervisor::Supervisor;
+    use wa_sentinel::supervisor::scheduler::Ticks;
+
+    let live = Live::start(&[("shop-main", Behaviour::Open)], |_| {}).await;
+    live.sup.poll_cycle().await.unwrap();
+    live.sup.attach_ticks(Arc::new(Ticks::default()));
+    assert!(!live.sup.leads("evo"), "this replica now leads nothing");
+    let me = session(&live).await;
+    let token = csrf_of(&get_page(&live, "/instances/evo/shop-main", Some(&me)).await.2);
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        no_redirects()
+            .post(format!("{}/instances/evo/shop-main/{path}", live.base))
+            .header("cookie", me.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&form))
+            .send()
+    };
+    let restarts = || live.sim.calls("POST", "/instance/restart/shop-main");
+    let r = post("restart", vec![("csrf", token.clone())]).await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, _, p) = get_page(&live, r.headers()["location"].to_str().unwrap(), Some(&me)).await;
+    assert!(p.contains("<b>restart</b> queued: this replica does not lead provider `evo`"), "{p}");
+    assert_eq!(restarts(), 0, "a follower never calls the provider");
+    let m = post("maintenance", vec![("csrf", token.clone()), ("duration", "30m".into())]).await.unwrap();
+    let (_, _, p) = get_page(&live, m.headers()["location"].to_str().unwrap(), Some(&me)).await;
+    assert!(p.contains("<b>maintenance</b> done:"), "maintenance needs no provider call: {p}");
+
+    // The leader (here a second supervisor on the same database, leading
+    // every provider) carries the request out at the start of its cycle.
+    let leader = Supervisor::new(
+        Arc::new(live.sup.config().clone()),
+        live.store.clone(),
+        None,
+        Arc::new(wa_sentinel::clock::now),
+    )
+    .unwrap();
+    leader.poll_cycle().await.unwrap();
+    assert_eq!(restarts(), 1, "sent once, by the leader");
+    assert_eq!(leader.run_requested_actions("evo").await.unwrap(), 0, "taken once");
+    let key = wa_sentinel::domain::InstanceKey::new("evo", "shop-main");
+    let rec = live.store.instance(&key).await.unwrap().unwrap();
+    let events = live.store.events(&rec.id, 50).await.unwrap();
+    let done: Vec<Value> = events
+        .iter()
+        .filter(|e| e.kind == "operator_action")
+        .map(|e| serde_json::from_str::<Value>(&e.detail).unwrap())
+        .filter(|d| d["action"] == "restart")
+        .collect();
+    assert_eq!(done.len(), 2, "queued on the follower, done on the leader: {done:?}");
+    assert_eq!(done[0]["outcome"], "done");
+    assert_eq!((done[0]["actor"].as_str(), done[0]["address"].as_str()), (Some("status page"), Some("127.0.0.1")));
+    assert_eq!(done[1]["outcome"], "queued");
+    let (_, _, p) = get_page(&live, "/instances/evo/shop-main", Some(&me)).await;
+    assert!(p.contains("via: request from a replica that does not lead the provider"), "on the timeline: {p}");
+
+    // A request nobody took in time expires instead of restarting late.
+    let old = wa_sentinel::store::ActionRequest {
+        id: "old".into(),
+        instance_id: rec.id.clone(),
+        provider: "evo".into(),
+        action: "restart".into(),
+        force: true,
+        actor: "status page".into(),
+        address: "127.0.0.1".into(),
+        requested_at: live.sup.now().0 - 6 * 60_000,
+    };
+    live.store.request_action(&old).await.unwrap();
+    assert_eq!(leader.run_requested_actions("evo").await.unwrap(), 0);
+    assert_eq!(restarts(), 1, "expired, not sent");
+}

@@ -21,6 +21,7 @@ on_both_backends!(
     migrations_are_current_and_idempotent,
     sessions_expire_and_belong_to_one_admin_token,
     issue15_availability_from_stored_outages_maintenance_and_provider_outages,
+    issue15_action_requests_are_taken_once_and_expire,
 );
 
 fn key() -> InstanceKey {
@@ -361,4 +362,29 @@ async fn issue15_availability_from_stored_outages_maintenance_and_provider_outag
     assert_eq!(j["instances"][0]["tenant"], "tenant_1");
     assert_eq!(j["tenants"][1]["instances"], 1);
     assert!(j["instances"][0].get("recovered").is_none());
+}
+
+/// Issue 15 §2: requests recorded for a provider's leader are taken once,
+/// oldest first, per provider; one left too long expires instead.
+async fn issue15_action_requests_are_taken_once_and_expire(store: Store) {
+    use wa_sentinel::store::ActionRequest;
+    let rec = store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
+    let req = |id: &str, at: i64, provider: &str| ActionRequest {
+        id: id.into(),
+        instance_id: rec.id.clone(),
+        provider: provider.into(),
+        action: "restart".into(),
+        force: id == "b",
+        actor: "status page".into(),
+        address: "10.0.0.1".into(),
+        requested_at: at,
+    };
+    for r in [req("stale", 100, "evo"), req("b", 2000, "evo"), req("a", 1000, "evo"), req("c", 1500, "other")] {
+        store.request_action(&r).await.unwrap();
+    }
+    let taken = store.take_action_requests("evo", Ts(3000), Ts(500)).await.unwrap();
+    assert_eq!(taken, vec![req("a", 1000, "evo"), req("b", 2000, "evo")], "oldest first; the stale one expired");
+    assert!(store.take_action_requests("evo", Ts(3100), Ts(500)).await.unwrap().is_empty(), "taken once");
+    store.finish_action_request("a", "done", "sent", Ts(3200)).await.unwrap();
+    assert_eq!(store.take_action_requests("other", Ts(3300), Ts(500)).await.unwrap().len(), 1, "per provider");
 }

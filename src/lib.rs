@@ -40,6 +40,7 @@ pub mod events;
 pub mod lease;
 pub mod live;
 pub mod logging;
+pub mod metrics_catalog;
 pub mod notify;
 pub mod providers;
 pub mod report;

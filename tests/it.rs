@@ -8,6 +8,7 @@ mod it {
     pub mod faults;
     pub mod logs;
     pub mod notify;
+    pub mod observability;
     pub mod operator;
     pub mod packaging;
     pub mod pipelines;

@@ -268,7 +268,8 @@ pub enum Action {
     /// (0 for a manual restart).
     Recover { kind: RecoveryKind, attempt: u32 },
     /// Queue this notice in the outbox (same transaction as the state).
-    Notify(Notice),
+    /// Boxed: a notice is large and most actions are not notices.
+    Notify(Box<Notice>),
 }
 
 /// What happened, for the audit log (`events`) and the `outages` table.
@@ -296,7 +297,7 @@ pub struct StepOutput {
 impl StepOutput {
     pub fn notices(&self) -> impl Iterator<Item = &Notice> {
         self.actions.iter().filter_map(|a| match a {
-            Action::Notify(n) => Some(n),
+            Action::Notify(n) => Some(&**n),
             _ => None,
         })
     }
@@ -317,11 +318,21 @@ struct Verdict {
     live_session: bool,
 }
 
+/// The stored, English reason: `what` and the code's meaning, without saying
+/// the same words twice ("logged out (statusReason 401)", not "logged out:
+/// logged out (…)"). [`status_code_in`] reads the code back.
 fn describe(what: &str, code: Option<u16>) -> String {
     match code {
+        Some(c) if reason_text(c) == what => format!("{what} (statusReason {c})"),
         Some(c) => format!("{what}: {} (statusReason {c})", reason_text(c)),
         None => what.to_string(),
     }
+}
+
+/// The code [`describe`] wrote into a reason, if any.
+pub fn status_code_in(reason: &str) -> Option<u16> {
+    let (_, tail) = reason.rsplit_once("(statusReason ")?;
+    tail.strip_suffix(')')?.parse().ok()
 }
 
 fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
@@ -521,7 +532,7 @@ impl Machine<'_, '_> {
                 let why = why.unwrap_or("maintenance");
                 self.changes.push(Change::NoticeSuppressed { kind: NoticeKind::InstanceFlapping, why });
             } else {
-                self.actions.push(Action::Notify(n));
+                self.actions.push(Action::Notify(Box::new(n)));
             }
         }
     }
@@ -557,6 +568,8 @@ impl Machine<'_, '_> {
             outage_id: Some(outage_id.to_string()),
             started_at,
             at: self.now(),
+            code: status_code_in(&reason),
+            cause: None,
             reason,
             restart_attempts: attempts,
             max_attempts: self.policy.max_attempts_per_outage,
@@ -573,8 +586,9 @@ impl Machine<'_, '_> {
             return false;
         }
         let o = self.s.outage.as_ref().expect("notify_outage needs an open outage");
-        let n = self.notice(kind, &o.id, o.started_at, o.reason.clone(), o.restart_attempts, None, sequence);
-        self.actions.push(Action::Notify(n));
+        let mut n = self.notice(kind, &o.id, o.started_at, o.reason.clone(), o.restart_attempts, None, sequence);
+        n.cause = Some(o.cause.as_str().to_string());
+        self.actions.push(Action::Notify(Box::new(n)));
         let now = self.now();
         if let Some(o) = self.s.outage.as_mut() {
             o.last_notice_at = Some(now);
@@ -739,8 +753,10 @@ impl Machine<'_, '_> {
             ),
             _ => (NoticeKind::InstanceRecovered, format!("recovered by {} after {}", recovered_by.as_str(), o.reason)),
         };
-        let n = self.notice(kind, &o.id, o.started_at, reason, o.restart_attempts, Some(recovered_by), 0);
-        self.actions.push(Action::Notify(n));
+        let mut n = self.notice(kind, &o.id, o.started_at, reason, o.restart_attempts, Some(recovered_by), 0);
+        n.cause = Some(o.cause.as_str().to_string());
+        n.code = status_code_in(&o.reason);
+        self.actions.push(Action::Notify(Box::new(n)));
     }
 
     /// With an outage open: recovery under cooldown, the down notice, exhaustion, reminders.

@@ -49,7 +49,7 @@ impl Sim {
         let out = step(&self.state, o, &ctx, &self.policy);
         for a in &out.actions {
             match a {
-                Action::Notify(n) => self.notices.push(n.clone()),
+                Action::Notify(n) => self.notices.push((**n).clone()),
                 Action::Recover { kind, attempt } => self.recoveries.push((self.now, *kind, *attempt)),
             }
         }
@@ -139,6 +139,8 @@ fn rule5_logged_out_gets_one_notice_and_no_restart() {
     assert!(s.recoveries.is_empty());
     assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut]);
     assert_eq!(s.state.health, Health::LoggedOut);
+    // Issue 15 §5: the renderer gets the cause and the code, not only prose.
+    assert_eq!((s.notices[0].cause.as_deref(), s.notices[0].code), (Some("logged_out"), Some(401)));
 }
 
 #[test]
@@ -159,6 +161,7 @@ fn waiting_for_qr_is_announced_as_logged_out_and_never_restarted() {
     assert!(s.recoveries.is_empty());
     assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut]);
     assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::NeedsQr);
+    assert_eq!((s.notices[0].cause.as_deref(), s.notices[0].code), (Some("needs_qr"), None));
 }
 
 #[test]
@@ -765,4 +768,20 @@ fn issue11_4_an_outage_that_began_and_ended_inside_maintenance_stays_silent() {
     s.at(61).poll(ProviderStatus::Connected);
     assert!(s.notices.is_empty());
     assert!(s.recoveries.is_empty());
+}
+
+/// Issue 15 §5: a logout read "logged out: logged out (statusReason 401)".
+/// The stored reason says each thing once and keeps the code for machines;
+/// the notice carries the cause and the code for the renderer.
+#[test]
+fn issue15_5_reasons_say_each_thing_once_and_notices_carry_cause_and_code() {
+    assert_eq!(describe("logged out", Some(401)), "logged out (statusReason 401)");
+    assert_eq!(describe("connection closed", Some(515)), "connection closed: restart required (statusReason 515)");
+    assert_eq!(describe("connection closed", None), "connection closed");
+    for code in [401, 403, 428, 440, 515, 999] {
+        assert_eq!(status_code_in(&describe("connection closed", Some(code))), Some(code));
+    }
+    assert_eq!(status_code_in("open"), None);
+    let v = classify_status(ProviderStatus::LoggedOut { reason: Some(401) }, true);
+    assert_eq!(v.reason, "logged out (statusReason 401)");
 }

@@ -139,8 +139,19 @@ pub struct Notice {
     pub outage_id: Option<String>,
     pub started_at: Ts,
     pub at: Ts,
-    /// Human cause, e.g. "connection closed (statusReason 428)".
+    /// Human cause in English, e.g. "connection closed (statusReason 428)";
+    /// machines read it from the JSON `reason` field as it is.
     pub reason: String,
+    /// What went wrong, as a stable key the renderer puts in the reader's
+    /// language: an instance cause (`logged_out`, `disconnected`, `needs_qr`,
+    /// …) or a provider error (`unreachable`, `unauthorized`, `unlicensed`,
+    /// `bad_response`). `None` where the kind says it all, and on notices
+    /// queued before this field existed (the raw `reason` is shown then).
+    #[serde(default)]
+    pub cause: Option<String>,
+    /// The WhatsApp disconnect code (`statusReason`), when the provider gave one.
+    #[serde(default)]
+    pub code: Option<u16>,
     pub restart_attempts: u32,
     pub max_attempts: u32,
     /// For recoveries: how.

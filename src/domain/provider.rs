@@ -64,8 +64,10 @@ pub fn provider_step(
     let mut s = prev.clone();
     let mut notices = Vec::new();
     let mut changes = Vec::new();
-    let notice = |kind, o: &ProviderOutage| Notice {
+    let notice = |kind, o: &ProviderOutage, cause: Option<ProviderErrorKind>| Notice {
         kind,
+        cause: cause.map(|k| k.as_str().to_string()),
+        code: None,
         provider: provider.to_string(),
         instance: None,
         tenant: None,
@@ -93,7 +95,7 @@ pub fn provider_step(
                 notified: true,
             };
             changes.push(ProviderChange::OutageOpened { id: o.id.clone(), reason: o.reason.clone() });
-            notices.push(notice(NoticeKind::ProviderUnreachable, &o));
+            notices.push(notice(NoticeKind::ProviderUnreachable, &o, Some(kind)));
             s.outage = Some(o);
         }
     } else {
@@ -101,7 +103,7 @@ pub fn provider_step(
         if let Some(o) = s.outage.take() {
             changes.push(ProviderChange::OutageClosed { id: o.id.clone() });
             if o.notified {
-                notices.push(notice(NoticeKind::ProviderRecovered, &o));
+                notices.push(notice(NoticeKind::ProviderRecovered, &o, None));
             }
         }
     }

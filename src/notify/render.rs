@@ -4,6 +4,7 @@
 //! payload of the generic webhook.
 
 use crate::config::Language;
+use crate::domain::health::{Cause, status_code_in};
 use crate::domain::notice::RecoveredBy;
 use crate::domain::time::human_duration;
 use crate::domain::{Notice, NoticeKind};
@@ -19,9 +20,73 @@ pub struct Rendered {
 
 /// Terminal reasons that hint at a ban rather than a plain logout.
 fn maybe_banned(n: &Notice) -> bool {
-    n.reason.contains("statusReason 403")
-        || n.reason.contains("statusReason 406")
-        || n.reason.contains("statusReason 402")
+    matches!(n.code.or_else(|| status_code_in(&n.reason)), Some(402 | 403 | 406))
+}
+
+/// A WhatsApp disconnect code (Baileys `DisconnectReason`) in the reader's words.
+fn code_text(code: u16, lang: Language) -> String {
+    let (en, pt) = match code {
+        401 => {
+            ("the session was ended on the phone or by WhatsApp", "a sessão foi encerrada no celular ou pelo WhatsApp")
+        }
+        402 => ("the account is locked", "a conta está bloqueada"),
+        403 | 406 => {
+            ("WhatsApp refused the number, which may be banned", "o WhatsApp recusou o número, que pode estar banido")
+        }
+        408 => ("the connection was lost or timed out", "a conexão caiu ou expirou"),
+        411 => (
+            "the phone and the session disagree about linked devices",
+            "o celular e a sessão divergem sobre os aparelhos conectados",
+        ),
+        428 => ("WhatsApp closed the connection", "o WhatsApp fechou a conexão"),
+        440 => ("another connection took over the session", "outra conexão assumiu a sessão"),
+        500 => ("the session is corrupt", "a sessão está corrompida"),
+        503 => ("WhatsApp is unavailable", "o WhatsApp está indisponível"),
+        515 => ("WhatsApp asked for a restart", "o WhatsApp pediu um reinício"),
+        _ => ("", ""),
+    };
+    match (lang, en.is_empty()) {
+        (Language::En, false) => format!("{en} (code {code})"),
+        (Language::En, true) => format!("WhatsApp code {code}"),
+        (Language::PtBr, false) => format!("{pt} (código {code})"),
+        (Language::PtBr, true) => format!("código {code} do WhatsApp"),
+    }
+}
+
+/// A cause key (`Notice::cause`) in the reader's words.
+fn cause_text(cause: &str, lang: Language) -> Option<&'static str> {
+    let (en, pt) = match cause {
+        "disconnected" => ("disconnected", "desconectada"),
+        "connecting" => ("stuck connecting", "travada conectando"),
+        "silent" => ("connected, but no webhook arrives", "conectada, mas nenhum webhook chega"),
+        "replaced" => {
+            ("another connection keeps taking over the session", "outra conexão assume a sessão repetidamente")
+        }
+        "needs_qr" => ("waiting for a QR code scan", "aguardando a leitura do QR code"),
+        "needs_human" => ("in a state wa-sentinel does not know", "em um estado que o wa-sentinel não conhece"),
+        "logged_out" => ("logged out", "desconectada (logout)"),
+        "missing" => ("deleted on the provider", "apagada no provedor"),
+        "unreachable" => ("does not answer", "não responde"),
+        "unauthorized" => ("refuses the API key", "recusa a chave de API"),
+        "unlicensed" => ("is not activated (LICENSE_REQUIRED)", "não está ativado (LICENSE_REQUIRED)"),
+        "bad_response" => ("answers with something unexpected", "responde algo inesperado"),
+        _ => return None,
+    };
+    Some(if lang == Language::En { en } else { pt })
+}
+
+/// What went wrong, for people: the code explained when there is one, else
+/// the cause, else (notices from before causes were recorded) the raw reason.
+fn detail(n: &Notice, lang: Language) -> String {
+    if let Some(c) = n.code {
+        return code_text(c, lang);
+    }
+    n.cause.as_deref().and_then(|c| cause_text(c, lang)).map_or_else(|| n.reason.clone(), str::to_string)
+}
+
+/// Whether restarting can help with this notice's cause.
+fn restart_helps(n: &Notice) -> bool {
+    n.cause.as_deref().and_then(Cause::parse).is_none_or(|c| c.recovery().is_some())
 }
 
 fn who(n: &Notice) -> String {
@@ -47,6 +112,16 @@ fn how(r: Option<RecoveredBy>, lang: Language) -> &'static str {
     }
 }
 
+/// A provider's failure for people ("does not answer"); the raw reason for
+/// notices queued before causes were recorded.
+fn provider_detail(n: &Notice, lang: Language) -> String {
+    match n.cause.as_deref().and_then(|c| cause_text(c, lang)) {
+        Some(t) => t.to_string(),
+        None if lang == Language::En => format!("is unreachable: {}", n.reason),
+        None => format!("está inacessível: {}", n.reason),
+    }
+}
+
 /// Render one notice for people.
 pub fn render(n: &Notice, lang: Language) -> Rendered {
     let w = who(n);
@@ -55,16 +130,34 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
     let (a, m) = (n.restart_attempts, n.max_attempts);
     match lang {
         Language::En => {
-            let did = if a > 0 { format!("restart {a}/{m} sent") } else { "no restart sent yet".to_string() };
+            let did = match a {
+                _ if !restart_helps(n) => "restarts would not help".to_string(),
+                0 => "no restart sent yet".to_string(),
+                _ => format!("restart {a}/{m} sent"),
+            };
+            let d = detail(n, lang);
             let (title, summary, todo) = match n.kind {
                 NoticeKind::InstanceDown => (
                     "Instance down".to_string(),
-                    format!("{w} is down: {}; {did}", n.reason),
-                    "wa-sentinel keeps trying within its cooldown. If it stays down, check the provider server and the phone.".to_string(),
+                    format!("{w} is down: {d}; {did}"),
+                    match n.cause.as_deref() {
+                        Some("replaced") => "Another client uses the same session (WhatsApp Web, a second server, a copied session): stop it. Restarts would make it worse.",
+                        _ if !restart_helps(n) => "Look at the instance on the provider: its state needs a person.",
+                        _ => "wa-sentinel keeps trying within its cooldown. If it stays down, check the provider server and the phone.",
+                    }
+                    .to_string(),
+                ),
+                NoticeKind::InstanceLoggedOut if n.cause.as_deref() == Some("needs_qr") => (
+                    "Instance waits for a QR code".to_string(),
+                    format!("{w} is waiting for a QR code scan; restarts cannot fix this"),
+                    "Scan the QR code on the provider to connect the phone.".to_string(),
                 ),
                 NoticeKind::InstanceLoggedOut => (
                     "Instance logged out".to_string(),
-                    format!("{w} is logged out: {}; restarts cannot fix this", n.reason),
+                    match n.code {
+                        Some(c) => format!("{w} is logged out: {}; restarts cannot fix this", code_text(c, lang)),
+                        None => format!("{w} is logged out; restarts cannot fix this"),
+                    },
                     if maybe_banned(n) {
                         "The number may be banned or restricted by WhatsApp: check it on the phone before scanning a new QR code.".to_string()
                     } else {
@@ -92,9 +185,20 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     "Check the phone's connection and whether another client uses the same session.".to_string(),
                 ),
                 NoticeKind::ProviderUnreachable => (
-                    "Provider unreachable".to_string(),
-                    format!("{} is unreachable: {}; instance verdicts are held", n.provider, n.reason),
-                    "Check the provider server, its API key and its licence. Instances are not restarted meanwhile.".to_string(),
+                    match n.cause.as_deref() {
+                        Some("unauthorized") => "Provider refuses the API key",
+                        Some("unlicensed") => "Provider needs activation",
+                        Some("bad_response") => "Provider answers unexpectedly",
+                        _ => "Provider unreachable",
+                    }
+                    .to_string(),
+                    format!("{} {}; instance verdicts are held", n.provider, provider_detail(n, lang)),
+                    match n.cause.as_deref() {
+                        Some("unlicensed") => "Activate the install (Evolution 2.4 and later need a licence); wa-sentinel resumes by itself. Instances are not restarted meanwhile.",
+                        Some("unauthorized") => "Check the provider's API key in the configuration (api_key / api_key_env). Instances are not restarted meanwhile.",
+                        _ => "Check the provider server, its API key and its licence. Instances are not restarted meanwhile.",
+                    }
+                    .to_string(),
                 ),
                 NoticeKind::ProviderRecovered => (
                     "Provider recovered".to_string(),
@@ -108,7 +212,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
                 NoticeKind::Reminder => (
                     format!("Reminder #{}: still down", n.sequence),
-                    format!("{w} is still down after {dur}: {}", n.reason),
+                    format!("{w} is still down after {dur}: {d}"),
                     "See the first notice of this outage for what to do.".to_string(),
                 ),
                 NoticeKind::SentinelIsolated => (
@@ -126,17 +230,34 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
             Rendered { title, summary, body }
         }
         Language::PtBr => {
-            let did =
-                if a > 0 { format!("reinício {a}/{m} enviado") } else { "nenhum reinício enviado ainda".to_string() };
+            let did = match a {
+                _ if !restart_helps(n) => "reiniciar não ajuda".to_string(),
+                0 => "nenhum reinício enviado ainda".to_string(),
+                _ => format!("reinício {a}/{m} enviado"),
+            };
+            let d = detail(n, lang);
             let (title, summary, todo) = match n.kind {
                 NoticeKind::InstanceDown => (
                     "Instância fora do ar".to_string(),
-                    format!("{w} está fora do ar: {}; {did}", n.reason),
-                    "O wa-sentinel continua tentando dentro do intervalo mínimo. Se continuar fora, verifique o servidor do provedor e o celular.".to_string(),
+                    format!("{w} está fora do ar: {d}; {did}"),
+                    match n.cause.as_deref() {
+                        Some("replaced") => "Outro cliente usa a mesma sessão (WhatsApp Web, um segundo servidor, uma cópia da sessão): desligue-o. Reiniciar pioraria.",
+                        _ if !restart_helps(n) => "Verifique a instância no provedor: o estado dela precisa de uma pessoa.",
+                        _ => "O wa-sentinel continua tentando dentro do intervalo mínimo. Se continuar fora, verifique o servidor do provedor e o celular.",
+                    }
+                    .to_string(),
+                ),
+                NoticeKind::InstanceLoggedOut if n.cause.as_deref() == Some("needs_qr") => (
+                    "Instância aguardando QR code".to_string(),
+                    format!("{w} aguarda a leitura do QR code; reiniciar não resolve"),
+                    "Leia o QR code no provedor para conectar o celular.".to_string(),
                 ),
                 NoticeKind::InstanceLoggedOut => (
                     "Instância desconectada (logout)".to_string(),
-                    format!("{w} foi desconectada: {}; reiniciar não resolve", n.reason),
+                    match n.code {
+                        Some(c) => format!("{w} foi desconectada: {}; reiniciar não resolve", code_text(c, lang)),
+                        None => format!("{w} foi desconectada; reiniciar não resolve"),
+                    },
                     if maybe_banned(n) {
                         "O número pode ter sido banido ou restrito pelo WhatsApp: verifique no celular antes de ler um novo QR code.".to_string()
                     } else {
@@ -164,9 +285,20 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     "Verifique a conexão do celular e se outro cliente usa a mesma sessão.".to_string(),
                 ),
                 NoticeKind::ProviderUnreachable => (
-                    "Provedor inacessível".to_string(),
-                    format!("{} está inacessível: {}; os diagnósticos das instâncias estão suspensos", n.provider, n.reason),
-                    "Verifique o servidor do provedor, a chave de API e a licença. As instâncias não são reiniciadas enquanto isso.".to_string(),
+                    match n.cause.as_deref() {
+                        Some("unauthorized") => "Provedor recusa a chave de API",
+                        Some("unlicensed") => "Provedor precisa de ativação",
+                        Some("bad_response") => "Provedor responde de forma inesperada",
+                        _ => "Provedor inacessível",
+                    }
+                    .to_string(),
+                    format!("{} {}; os diagnósticos das instâncias estão suspensos", n.provider, provider_detail(n, lang)),
+                    match n.cause.as_deref() {
+                        Some("unlicensed") => "Ative a instalação (Evolution 2.4 ou posterior exige licença); o wa-sentinel retoma sozinho. As instâncias não são reiniciadas enquanto isso.",
+                        Some("unauthorized") => "Verifique a chave de API do provedor na configuração (api_key / api_key_env). As instâncias não são reiniciadas enquanto isso.",
+                        _ => "Verifique o servidor do provedor, a chave de API e a licença. As instâncias não são reiniciadas enquanto isso.",
+                    }
+                    .to_string(),
                 ),
                 NoticeKind::ProviderRecovered => (
                     "Provedor recuperado".to_string(),
@@ -175,17 +307,18 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
                 NoticeKind::WebhookRepaired => (
                     "Webhook corrigido".to_string(),
-                    format!("{w}: configuração de webhook corrigida ({})", n.reason),
+                    // The detail is the provider's config diff, in English: the JSON `reason` has it.
+                    format!("{w}: configuração de webhook corrigida"),
                     "Nada a fazer; se repetir, algo está reescrevendo a configuração do webhook.".to_string(),
                 ),
                 NoticeKind::Reminder => (
                     format!("Lembrete #{}: ainda fora do ar", n.sequence),
-                    format!("{w} continua fora do ar após {dur}: {}", n.reason),
+                    format!("{w} continua fora do ar após {dur}: {d}"),
                     "Veja o primeiro aviso desta queda para o que fazer.".to_string(),
                 ),
                 NoticeKind::SentinelIsolated => (
                     "wa-sentinel isolado".to_string(),
-                    format!("o wa-sentinel não alcança nenhum provedor e não recebe webhooks: {}; os diagnósticos das instâncias estão suspensos", n.reason),
+                    "o wa-sentinel não alcança nenhum provedor e não recebe webhooks; os diagnósticos das instâncias estão suspensos".to_string(),
                     "Verifique a rede da máquina do wa-sentinel (DNS, firewall, rotas de saída) antes de suspeitar dos provedores.".to_string(),
                 ),
                 NoticeKind::InstanceRetired => (
@@ -219,4 +352,168 @@ pub fn payload(n: &Notice, lang: Language) -> serde_json::Value {
         "summary": r.summary,
         "dedup_key": n.dedup_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::notice::dedup_key;
+    use crate::domain::{Notice, NoticeKind, Ts};
+
+    const TEXTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/notice-texts.md");
+
+    fn notice(kind: NoticeKind, cause: Option<&str>, code: Option<u16>, reason: &str) -> Notice {
+        let provider_wide = matches!(
+            kind,
+            NoticeKind::ProviderUnreachable | NoticeKind::ProviderRecovered | NoticeKind::SentinelIsolated
+        );
+        Notice {
+            kind,
+            provider: if kind == NoticeKind::SentinelIsolated { "wa-sentinel".into() } else { "evo-main".into() },
+            instance: (!provider_wide).then(|| "loja-centro".into()),
+            tenant: (!provider_wide).then(|| "acme".into()),
+            outage_id: Some("0193abcd".into()),
+            started_at: Ts(1_763_719_200_000),
+            at: Ts(1_763_721_000_000),
+            reason: reason.into(),
+            cause: cause.map(str::to_string),
+            code,
+            restart_attempts: 1,
+            max_attempts: 3,
+            recovered_by: (kind == NoticeKind::InstanceRecovered).then_some(RecoveredBy::Webhook),
+            sequence: u32::from(kind == NoticeKind::Reminder),
+            dedup_key: dedup_key("0193abcd", kind, 0),
+        }
+    }
+
+    /// One notice of every kind, and of every cause a kind renders apart.
+    fn samples() -> Vec<(&'static str, Notice)> {
+        use NoticeKind::*;
+        vec![
+            (
+                "instance_down, WhatsApp closed the connection",
+                notice(InstanceDown, Some("disconnected"), Some(428), "connection closed (statusReason 428)"),
+            ),
+            (
+                "instance_down, zombie (open but silent)",
+                notice(InstanceDown, Some("silent"), None, "no webhook for 30m while open"),
+            ),
+            (
+                "instance_down, session replaced",
+                notice(
+                    InstanceDown,
+                    Some("replaced"),
+                    Some(440),
+                    "connection closed: session replaced by another connection (statusReason 440)",
+                ),
+            ),
+            (
+                "instance_logged_out, code 401",
+                notice(InstanceLoggedOut, Some("logged_out"), Some(401), "logged out (statusReason 401)"),
+            ),
+            (
+                "instance_logged_out, maybe banned (403)",
+                notice(
+                    InstanceLoggedOut,
+                    Some("logged_out"),
+                    Some(403),
+                    "logged out: forbidden (the number may be banned) (statusReason 403)",
+                ),
+            ),
+            (
+                "instance_logged_out, never paired",
+                notice(InstanceLoggedOut, Some("needs_qr"), None, "never paired: waiting for its first QR code scan"),
+            ),
+            ("instance_missing", notice(InstanceMissing, Some("missing"), None, "instance not found on the provider")),
+            (
+                "restart_exhausted",
+                notice(RestartExhausted, Some("disconnected"), Some(428), "connection closed (statusReason 428)"),
+            ),
+            (
+                "instance_recovered",
+                notice(
+                    InstanceRecovered,
+                    Some("disconnected"),
+                    Some(428),
+                    "recovered by webhook after connection closed (statusReason 428)",
+                ),
+            ),
+            ("instance_flapping", notice(InstanceFlapping, None, None, "open")),
+            (
+                "provider_unreachable",
+                notice(ProviderUnreachable, Some("unreachable"), None, "every status call failed: unreachable"),
+            ),
+            (
+                "provider_unreachable, unlicensed",
+                notice(ProviderUnreachable, Some("unlicensed"), None, "every status call failed: unlicensed"),
+            ),
+            ("provider_recovered", notice(ProviderRecovered, None, None, "every status call failed: unreachable")),
+            ("webhook_repaired", notice(WebhookRepaired, None, None, "no webhook configured")),
+            (
+                "reminder",
+                notice(
+                    Reminder,
+                    Some("disconnected"),
+                    Some(408),
+                    "connection closed: connection lost / timed out (statusReason 408)",
+                ),
+            ),
+            ("sentinel_isolated", notice(SentinelIsolated, None, None, "3 providers unreachable, no webhook for 10m")),
+            ("instance_retired", notice(InstanceRetired, Some("disconnected"), None, "the instance is gone")),
+        ]
+    }
+
+    fn document() -> String {
+        let mut out = String::from(
+            "# Notice texts\n\nEvery notice kind as an operator reads it, in both languages (`alerts.language`),\n\
+             for an outage that began 30 minutes before the notice. Generated and checked by\n\
+             `cargo test --lib notice_texts` (`UPDATE_NOTICE_TEXTS=1` rewrites this file);\n\
+             machines read the JSON payload, whose `reason` keeps the raw English reason.\n",
+        );
+        for (what, n) in samples() {
+            out.push_str(&format!("\n## {what}\n"));
+            for (lang, tag) in [(Language::En, "en"), (Language::PtBr, "pt-BR")] {
+                let r = render(&n, lang);
+                out.push_str(&format!("\n{tag}:\n\n```text\n{}\n{}\n```\n", r.title, r.body));
+            }
+        }
+        out
+    }
+
+    /// Issue 15 §5: each text exactly as an operator reads it, kept in
+    /// docs/notice-texts.md; a change to any text shows up in review.
+    #[test]
+    fn notice_texts_match_docs() {
+        let now = document();
+        if std::env::var_os("UPDATE_NOTICE_TEXTS").is_some() {
+            std::fs::write(TEXTS, &now).unwrap();
+        }
+        let saved = std::fs::read_to_string(TEXTS).unwrap_or_default();
+        assert!(
+            saved == now,
+            "docs/notice-texts.md is out of date; rerun with UPDATE_NOTICE_TEXTS=1 and review the diff"
+        );
+    }
+
+    /// Issue 15 §5: no phrase said twice, no English reason inside a pt-BR
+    /// text, and the raw reason is still in the JSON for machines.
+    #[test]
+    fn notice_texts_repeat_nothing_and_speak_one_language() {
+        for (what, n) in samples() {
+            for lang in [Language::En, Language::PtBr] {
+                let r = render(&n, lang);
+                let s = r.summary.to_lowercase();
+                for phrase in ["logged out", "connection closed", "desconectada", "fora do ar"] {
+                    assert!(s.matches(phrase).count() <= 1, "{what}: {phrase:?} twice in {s:?}");
+                }
+                assert!(!s.contains("statusreason"), "{what}: {s:?}");
+                if lang == Language::PtBr {
+                    for en in ["logged out", "connection closed", "unreachable", "every status call", "timed out"] {
+                        assert!(!s.contains(en), "{what}: English {en:?} in the pt-BR text {s:?}");
+                    }
+                }
+            }
+            assert_eq!(payload(&n, Language::PtBr)["reason"], n.reason, "{what}");
+        }
+    }
 }

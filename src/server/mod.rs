@@ -33,6 +33,8 @@ use crate::supervisor::scheduler::Ticks;
 pub struct Core {
     pub sup: Arc<Supervisor>,
     pub writer: mpsc::Sender<webhooks::WriteRequest>,
+    /// The webhook hot path's per-provider table (of this configuration).
+    pub routes: webhooks::Routes,
 }
 
 impl Core {
@@ -40,7 +42,8 @@ impl Core {
     pub fn new(sup: Arc<Supervisor>) -> Core {
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(webhooks::writer(sup.clone(), rx));
-        Core { sup, writer: tx }
+        let routes = webhooks::Routes::new(sup.config());
+        Core { sup, writer: tx, routes }
     }
 }
 
@@ -63,7 +66,10 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-            Ok(h) => Some(h),
+            Ok(h) => {
+                crate::metrics_catalog::describe();
+                Some(h)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot install the metrics recorder; /metrics will be empty");
                 None
@@ -78,8 +84,9 @@ impl AppState {
         self.core.load().sup.clone()
     }
 
-    pub fn writer(&self) -> mpsc::Sender<webhooks::WriteRequest> {
-        self.core.load().writer.clone()
+    /// The current core whole (one reference for a request's duration).
+    pub fn core(&self) -> Arc<Core> {
+        self.core.load_full()
     }
 
     /// Swap in a reloaded supervisor; requests already running finish on the old one.
@@ -91,11 +98,12 @@ impl AppState {
 /// Start the writer task and the `last_webhook_at` flusher; returns the state
 /// for the router. The flusher ends when `shutdown` fires, after one more flush.
 pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: CancellationToken) -> AppState {
+    let metrics = metrics_handle();
     let state = AppState {
         core: Arc::new(ArcSwap::from_pointee(Core::new(sup))),
         guard: Arc::new(login::LoginGuard::default()),
         ticks,
-        metrics: metrics_handle(),
+        metrics,
         started: crate::clock::now().0,
         deliveries: Arc::default(),
     };

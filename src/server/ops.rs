@@ -19,7 +19,9 @@ pub async fn healthz() -> &'static str {
 /// a few minutes in any sane config; followers tick too).
 const TICK_STALE_MS: i64 = 5 * 60_000;
 
-pub async fn readyz(State(app): State<AppState>) -> Response {
+/// What keeps the daemon from being ready (empty: ready), and one line per
+/// provider (reported, never a reason to be unready).
+async fn readiness(app: &AppState) -> (Vec<String>, String) {
     let sup = app.sup();
     let store = sup.store();
     let mut problems = Vec::new();
@@ -30,7 +32,7 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     } else if !store.migrations_current().await.unwrap_or(false) {
         problems.push("database migrations are not current: run `wa-sentinel migrate`".to_string());
     }
-    let now = app.sup().now().0;
+    let now = sup.now().0;
     let last = app.ticks.last_tick.load(Ordering::Relaxed);
     let since = if last == 0 { now - app.started } else { now - last };
     if since > TICK_STALE_MS {
@@ -53,6 +55,11 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         let state = if state.is_empty() { "not polled yet".to_string() } else { state };
         lines.push_str(&format!("provider {name}: {state}{slow}\n"));
     }
+    (problems, lines)
+}
+
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let (problems, lines) = readiness(&app).await;
     if problems.is_empty() {
         (StatusCode::OK, format!("ready\n{lines}")).into_response()
     } else {
@@ -64,6 +71,9 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     if let Ok(n) = app.sup().store().outbox_count("pending").await {
         metrics::gauge!("wa_sentinel_outbox_pending").set(n as f64);
     }
+    // Readiness as a series, so that an alert does not need a probe of its own.
+    let (problems, _) = readiness(&app).await;
+    metrics::gauge!("wa_sentinel_ready").set(if problems.is_empty() { 1.0 } else { 0.0 });
     let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

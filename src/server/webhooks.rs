@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
@@ -67,47 +67,98 @@ pub async fn writer(sup: std::sync::Arc<Supervisor>, mut rx: mpsc::Receiver<Writ
 
 /// Known event names become metric labels; anything else is `other` (a label
 /// must never carry attacker-chosen text).
-fn event_label(event: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "messages.upsert",
-        "messages.update",
-        "messages.delete",
-        "messages.set",
-        "send.message",
-        "connection.update",
-        "qrcode.updated",
-        "logout.instance",
-        "status.instance",
-        "presence.update",
-        "contacts.upsert",
-        "contacts.update",
-        "chats.upsert",
-        "chats.update",
-        "chats.delete",
-        "groups.upsert",
-        "group.update",
-        "call",
-        "webhookReceived",
-        "webhookDelivery",
-        "webhookStatus",
-        "webhookConnected",
-        "webhookDisconnected",
-        "webhookPresence",
-        "session.status",
-        "message",
-        "message.any",
-        "message.ack",
-        "message.reaction",
-        "ReceivedCallback",
-        "DeliveryCallback",
-        "MessageStatusCallback",
-        "ConnectedCallback",
-        "DisconnectedCallback",
-        "PresenceChatCallback",
-    ];
-    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(event)).copied().unwrap_or("other")
+const KNOWN_EVENTS: &[&str] = &[
+    "messages.upsert",
+    "messages.update",
+    "messages.delete",
+    "messages.set",
+    "send.message",
+    "connection.update",
+    "qrcode.updated",
+    "logout.instance",
+    "status.instance",
+    "presence.update",
+    "contacts.upsert",
+    "contacts.update",
+    "chats.upsert",
+    "chats.update",
+    "chats.delete",
+    "groups.upsert",
+    "group.update",
+    "call",
+    "webhookReceived",
+    "webhookDelivery",
+    "webhookStatus",
+    "webhookConnected",
+    "webhookDisconnected",
+    "webhookPresence",
+    "session.status",
+    "message",
+    "message.any",
+    "message.ack",
+    "message.reaction",
+    "ReceivedCallback",
+    "DeliveryCallback",
+    "MessageStatusCallback",
+    "ConnectedCallback",
+    "DisconnectedCallback",
+    "PresenceChatCallback",
+];
+
+/// The label index of `event`: its place in [`KNOWN_EVENTS`], or
+/// `KNOWN_EVENTS.len()` for `other`.
+fn event_label(event: &str) -> usize {
+    KNOWN_EVENTS
+        .iter()
+        .position(|k| *k == event)
+        .or_else(|| KNOWN_EVENTS.iter().position(|k| k.eq_ignore_ascii_case(event)))
+        .unwrap_or(KNOWN_EVENTS.len())
 }
 
+fn label_name(i: usize) -> &'static str {
+    KNOWN_EVENTS.get(i).copied().unwrap_or("other")
+}
+
+/// What the hot path needs per provider, built once per configuration: the
+/// provider's place in the config and its `webhooks_received_total` handles
+/// (one per event label, registered on first use so that `/metrics` lists
+/// only series that happened), so that a request neither scans the provider
+/// list nor builds a metric key with an owned label.
+pub struct Routes {
+    by_name: std::collections::HashMap<String, Route>,
+}
+
+struct Route {
+    index: usize,
+    name: String,
+    received: Box<[std::sync::OnceLock<metrics::Counter>]>,
+}
+
+impl Route {
+    fn received(&self, label: usize) -> &metrics::Counter {
+        self.received[label].get_or_init(|| {
+            metrics::counter!("wa_sentinel_webhooks_received_total",
+                "provider" => self.name.clone(), "event" => label_name(label))
+        })
+    }
+}
+
+impl Routes {
+    pub fn new(cfg: &crate::config::Config) -> Routes {
+        let by_name = cfg
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(index, p)| {
+                let received = (0..=KNOWN_EVENTS.len()).map(|_| std::sync::OnceLock::new()).collect();
+                (p.name.clone(), Route { index, name: p.name.clone(), received })
+            })
+            .collect();
+        Routes { by_name }
+    }
+}
+
+/// A JSON answer `{"status":…,"message":…}`.
 fn reply(status: StatusCode, msg: &str) -> Response {
     (
         status,
@@ -117,22 +168,33 @@ fn reply(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
+/// The answers of the hot path, as static bodies (no allocation).
+fn reply_static(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+const OK: &str = r#"{"status":200,"message":"ok"}"#;
+const DUPLICATE: &str = r#"{"status":200,"message":"duplicate delivery: already processed"}"#;
+const UNKNOWN_INSTANCE: &str = r#"{"status":202,"message":"unknown instance: recorded, not processed"}"#;
+
+// The handlers take the request whole: axum's `HeaderMap` extractor would
+// clone every header.
 pub async fn receive_plain(
     State(app): State<AppState>,
     Path((provider, token)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    receive(app, provider, token, None, headers, body).await
+    let (parts, body) = req.into_parts();
+    receive(app, provider, token, None, parts.headers, body).await
 }
 
 pub async fn receive_event(
     State(app): State<AppState>,
     Path((provider, token, event)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    receive(app, provider, token, Some(event), headers, body).await
+    let (parts, body) = req.into_parts();
+    receive(app, provider, token, Some(event), parts.headers, body).await
 }
 
 /// The body of an authenticated request, at most `max` bytes.
@@ -160,12 +222,14 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let sup = app.sup();
+    let core = app.core();
+    let sup = &core.sup;
     let cfg = sup.config();
-    let Some(p) = cfg.providers.iter().find(|p| p.name == provider) else {
+    let Some(route) = core.routes.by_name.get(&provider) else {
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_provider").increment(1);
         return reply(StatusCode::NOT_FOUND, "unknown provider");
     };
+    let p = &cfg.providers[route.index];
     let now = sup.now();
     let header_ok = || {
         let Some(b) = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())) else { return false };
@@ -195,7 +259,7 @@ async fn receive(
     if let Some(id) = &request_id
         && app.deliveries.seen(&p.name, id)
     {
-        return reply(StatusCode::OK, "duplicate delivery: already processed");
+        return reply_static(StatusCode::OK, DUPLICATE);
     }
     let processed = |resp: Response| {
         if let Some(id) = &request_id {
@@ -213,12 +277,11 @@ async fn receive(
         }
     };
     let label = event_label(&inbound.event);
-    metrics::counter!("wa_sentinel_webhooks_received_total", "provider" => p.name.clone(), "event" => label)
-        .increment(1);
+    route.received(label).increment(1);
     let Some(entry) = sup.index().get(&p.name, &inbound.instance) else {
-        tracing::info!(provider = %p.name, instance = %inbound.instance, event = label, "webhook for an unknown instance");
+        tracing::info!(provider = %p.name, instance = %inbound.instance, event = label_name(label), "webhook for an unknown instance");
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_instance").increment(1);
-        return processed(reply(StatusCode::ACCEPTED, "unknown instance: recorded, not processed"));
+        return processed(reply_static(StatusCode::ACCEPTED, UNKNOWN_INSTANCE));
     };
     let forward = match inbound.signal {
         WebhookSignal::Neutral => false,
@@ -230,7 +293,7 @@ async fn receive(
         WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } | WebhookSignal::Dropped => true,
     };
     if !forward {
-        return processed(reply(StatusCode::OK, "ok"));
+        return processed(reply_static(StatusCode::OK, OK));
     }
     drop(body); // nothing below needs it: do not hold up to max_body while waiting
     let (done, wait) = oneshot::channel();
@@ -239,12 +302,12 @@ async fn receive(
     // One deadline for queueing and committing: a stalled writer (database
     // down) makes the provider retry later instead of piling up requests.
     let outcome = tokio::time::timeout(WRITE_WAIT, async {
-        app.writer().send(req).await.map_err(|_| ())?;
+        core.writer.send(req).await.map_err(|_| ())?;
         wait.await.map_err(|_| ())?.map_err(|_| ())
     })
     .await;
     match outcome {
-        Ok(Ok(_)) => processed(reply(StatusCode::OK, "ok")),
+        Ok(Ok(_)) => processed(reply_static(StatusCode::OK, OK)),
         _ => reply(StatusCode::SERVICE_UNAVAILABLE, "cannot record the health change right now; retry later"),
     }
 }
@@ -253,8 +316,9 @@ async fn receive(
 mod tests {
     #[test]
     fn only_known_events_become_labels() {
-        assert_eq!(super::event_label("messages.upsert"), "messages.upsert");
-        assert_eq!(super::event_label("MESSAGES.UPSERT"), "messages.upsert");
-        assert_eq!(super::event_label("<script>"), "other");
+        let l = |e| super::label_name(super::event_label(e));
+        assert_eq!(l("messages.upsert"), "messages.upsert");
+        assert_eq!(l("MESSAGES.UPSERT"), "messages.upsert");
+        assert_eq!(l("<script>"), "other");
     }
 }

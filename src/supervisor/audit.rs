@@ -109,6 +109,8 @@ impl Supervisor {
                     started_at: now,
                     at: now,
                     reason: detail,
+                    cause: None,
+                    code: None,
                     restart_attempts: 0,
                     max_attempts: 0,
                     recovered_by: None,

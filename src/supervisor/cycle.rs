@@ -309,6 +309,11 @@ impl Supervisor {
             Some(k) if summary.calls > 0 && summary.provider_errors >= summary.calls => k.as_str().replace('_', " "),
             _ => "ok".to_string(),
         };
+        metrics::gauge!("wa_sentinel_provider_up", "provider" => p.name.clone()).set(if state == "ok" {
+            1.0
+        } else {
+            0.0
+        });
         progress.set_state(state);
         if report.notices > 0 {
             self.wake_outbox();

@@ -64,6 +64,8 @@ impl Supervisor {
             started_at: now,
             at: now,
             reason: format!("{} providers unreachable, no webhook for {quiet}", self.providers.len()),
+            cause: None,
+            code: None,
             restart_attempts: 0,
             max_attempts: 0,
             recovered_by: None,

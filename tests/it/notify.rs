@@ -27,7 +27,9 @@ fn notice(kind: NoticeKind, tenant: &str) -> Notice {
         outage_id: Some("0193abcd".into()),
         started_at: Ts(1_763_719_200_000),
         at: Ts(1_763_719_260_000),
-        reason: "connection closed: connection closed (statusReason 428)".into(),
+        reason: "connection closed (statusReason 428)".into(),
+        cause: Some("disconnected".into()),
+        code: Some(428),
         restart_attempts: 1,
         max_attempts: 3,
         recovered_by: None,
@@ -102,8 +104,10 @@ async fn webhook_channel_sends_the_spec_payload_with_idempotency_key_and_signatu
     assert_eq!(b["restart_attempts"], 1);
     assert_eq!(
         b["summary"],
-        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: connection closed: connection closed (statusReason 428); restart 1/3 sent"
+        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: WhatsApp closed the connection (code 428); restart 1/3 sent"
     );
+    // Machines keep the raw reason.
+    assert_eq!(b["reason"], "connection closed (statusReason 428)");
     let sig = reqs[0].headers.get("X-Wa-Sentinel-Signature").unwrap().to_str().unwrap();
     assert_eq!(sig, wa_sentinel::notify::channels::webhook_signature(b"s3cret", &reqs[0].body));
 }
@@ -451,7 +455,7 @@ fn rendering_snapshots_in_english_and_brazilian_portuguese() {
     assert_eq!(en.title, "Instance down");
     assert_eq!(
         en.body,
-        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: connection closed: connection closed (statusReason 428); restart 1/3 sent.\n\
+        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: WhatsApp closed the connection (code 428); restart 1/3 sent.\n\
          Since: 2025-11-21T10:00:00Z (1m ago).\n\
          What to do: wa-sentinel keeps trying within its cooldown. If it stays down, check the provider server and the phone."
     );
@@ -459,7 +463,7 @@ fn rendering_snapshots_in_english_and_brazilian_portuguese() {
     assert_eq!(pt.title, "Instância fora do ar");
     assert_eq!(
         pt.body,
-        "tenant_1_inst_1 (tenant_1 @ evo-main) está fora do ar: connection closed: connection closed (statusReason 428); reinício 1/3 enviado.\n\
+        "tenant_1_inst_1 (tenant_1 @ evo-main) está fora do ar: o WhatsApp fechou a conexão (código 428); reinício 1/3 enviado.\n\
          Desde: 2025-11-21T10:00:00Z (há 1m).\n\
          O que fazer: O wa-sentinel continua tentando dentro do intervalo mínimo. Se continuar fora, verifique o servidor do provedor e o celular."
     );
@@ -476,6 +480,7 @@ fn rendering_snapshots_in_english_and_brazilian_portuguese() {
     );
     let mut banned = notice(NoticeKind::InstanceLoggedOut, "tenant_1");
     banned.reason = "logged out: forbidden (the number may be banned) (statusReason 403)".into();
+    (banned.cause, banned.code) = (Some("logged_out".into()), Some(403));
     assert!(render(&banned, Language::En).body.contains("may be banned"));
     assert!(render(&banned, Language::PtBr).body.contains("pode ter sido banido"));
     // Every kind renders, in both languages, with its own title.

@@ -133,7 +133,7 @@ impl Live {
     }
 }
 
-fn upsert(instance: &str) -> String {
+pub fn upsert(instance: &str) -> String {
     json!({
         "event": "messages.upsert",
         "instance": instance,

@@ -68,7 +68,12 @@ pub struct Report {
 /// Build the report of `q` as known at `now` (instances that existed in the
 /// window, retired ones included).
 pub async fn build(store: &Store, q: &ReportQuery, now: Ts) -> Result<Report> {
-    let f = HistoryFilter { provider: q.provider.clone(), tenant: q.tenant.clone(), include_retired: true };
+    let f = HistoryFilter {
+        provider: q.provider.clone(),
+        tenant: q.tenant.clone(),
+        include_retired: true,
+        instance_id: None,
+    };
     let rows = store.histories(&f, q.from, q.to).await?;
     let mut instances = Vec::with_capacity(rows.len());
     let mut tenants: BTreeMap<String, TenantLine> = BTreeMap::new();

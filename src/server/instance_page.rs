@@ -122,7 +122,7 @@ async fn render(
     let Some(r) = store.instance(key).await? else { return Ok(None) };
     let range = Range::parse(q.range.as_deref());
     let f =
-        HistoryFilter { provider: Some(key.provider.clone()), tenant: Some(r.tenant.clone()), include_retired: false };
+        HistoryFilter { provider: Some(key.provider.clone()), instance_id: Some(r.id.clone()), ..Default::default() };
     let figures = histories_by_id(store, f, now)
         .await?
         .get(&r.id)

@@ -19,6 +19,8 @@ pub struct HistoryFilter {
     /// Also retired instances that existed during the window (reports); the
     /// status page shows only present ones.
     pub include_retired: bool,
+    /// Only this instance (by id): the page of one instance.
+    pub instance_id: Option<String>,
 }
 
 /// One instance of a report, with its history over the window.
@@ -44,32 +46,50 @@ impl Store {
                 "SELECT id, provider, name, tenant, created_at, retired_at, present FROM instances \
                  WHERE ($1 IS NULL OR provider = $1) AND ($2 IS NULL OR tenant = $2) AND created_at < $3 \
                  AND (present = TRUE OR ($4 = TRUE AND (retired_at IS NULL OR retired_at > $5))) \
-                 ORDER BY provider, name, created_at",
+                 AND ($6 IS NULL OR id = $6) ORDER BY provider, name, created_at",
             )
             .bind(f.provider.as_deref())
             .bind(f.tenant.as_deref())
             .bind(to.0)
             .bind(f.include_retired)
             .bind(from.0)
+            .bind(f.instance_id.as_deref())
             .fetch_all(p)
             .await?;
-            let o = sqlx::query_as(
-                "SELECT instance_id, provider, started_at, ended_at FROM outages \
-                 WHERE started_at < $1 AND (ended_at IS NULL OR ended_at > $2) AND ($3 IS NULL OR provider = $3)",
-            )
-            .bind(to.0)
-            .bind(from.0)
-            .bind(f.provider.as_deref())
-            .fetch_all(p)
-            .await?;
+            // One instance (its page): its own outages and its provider's,
+            // through the instance index; otherwise every outage of the window.
+            let o = match f.instance_id.as_deref() {
+                Some(id) => sqlx::query_as(
+                    "SELECT instance_id, provider, started_at, ended_at FROM outages \
+                     WHERE (instance_id = $1 OR instance_id IS NULL) AND started_at < $2 \
+                     AND (ended_at IS NULL OR ended_at > $3) AND ($4 IS NULL OR provider = $4)",
+                )
+                .bind(id)
+                .bind(to.0)
+                .bind(from.0)
+                .bind(f.provider.as_deref())
+                .fetch_all(p)
+                .await?,
+                None => sqlx::query_as(
+                    "SELECT instance_id, provider, started_at, ended_at FROM outages \
+                     WHERE started_at < $1 AND (ended_at IS NULL OR ended_at > $2) AND ($3 IS NULL OR provider = $3)",
+                )
+                .bind(to.0)
+                .bind(from.0)
+                .bind(f.provider.as_deref())
+                .fetch_all(p)
+                .await?,
+            };
             // Maintenance events before the window too: one set before `from`
             // may still be running. They are few (operator actions and expiries).
             let e = sqlx::query_as(
                 "SELECT instance_id, at, detail FROM events WHERE kind = 'maintenance' AND at < $1 \
-                 AND instance_id IS NOT NULL AND ($2 IS NULL OR provider = $2) ORDER BY instance_id, at, id",
+                 AND instance_id IS NOT NULL AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR instance_id = $3) \
+                 ORDER BY instance_id, at, id",
             )
             .bind(to.0)
             .bind(f.provider.as_deref())
+            .bind(f.instance_id.as_deref())
             .fetch_all(p)
             .await?;
             (i, o, e)

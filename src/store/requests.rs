@@ -50,6 +50,17 @@ impl Store {
         now: Ts,
         expired_before: Ts,
     ) -> Result<Vec<ActionRequest>> {
+        // Every poll cycle of every provider asks: a plain read when there is
+        // nothing (the usual case), no write transaction and no write lock.
+        let pending: i64 = on_pool!(self, p => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM action_requests WHERE provider = $1 AND taken_at IS NULL")
+                .bind(provider)
+                .fetch_one(p)
+                .await?
+        });
+        if pending == 0 {
+            return Ok(Vec::new());
+        }
         let rows = in_write_tx!(self, tx => {
             sqlx::query(
                 "UPDATE action_requests SET taken_at = $1, done_at = $1, outcome = 'expired', \

@@ -4,7 +4,7 @@
 
 mod args;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, ReportFormat};
 
 use std::process::ExitCode;
 
@@ -137,6 +137,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             for n in out.iter().flat_map(|o| o.notices()) {
                 println!("queued notice: {} ({})", n.kind, n.dedup_key);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { since, until, tenant, provider, format } => {
+            let now = now();
+            let window =
+                crate::report::parse_instant(&since, now).map_err(|e| format!("--since: {e}")).and_then(|from| {
+                    let to = match until.as_deref() {
+                        Some(u) => crate::report::parse_instant(u, now).map_err(|e| format!("--until: {e}"))?,
+                        None => now,
+                    };
+                    if to <= from {
+                        return Err("the window is empty: --until must be later than --since".to_string());
+                    }
+                    Ok((from, to))
+                });
+            let (from, to) = match window {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_USAGE));
+                }
+            };
+            let store = open_store(&cfg).await?;
+            let q = crate::report::ReportQuery { from, to, tenant, provider };
+            let r = crate::report::build(&store, &q, now).await?;
+            match format {
+                ReportFormat::Table => print!("{}", crate::report::table(&r)),
+                ReportFormat::Csv => print!("{}", crate::report::csv(&r)),
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&r)?),
             }
             Ok(ExitCode::SUCCESS)
         }

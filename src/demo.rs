@@ -195,6 +195,12 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     }
 
     let db_url = format!("sqlite://{}/demo.db", dir.display());
+    // A config naming only the demo's database, for `report`, `status` and
+    // `history` from another terminal while the demo runs.
+    let report_config = dir.join("demo.toml");
+    if let Err(e) = std::fs::write(&report_config, format!("[database]\nurl = \"{db_url}\"\n")) {
+        tracing::warn!(error = %e, "cannot write the demo's report config");
+    }
     let mut raw = RawConfig::default();
     raw.database.url = db_url.clone();
     raw.server.listen = listen.to_string();
@@ -268,10 +274,11 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     let cfg = config::validate(raw, &|_| "demo".into()).map_err(|e| DemoError::Config(e.to_string()))?;
 
     println!("wa-sentinel demo");
-    println!("  status page : {public}/   (user: anything, password: the admin token)");
+    println!("  status page : {public}/login   (sign in with the admin token; actions need this sign-in)");
     println!("  admin token : {admin}");
     println!("  admin API   : curl -H 'Authorization: Bearer {admin}' {public}/api/instances");
     println!("  database    : {}", dir.display());
+    println!("  report      : wa-sentinel --config {} report --since 1h", report_config.display());
     println!(
         "  daemon log  : {}{}",
         log_file.display(),
@@ -307,7 +314,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
 fn remove_database(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with("demo.db") {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("demo.db") || name == "demo.toml" {
             let _ = std::fs::remove_file(e.path());
         }
     }

@@ -88,3 +88,13 @@ pub fn pipeline_skipped(provider: &str) {
         .increment(1);
     tracing::debug!(provider, "previous poll cycle of this provider still running: tick skipped");
 }
+
+/// An operator acted on an instance from the status page (also an audit event).
+pub fn operator_action(key: &InstanceKey, action: &str, outcome: &str, client: &std::net::IpAddr) {
+    tracing::info!(instance = %key, action, outcome, client = %client, actor = "status page", "operator action");
+}
+
+/// The leader carried out an action another replica recorded for it.
+pub fn requested_action(key: &InstanceKey, action: &str, outcome: &str) {
+    tracing::info!(instance = %key, action, outcome, "requested action carried out by the leader");
+}

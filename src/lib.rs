@@ -15,6 +15,7 @@
 //!   an in-process Evolution simulator.
 //! - [`supervisor`]: the poll cycle, recovery actions, webhook audit, retention,
 //!   and the cron scheduler that drives them.
+//! - [`report`]: availability reports per instance and tenant (`report`, `/api/report`).
 //! - [`live`]: the in-memory instance index read by the webhook hot path.
 //! - [`events`]: each observable event's log line and metrics, in one place.
 //! - [`server`]: the HTTP listener — webhooks, health, metrics, admin API, status page.
@@ -42,6 +43,7 @@ pub mod logging;
 pub mod metrics_catalog;
 pub mod notify;
 pub mod providers;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod supervisor;

@@ -9,6 +9,7 @@ mod it {
     pub mod logs;
     pub mod notify;
     pub mod observability;
+    pub mod operator;
     pub mod packaging;
     pub mod pipelines;
     pub mod process;

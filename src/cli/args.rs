@@ -29,6 +29,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How `report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The daemon: migrate, supervise, receive webhooks, until SIGTERM/SIGINT.
@@ -69,6 +77,22 @@ pub enum Command {
         json: bool,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+    /// Availability per instance and per tenant over a window: connected share, outages,
+    /// time down, MTTR, longest outage, provider outages and maintenance apart.
+    Report {
+        /// Start of the window: a duration back from now (30d, 12h) or an RFC 3339 instant.
+        #[arg(long, default_value = "30d", value_name = "WHEN")]
+        since: String,
+        /// End of the window (default: now); same forms as --since.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
     },
     /// Manual recovery of one instance; respects the cooldown unless --force.
     Restart {

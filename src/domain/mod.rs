@@ -12,8 +12,10 @@
 //! - [`gate`]: the one policy gate — may we act on an instance, may we speak about it.
 //! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
 //! - [`assignment`]: which replica leads which provider (replicas share the polling).
+//! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
 
 pub mod assignment;
+pub mod availability;
 pub mod breaker;
 pub mod gate;
 pub mod health;

@@ -1,6 +1,7 @@
 //! The admin JSON API (`Authorization: Bearer <admin token>`): instances
 //! (filter by provider, tenant, health), one instance with its recent events
-//! and outages, open and past outages, restart, maintenance. Every error has
+//! and outages, open and past outages, restart, maintenance, and the
+//! availability report (`/api/report`, the JSON of `wa-sentinel report`). Every error has
 //! one JSON shape: `{"error": {"code": "...", "message": "..."}}`. Without an
 //! admin token in the config, the API is disabled (403), not open.
 
@@ -129,6 +130,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/instances/{provider}/{name}/restart", post(restart))
         .route("/api/instances/{provider}/{name}/maintenance", post(maintenance))
         .route("/api/outages", get(outages))
+        .route("/api/report", get(report))
 }
 
 fn rfc(t: Option<Ts>) -> Option<String> {
@@ -293,4 +295,39 @@ async fn maintenance(
     let key = InstanceKey::new(provider, name);
     app.sup().observe(&key, Observation::Maintenance(until), None).await?;
     Ok(Json(json!({"instance": key.to_string(), "maintenance_until": rfc(until)})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ReportParams {
+    /// A duration back from now (`30d`) or an RFC 3339 instant; default 30d.
+    since: Option<String>,
+    until: Option<String>,
+    tenant: Option<String>,
+    provider: Option<String>,
+}
+
+/// `GET /api/report?since=30d&until=…&tenant=…&provider=…`: the JSON of
+/// `wa-sentinel report --format json`, from the same function.
+async fn report(
+    State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    Query(q): Query<ReportParams>,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers, ip)?;
+    let sup = app.sup();
+    let now = sup.now();
+    let bad = |what: &str, e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{what}: {e}"));
+    let from = crate::report::parse_instant(q.since.as_deref().unwrap_or("30d"), now).map_err(|e| bad("since", e))?;
+    let to = match q.until.as_deref() {
+        Some(u) => crate::report::parse_instant(u, now).map_err(|e| bad("until", e))?,
+        None => now,
+    };
+    if to <= from {
+        return Err(bad("until", "must be later than since".into()));
+    }
+    let empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let query = crate::report::ReportQuery { from, to, tenant: empty(q.tenant), provider: empty(q.provider) };
+    let r = crate::report::build(sup.store(), &query, now).await?;
+    Ok(Json(r).into_response())
 }

@@ -143,6 +143,21 @@ pub fn session_cookie(value: &str, secure: bool) -> String {
     format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", SESSION_TTL.as_secs())
 }
 
+/// The CSRF token of a session: an HMAC of the session's cookie value, so it
+/// is per session, needs no storage, and cannot be computed without the
+/// cookie (which is `HttpOnly`: no page script, and no other site, reads it).
+pub fn csrf_token(session_value: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(session_value.as_bytes()).expect("any key length");
+    mac.update(b"wa-sentinel status page csrf");
+    hex(&mac.finalize().into_bytes())
+}
+
+/// Does `given` match the session's CSRF token? (Constant time.)
+pub fn csrf_matches(session_value: &str, given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    csrf_token(session_value).as_bytes().ct_eq(given.as_bytes()).into()
+}
+
 /// The session cookie a request carries, if any.
 pub fn session_from(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -185,5 +200,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, format!("a=b; {SESSION_COOKIE}={v1}").parse().unwrap());
         assert_eq!(session_from(&h), Some(v1.as_str()));
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session() {
+        let (v1, v2) = (new_session_value(), new_session_value());
+        let t1 = csrf_token(&v1);
+        assert_eq!(t1.len(), 64);
+        assert!(csrf_matches(&v1, &t1));
+        assert!(!csrf_matches(&v2, &t1), "another session's token");
+        assert!(!csrf_matches(&v1, "") && !csrf_matches(&v1, &t1[..63]));
     }
 }

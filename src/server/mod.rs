@@ -7,6 +7,8 @@
 mod api;
 pub mod auth;
 mod deliveries;
+mod html;
+mod instance_page;
 pub mod login;
 mod ops;
 mod status_page;
@@ -148,7 +150,7 @@ pub enum Surface {
     All,
     /// `/webhooks/*`, `/healthz`, `/readyz`.
     Public,
-    /// `/`, `/login`, `/api/*`, `/metrics`, and `/healthz`, `/readyz`.
+    /// `/`, `/instances/*`, `/login`, `/status.css`, `/api/*`, `/metrics`, and `/healthz`, `/readyz`.
     Admin,
 }
 

@@ -1,10 +1,17 @@
-//! The status page at `/`: server-rendered HTML, no JavaScript framework,
-//! refreshes itself every 15 s, readable on a phone. Counts by health, every
-//! instance (tenant, provider, health, since, last webhook, last recovery
-//! attempt, open outage), a tenant filter, recent outages. Same credential as
-//! the API: HTTP Basic with the admin token as password, or a login form that
-//! starts a server-side session ([`super::login`]: random cookie, 12 h,
-//! revocable; failed credentials limited per client address).
+//! The status page at `/`: server-rendered HTML, no JavaScript, refreshes
+//! itself every 15 s, readable on a phone. Counts by health; per tenant, its
+//! 24 h / 30 d availability and uptime bar; every instance (tenant, provider,
+//! health, since, last webhook, last recovery attempt, open outage) with a
+//! 90-segment uptime bar (24 h, or 7 d / 30 d) and its 24 h / 30 d
+//! availability, linking to its own page ([`super::instance_page`]); a tenant
+//! filter; recent outages. The figures come from
+//! [`crate::domain::availability`], the function behind `wa-sentinel report`.
+//!
+//! Same credential as the API: HTTP Basic with the admin token as password,
+//! or a login form that starts a server-side session ([`super::login`]:
+//! random cookie, 12 h, revocable; failed credentials limited per client
+//! address). Every answer carries `Content-Security-Policy: default-src
+//! 'self'` (the stylesheet is `/status.css`; there is no script at all).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -13,29 +20,54 @@ use std::net::IpAddr;
 use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::basic_password;
+use super::html::{self, SEGMENTS, ago, bar, esc, instance_href, respond, shell};
 use super::login::{self, ClientAddr};
 use crate::config::Secret;
+use crate::domain::availability::{Availability, History, State as Seg, availability, segments};
 use crate::domain::time::human_duration;
 use crate::domain::{Health, Ts};
-use crate::store::InstanceFilter;
+use crate::report::percent;
+use crate::store::{HistoryFilter, InstanceFilter, InstanceHistory};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(page)).route("/login", post(login))
+    Router::new()
+        .route("/", get(page))
+        .route("/login", get(login_page).post(login))
+        .route("/status.css", get(stylesheet))
+        .merge(super::instance_page::routes())
+}
+
+/// `/status.css` (no credential: it holds nothing but style).
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
+        html::stylesheet(),
+    )
+        .into_response()
+}
+
+/// Who is looking: signed in with the form (a session, which may take
+/// actions) or with HTTP Basic (which may only look: a browser sends Basic
+/// credentials with any cross-site request, and there is no session to bind
+/// a CSRF token to).
+pub struct Viewer {
+    /// The session cookie's value, when signed in with the form.
+    pub session: Option<String>,
 }
 
 /// May this request see the page? A live session, else a Basic password
 /// (failures counted per address); otherwise the answer to send instead.
-async fn page_access(app: &AppState, token: &Secret, headers: &HeaderMap, ip: IpAddr) -> Result<(), Response> {
+pub async fn page_access(app: &AppState, token: &Secret, headers: &HeaderMap, ip: IpAddr) -> Result<Viewer, Response> {
     let sup = app.sup();
     if let Some(value) = login::session_from(headers) {
         match sup.store().session_valid(&login::session_id(value), &login::admin_fingerprint(token), sup.now()).await {
-            Ok(true) => return Ok(()),
+            Ok(true) => return Ok(Viewer { session: Some(value.to_string()) }),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "status page: cannot check the session"),
         }
@@ -45,69 +77,40 @@ async fn page_access(app: &AppState, token: &Secret, headers: &HeaderMap, ip: Ip
     };
     app.guard.check(ip).map_err(too_many)?;
     if token.matches(password.as_bytes()) {
-        return Ok(());
+        return Ok(Viewer { session: None });
     }
     app.guard.failed(ip).map_err(too_many)?;
     Err(login_form(StatusCode::UNAUTHORIZED, "Wrong token."))
 }
 
 /// 429 for an address with too many failed sign-ins.
-fn too_many(wait: std::time::Duration) -> Response {
+pub fn too_many(wait: std::time::Duration) -> Response {
     let secs = login::retry_after_secs(wait);
     let body = format!("<h1>wa-sentinel</h1><p>Too many failed sign-ins from this address: try again in {secs} s.</p>");
-    (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], Html(shell("wa-sentinel", &body, false)))
-        .into_response()
-}
-
-/// Escape text for HTML (instance names come from providers: never trust them).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:12px;background:#f6f7f9;color:#1b1f24}\
-h1{font-size:1.3em;margin:0 0 8px}h2{font-size:1.1em;margin:18px 0 6px}\
-.counts{display:flex;flex-wrap:wrap;gap:6px;margin:8px 0}.count{background:#fff;border-radius:6px;padding:6px 10px;box-shadow:0 1px 2px #0002}\
-.wrap{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff;font-size:.9em}\
-th,td{padding:6px 8px;border-bottom:1px solid #e3e5e8;text-align:left;white-space:nowrap}\
-.h{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-size:.85em}\
-.connected{background:#2e8b57}.degraded,.connecting{background:#d08c00}.disconnected,.logged_out{background:#c0392b}\
-.missing,.unknown{background:#7f8c8d}form{margin:6px 0}input,select,button{font-size:1em;padding:4px 6px}\
-.muted{color:#6b7280;font-size:.85em}";
-
-fn shell(title: &str, body: &str, refresh: bool) -> String {
-    let meta = if refresh { "<meta http-equiv=\"refresh\" content=\"15\">" } else { "" };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{meta}\
-         <title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
-        esc(title)
-    )
+    let mut r = respond(StatusCode::TOO_MANY_REQUESTS, shell("wa-sentinel", &body, false));
+    r.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    r
 }
 
 fn login_form(status: StatusCode, note: &str) -> Response {
+    let mut r = login_form_page(status, note);
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, "Basic realm=\"wa-sentinel\"".parse().expect("a valid header"));
+    r
+}
+
+/// `GET /login`: the form alone (no Basic challenge, so a browser shows the form).
+async fn login_page() -> Response {
+    login_form_page(StatusCode::OK, "Sign in with the admin token.")
+}
+
+fn login_form_page(status: StatusCode, note: &str) -> Response {
     let body = format!(
         "<h1>wa-sentinel</h1><p>{}</p><form method=\"post\" action=\"/login\">\
          <input type=\"password\" name=\"token\" placeholder=\"admin token\" autocomplete=\"current-password\" required> \
          <button type=\"submit\">Sign in</button></form>",
         esc(note)
     );
-    (
-        status,
-        [(header::WWW_AUTHENTICATE, "Basic realm=\"wa-sentinel\"")],
-        Html(shell("wa-sentinel: sign in", &body, false)),
-    )
-        .into_response()
+    respond(status, shell("wa-sentinel: sign in", &body, false))
 }
 
 #[derive(Deserialize)]
@@ -135,30 +138,130 @@ async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, Form(f):
         sup.store().session_create(&login::session_id(&value), &login::admin_fingerprint(token), now, expires).await
     {
         tracing::warn!(error = %e, "status page: cannot record a session");
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable; retry later (the log has the detail)\n")
-            .into_response();
+        return unavailable();
     }
     let secure = cfg.server.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let cookie = login::session_cookie(&value, secure);
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_string())]).into_response()
 }
 
-fn disabled() -> Response {
+/// 503 in operator words (the error itself went to the log).
+pub fn unavailable() -> Response {
+    let body = "<h1>wa-sentinel</h1><p>Not available: database unreachable; retry later (the log has the detail).</p>";
+    respond(StatusCode::SERVICE_UNAVAILABLE, shell("wa-sentinel", body, false))
+}
+
+pub fn disabled() -> Response {
     let body = "<h1>wa-sentinel</h1><p>The status page is disabled: set <code>server.admin_token_env</code> \
                 (or <code>_file</code>) in the configuration to enable it.</p>";
-    (StatusCode::FORBIDDEN, Html(shell("wa-sentinel", body, false))).into_response()
+    respond(StatusCode::FORBIDDEN, shell("wa-sentinel", body, false))
 }
 
 #[derive(Deserialize)]
 pub struct PageQuery {
     tenant: Option<String>,
+    range: Option<String>,
 }
 
-fn ago(now: Ts, t: Option<Ts>) -> String {
-    match t {
-        Some(t) => format!("{} ago", human_duration(now.since(t))),
-        None => "—".to_string(),
+const DAY_MS: i64 = 86_400_000;
+const MONTH_MS: i64 = 30 * DAY_MS;
+
+/// The span of the uptime bars: 24 h by default, or 7 d / 30 d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    Day,
+    Week,
+    Month,
+}
+
+impl Range {
+    pub fn parse(s: Option<&str>) -> Range {
+        match s {
+            Some("7d") => Range::Week,
+            Some("30d") => Range::Month,
+            _ => Range::Day,
+        }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Range::Day => "24h",
+            Range::Week => "7d",
+            Range::Month => "30d",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Range::Day => "24 h",
+            Range::Week => "7 d",
+            Range::Month => "30 d",
+        }
+    }
+
+    pub fn ms(self) -> i64 {
+        match self {
+            Range::Day => DAY_MS,
+            Range::Week => 7 * DAY_MS,
+            Range::Month => MONTH_MS,
+        }
+    }
+}
+
+/// What the page shows of one history (or, summed, of a tenant): the 24 h
+/// and 30 d figures and the uptime bar over the chosen range.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub day: Availability,
+    pub month: Availability,
+    pub bar: Vec<Seg>,
+}
+
+impl Figures {
+    pub fn of(h: &History, range: Range, now: Ts) -> Figures {
+        Figures {
+            day: availability(h, Ts(now.0 - DAY_MS), now, now),
+            month: availability(h, Ts(now.0 - MONTH_MS), now, now),
+            bar: segments(h, Ts(now.0 - range.ms()), now, now, SEGMENTS),
+        }
+    }
+
+    /// Add an instance to a tenant's figures: sums, and the worst state per segment.
+    fn add(&mut self, o: &Figures) {
+        self.day.add(&o.day);
+        self.month.add(&o.month);
+        if self.bar.is_empty() {
+            self.bar = vec![Seg::NoData; o.bar.len()];
+        }
+        for (a, b) in self.bar.iter_mut().zip(&o.bar) {
+            *a = (*a).max(*b);
+        }
+    }
+}
+
+/// The histories the page needs (30 days of every present instance), by instance id.
+pub async fn histories_by_id(
+    store: &crate::store::Store,
+    f: HistoryFilter,
+    now: Ts,
+) -> crate::store::Result<BTreeMap<String, InstanceHistory>> {
+    let rows = store.histories(&f, Ts(now.0 - MONTH_MS), now).await?;
+    Ok(rows.into_iter().map(|h| (h.id.clone(), h)).collect())
+}
+
+/// The 24 h / 7 d / 30 d switch, keeping the other query parameters.
+pub fn range_switch(range: Range, keep: &str) -> String {
+    let mut out = String::from("<div class=\"ranges muted\">Uptime bars over ");
+    for r in [Range::Day, Range::Week, Range::Month] {
+        if r == range {
+            let _ = write!(out, "<b>{}</b>", r.label());
+        } else {
+            let _ = write!(out, "<a href=\"?range={}{}\">{}</a>", r.as_str(), esc(keep), r.label());
+        }
+    }
+    out.push_str("</div>");
+    out.push_str(&html::legend());
+    out
 }
 
 async fn page(
@@ -174,20 +277,31 @@ async fn page(
     }
     let sup = app.sup();
     let store = sup.store();
+    let now = sup.now();
     let all = match store.instances(&InstanceFilter::default()).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "status page: database error");
-            return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable; retry later (the log has the detail)\n")
-                .into_response();
+            return unavailable();
+        }
+    };
+    let histories = match histories_by_id(store, HistoryFilter::default(), now).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "status page: database error");
+            return unavailable();
         }
     };
     let outages = store.outages(None, false, 20).await.unwrap_or_default();
-    let now = app.sup().now();
+    let range = Range::parse(q.range.as_deref());
     let tenant = q.tenant.filter(|t| !t.is_empty());
     let mut rows: Vec<_> = all.iter().filter(|r| tenant.as_ref().is_none_or(|t| &r.tenant == t)).collect();
     // Trouble first: what needs an operator is at the top of a phone screen.
     rows.sort_by_key(|r| (r.state.health == Health::Connected, r.key.clone()));
+    let figures: Vec<Figures> = rows
+        .iter()
+        .map(|r| histories.get(&r.id).map(|h| Figures::of(&h.history, range, now)).unwrap_or_default())
+        .collect();
 
     let mut b = String::new();
     let _ = write!(
@@ -210,12 +324,19 @@ async fn page(
     let mut tenants: Vec<&str> = all.iter().map(|r| r.tenant.as_str()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    b.push_str("<form method=\"get\" action=\"/\"><select name=\"tenant\"><option value=\"\">all tenants</option>");
+    let _ = write!(
+        b,
+        "<form method=\"get\" action=\"/\"><input type=\"hidden\" name=\"range\" value=\"{}\">\
+         <select name=\"tenant\"><option value=\"\">all tenants</option>",
+        range.as_str()
+    );
     for t in tenants {
         let sel = if tenant.as_deref() == Some(t) { " selected" } else { "" };
         let _ = write!(b, "<option value=\"{0}\"{sel}>{0}</option>", esc(t));
     }
     b.push_str("</select> <button type=\"submit\">Filter</button></form>");
+    let keep = tenant.as_deref().map(|t| format!("&tenant={}", html::seg(t))).unwrap_or_default();
+    b.push_str(&range_switch(range, &keep));
 
     let providers: Vec<(String, String)> =
         sup.config().providers.iter().map(|p| (p.name.clone(), p.kind.as_str().to_string())).collect();
@@ -257,9 +378,44 @@ async fn page(
     }
     b.push_str("</tbody></table></div>");
 
-    b.push_str("<h2>Instances</h2><div class=\"wrap\"><table><thead><tr><th>Instance</th><th>Tenant</th><th>Provider</th>\
-                <th>Health</th><th>Since</th><th>Last webhook</th><th>Last recovery</th><th>Open outage</th></tr></thead><tbody>");
-    for r in &rows {
+    // Tenants: the same figures, summed over their instances.
+    let mut by_tenant: BTreeMap<&str, (usize, Figures)> = BTreeMap::new();
+    for (r, f) in rows.iter().zip(&figures) {
+        let e = by_tenant.entry(r.tenant.as_str()).or_default();
+        e.0 += 1;
+        e.1.add(f);
+    }
+    let _ = write!(
+        b,
+        "<h2>Tenants</h2><div class=\"wrap\"><table><thead><tr><th>Tenant</th><th>Instances</th>\
+         <th>Uptime ({})</th><th>24 h</th><th>30 d</th><th>Outages 30 d</th><th>Down 30 d</th></tr></thead><tbody>",
+        range.label()
+    );
+    for (t, (n, f)) in &by_tenant {
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/?tenant={}&amp;range={}\">{}</a></td><td>{n}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            esc(&html::seg(t)),
+            range.as_str(),
+            esc(t),
+            bar(&f.bar, Ts(now.0 - range.ms()), now, false),
+            percent(&f.day),
+            percent(&f.month),
+            f.month.outages,
+            html::dur_ms(f.month.down_ms)
+        );
+    }
+    b.push_str("</tbody></table></div>");
+
+    let _ = write!(
+        b,
+        "<h2>Instances</h2><div class=\"wrap\"><table><thead><tr><th>Instance</th><th>Health</th>\
+         <th>Uptime ({})</th><th>24 h</th><th>30 d</th><th>Tenant</th><th>Provider</th><th>Since</th>\
+         <th>Last webhook</th><th>Last recovery</th><th>Open outage</th></tr></thead><tbody>",
+        range.label()
+    );
+    for (r, f) in rows.iter().zip(&figures) {
         let h = r.state.health.as_str();
         let maint = if r.state.in_maintenance(now) { " <span class=\"muted\">(maintenance)</span>" } else { "" };
         let outage = match &r.state.outage {
@@ -273,12 +429,16 @@ async fn page(
         };
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><span class=\"h {h}\" title=\"{}\">{h}</span>{maint}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"{}\">{}</a></td><td><span class=\"h {h}\" title=\"{}\">{h}</span>{maint}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&instance_href(&r.key.provider, &r.key.name)),
             esc(&r.key.name),
+            esc(&r.state.reason),
+            bar(&f.bar, Ts(now.0 - range.ms()), now, false),
+            percent(&f.day),
+            percent(&f.month),
             esc(&r.tenant),
             esc(&r.key.provider),
-            esc(&r.state.reason),
             ago(now, Some(r.state.health_since)),
             ago(now, r.state.last_webhook_at),
             ago(now, r.state.last_restart_attempt),
@@ -291,8 +451,10 @@ async fn page(
                 <th>Cause</th><th>Restarts</th><th>Recovered by</th></tr></thead><tbody>");
     for o in outages.iter().filter(|o| tenant.is_none() || o.tenant == tenant) {
         let who = match &o.instance {
-            Some(n) => format!("{}/{}", o.provider, n),
-            None => format!("{} (provider)", o.provider),
+            Some(n) => {
+                format!("<a href=\"{}\">{}/{}</a>", esc(&instance_href(&o.provider, n)), esc(&o.provider), esc(n))
+            }
+            None => format!("{} (provider)", esc(&o.provider)),
         };
         let dur = human_duration(o.ended_at.unwrap_or(now).since(o.started_at));
         let _ = write!(
@@ -301,7 +463,7 @@ async fn page(
             esc(&o.started_at.rfc3339()),
             dur,
             if o.ended_at.is_none() { "+" } else { "" },
-            esc(&who),
+            who,
             esc(&o.reason),
             esc(&o.cause),
             o.restart_attempts,
@@ -309,5 +471,5 @@ async fn page(
         );
     }
     b.push_str("</tbody></table></div>");
-    Html(shell("wa-sentinel status", &b, true)).into_response()
+    respond(StatusCode::OK, shell("wa-sentinel status", &b, true))
 }

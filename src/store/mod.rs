@@ -7,6 +7,8 @@
 //!
 //! One file per table family, each an `impl Store` block: [`instances`]
 //! (inventory and state-machine commits), [`outages`], [`events`],
+//! [`availability`] (what availability is computed from), [`requests`]
+//! (status-page actions waiting for a provider's leader),
 //! [`providers`] (provider-wide state), [`leases`], [`outbox`],
 //! [`sessions`] (status-page sign-ins) and [`retention`]. The shared macros
 //! live here, above the module declarations, so every file can use them.
@@ -23,9 +25,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Row, SqlitePool};
 
+pub use availability::{HistoryFilter, InstanceHistory};
 pub use instances::NewInstance;
 pub use providers::ProviderOverview;
-pub use records::{EventRecord, InstanceFilter, InstanceRecord, InventoryRow, OutageRecord, OutboxEntry, OutboxRow};
+pub use records::{
+    EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
+};
+pub use requests::ActionRequest;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -136,12 +142,14 @@ macro_rules! outage_select {
     };
 }
 
+mod availability;
 mod events;
 mod instances;
 mod leases;
 mod outages;
 mod outbox;
 mod providers;
+mod requests;
 mod retention;
 mod sessions;
 

@@ -125,6 +125,19 @@ pub struct EventRecord {
     pub detail: String,
 }
 
+/// One notice about an instance (an outbox row), for its status page.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct NoticeRecord {
+    pub kind: String,
+    pub notifier: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
 /// One outage for `history`, the API and the status page.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutageRecord {

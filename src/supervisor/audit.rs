@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::{Supervisor, SupervisorError};
 use crate::domain::gate::gate;
-use crate::domain::{Health, Notice, NoticeKind};
+use crate::domain::{Health, InstanceKey, Notice, NoticeKind};
 use crate::providers::{Provider, WebhookRepair};
 use crate::store::InstanceFilter;
 
@@ -135,6 +135,56 @@ impl Supervisor {
             "webhook audit done"
         );
         Ok(report)
+    }
+}
+
+impl Supervisor {
+    /// Re-apply the desired webhook config to one instance now (an operator's
+    /// action: maintenance does not hold it back, as it does not hold back a
+    /// manual restart). Recorded like an audit's finding; returns what was done.
+    pub async fn reapply_webhook(self: &Arc<Self>, key: &InstanceKey) -> Result<String, SupervisorError> {
+        let Some(base) = self.cfg.server.public_url.clone() else {
+            return Err(SupervisorError::Refused(
+                "server.public_url is not set: there is no webhook URL to apply".to_string(),
+            ));
+        };
+        let Some(h) = self.providers.get(&key.provider).cloned() else {
+            return Err(SupervisorError::UnknownProvider(key.provider.clone()));
+        };
+        let rec = self.store.instance(key).await?.ok_or_else(|| SupervisorError::UnknownInstance(key.clone()))?;
+        let p = self.cfg.providers.iter().find(|p| p.name == key.provider).expect("configured");
+        let url = format!("{base}/webhooks/{}/{}", p.name, p.webhook_token.expose());
+        let res = {
+            let _p = h.calls.acquire().await.expect("open");
+            h.client.apply_webhook(&self.instance_ref(key), &url, &self.cfg.webhook).await
+        };
+        let now = self.now();
+        let (ok, kind, detail) = match &res {
+            Ok(WebhookRepair::AlreadyOk) => (true, "webhook_ok", "already as desired".to_string()),
+            Ok(WebhookRepair::Repaired { reasons }) => (true, "webhook_repaired", reasons.join("; ")),
+            Ok(WebhookRepair::Mismatch { detail }) => (false, "webhook_mismatch", detail.clone()),
+            Err(e) => (false, "webhook_audit_failed", e.to_string()),
+        };
+        self.store.set_webhook_check(&rec.id, ok, now).await?;
+        if kind != "webhook_ok" {
+            crate::events::webhook_audit(key, kind, &detail);
+        }
+        self.store
+            .record_event(
+                Some(&rec.id),
+                &key.provider,
+                kind,
+                &serde_json::json!({"detail": detail, "manual": true}),
+                now,
+            )
+            .await?;
+        match res {
+            Ok(_) if ok => Ok(format!("{key}: webhook config {}", detail)),
+            Ok(_) => {
+                Err(SupervisorError::Refused(format!("{key}: the provider kept another webhook config: {detail}")))
+            }
+            Err(source) => Err(SupervisorError::Provider { provider: key.provider.clone(), source }),
+        }
     }
 }
 

@@ -167,6 +167,10 @@ impl Supervisor {
         progress.started.store(crate::clock::now().0, Ordering::Relaxed);
         let res = async {
             self.retire_orphans().await?;
+            // Actions asked for on replicas that do not lead this provider.
+            if let Err(e) = self.run_requested_actions(&p.name).await {
+                tracing::warn!(error = %e, "cannot carry out requested actions; they wait for the next cycle");
+            }
             self.pipeline(p, progress).await
         }
         .await;

@@ -9,7 +9,8 @@
 //!
 //! Each job has its own file: [`observe`](self) (step, commit, act),
 //! `cycle` (the poll cycle and provider verdicts), `recovery` (recovery calls
-//! and manual restarts), `audit` (the webhook audit), `discovery` (inventory
+//! and manual restarts), [`requests`] (status-page actions for a provider's
+//! leader), `audit` (the webhook audit), `discovery` (inventory
 //! at the edge; the pure merge is [`inventory`]), `isolation`
 //! (self-protection and the heartbeat), `retention`, and [`scheduler`].
 
@@ -22,6 +23,7 @@ mod lifecycle;
 mod observe;
 mod recovery;
 mod remediation;
+pub mod requests;
 mod retention;
 pub mod scheduler;
 

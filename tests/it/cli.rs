@@ -62,3 +62,57 @@ fn migrate_status_history_and_maintenance_work_on_a_fresh_database() {
     assert_eq!(code, Some(1));
     assert!(err.contains("PROVIDER/INSTANCE"), "{err}");
 }
+
+/// Issue 15 §3: `report` prints, as JSON, exactly what `report::build` (the
+/// function behind the status page's figures and `/api/report`) computes;
+/// the table and the CSV carry the same numbers; an empty window is bad usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_report_prints_the_figures_of_the_one_function() {
+    use std::collections::BTreeMap;
+
+    use wa_sentinel::domain::health::{Ctx, Observation};
+    use wa_sentinel::domain::{InstanceKey, Policy, ProviderStatus, Ts, step};
+    use wa_sentinel::report::{ReportQuery, build};
+
+    let db = crate::it::common::TestDb::sqlite().await;
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), format!("[database]\nurl = \"{}\"\n", db.url)).unwrap();
+    let key = InstanceKey::new("evo", "shop,main");
+    db.store.ensure_instance(&key, "acme", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
+    for (at, st) in [(1000, ProviderStatus::Disconnected { reason: None }), (7000, ProviderStatus::Connected)] {
+        let rec = db.store.instance(&key).await.unwrap().unwrap();
+        let ctx = Ctx { now: Ts(at), key: &key, tenant: "acme", new_id: "o1", may_recover: false };
+        let out = step(&rec.state, Observation::Polled(st), &ctx, &Policy { down_after: 1, ..Policy::default() });
+        db.store.commit_step(&rec, &out, &[], Ts(at)).await.unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = bin().arg("--config").arg(cfg.path()).arg("report").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let window = ["--since", "1970-01-01T00:00:00Z", "--until", "1970-01-01T00:00:10Z"];
+    let json: serde_json::Value = serde_json::from_str(&run(&[&window[..], &["--format", "json"]].concat())).unwrap();
+    let q = ReportQuery { from: Ts(0), to: Ts(10_000), tenant: None, provider: None };
+    let mut want = serde_json::to_value(build(&db.store, &q, Ts(20_000)).await.unwrap()).unwrap();
+    want["generated_at"] = json["generated_at"].clone();
+    assert_eq!(json, want);
+    assert_eq!(json["instances"][0]["down_ms"], 6000);
+    assert_eq!(json["instances"][0]["availability"], 0.4);
+    let table = run(&window);
+    assert!(table.contains("evo/shop,main") && table.contains("40.00%") && table.contains("6s"), "{table}");
+    assert!(table.contains("acme (1 instance(s))"), "{table}");
+    let csv = run(&[&window[..], &["--format", "csv", "--tenant", "acme"]].concat());
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("scope,provider,instance,tenant,instances,availability"), "{csv}");
+    assert!(
+        lines[1].starts_with("instance,evo,\"shop,main\",acme,1,0.400000,10000,4000,0,6000,1,6000,6000,0,0"),
+        "{csv}"
+    );
+    assert!(lines[2].starts_with("tenant,,,acme,1,0.400000"), "{csv}");
+    let out =
+        bin().arg("--config").arg(cfg.path()).args(["report", "--since", "1h", "--until", "2h"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an empty window");
+    let out = bin().arg("--config").arg(cfg.path()).args(["report", "--since", "someday"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "bad usage");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+}

@@ -386,7 +386,7 @@ async fn with_admin_listen_the_public_listener_serves_only_webhooks_and_health()
     assert_ne!(code(hook(&public).await.unwrap()), 404);
     assert_eq!(code(get(&public, "/healthz").await.unwrap()), 200);
     assert_ne!(code(get(&public, "/readyz").await.unwrap()), 404);
-    for p in ["/", "/api/instances", "/metrics"] {
+    for p in ["/", "/api/instances", "/metrics", "/instances/evo/a", "/api/report", "/status.css", "/login"] {
         assert_eq!(code(get(&public, p).await.unwrap()), 404, "public {p}");
     }
     let login = http
@@ -403,6 +403,8 @@ async fn with_admin_listen_the_public_listener_serves_only_webhooks_and_health()
     let page = http.get(format!("http://{admin}/")).basic_auth("u", Some(ADMIN)).send().await.unwrap();
     assert_eq!(code(page), 200);
     assert_eq!(code(get(&admin, "/metrics").await.unwrap()), 200);
+    assert_eq!(code(get(&admin, "/status.css").await.unwrap()), 200);
+    assert_eq!(code(get(&admin, "/api/report").await.unwrap()), 200);
     assert_eq!(code(hook(&admin).await.unwrap()), 404, "no webhooks on the admin listener");
     shutdown.cancel();
     daemon.await.unwrap().unwrap();

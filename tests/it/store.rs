@@ -20,6 +20,8 @@ on_both_backends!(
     last_webhook_never_moves_backwards,
     migrations_are_current_and_idempotent,
     sessions_expire_and_belong_to_one_admin_token,
+    issue15_availability_from_stored_outages_maintenance_and_provider_outages,
+    issue15_action_requests_are_taken_once_and_expire,
 );
 
 fn key() -> InstanceKey {
@@ -295,4 +297,110 @@ async fn sessions_expire_and_belong_to_one_admin_token(store: Store) {
     assert!(store.session_valid("s2", "token-b", Ts(2001)).await.unwrap());
     assert_eq!(store.sessions_revoke_all().await.unwrap(), 1, "s1 went with the rotation");
     assert!(!store.session_valid("s2", "token-b", Ts(2002)).await.unwrap());
+}
+
+/// Issue 15 §1/§3: the report reads the stored history — the instance's own
+/// outage, a maintenance window (from its audit events) and a provider outage
+/// — and computes the same figures on both backends; filters by tenant and
+/// provider; an instance created after the window is not in it.
+async fn issue15_availability_from_stored_outages_maintenance_and_provider_outages(store: Store) {
+    use wa_sentinel::domain::provider::{ProviderChange, ProviderOutage, ProviderState, ProviderStepOutput};
+    use wa_sentinel::report::{ReportQuery, build};
+
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
+    observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: None }), "o1").await;
+    observe(&store, 5000, Observation::Polled(ProviderStatus::Connected), "-").await;
+    // Maintenance 10 s–20 s, ended early by an operator at 18 s.
+    observe(&store, 10_000, Observation::Maintenance(Some(Ts(20_000))), "-").await;
+    observe(&store, 18_000, Observation::Maintenance(None), "-").await;
+    let outage = ProviderOutage {
+        id: "p1".into(),
+        started_at: Ts(30_000),
+        reason: "unreachable".into(),
+        notified: false,
+        cause: wa_sentinel::domain::provider::ProviderCause::Unreachable,
+        remediation_attempts: 0,
+        exhausted_notified: false,
+    };
+    let opened = ProviderStepOutput {
+        state: ProviderState { failed_cycles: 2, outage: Some(outage), ..ProviderState::default() },
+        notices: vec![],
+        remediate: None,
+        changes: vec![ProviderChange::OutageOpened {
+            id: "p1".into(),
+            cause: wa_sentinel::domain::provider::ProviderCause::Unreachable,
+            reason: "unreachable".into(),
+        }],
+    };
+    store.commit_provider_step("evo", &opened, &[], Ts(30_000)).await.unwrap();
+    let closed = ProviderStepOutput {
+        state: ProviderState::default(),
+        notices: vec![],
+        remediate: None,
+        changes: vec![ProviderChange::OutageClosed {
+            id: "p1".into(),
+            recovered_by: wa_sentinel::domain::notice::RecoveredBy::Poll,
+        }],
+    };
+    store.commit_provider_step("evo", &closed, &[], Ts(35_000)).await.unwrap();
+    // Another tenant's instance, first seen at 20 s, and one seen after the window.
+    let other = InstanceKey::new("evo", "tenant_2_inst_1");
+    store.ensure_instance(&other, "tenant_2", &BTreeMap::new(), "config", None, Ts(20_000)).await.unwrap();
+    let later = InstanceKey::new("evo", "late");
+    store.ensure_instance(&later, "tenant_2", &BTreeMap::new(), "config", None, Ts(50_000)).await.unwrap();
+
+    let q = ReportQuery { from: Ts(0), to: Ts(40_000), tenant: None, provider: None };
+    let r = build(&store, &q, Ts(60_000)).await.unwrap();
+    let names: Vec<&str> = r.instances.iter().map(|i| i.instance.as_str()).collect();
+    assert_eq!(names, vec!["tenant_1_inst_1", "tenant_2_inst_1"], "`late` did not exist in the window");
+    let a = &r.instances[0].figures;
+    assert_eq!((a.observed_ms, a.down_ms, a.maintenance_ms, a.provider_down_ms), (40_000, 4000, 8000, 5000));
+    assert_eq!(a.connected_ms, 40_000 - 4000 - 8000 - 5000);
+    assert_eq!((a.outages, a.provider_outages, a.mttr_ms, a.longest_outage_ms), (1, 1, Some(4000), Some(4000)));
+    assert!((a.availability.unwrap() - 23_000.0 / 32_000.0).abs() < 1e-12);
+    let b = &r.instances[1].figures;
+    assert_eq!((b.observed_ms, b.down_ms, b.provider_down_ms), (20_000, 0, 5000), "created inside the window");
+    assert_eq!(r.tenants.len(), 2);
+    assert_eq!(r.total.observed_ms, 60_000);
+    assert_eq!(r.total.down_ms, 4000);
+
+    let only = ReportQuery { tenant: Some("tenant_2".into()), ..q.clone() };
+    let r2 = build(&store, &only, Ts(60_000)).await.unwrap();
+    assert_eq!(r2.instances.len(), 1);
+    assert_eq!(r2.instances[0].figures, *b, "the same figures, filtered or not");
+    let none = ReportQuery { provider: Some("other".into()), ..q };
+    assert!(build(&store, &none, Ts(60_000)).await.unwrap().instances.is_empty());
+    // The JSON shape (README, "Availability reports").
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(j["version"], 1);
+    assert_eq!(j["from"], "1970-01-01T00:00:00Z");
+    assert_eq!(j["instances"][0]["down_ms"], 4000);
+    assert_eq!(j["instances"][0]["tenant"], "tenant_1");
+    assert_eq!(j["tenants"][1]["instances"], 1);
+    assert!(j["instances"][0].get("recovered").is_none());
+}
+
+/// Issue 15 §2: requests recorded for a provider's leader are taken once,
+/// oldest first, per provider; one left too long expires instead.
+async fn issue15_action_requests_are_taken_once_and_expire(store: Store) {
+    use wa_sentinel::store::ActionRequest;
+    let rec = store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
+    let req = |id: &str, at: i64, provider: &str| ActionRequest {
+        id: id.into(),
+        instance_id: rec.id.clone(),
+        provider: provider.into(),
+        action: "restart".into(),
+        force: id == "b",
+        actor: "status page".into(),
+        address: "10.0.0.1".into(),
+        requested_at: at,
+    };
+    for r in [req("stale", 100, "evo"), req("b", 2000, "evo"), req("a", 1000, "evo"), req("c", 1500, "other")] {
+        store.request_action(&r).await.unwrap();
+    }
+    let taken = store.take_action_requests("evo", Ts(3000), Ts(500)).await.unwrap();
+    assert_eq!(taken, vec![req("a", 1000, "evo"), req("b", 2000, "evo")], "oldest first; the stale one expired");
+    assert!(store.take_action_requests("evo", Ts(3100), Ts(500)).await.unwrap().is_empty(), "taken once");
+    store.finish_action_request("a", "done", "sent", Ts(3200)).await.unwrap();
+    assert_eq!(store.take_action_requests("other", Ts(3300), Ts(500)).await.unwrap().len(), 1, "per provider");
 }

@@ -1,0 +1,250 @@
+//! Availability reports: per instance and per tenant, over a window, from
+//! the one function of [`crate::domain::availability`] — the same numbers as
+//! the status page. `wa-sentinel report` prints them as a table, CSV or JSON;
+//! `/api/report` returns the same JSON. The JSON shape is stable (README,
+//! "Availability reports"): fields are only ever added.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::domain::Ts;
+use crate::domain::availability::{Availability, availability};
+use crate::domain::time::{duration_ms, human_duration};
+use crate::store::{HistoryFilter, Result, Store};
+
+/// The JSON version: bumped only if a field changes meaning or goes away.
+pub const REPORT_VERSION: u32 = 1;
+
+/// What a report covers.
+#[derive(Debug, Clone)]
+pub struct ReportQuery {
+    pub from: Ts,
+    pub to: Ts,
+    pub tenant: Option<String>,
+    pub provider: Option<String>,
+}
+
+/// One instance's line.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceLine {
+    pub provider: String,
+    pub instance: String,
+    pub tenant: String,
+    /// Still listed (false: retired during or after the window).
+    pub present: bool,
+    #[serde(flatten)]
+    pub figures: Availability,
+}
+
+/// One tenant's line: its instances' figures summed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantLine {
+    pub tenant: String,
+    pub instances: u32,
+    #[serde(flatten)]
+    pub figures: Availability,
+}
+
+/// A whole report (the JSON of `report --format json` and `/api/report`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    #[serde(serialize_with = "crate::domain::time::serialize_rfc3339")]
+    pub from: Ts,
+    #[serde(serialize_with = "crate::domain::time::serialize_rfc3339")]
+    pub to: Ts,
+    #[serde(serialize_with = "crate::domain::time::serialize_rfc3339")]
+    pub generated_at: Ts,
+    pub tenant: Option<String>,
+    pub provider: Option<String>,
+    pub instances: Vec<InstanceLine>,
+    pub tenants: Vec<TenantLine>,
+    /// Every instance of the report summed.
+    pub total: Availability,
+}
+
+/// Build the report of `q` as known at `now` (instances that existed in the
+/// window, retired ones included).
+pub async fn build(store: &Store, q: &ReportQuery, now: Ts) -> Result<Report> {
+    let f = HistoryFilter {
+        provider: q.provider.clone(),
+        tenant: q.tenant.clone(),
+        include_retired: true,
+        instance_id: None,
+    };
+    let rows = store.histories(&f, q.from, q.to).await?;
+    let mut instances = Vec::with_capacity(rows.len());
+    let mut tenants: BTreeMap<String, TenantLine> = BTreeMap::new();
+    let mut total = Availability::default();
+    for r in rows {
+        let figures = availability(&r.history, q.from, q.to, now);
+        let t = tenants.entry(r.tenant.clone()).or_insert_with(|| TenantLine {
+            tenant: r.tenant.clone(),
+            instances: 0,
+            figures: Availability::default(),
+        });
+        t.instances += 1;
+        t.figures.add(&figures);
+        total.add(&figures);
+        instances.push(InstanceLine {
+            provider: r.key.provider,
+            instance: r.key.name,
+            tenant: r.tenant,
+            present: r.present,
+            figures,
+        });
+    }
+    Ok(Report {
+        version: REPORT_VERSION,
+        from: q.from,
+        to: q.to,
+        generated_at: now,
+        tenant: q.tenant.clone(),
+        provider: q.provider.clone(),
+        instances,
+        tenants: tenants.into_values().collect(),
+        total,
+    })
+}
+
+/// `99.95%`, or `—` when nothing was counted. Truncated, in integers: 99.999…
+/// must not read as 100%.
+pub fn percent(a: &Availability) -> String {
+    let counted = i128::from(a.observed_ms - a.maintenance_ms);
+    if counted <= 0 {
+        return "—".to_string();
+    }
+    let basis_points = i128::from(a.connected_ms) * 10_000 / counted;
+    format!("{}.{:02}%", basis_points / 100, basis_points % 100)
+}
+
+fn dur(ms: i64) -> String {
+    human_duration(std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
+fn opt_dur(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_string(), dur)
+}
+
+/// The table form (`--format table`).
+pub fn table(r: &Report) -> String {
+    let mut out = format!("availability from {} to {}\n\n", r.from.rfc3339(), r.to.rfc3339());
+    let head = |first: &str| {
+        format!(
+            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11}\n",
+            "AVAIL", "OUTAGES", "DOWN", "MTTR", "LONGEST", "PROVIDER", "PROV.OUT", "MAINTENANCE"
+        )
+    };
+    let line = |first: &str, a: &Availability| {
+        format!(
+            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11}\n",
+            percent(a),
+            a.outages,
+            dur(a.down_ms),
+            opt_dur(a.mttr_ms),
+            opt_dur(a.longest_outage_ms),
+            dur(a.provider_down_ms),
+            a.provider_outages,
+            dur(a.maintenance_ms)
+        )
+    };
+    out.push_str(&head("INSTANCE"));
+    for i in &r.instances {
+        let retired = if i.present { "" } else { " (retired)" };
+        out.push_str(&line(&format!("{}/{}{retired}", i.provider, i.instance), &i.figures));
+    }
+    if r.instances.is_empty() {
+        out.push_str("(no instances in this window)\n");
+    }
+    out.push('\n');
+    out.push_str(&head("TENANT"));
+    for t in &r.tenants {
+        out.push_str(&line(&format!("{} ({} instance(s))", t.tenant, t.instances), &t.figures));
+    }
+    out.push_str(&line("all", &r.total));
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// The CSV form (`--format csv`): one row per instance, then one per tenant
+/// (`scope` = `instance` or `tenant`); durations in milliseconds, the share as
+/// a fraction (empty when nothing was counted).
+pub fn csv(r: &Report) -> String {
+    let mut out = String::from(
+        "scope,provider,instance,tenant,instances,availability,observed_ms,connected_ms,maintenance_ms,down_ms,\
+         outages,mttr_ms,longest_outage_ms,provider_down_ms,provider_outages\n",
+    );
+    let row =
+        |out: &mut String, scope: &str, provider: &str, instance: &str, tenant: &str, n: u32, a: &Availability| {
+            let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{scope},{},{},{},{n},{},{},{},{},{},{},{},{},{},{}",
+                csv_field(provider),
+                csv_field(instance),
+                csv_field(tenant),
+                a.availability.map(|x| format!("{x:.6}")).unwrap_or_default(),
+                a.observed_ms,
+                a.connected_ms,
+                a.maintenance_ms,
+                a.down_ms,
+                a.outages,
+                opt(a.mttr_ms),
+                opt(a.longest_outage_ms),
+                a.provider_down_ms,
+                a.provider_outages
+            );
+        };
+    for i in &r.instances {
+        row(&mut out, "instance", &i.provider, &i.instance, &i.tenant, 1, &i.figures);
+    }
+    for t in &r.tenants {
+        row(&mut out, "tenant", "", "", &t.tenant, t.instances, &t.figures);
+    }
+    out
+}
+
+/// `--since`/`--until`: a duration back from `now` (`30d`, `1h`) or an
+/// RFC 3339 instant (`2026-11-01T00:00:00Z`).
+pub fn parse_instant(s: &str, now: Ts) -> std::result::Result<Ts, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(Ts(t.timestamp_millis()));
+    }
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) => Ok(Ts(now.0.saturating_sub(duration_ms(d)))),
+        Err(_) => Err(format!("`{s}` is neither a duration back from now (30d, 12h) nor an RFC 3339 instant")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_durations_back_or_rfc3339() {
+        let now = Ts(10 * 86_400_000);
+        assert_eq!(parse_instant("1d", now), Ok(Ts(9 * 86_400_000)));
+        assert_eq!(parse_instant("1970-01-02T00:00:00Z", now), Ok(Ts(86_400_000)));
+        assert!(parse_instant("yesterday", now).is_err());
+    }
+
+    #[test]
+    fn a_share_never_rounds_up_to_a_hundred() {
+        let a = |connected_ms, observed_ms, maintenance_ms| Availability {
+            connected_ms,
+            observed_ms,
+            maintenance_ms,
+            ..Availability::default()
+        };
+        assert_eq!(percent(&a(99_999, 100_000, 0)), "99.99%");
+        assert_eq!(percent(&a(9_995, 10_010, 10)), "99.95%");
+        assert_eq!(percent(&a(100, 100, 0)), "100.00%");
+        assert_eq!(percent(&a(0, 100, 100)), "—");
+        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+}

@@ -89,6 +89,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json, provider, tenant } => {
             let store = open_store(&cfg).await?;
+            let names: Vec<(String, String)> = cfg
+                .providers
+                .iter()
+                .filter(|p| provider.as_ref().is_none_or(|want| *want == p.name))
+                .map(|p| (p.name.clone(), p.kind.as_str().to_string()))
+                .collect();
             let rows = store.instances(&InstanceFilter { provider, tenant, ..Default::default() }).await?;
             if json {
                 println!(
@@ -96,6 +102,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     serde_json::to_string_pretty(&rows.iter().map(crate::server::instance_json).collect::<Vec<_>>())?
                 );
             } else {
+                let overview = store.provider_overview(&names, &|_| None).await?;
+                print!("{}", provider_table(&overview, now()));
+                println!();
                 print!("{}", status_table(&rows, now()));
             }
             Ok(ExitCode::SUCCESS)
@@ -194,6 +203,40 @@ async fn supervisor(cfg: Config) -> anyhow::Result<std::sync::Arc<Supervisor>> {
 
 fn ts_or_dash(t: Option<Ts>) -> String {
     t.map(Ts::rfc3339).unwrap_or_else(|| "-".into())
+}
+
+/// The provider header of `status`: state (ok, unreachable, unlicensed,
+/// silent), last webhook from any instance, version, last remediation.
+pub fn provider_table(rows: &[crate::store::ProviderOverview], now: Ts) -> String {
+    let mut out = format!(
+        "{:<20} {:<10} {:<20} {:<21} {:<12} {}\n",
+        "PROVIDER", "KIND", "STATE", "LAST WEBHOOK", "VERSION", "LAST REMEDIATION"
+    );
+    for p in rows {
+        let state = match p.since {
+            Some(t) => format!("{} ({})", p.state, human_duration(now.since(t))),
+            None => p.state.to_string(),
+        };
+        let remediation = match &p.remediation {
+            Some(r) => format!(
+                "{} `{}`: {}",
+                r.at.rfc3339(),
+                r.command,
+                r.result.as_deref().unwrap_or("running or no result recorded")
+            ),
+            None => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<20} {:<10} {:<20} {:<21} {:<12} {}\n",
+            p.name,
+            p.kind,
+            state,
+            ts_or_dash(p.last_webhook),
+            p.version.as_deref().unwrap_or("-"),
+            remediation
+        ));
+    }
+    out
 }
 
 /// The `status` table, one line per instance.

@@ -1,4 +1,4 @@
-//! `wa-sentinel demo`: the whole system on this machine with no setup. Two
+//! `wa-sentinel demo`: the whole system on this machine with no setup. Three
 //! in-process Evolution-v2 simulators with instances that misbehave on a
 //! script, the real daemon against them (ephemeral SQLite, console notices,
 //! listener on 127.0.0.1), and a checklist that ticks as each scenario is
@@ -17,6 +17,7 @@
 //! | `gone-1` | logged out, then deleted on the provider | its outage closed as `retired`, one closing notice |
 //! | `waha-failed-1` (WAHA) | `FAILED` | reads the status, `POST /api/sessions/{s}/restart`, back to `WORKING` |
 //! | `zapi-restore-1` (Z-API) | "You need to restore the session." | `GET …/restore-session`, connected again |
+//! | `evo-c` (provider) | sessions open, its webhook dispatcher gets stuck | one `provider_silent`, no instance restarted, the remediation command runs (a harmless `touch` that "restarts" the simulator), webhooks back: `provider_recovered` |
 //!
 //! The WAHA and Z-API instances start with the right webhook config, so the
 //! audit leaves them alone (a WAHA config write would restart the session).
@@ -65,7 +66,7 @@ pub enum DemoError {
 }
 
 /// The scenarios a newcomer should see, in the order they usually happen.
-pub const SCENARIOS: [&str; 12] = [
+pub const SCENARIOS: [&str; 13] = [
     "outage detected (drop-1)",
     "reconnected and recovered (drop-1)",
     "logged out: notice, no restart (logged-out-1)",
@@ -78,7 +79,11 @@ pub const SCENARIOS: [&str; 12] = [
     "deleted instance: outage closed as retired (gone-1)",
     "WAHA FAILED restarted and back (waha-failed-1)",
     "Z-API session restored and back (zapi-restore-1)",
+    "silent provider: remediation ran, webhooks back (evo-c)",
 ];
+
+/// The instances of `evo-c`, the provider whose webhook dispatcher gets stuck.
+const SILENT_INSTANCES: [&str; 3] = ["store-1", "store-2", "store-3"];
 
 /// The Z-API demo instances' tokens (fake, like the simulator).
 const ZAPI_INSTANCES: [(&str, &str); 2] = [("zapi-shop", "zapi-demo-token-1"), ("zapi-restore-1", "zapi-demo-token-2")];
@@ -143,15 +148,27 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     })
     .await
     .map_err(DemoError::Simulator)?;
+    let c = Simulator::start(SimOptions {
+        instances: SILENT_INSTANCES.iter().map(|n| (n.to_string(), Behaviour::Open)).collect(),
+        ..SimOptions::default()
+    })
+    .await
+    .map_err(DemoError::Simulator)?;
+    let token_c = uuid::Uuid::new_v4().simple().to_string();
+    // evo-c's remediation is harmless: it touches this file, and the demo
+    // script "restarts" the simulator's dispatcher when it appears.
+    let restarted = dir.join("evo-c.restarted");
     // Every instance but nohook-1 already has the right webhook config.
-    for (sim, name, token) in [(&a, "evo-a", &token_a), (&b, "evo-b", &token_b)] {
+    for (sim, name, token) in [(&a, "evo-a", &token_a), (&b, "evo-b", &token_b), (&c, "evo-c", &token_c)] {
         let url = format!("{public}/webhooks/{name}/{token}");
         let row = json!({"url": url, "enabled": true, "events": ["MESSAGES_UPSERT", "MESSAGES_UPDATE", "CONNECTION_UPDATE", "QRCODE_UPDATED", "SEND_MESSAGE"],
                          "webhookByEvents": false, "webhookBase64": false, "headers": {}});
-        let names: Vec<&str> = if name == "evo-a" {
-            vec!["shop-main", "shop-support", "drop-1", "logged-out-1", "zombie-1", "flappy-1", "phone-2", "gone-1"]
-        } else {
-            vec!["branch-1", "branch-2"]
+        let names: Vec<&str> = match name {
+            "evo-a" => {
+                vec!["shop-main", "shop-support", "drop-1", "logged-out-1", "zombie-1", "flappy-1", "phone-2", "gone-1"]
+            }
+            "evo-b" => vec!["branch-1", "branch-2"],
+            _ => SILENT_INSTANCES.to_vec(),
         };
         for n in names {
             sim.set_webhook_config(n, Some(row.clone()));
@@ -214,6 +231,22 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         });
     }
     raw.providers.push(RawProvider {
+        name: "evo-c".into(),
+        kind: "evolution".into(),
+        base_url: c.base_url(),
+        api_version: Some("auto".into()),
+        api_key: Some(c.api_key().into()),
+        webhook_token: Some(token_c),
+        discover: true,
+        default_tenant: Some("hooli".into()),
+        silent_after: Some(format!("{}s", 3 * s)),
+        remediate_command: Some(vec!["touch".into(), restarted.display().to_string()]),
+        remediate_timeout: Some("10s".into()),
+        remediate_cooldown: Some("10m".into()),
+        remediate_max_attempts: Some(1),
+        ..Default::default()
+    });
+    raw.providers.push(RawProvider {
         name: "waha".into(),
         kind: "waha".into(),
         base_url: waha.base_url(),
@@ -259,12 +292,14 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     let signals = crate::daemon::Signals { shutdown: stop_daemon.clone(), reload };
     let daemon = tokio::spawn(crate::daemon::run(cfg, signals, None));
     let script = tokio::spawn(script(a, b, s, shutdown.child_token()));
+    let silent = tokio::spawn(silent_server(c, restarted, s, shutdown.child_token()));
     let others = tokio::spawn(other_kinds(waha, zapi, s, shutdown.child_token()));
 
     let limit = Duration::from_secs(if opts.fast { 60 } else { 240 });
     let outcome = watch(&db_url, &shutdown, opts.exit_when_done, limit).await;
     stop_daemon.cancel();
     script.abort();
+    silent.abort();
     others.abort();
     let daemon_result = daemon.await;
     remove_database(&dir);
@@ -407,6 +442,17 @@ async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
     if recovered_with("zapi", "zapi-restore-1", "/restore-session").await? {
         out.push(SCENARIOS[11]);
     }
+    let remediated = store
+        .provider_events("evo-c", 50)
+        .await?
+        .iter()
+        .any(|e| e.kind == "remediation_result" && e.detail.contains("\"exit_code\":0"));
+    let silent_closed =
+        outages.iter().any(|o| o.provider == "evo-c" && o.cause == "provider_silent" && o.ended_at.is_some());
+    let no_restart = !outages.iter().any(|o| o.provider == "evo-c" && o.instance.is_some());
+    if remediated && silent_closed && no_restart {
+        out.push(SCENARIOS[12]);
+    }
     Ok(out)
 }
 
@@ -482,6 +528,35 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
         _ = steps => { stop.cancelled().await; }
     }
     traffic.abort();
+}
+
+/// `evo-c`: message traffic from its three open sessions, then at period 3
+/// the server's webhook dispatcher gets stuck (sessions stay `open`). The
+/// remediation command touches `restarted`; seeing it, the script "restarts"
+/// the server and webhooks flow again.
+async fn silent_server(c: Simulator, restarted: std::path::PathBuf, s: u64, stop: CancellationToken) {
+    let stuck_at = tokio::time::Instant::now() + Duration::from_secs(3 * s);
+    let mut stuck = false;
+    let run = async {
+        loop {
+            if !stuck && tokio::time::Instant::now() >= stuck_at && !restarted.exists() {
+                stuck = true;
+                c.set_webhooks_stuck(true);
+            }
+            if stuck && restarted.exists() {
+                stuck = false;
+                c.set_webhooks_stuck(false);
+            }
+            for n in SILENT_INSTANCES {
+                let _ = c.post_webhook(n, SimEvent::MessagesUpsert, None).await;
+            }
+            tokio::time::sleep(Duration::from_millis(300 * s)).await;
+        }
+    };
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = run => {}
+    }
 }
 
 /// The WAHA and Z-API script: traffic from every live instance (so none looks

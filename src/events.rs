@@ -49,10 +49,21 @@ pub fn recovery(key: &InstanceKey, kind: RecoveryKind, attempt: u32, outcome: &s
 /// A provider-wide outage opened or closed.
 pub fn provider_change(provider: &str, c: &ProviderChange) {
     match c {
-        ProviderChange::OutageOpened { id, reason } => {
-            tracing::error!(provider, outage_id = %id, reason = %reason, "provider unreachable")
+        ProviderChange::OutageOpened { id, cause, reason } => {
+            tracing::error!(provider, outage_id = %id, cause = cause.as_str(), reason = %reason, "provider outage")
         }
-        ProviderChange::OutageClosed { id } => tracing::info!(provider, outage_id = %id, "provider recovered"),
+        ProviderChange::OutageClosed { id, recovered_by } => {
+            tracing::info!(provider, outage_id = %id, recovered_by = recovered_by.as_str(), "provider recovered")
+        }
+        ProviderChange::CauseChanged { id, cause, reason } => {
+            tracing::error!(provider, outage_id = %id, cause = cause.as_str(), reason = %reason, "provider outage cause changed")
+        }
+        ProviderChange::RemediationScheduled { outage_id, attempt, command } => {
+            tracing::warn!(provider, outage_id = %outage_id, attempt, command = %command, "running the remediation command")
+        }
+        ProviderChange::VersionChanged { from, to } => {
+            tracing::warn!(provider, from = %from, to = %to, "provider version changed")
+        }
     }
 }
 

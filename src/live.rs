@@ -146,6 +146,12 @@ impl LiveIndex {
         }
     }
 
+    /// The latest webhook this process saw for any instance of `provider`.
+    pub fn last_webhook_of(&self, provider: &str) -> Option<Ts> {
+        let map = self.map.read().expect("index lock");
+        map.get(provider)?.values().map(|e| e.last_webhook.load(Ordering::Relaxed)).max().filter(|t| *t > 0).map(Ts)
+    }
+
     /// Has provider `provider`'s part of the index been loaded?
     pub fn has_provider(&self, provider: &str) -> bool {
         self.map.read().expect("index lock").contains_key(provider)

@@ -23,7 +23,7 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wa_sentinel_provider_up",
         Kind::Gauge,
-        "1 when the provider's last poll cycle reached it (state ok), 0 when it was unreachable, unauthorized, unlicensed or answered nonsense.",
+        "1 when the provider's last poll cycle reached it (state ok, or silent: answering but posting no webhooks), 0 when it was unreachable, unauthorized, unlicensed or answered nonsense.",
     ),
     ("wa_sentinel_instances", Kind::Gauge, "Supervised instances by provider and health."),
     ("wa_sentinel_outages_open", Kind::Gauge, "Open (unrecovered) instance outages by provider."),
@@ -59,6 +59,16 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     ("wa_sentinel_poll_duration_seconds", Kind::Seconds, "Duration of one instance's status poll."),
     ("wa_sentinel_poll_cycle_seconds", Kind::Seconds, "Duration of one provider's poll cycle (any provider)."),
     ("wa_sentinel_provider_cycle_seconds", Kind::Seconds, "Duration of one poll cycle, per provider."),
+    (
+        "wa_sentinel_provider_info",
+        Kind::Gauge,
+        "1 for the version the provider last reported (Evolution GET /, WAHA /api/server/version), 0 for an earlier one.",
+    ),
+    (
+        "wa_sentinel_remediations_total",
+        Kind::Counter,
+        "Runs of a provider's remediation command by provider and result (ok, failed, timeout).",
+    ),
 ];
 
 /// Register the help texts with the installed recorder (once per process).

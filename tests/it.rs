@@ -14,6 +14,7 @@ mod it {
     pub mod pipelines;
     pub mod process;
     pub mod production;
+    pub mod provider_health;
     pub mod providers;
     pub mod receiver;
     pub mod replicas;

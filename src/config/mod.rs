@@ -17,6 +17,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
+use crate::domain::provider::{ProviderCause, ProviderPolicy, RemediationPolicy};
 use crate::domain::{NoticeKind, Policy};
 pub use raw::RawConfig;
 pub use secret::Secret;
@@ -165,6 +166,8 @@ pub struct ProviderConfig {
     pub webhook_hmac_key: Option<Secret>,
     /// Z-API: the account security token (`Client-Token` header).
     pub client_token: Option<Secret>,
+    /// Silence detection and the remediation hook (issue 14).
+    pub health: ProviderPolicy,
 }
 
 impl ProviderConfig {
@@ -185,6 +188,7 @@ impl ProviderConfig {
             webhook_jwt_key: None,
             webhook_hmac_key: None,
             client_token: None,
+            health: ProviderPolicy::default(),
         }
     }
 }
@@ -793,6 +797,7 @@ impl Validator<'_> {
             if p.discover && kind == ProviderKind::Zapi {
                 self.bad(k("discover"), "Z-API has no API to list instances: list each one under [[instances]]");
             }
+            let health = self.provider_health(p, &k);
             let default_tenant = p.default_tenant.clone().unwrap_or_else(|| "unassigned".into());
             if default_tenant.trim().is_empty() {
                 self.bad(k("default_tenant"), "must not be empty");
@@ -811,9 +816,57 @@ impl Validator<'_> {
                 webhook_jwt_key,
                 webhook_hmac_key,
                 client_token,
+                health,
             });
         }
         out
+    }
+
+    /// `silent_after`, `silent_min_instances` and the `remediate_*` keys of one provider.
+    fn provider_health(&mut self, p: &raw::RawProvider, k: &dyn Fn(&str) -> String) -> ProviderPolicy {
+        let silent_after = self.duration(&k("silent_after"), p.silent_after.as_deref().unwrap_or("15m"));
+        let silent_min_instances = self.at_least(&k("silent_min_instances"), p.silent_min_instances.unwrap_or(3), 1);
+        let Some(command) = &p.remediate_command else {
+            for (key, set) in [
+                ("remediate_timeout", p.remediate_timeout.is_some()),
+                ("remediate_cooldown", p.remediate_cooldown.is_some()),
+                ("remediate_max_attempts", p.remediate_max_attempts.is_some()),
+                ("remediate_on", p.remediate_on.is_some()),
+            ] {
+                if set {
+                    self.bad(k(key), "has no effect without `remediate_command`");
+                }
+            }
+            return ProviderPolicy { silent_after, silent_min_instances, remediation: None };
+        };
+        if command.first().is_none_or(|c| c.trim().is_empty()) {
+            self.bad(
+                k("remediate_command"),
+                "must be an argv list with the program first, e.g. [\"/usr/bin/systemctl\", \"restart\", \"evolution-api\"]",
+            );
+        }
+        let timeout = self.positive_duration(&k("remediate_timeout"), p.remediate_timeout.as_deref().unwrap_or("60s"));
+        let cooldown =
+            self.positive_duration(&k("remediate_cooldown"), p.remediate_cooldown.as_deref().unwrap_or("30m"));
+        let max_attempts = self.at_least(&k("remediate_max_attempts"), p.remediate_max_attempts.unwrap_or(2), 1);
+        let mut on = Vec::new();
+        for (i, c) in p.remediate_on.clone().unwrap_or_else(|| vec!["silent".into()]).iter().enumerate() {
+            match ProviderCause::parse(c) {
+                Some(cause @ (ProviderCause::Silent | ProviderCause::Unreachable)) if !on.contains(&cause) => {
+                    on.push(cause)
+                }
+                Some(ProviderCause::Silent | ProviderCause::Unreachable) => {}
+                _ => self.bad(
+                    format!("{}[{i}]", k("remediate_on")),
+                    format!("`{c}`: must be \"silent\" or \"unreachable\""),
+                ),
+            }
+        }
+        if on.contains(&ProviderCause::Silent) && silent_after.is_zero() {
+            self.bad(k("remediate_on"), "names `silent`, but silence detection is off (`silent_after = \"0s\"`)");
+        }
+        let remediation = RemediationPolicy { command: command.clone(), timeout, cooldown, max_attempts, on };
+        ProviderPolicy { silent_after, silent_min_instances, remediation: Some(remediation) }
     }
 
     fn has_problem(&self, key: &str) -> bool {

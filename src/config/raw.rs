@@ -250,6 +250,18 @@ pub struct RawProvider {
     pub client_token: Option<String>,
     pub client_token_env: Option<String>,
     pub client_token_file: Option<PathBuf>,
+    /// No webhook from any instance for this long while sessions are open:
+    /// the provider is silent (default `15m`; `0s` turns it off).
+    pub silent_after: Option<String>,
+    /// Connected instances needed before a silence counts (default 3).
+    pub silent_min_instances: Option<u32>,
+    /// The remediation hook: argv (never a shell), run when a provider outage
+    /// of a cause in `remediate_on` opens and after each cooldown.
+    pub remediate_command: Option<Vec<String>>,
+    pub remediate_timeout: Option<String>,
+    pub remediate_cooldown: Option<String>,
+    pub remediate_max_attempts: Option<u32>,
+    pub remediate_on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -576,6 +576,7 @@ impl Machine<'_, '_> {
             recovered_by,
             sequence,
             dedup_key: dedup_key(outage_id, kind, sequence),
+            remediation: None,
         }
     }
 

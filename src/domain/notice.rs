@@ -27,10 +27,18 @@ pub enum NoticeKind {
     /// provider, removed from the config): the outage is closed, so whoever
     /// was told it began can close the incident.
     InstanceRetired,
+    /// Every session of a provider is open but no webhook arrives from any of
+    /// them: the server's webhook dispatcher is stuck (issue 14).
+    ProviderSilent,
+    /// The remediation command ran as often as allowed and the provider outage lasts.
+    RemediationExhausted,
+    /// The provider reports another version than in the previous cycle.
+    /// Opt-in: sent only to notifiers that name it in `kinds`.
+    ProviderVersionChanged,
 }
 
 impl NoticeKind {
-    pub const ALL: [NoticeKind; 12] = [
+    pub const ALL: [NoticeKind; 15] = [
         NoticeKind::InstanceDown,
         NoticeKind::InstanceLoggedOut,
         NoticeKind::InstanceMissing,
@@ -43,6 +51,9 @@ impl NoticeKind {
         NoticeKind::Reminder,
         NoticeKind::SentinelIsolated,
         NoticeKind::InstanceRetired,
+        NoticeKind::ProviderSilent,
+        NoticeKind::RemediationExhausted,
+        NoticeKind::ProviderVersionChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +70,9 @@ impl NoticeKind {
             NoticeKind::Reminder => "reminder",
             NoticeKind::SentinelIsolated => "sentinel_isolated",
             NoticeKind::InstanceRetired => "instance_retired",
+            NoticeKind::ProviderSilent => "provider_silent",
+            NoticeKind::RemediationExhausted => "remediation_exhausted",
+            NoticeKind::ProviderVersionChanged => "provider_version_changed",
         }
     }
 
@@ -71,18 +85,29 @@ impl NoticeKind {
         matches!(self, NoticeKind::InstanceDown | NoticeKind::InstanceLoggedOut | NoticeKind::InstanceMissing)
     }
 
+    /// Off by default: only notifiers that name the kind in `kinds` get it
+    /// (informative, and frequent on some setups).
+    pub fn opt_in(self) -> bool {
+        matches!(self, NoticeKind::WebhookRepaired | NoticeKind::ProviderVersionChanged)
+    }
+
     pub fn severity(self) -> Severity {
         match self {
             NoticeKind::InstanceDown
             | NoticeKind::InstanceLoggedOut
             | NoticeKind::RestartExhausted
             | NoticeKind::ProviderUnreachable
-            | NoticeKind::SentinelIsolated => Severity::Critical,
-            NoticeKind::InstanceMissing | NoticeKind::InstanceFlapping | NoticeKind::Reminder => Severity::Warning,
+            | NoticeKind::SentinelIsolated
+            | NoticeKind::RemediationExhausted => Severity::Critical,
+            NoticeKind::InstanceMissing
+            | NoticeKind::InstanceFlapping
+            | NoticeKind::Reminder
+            | NoticeKind::ProviderSilent => Severity::Warning,
             NoticeKind::InstanceRecovered
             | NoticeKind::ProviderRecovered
             | NoticeKind::WebhookRepaired
-            | NoticeKind::InstanceRetired => Severity::Info,
+            | NoticeKind::InstanceRetired
+            | NoticeKind::ProviderVersionChanged => Severity::Info,
         }
     }
 }
@@ -159,6 +184,22 @@ pub struct Notice {
     /// For reminders: which one (1, 2, ...).
     pub sequence: u32,
     pub dedup_key: String,
+    /// Provider notices: the remediation command, its attempt and (once it
+    /// ran) its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<Box<RemediationNote>>,
+}
+
+/// What a provider notice says about the remediation hook.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemediationNote {
+    /// The command as people read it (argv joined by spaces).
+    pub command: String,
+    /// Runs so far in this outage (0: about to run the first).
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// The last run's result (`exit 0`, `killed after the 60s timeout`), once known.
+    pub result: Option<String>,
 }
 
 impl Notice {

@@ -122,6 +122,63 @@ fn provider_detail(n: &Notice, lang: Language) -> String {
     }
 }
 
+/// A remediation result (`exit 0`, `killed after the 1m timeout`, …) in the
+/// reader's language.
+fn result_text(res: &str, lang: Language) -> String {
+    if lang == Language::En {
+        return res.to_string();
+    }
+    if let Some(c) = res.strip_prefix("exit ") {
+        format!("código de saída {c}")
+    } else if let Some(t) = res.strip_prefix("killed after the ").and_then(|r| r.strip_suffix(" timeout")) {
+        format!("encerrado após o tempo limite de {t}")
+    } else if let Some(sig) = res.strip_prefix("killed by signal ") {
+        format!("encerrado pelo sinal {sig}")
+    } else if let Some(why) = res.strip_prefix("could not start: ") {
+        format!("não pôde ser iniciado ({why})")
+    } else {
+        res.to_string()
+    }
+}
+
+/// What the remediation hook did, as a clause (`None` before its first run).
+fn remedy(n: &Notice, lang: Language) -> Option<String> {
+    let r = n.remediation.as_ref().filter(|r| r.attempt > 0)?;
+    let (cmd, at, max) = (&r.command, r.attempt, r.max_attempts);
+    Some(match (lang, &r.result) {
+        (Language::En, None) => format!("remediation `{cmd}` run {at}/{max} (no result recorded)"),
+        (Language::En, Some(res)) => format!("remediation `{cmd}` run {at}/{max}: {res}"),
+        (Language::PtBr, None) => format!("remediação `{cmd}` executada {at}/{max} (sem resultado registrado)"),
+        (Language::PtBr, Some(res)) => {
+            format!("remediação `{cmd}` executada {at}/{max}: {}", result_text(res, lang))
+        }
+    })
+}
+
+/// What the remediation hook does or did, as a sentence after a text
+/// (empty without one).
+fn remedy_sentence(n: &Notice, lang: Language) -> String {
+    let Some(r) = &n.remediation else { return String::new() };
+    match (lang, remedy(n, lang)) {
+        (Language::En, None) => {
+            format!(" wa-sentinel runs the remediation command `{}` (at most {} time(s)).", r.command, r.max_attempts)
+        }
+        (Language::En, Some(done)) => format!(" Last {done}."),
+        (Language::PtBr, None) => {
+            format!(
+                " O wa-sentinel executa o comando de remediação `{}` (no máximo {} vez(es)).",
+                r.command, r.max_attempts
+            )
+        }
+        (Language::PtBr, Some(done)) => format!(" Última {done}."),
+    }
+}
+
+/// `remedy` as a tail after a summary (empty without one).
+fn remedy_tail(n: &Notice, lang: Language) -> String {
+    remedy(n, lang).map(|r| format!("; {r}")).unwrap_or_default()
+}
+
 /// Render one notice for people.
 pub fn render(n: &Notice, lang: Language) -> Rendered {
     let w = who(n);
@@ -198,12 +255,36 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                         Some("unauthorized") => "Check the provider's API key in the configuration (api_key / api_key_env). Instances are not restarted meanwhile.",
                         _ => "Check the provider server, its API key and its licence. Instances are not restarted meanwhile.",
                     }
-                    .to_string(),
+                    .to_string()
+                        + &remedy_sentence(n, lang),
+                ),
+                NoticeKind::ProviderRecovered if n.recovered_by == Some(RecoveredBy::Webhook) => (
+                    "Provider recovered".to_string(),
+                    format!("{}: webhooks flow again after {dur}{}", n.provider, remedy_tail(n, lang)),
+                    "Nothing to do; instances that are still down will be announced on their own.".to_string(),
                 ),
                 NoticeKind::ProviderRecovered => (
                     "Provider recovered".to_string(),
                     format!("{} answers again after {dur}", n.provider),
                     "Nothing to do; instances that are still down will be announced on their own.".to_string(),
+                ),
+                NoticeKind::ProviderSilent => (
+                    "Provider silent".to_string(),
+                    format!("{} sends no webhooks although its sessions are open: its webhook dispatcher is probably stuck; instance verdicts are kept and no instance is restarted", n.provider),
+                    match &n.remediation {
+                        Some(r) => format!("wa-sentinel runs the remediation command `{}` (at most {} time(s) for this outage) and checks whether webhooks come back. If they do not, restart the provider server by hand.", r.command, r.max_attempts),
+                        None => "Restart the provider server (restarting instances one by one does not help); set `remediate_command` to let wa-sentinel do it.".to_string(),
+                    },
+                ),
+                NoticeKind::RemediationExhausted => (
+                    "Remediation exhausted".to_string(),
+                    format!("{} is still {} after {a} remediation run(s){}", n.provider, if n.cause.as_deref() == Some("silent") { "silent" } else { "down" }, remedy_tail(n, lang)),
+                    "No more automatic runs for this outage: look at the provider server by hand.".to_string(),
+                ),
+                NoticeKind::ProviderVersionChanged => (
+                    "Provider version changed".to_string(),
+                    format!("{} now reports {}", n.provider, n.reason),
+                    "Nothing to do if the upgrade was planned; if instances misbehave from now on, the new version is the first suspect.".to_string(),
                 ),
                 NoticeKind::WebhookRepaired => (
                     "Webhook repaired".to_string(),
@@ -298,12 +379,36 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                         Some("unauthorized") => "Verifique a chave de API do provedor na configuração (api_key / api_key_env). As instâncias não são reiniciadas enquanto isso.",
                         _ => "Verifique o servidor do provedor, a chave de API e a licença. As instâncias não são reiniciadas enquanto isso.",
                     }
-                    .to_string(),
+                    .to_string()
+                        + &remedy_sentence(n, lang),
+                ),
+                NoticeKind::ProviderRecovered if n.recovered_by == Some(RecoveredBy::Webhook) => (
+                    "Provedor recuperado".to_string(),
+                    format!("{}: os webhooks voltaram a chegar após {dur}{}", n.provider, remedy_tail(n, lang)),
+                    "Nada a fazer; instâncias ainda fora do ar serão avisadas individualmente.".to_string(),
                 ),
                 NoticeKind::ProviderRecovered => (
                     "Provedor recuperado".to_string(),
                     format!("{} voltou a responder após {dur}", n.provider),
                     "Nada a fazer; instâncias ainda fora do ar serão avisadas individualmente.".to_string(),
+                ),
+                NoticeKind::ProviderSilent => (
+                    "Provedor em silêncio".to_string(),
+                    format!("{} não envia webhooks, embora as sessões estejam abertas: o envio de webhooks do servidor provavelmente travou; os diagnósticos das instâncias são mantidos e nenhuma instância é reiniciada", n.provider),
+                    match &n.remediation {
+                        Some(r) => format!("O wa-sentinel executa o comando de remediação `{}` (no máximo {} vez(es) nesta queda) e verifica se os webhooks voltam. Se não voltarem, reinicie o servidor do provedor manualmente.", r.command, r.max_attempts),
+                        None => "Reinicie o servidor do provedor (reiniciar as instâncias uma a uma não resolve); configure `remediate_command` para o wa-sentinel fazer isso.".to_string(),
+                    },
+                ),
+                NoticeKind::RemediationExhausted => (
+                    "Remediação esgotada".to_string(),
+                    format!("{} continua {} após {a} execução(ões) da remediação{}", n.provider, if n.cause.as_deref() == Some("silent") { "em silêncio" } else { "inacessível" }, remedy_tail(n, lang)),
+                    "Sem novas execuções automáticas nesta queda: verifique o servidor do provedor manualmente.".to_string(),
+                ),
+                NoticeKind::ProviderVersionChanged => (
+                    "Versão do provedor mudou".to_string(),
+                    format!("{} agora informa {}", n.provider, n.reason.replacen("version", "versão", 1)),
+                    "Nada a fazer se a atualização foi planejada; se as instâncias passarem a falhar, a nova versão é a primeira suspeita.".to_string(),
                 ),
                 NoticeKind::WebhookRepaired => (
                     "Webhook corrigido".to_string(),
@@ -351,6 +456,7 @@ pub fn payload(n: &Notice, lang: Language) -> serde_json::Value {
         "duration_seconds": n.at.since(n.started_at).as_secs(),
         "summary": r.summary,
         "dedup_key": n.dedup_key,
+        "remediation": n.remediation,
     })
 }
 
@@ -365,7 +471,12 @@ mod tests {
     fn notice(kind: NoticeKind, cause: Option<&str>, code: Option<u16>, reason: &str) -> Notice {
         let provider_wide = matches!(
             kind,
-            NoticeKind::ProviderUnreachable | NoticeKind::ProviderRecovered | NoticeKind::SentinelIsolated
+            NoticeKind::ProviderUnreachable
+                | NoticeKind::ProviderRecovered
+                | NoticeKind::SentinelIsolated
+                | NoticeKind::ProviderSilent
+                | NoticeKind::RemediationExhausted
+                | NoticeKind::ProviderVersionChanged
         );
         Notice {
             kind,
@@ -383,7 +494,20 @@ mod tests {
             recovered_by: (kind == NoticeKind::InstanceRecovered).then_some(RecoveredBy::Webhook),
             sequence: u32::from(kind == NoticeKind::Reminder),
             dedup_key: dedup_key("0193abcd", kind, 0),
+            remediation: None,
         }
+    }
+
+    fn remediated(mut n: Notice, attempt: u32, result: Option<&str>) -> Notice {
+        n.restart_attempts = attempt;
+        n.max_attempts = 2;
+        n.remediation = Some(Box::new(crate::domain::notice::RemediationNote {
+            command: "/usr/bin/systemctl restart evolution-api".into(),
+            attempt,
+            max_attempts: 2,
+            result: result.map(str::to_string),
+        }));
+        n
     }
 
     /// One notice of every kind, and of every cause a kind renders apart.
@@ -448,6 +572,46 @@ mod tests {
                 notice(ProviderUnreachable, Some("unlicensed"), None, "every status call failed: unlicensed"),
             ),
             ("provider_recovered", notice(ProviderRecovered, None, None, "every status call failed: unreachable")),
+            (
+                "provider_silent, with a remediation command",
+                remediated(
+                    notice(
+                        ProviderSilent,
+                        Some("silent"),
+                        None,
+                        "no webhook from any instance for 15m while 12 instance(s) are connected",
+                    ),
+                    0,
+                    None,
+                ),
+            ),
+            (
+                "provider_silent, without one",
+                notice(
+                    ProviderSilent,
+                    Some("silent"),
+                    None,
+                    "no webhook from any instance for 15m while 12 instance(s) are connected",
+                ),
+            ),
+            ("provider_recovered, webhooks back after a remediation", {
+                let mut n = remediated(notice(ProviderRecovered, None, None, "webhooks flow again"), 1, Some("exit 0"));
+                n.recovered_by = Some(RecoveredBy::Webhook);
+                n
+            }),
+            (
+                "remediation_exhausted",
+                remediated(
+                    notice(RemediationExhausted, Some("silent"), None, "no webhook from any instance for 15m"),
+                    2,
+                    Some("killed after the 1m timeout"),
+                ),
+            ),
+            ("provider_version_changed", {
+                let mut n = notice(ProviderVersionChanged, None, None, "version 2.3.6 → 2.3.7");
+                n.outage_id = None;
+                n
+            }),
             ("webhook_repaired", notice(WebhookRepaired, None, None, "no webhook configured")),
             (
                 "reminder",

@@ -90,6 +90,13 @@ impl EvolutionClient {
         Ok(v)
     }
 
+    /// `GET /` (no key) → `version`, asked every cycle: unlike the cached
+    /// major version, this notices an upgrade (`None` when it does not say).
+    pub async fn server_version(&self) -> Option<String> {
+        let r = self.http.send(self.http.client().get(self.http.url(&[])), "GET /").await.ok()?;
+        r.json.get("version").and_then(Value::as_str).map(|v| super::truncate(v.trim(), 64)).filter(|v| !v.is_empty())
+    }
+
     fn get(&self, segs: &[&str]) -> reqwest::RequestBuilder {
         self.auth(self.http.client().get(self.http.url(segs)))
     }
@@ -769,6 +776,7 @@ mod tests {
             webhook_jwt_key: None,
             webhook_hmac_key: None,
             client_token: None,
+            health: Default::default(),
         };
         let c = EvolutionClient::new(&cfg, Duration::from_secs(1)).unwrap();
         let shown = format!("{c:?} {:?}", c.get(&["instance", "x"]));

@@ -258,6 +258,16 @@ impl ProviderClient {
         })
     }
 
+    /// The provider's version where its API tells it (Evolution `GET /`,
+    /// WAHA `GET /api/server/version`); `None` otherwise or on any error.
+    pub async fn server_version(&self) -> Option<String> {
+        match self {
+            ProviderClient::Evolution(c) => c.server_version().await,
+            ProviderClient::Waha(c) => c.server_version().await,
+            ProviderClient::Wapi(_) | ProviderClient::Zapi(_) => None,
+        }
+    }
+
     pub fn kind(&self) -> ProviderKind {
         match self {
             ProviderClient::Evolution(_) => ProviderKind::Evolution,

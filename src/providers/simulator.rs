@@ -184,6 +184,11 @@ struct Inner {
     latency: Duration,
     failure_rate: f64,
     down: bool,
+    /// The server's webhook dispatcher is stuck: no instance posts anything.
+    webhooks_stuck: bool,
+    /// Evolution ≥ 2.4 without an activated licence: every call but `GET /`
+    /// answers `503 {"code":"LICENSE_REQUIRED"}`.
+    unlicensed: bool,
     calls: HashMap<(String, String), u64>,
     rng: u64,
     seq: u64,
@@ -246,6 +251,8 @@ impl Simulator {
             latency: opts.latency,
             failure_rate: opts.failure_rate,
             down: false,
+            webhooks_stuck: false,
+            unlicensed: false,
             calls: HashMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             seq: 0,
@@ -330,6 +337,23 @@ impl Simulator {
         lock(&self.shared).down = down;
     }
 
+    /// The stuck dispatcher of evolution-api issues #2257/#2401/#2665: every
+    /// session stays `open`, but no instance posts a webhook until unstuck.
+    pub fn set_webhooks_stuck(&self, stuck: bool) {
+        lock(&self.shared).webhooks_stuck = stuck;
+    }
+
+    /// An Evolution 2.4 install that needs activation: every API call answers
+    /// `503 LICENSE_REQUIRED` (`GET /` still answers).
+    pub fn set_unlicensed(&self, unlicensed: bool) {
+        lock(&self.shared).unlicensed = unlicensed;
+    }
+
+    /// What `GET /` reports as `version` from now on (an upgrade).
+    pub fn set_version(&self, version: &str) {
+        lock(&self.shared).version = version.to_string();
+    }
+
     /// Requests seen for (method, path), e.g. `("GET", "/instance/connect/a")`.
     pub fn calls(&self, method: &str, path: &str) -> u64 {
         lock(&self.shared).calls.get(&(method.to_string(), path.to_string())).copied().unwrap_or(0)
@@ -361,6 +385,9 @@ impl Simulator {
             };
             if inst.behaviour == Behaviour::ZombieOpen {
                 return Ok(Delivery::Suppressed("zombie session sends no webhooks"));
+            }
+            if g.webhooks_stuck {
+                return Ok(Delivery::Suppressed("the server's webhook dispatcher is stuck"));
             }
             let cfg = inst.webhook.as_ref().filter(|w| w.get("enabled") == Some(&Value::Bool(true)));
             let url = match (target, cfg) {
@@ -477,6 +504,12 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
     let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let mut g = lock(&shared);
+    if g.unlicensed && !segs.is_empty() {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": 503, "code": "LICENSE_REQUIRED", "message": "This installation is not activated"}),
+        );
+    }
     let not_found_route = || evo_error(404, "Not Found", json!([format!("Cannot {method} {path}")]));
     match (method.as_str(), segs.as_slice()) {
         ("GET", []) => reply(

@@ -208,6 +208,13 @@ impl WahaClient {
         }
     }
 
+    /// `GET /api/server/version` → `version` (`None` when it does not say).
+    pub async fn server_version(&self) -> Option<String> {
+        let rb = self.req(reqwest::Method::GET, &["api", "server", "version"]);
+        let r = self.http.send(rb, "GET /api/server/version").await.ok()?;
+        r.json.get("version").and_then(Value::as_str).map(|v| truncate(v.trim(), 64)).filter(|v| !v.is_empty())
+    }
+
     /// `GET /api/sessions/{s}`: the whole SessionInfo.
     async fn session(&self, name: &str) -> Result<Reply, ProviderError> {
         self.http

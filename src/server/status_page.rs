@@ -338,6 +338,46 @@ async fn page(
     let keep = tenant.as_deref().map(|t| format!("&tenant={}", html::seg(t))).unwrap_or_default();
     b.push_str(&range_switch(range, &keep));
 
+    let providers: Vec<(String, String)> =
+        sup.config().providers.iter().map(|p| (p.name.clone(), p.kind.as_str().to_string())).collect();
+    let overview = store.provider_overview(&providers, &|p| sup.index().last_webhook_of(p)).await.unwrap_or_default();
+    b.push_str(
+        "<h2>Providers</h2><div class=\"wrap\"><table><thead><tr><th>Provider</th><th>Kind</th><th>State</th>\
+                <th>Last webhook</th><th>Version</th><th>Last remediation</th></tr></thead><tbody>",
+    );
+    for p in &overview {
+        // The instance colours: ok reads as connected, silent as degraded, the rest as disconnected.
+        let class = match p.state {
+            "ok" => "connected",
+            "silent" => "degraded",
+            _ => "disconnected",
+        };
+        let since = p.since.map(|t| format!(" {}", ago(now, Some(t)))).unwrap_or_default();
+        let remediation = match &p.remediation {
+            Some(r) => format!(
+                "{} · <code>{}</code> · {}",
+                ago(now, Some(r.at)),
+                esc(&r.command),
+                esc(r.result.as_deref().unwrap_or("running or no result recorded"))
+            ),
+            None => "—".into(),
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td><span class=\"h {class}\" title=\"{}\">{}</span>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            esc(&p.name),
+            esc(&p.kind),
+            esc(p.reason.as_deref().unwrap_or("")),
+            p.state,
+            since,
+            ago(now, p.last_webhook),
+            esc(p.version.as_deref().unwrap_or("—")),
+            remediation
+        );
+    }
+    b.push_str("</tbody></table></div>");
+
     // Tenants: the same figures, summed over their instances.
     let mut by_tenant: BTreeMap<&str, (usize, Figures)> = BTreeMap::new();
     for (r, f) in rows.iter().zip(&figures) {

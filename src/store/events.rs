@@ -92,6 +92,22 @@ impl Store {
         });
         Ok(rows)
     }
+
+    /// The newest provider-wide events of `provider` (outages, remediation
+    /// runs, version changes), instance events excluded.
+    pub async fn provider_events(&self, provider: &str, limit: u32) -> Result<Vec<EventRecord>> {
+        let rows = on_pool!(self, p => {
+            sqlx::query_as::<_, EventRecord>(
+                "SELECT id, instance_id, provider, at, kind, detail FROM events \
+                 WHERE provider = $1 AND instance_id IS NULL ORDER BY at DESC, id DESC LIMIT $2",
+            )
+            .bind(provider)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
 }
 
 /// `s` with LIKE's wildcards escaped (the escape character is a backslash).

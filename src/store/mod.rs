@@ -27,6 +27,7 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 pub use availability::{HistoryFilter, InstanceHistory};
 pub use instances::NewInstance;
+pub use providers::ProviderOverview;
 pub use records::{
     EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
 };
@@ -49,9 +50,6 @@ pub enum StoreError {
     #[error("cannot open the database {url}: {why}")]
     Open { url: String, why: String },
 }
-
-/// `provider_state` joined with its open outage.
-type ProviderStateRow = (i64, Option<String>, Option<i64>, Option<String>, Option<bool>);
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

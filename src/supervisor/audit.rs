@@ -116,6 +116,7 @@ impl Supervisor {
                     recovered_by: None,
                     sequence: 0,
                     dedup_key: crate::domain::notice::repair_dedup_key(&rec.id, now),
+                    remediation: None,
                 });
             }
         }

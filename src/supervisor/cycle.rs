@@ -21,8 +21,10 @@ use crate::config::ProviderConfig;
 use crate::domain::breaker::{Breaker, DEFAULT_PROBES, DEFAULT_THRESHOLD};
 use crate::domain::gate::gate;
 use crate::domain::health::{Action, Observation};
-use crate::domain::provider::{CycleSummary, provider_step};
-use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, Ts};
+use crate::domain::provider::{
+    CycleSummary, ProviderInput, ProviderState, Webhooks, holds_instance_silence, provider_step,
+};
+use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, ProviderStatus};
 use crate::providers::Provider;
 use crate::store::{InstanceFilter, InstanceRecord, Store};
 
@@ -191,6 +193,11 @@ impl Supervisor {
         // that would only time out.
         self.sync_provider(p, !was_open).await?;
         let inventory_ms = started.elapsed().as_millis() as u64;
+        // Before any poll: is this provider as a whole silent? Then no
+        // instance of it is judged a zombie on its own this cycle (issue 14).
+        let prev_state = self.store.provider_state(&p.name).await?;
+        let hooks = self.provider_webhooks(&p.name).await?;
+        self.hold_instance_silence(p, &prev_state, &hooks);
 
         let share = (self.cfg.supervisor.concurrency / self.providers.len().max(1)).max(1);
         let cap = self.cfg.supervisor.per_provider_concurrency.min(share).max(1);
@@ -221,18 +228,20 @@ impl Supervisor {
                             Observation::ProviderFailed(k) => Some(*k),
                             _ => None,
                         };
+                        let open = obs == Observation::Polled(ProviderStatus::Connected);
                         let (key, id, version) = (rec.key.clone(), rec.id.clone(), rec.version);
                         let res = Box::pin(me.observe_with(&key, obs, Some(rec), true, Some(version))).await;
-                        (key, id, failed, res)
+                        (key, id, failed, open, res)
                     }
                     .instrument(span),
                 );
             }
             let Some(joined) = set.join_next().await else { break };
-            let (key, id, failed, res) = joined.expect("poll task does not panic");
+            let (key, id, failed, open, res) = joined.expect("poll task does not panic");
             breaker.record(failed == Some(ProviderErrorKind::Unreachable));
             report.polled += 1;
             summary.calls += 1;
+            summary.connected += u32::from(open);
             if let Some(k) = failed {
                 report.provider_errors += 1;
                 summary.provider_errors += 1;
@@ -291,6 +300,7 @@ impl Supervisor {
             self.await_other_pipelines(&p.name).await;
         }
         let now = self.now();
+        let mut provider_state = "ok";
         if self.isolated(now) {
             // Every provider failing while nobody reaches our receiver either:
             // our own network is the likelier culprit. Hold provider verdicts.
@@ -299,7 +309,24 @@ impl Supervisor {
             self.isolation.lock().expect("isolation lock").take().inspect(|id| {
                 tracing::info!(episode = %id, "wa-sentinel reaches its providers again");
             });
-            report.notices += self.provider_cycle(&p.name, summary, now).await?;
+            // The version, where the API tells it: asked only of a provider that answers.
+            let version = if summary.calls > summary.provider_errors { h.client.server_version().await } else { None };
+            // The stored webhook times were read before the polls; what this
+            // process received since is in the index.
+            let last = hooks.last.max(self.index.last_webhook_of(&p.name));
+            let expected = hooks.expected || last.is_some_and(|t| t >= self.started_at);
+            let hooks = Webhooks { last, expected, ..hooks };
+            let input = ProviderInput {
+                cycle: summary,
+                hooks,
+                version: version.as_deref(),
+                provider: &p.name,
+                now,
+                new_id: &uuid::Uuid::now_v7().to_string(),
+            };
+            let (notices, state) = self.provider_cycle(p, &input).await?;
+            report.notices += notices;
+            provider_state = state;
             if summary.calls > summary.provider_errors {
                 self.heartbeat().await;
             }
@@ -307,13 +334,12 @@ impl Supervisor {
         let state = match summary.error {
             _ if open => "unreachable (circuit breaker open)".to_string(),
             Some(k) if summary.calls > 0 && summary.provider_errors >= summary.calls => k.as_str().replace('_', " "),
+            _ if provider_state == "silent" => "silent (no webhook from any instance)".to_string(),
             _ => "ok".to_string(),
         };
-        metrics::gauge!("wa_sentinel_provider_up", "provider" => p.name.clone()).set(if state == "ok" {
-            1.0
-        } else {
-            0.0
-        });
+        // A silent provider answers: it is up (its silence is provider_silent's business).
+        let up = state == "ok" || provider_state == "silent";
+        metrics::gauge!("wa_sentinel_provider_up", "provider" => p.name.clone()).set(if up { 1.0 } else { 0.0 });
         progress.set_state(state);
         if report.notices > 0 {
             self.wake_outbox();
@@ -337,12 +363,54 @@ impl Supervisor {
         Ok(report)
     }
 
-    async fn provider_cycle(&self, provider: &str, summary: CycleSummary, now: Ts) -> Result<u32, SupervisorError> {
+    /// What the receiver knows of `provider`'s webhooks: the latest one seen
+    /// here or flushed by any replica, and whether any are expected.
+    async fn provider_webhooks(&self, provider: &str) -> Result<Webhooks, SupervisorError> {
+        let (stored, audit_ok) = self.store.provider_webhooks(provider).await?;
+        let last = stored.max(self.index.last_webhook_of(provider));
+        let expected = audit_ok || last.is_some_and(|t| t >= self.started_at);
+        Ok(Webhooks { last, expected, watching_since: self.started_at })
+    }
+
+    /// Decide, before the polls, whether instance silence is held for `p`.
+    fn hold_instance_silence(&self, p: &ProviderConfig, state: &ProviderState, hooks: &Webhooks) {
+        let last_connected = self.summaries.lock().expect("summaries lock").get(&p.name).map_or(0, |s| s.connected);
+        let hold = holds_instance_silence(
+            state,
+            last_connected,
+            hooks,
+            self.now(),
+            self.cfg.policy.stale_webhook_after,
+            &p.health,
+        );
+        let mut held = self.silence_held.lock().expect("silence lock");
+        if hold {
+            if held.insert(p.name.clone()) {
+                tracing::warn!(provider = %p.name, "no webhook from any instance of this provider: instance silence is not judged, no zombie restarts");
+            }
+        } else if held.remove(&p.name) {
+            tracing::info!(provider = %p.name, "webhooks from this provider again: instance silence is judged again");
+        }
+    }
+
+    /// The provider's verdict for this cycle: committed, then its remediation
+    /// started. Returns the notices queued and the provider's state name.
+    async fn provider_cycle(
+        self: &Arc<Self>,
+        p: &ProviderConfig,
+        input: &ProviderInput<'_>,
+    ) -> Result<(u32, &'static str), SupervisorError> {
+        let (provider, now) = (p.name.as_str(), input.now);
         let prev = self.store.provider_state(provider).await?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let out = provider_step(&prev, summary, provider, now, &id, &self.cfg.policy);
+        let out = provider_step(&prev, input, &self.cfg.policy, &p.health);
+        if let Some(v) = &out.state.version {
+            metrics::gauge!("wa_sentinel_provider_info", "provider" => provider.to_string(), "kind" => p.kind.as_str(), "version" => v.clone()).set(1.0);
+            if let Some(old) = prev.version.as_ref().filter(|o| *o != v) {
+                metrics::gauge!("wa_sentinel_provider_info", "provider" => provider.to_string(), "kind" => p.kind.as_str(), "version" => old.clone()).set(0.0);
+            }
+        }
         if out.state == prev {
-            return Ok(0);
+            return Ok((0, prev.state_name()));
         }
         // With `group_provider_outage = false`, every instance of the provider
         // gets its own copy (routed by its tenant) instead of one provider notice.
@@ -375,7 +443,14 @@ impl Supervisor {
         for c in &out.changes {
             crate::events::provider_change(provider, c);
         }
-        Ok(expanded.len() as u32)
+        // Committed: now (and only now) the remediation command may run.
+        if let (Some(run), Some(started)) = (out.remediate.clone(), out.state.last_remediation.as_ref().map(|r| r.at)) {
+            let me = self.clone();
+            let name = provider.to_string();
+            let span = tracing::info_span!("remediate", provider = %name);
+            self.tasks.spawn(async move { me.remediate(&name, run, started).await }.instrument(span));
+        }
+        Ok((expanded.len() as u32, out.state.state_name()))
     }
 
     /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`

@@ -129,6 +129,7 @@ mod tests {
             webhook_jwt_key: None,
             webhook_hmac_key: None,
             client_token: None,
+            health: Default::default(),
         }
     }
 

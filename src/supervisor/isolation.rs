@@ -71,6 +71,7 @@ impl Supervisor {
             recovered_by: None,
             sequence: 0,
             dedup_key: crate::domain::notice::dedup_key(&id, NoticeKind::SentinelIsolated, 0),
+            remediation: None,
         };
         let outbox = self.route(&[&n]);
         self.store.enqueue(&outbox, now).await?;

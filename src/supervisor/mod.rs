@@ -22,6 +22,7 @@ mod isolation;
 mod lifecycle;
 mod observe;
 mod recovery;
+mod remediation;
 pub mod requests;
 mod retention;
 pub mod scheduler;
@@ -38,7 +39,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ProviderKind, Secret};
 use crate::domain::provider::CycleSummary;
-use crate::domain::{InstanceKey, Notice, NoticeKind, Ts};
+use crate::domain::{InstanceKey, Notice, Ts};
 use crate::live::LiveIndex;
 use crate::notify::route;
 use crate::notify::worker::OutboxWorker;
@@ -109,6 +110,19 @@ pub struct Supervisor {
     last_heartbeat: std::sync::atomic::AtomicI64,
     /// Instances whose W-API token comes from the config (discovery may not replace it).
     configured_tokens: std::collections::HashSet<InstanceKey>,
+    /// When this supervisor started watching: a provider silence is never
+    /// measured from earlier (issue 14).
+    started_at: Ts,
+    /// Providers whose instances' own silence is not judged now: the whole
+    /// provider is silent (or as quiet as a zombie would be), so a zombie
+    /// restart would hit every session for a server-side fault.
+    silence_held: Mutex<std::collections::HashSet<String>>,
+    /// `cfg.policy` without instance staleness, for the held providers.
+    policy_held: crate::domain::Policy,
+    /// Test hook (`WA_SENTINEL_TEST_REMEDIATION_DELAY_MS`): wait this long
+    /// between committing a remediation attempt and running it, so a test can
+    /// kill the process in that window. Zero in production.
+    remediation_delay: Duration,
 }
 
 impl Supervisor {
@@ -139,7 +153,17 @@ impl Supervisor {
             .filter_map(|i| i.token.clone().map(|t| (InstanceKey::new(&i.provider, &i.name), t)))
             .collect();
         let configured_tokens = tokens.keys().cloned().collect();
+        let started_at = clock();
+        let policy_held = crate::domain::Policy { stale_webhook_after: Duration::ZERO, ..cfg.policy.clone() };
+        let remediation_delay = std::env::var("WA_SENTINEL_TEST_REMEDIATION_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_millis);
         Ok(Arc::new(Supervisor {
+            started_at,
+            silence_held: Mutex::new(Default::default()),
+            policy_held,
+            remediation_delay,
             global: Semaphore::new(cfg.supervisor.concurrency),
             cfg,
             store,
@@ -199,6 +223,16 @@ impl Supervisor {
         (self.clock)()
     }
 
+    /// The policy `step` uses for an instance of `provider`: without instance
+    /// staleness while the provider's silence is held (issue 14).
+    pub(super) fn policy_for(&self, provider: &str) -> &crate::domain::Policy {
+        if self.silence_held.lock().expect("silence lock").contains(provider) {
+            &self.policy_held
+        } else {
+            &self.cfg.policy
+        }
+    }
+
     /// Wait until every recovery action and verification poll started so far has finished.
     pub async fn wait_idle(&self) {
         self.tasks.close();
@@ -217,20 +251,22 @@ impl Supervisor {
         }
     }
 
-    /// Notices → outbox rows. `webhook_repaired` is off by default: it goes only
-    /// to notifiers that name it in `kinds`.
+    /// Notices → outbox rows. Opt-in kinds (`webhook_repaired`,
+    /// `provider_version_changed`) are off by default: each goes only to
+    /// notifiers that name it in `kinds`.
     pub(super) fn route(&self, notices: &[&Notice]) -> Vec<OutboxEntry> {
-        let explicit: Vec<_> = self
-            .cfg
-            .notifiers
-            .iter()
-            .filter(|n| n.kinds.as_ref().is_some_and(|k| k.contains(&NoticeKind::WebhookRepaired)))
-            .cloned()
-            .collect();
-        let (repairs, rest): (Vec<&Notice>, Vec<&Notice>) =
-            notices.iter().partition(|n| n.kind == NoticeKind::WebhookRepaired);
+        let (opt_in, rest): (Vec<&Notice>, Vec<&Notice>) = notices.iter().partition(|n| n.kind.opt_in());
         let mut out = route(&self.cfg.notifiers, rest);
-        out.extend(route(&explicit, repairs));
+        for n in opt_in {
+            let explicit: Vec<_> = self
+                .cfg
+                .notifiers
+                .iter()
+                .filter(|t| t.kinds.as_ref().is_some_and(|k| k.contains(&n.kind)))
+                .cloned()
+                .collect();
+            out.extend(route(&explicit, [n]));
+        }
         out
     }
 

@@ -52,7 +52,7 @@ impl Supervisor {
             let now = self.now();
             let id = uuid::Uuid::now_v7().to_string();
             let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id, may_recover: self.leads(&key.provider) };
-            let out = step(&r.state, obs.clone(), &ctx, &self.cfg.policy);
+            let out = step(&r.state, obs.clone(), &ctx, self.policy_for(&key.provider));
             if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
                 self.index.set_health(key, r.state.health, r.version); // a stale cache heals here
                 return Ok(None); // nothing to write: healthy instances cost no write

@@ -9,6 +9,7 @@ use std::path::Path;
 use figment::Jail;
 use wa_sentinel::config::{self, ConfigError, Language, LogConfig, LogFormat, NotifierTarget, ProviderKind};
 use wa_sentinel::domain::NoticeKind;
+use wa_sentinel::domain::provider::ProviderCause;
 
 const FULL: &str = include_str!("../fixtures/config-full.toml");
 
@@ -88,6 +89,15 @@ fn every_documented_key_parses() {
         assert_eq!(c.providers[0].kind, ProviderKind::Evolution);
         assert_eq!(c.providers[0].webhook_token.expose(), "0123456789", "an all-digit token stays a string");
         assert_eq!(c.providers[1].webhook_body_key, "url");
+        let h = &c.providers[0].health;
+        assert_eq!((h.silent_after.as_secs(), h.silent_min_instances), (20 * 60, 5));
+        let r = h.remediation.as_ref().expect("remediate_command set");
+        assert_eq!(r.command, ["/usr/bin/systemctl", "restart", "evolution-api"]);
+        assert_eq!((r.timeout.as_secs(), r.cooldown.as_secs(), r.max_attempts), (90, 45 * 60, 3));
+        assert_eq!(r.on, [ProviderCause::Silent, ProviderCause::Unreachable]);
+        assert!(c.providers[1].health.silent_after.is_zero(), "0s turns silence detection off");
+        let d = &c.providers[2].health;
+        assert_eq!((d.silent_after.as_secs(), d.silent_min_instances, d.remediation.is_none()), (15 * 60, 3, true));
         assert_eq!(c.providers[0].webhook_jwt_key.as_ref().unwrap().expose(), "shared-hs256-secret");
         assert_eq!(c.selfcheck.heartbeat_url.as_ref().unwrap().expose(), "https://hc-ping.com/0000");
         assert_eq!(c.selfcheck.quiet_after.as_secs(), 600);
@@ -182,6 +192,46 @@ fn each_validation_error_names_its_key() {
         ("[server]\nadmin_token_env = \"NOT_SET_ANYWHERE\"\n", "server.admin_token", "NOT_SET_ANYWHERE"),
         ("[database]\nurl = \"mysql://x\"\n", "database.url", "sqlite:"),
         ("[log]\nformat = \"logfmt\"\n", "log.format", "\"json\""),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nsilent_after = \"soon\"\n",
+            "providers[0].silent_after",
+            "duration",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nsilent_min_instances = 0\n",
+            "providers[0].silent_min_instances",
+            "at least 1",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_command = []\n",
+            "providers[0].remediate_command",
+            "argv",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_cooldown = \"10m\"\n",
+            "providers[0].remediate_cooldown",
+            "without `remediate_command`",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_command = [\"/bin/true\"]\nremediate_on = [\"always\"]\n",
+            "providers[0].remediate_on[0]",
+            "\"unreachable\"",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_command = [\"/bin/true\"]\nremediate_max_attempts = 0\n",
+            "providers[0].remediate_max_attempts",
+            "at least 1",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_command = [\"/bin/true\"]\nremediate_timeout = \"0s\"\n",
+            "providers[0].remediate_timeout",
+            "greater than zero",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nsilent_after = \"0s\"\nremediate_command = [\"/bin/true\"]\n",
+            "providers[0].remediate_on",
+            "silence detection is off",
+        ),
         ("[log]\nlevel = \"info,[\"\n", "log.level", "log filter"),
         ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),
         // Issue 11 §5: the event name a real Evolution 2.3.6 rejected with a 400 on every audit.

@@ -35,7 +35,11 @@ async fn daemon_log(extra_config: &str, journal_stream: bool) -> String {
     let envs: Vec<(&str, &str)> = if journal_stream { vec![("JOURNAL_STREAM", &stream)] } else { vec![] };
     let mut daemon = Daemon::spawn(&cfg, &envs);
     let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    let seen = wait_for(Duration::from_secs(30), || read().contains("outage opened")).await;
+    // The end of the first cycle too: the cycle's verdict (provider step,
+    // version probe) runs after the poll that logs `outage opened`.
+    let seen =
+        wait_for(Duration::from_secs(30), || read().contains("outage opened") && read().contains("poll cycle done"))
+            .await;
     daemon.kill9();
     let log = read();
     assert!(seen, "no `outage opened` in the log:\n{log}");

@@ -35,6 +35,7 @@ fn notice(kind: NoticeKind, tenant: &str) -> Notice {
         recovered_by: None,
         sequence: 0,
         dedup_key: dedup_key("0193abcd", kind, 0),
+        remediation: None,
     }
 }
 

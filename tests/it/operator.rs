@@ -349,18 +349,34 @@ async fn seed_history(live: &Live) {
             seed(&live.store, &key, now - ago, obs).await;
         }
     }
-    let outage =
-        ProviderOutage { id: "p1".into(), started_at: Ts(now - 6 * H), reason: "unreachable".into(), notified: true };
+    let outage = ProviderOutage {
+        id: "p1".into(),
+        started_at: Ts(now - 6 * H),
+        reason: "unreachable".into(),
+        notified: true,
+        cause: wa_sentinel::domain::provider::ProviderCause::Unreachable,
+        remediation_attempts: 0,
+        exhausted_notified: false,
+    };
     let opened = ProviderStepOutput {
-        state: ProviderState { failed_cycles: 2, outage: Some(outage) },
+        state: ProviderState { failed_cycles: 2, outage: Some(outage), ..ProviderState::default() },
         notices: vec![],
-        changes: vec![ProviderChange::OutageOpened { id: "p1".into(), reason: "provider unreachable".into() }],
+        remediate: None,
+        changes: vec![ProviderChange::OutageOpened {
+            id: "p1".into(),
+            cause: wa_sentinel::domain::provider::ProviderCause::Unreachable,
+            reason: "provider unreachable".into(),
+        }],
     };
     live.store.commit_provider_step("evo", &opened, &[], Ts(now - 6 * H)).await.unwrap();
     let closed = ProviderStepOutput {
         state: ProviderState::default(),
         notices: vec![],
-        changes: vec![ProviderChange::OutageClosed { id: "p1".into() }],
+        remediate: None,
+        changes: vec![ProviderChange::OutageClosed {
+            id: "p1".into(),
+            recovered_by: wa_sentinel::domain::notice::RecoveredBy::Poll,
+        }],
     };
     live.store.commit_provider_step("evo", &closed, &[], Ts(now - 6 * H + 12 * M)).await.unwrap();
 }

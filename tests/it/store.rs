@@ -313,18 +313,34 @@ async fn issue15_availability_from_stored_outages_maintenance_and_provider_outag
     // Maintenance 10 s–20 s, ended early by an operator at 18 s.
     observe(&store, 10_000, Observation::Maintenance(Some(Ts(20_000))), "-").await;
     observe(&store, 18_000, Observation::Maintenance(None), "-").await;
-    let outage =
-        ProviderOutage { id: "p1".into(), started_at: Ts(30_000), reason: "unreachable".into(), notified: false };
+    let outage = ProviderOutage {
+        id: "p1".into(),
+        started_at: Ts(30_000),
+        reason: "unreachable".into(),
+        notified: false,
+        cause: wa_sentinel::domain::provider::ProviderCause::Unreachable,
+        remediation_attempts: 0,
+        exhausted_notified: false,
+    };
     let opened = ProviderStepOutput {
-        state: ProviderState { failed_cycles: 2, outage: Some(outage) },
+        state: ProviderState { failed_cycles: 2, outage: Some(outage), ..ProviderState::default() },
         notices: vec![],
-        changes: vec![ProviderChange::OutageOpened { id: "p1".into(), reason: "unreachable".into() }],
+        remediate: None,
+        changes: vec![ProviderChange::OutageOpened {
+            id: "p1".into(),
+            cause: wa_sentinel::domain::provider::ProviderCause::Unreachable,
+            reason: "unreachable".into(),
+        }],
     };
     store.commit_provider_step("evo", &opened, &[], Ts(30_000)).await.unwrap();
     let closed = ProviderStepOutput {
         state: ProviderState::default(),
         notices: vec![],
-        changes: vec![ProviderChange::OutageClosed { id: "p1".into() }],
+        remediate: None,
+        changes: vec![ProviderChange::OutageClosed {
+            id: "p1".into(),
+            recovered_by: wa_sentinel::domain::notice::RecoveredBy::Poll,
+        }],
     };
     store.commit_provider_step("evo", &closed, &[], Ts(35_000)).await.unwrap();
     // Another tenant's instance, first seen at 20 s, and one seen after the window.

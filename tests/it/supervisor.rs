@@ -22,7 +22,7 @@ pub struct Rig {
     pub sim: Simulator,
     pub sup: Arc<Supervisor>,
     pub store: Store,
-    clock: Arc<AtomicI64>,
+    pub clock: Arc<AtomicI64>,
 }
 
 impl Rig {

@@ -537,3 +537,22 @@ async fn discovery_reads_every_fetch_instances_shape() {
         assert!(got.iter().all(|d| d.token.is_none()), "Evolution discovery copies no tokens");
     }
 }
+
+/// Issue 14: `GET /` is asked for the version every time (an upgrade shows
+/// at the next cycle), unlike the cached major version.
+#[tokio::test]
+async fn the_server_version_is_read_from_get_root_every_time() {
+    let server = MockServer::start().await;
+    let root = |v: &str| {
+        Mock::given(method("GET"))
+            .and(path("/"))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"status": 200, "version": v})))
+            .up_to_n_times(1)
+    };
+    root("2.3.6").mount(&server).await;
+    let c = evo(&server.uri(), ApiVersion::V2);
+    assert_eq!(c.server_version().await.as_deref(), Some("2.3.6"));
+    root("2.3.7").mount(&server).await;
+    assert_eq!(c.server_version().await.as_deref(), Some("2.3.7"));
+    assert_eq!(c.server_version().await, None, "no answer, no version");
+}

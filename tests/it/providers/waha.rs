@@ -429,3 +429,19 @@ async fn simulator_round_trip_status_recovery_audit_and_signed_webhooks() {
     sim.set_down(true);
     assert_eq!(c.status(&s("ok")).await.unwrap_err().class, ErrorClass::Unreachable);
 }
+
+/// Issue 14: the version, from `GET /api/server/version` with the key;
+/// `None` when WAHA does not tell it (an older core, an error).
+#[tokio::test]
+async fn the_server_version_is_read_from_api_server_version() {
+    let server = MockServer::start().await;
+    call("GET", "/api/server/version")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"version": "2025.5.1", "engine": "WEBJS", "tier": "CORE"})),
+        )
+        .mount(&server)
+        .await;
+    assert_eq!(client(&server, None).server_version().await.as_deref(), Some("2025.5.1"));
+    let bare = MockServer::start().await;
+    assert_eq!(client(&bare, None).server_version().await, None, "a 404 tells no version");
+}

@@ -25,6 +25,11 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "1 when the provider's last poll cycle reached it (state ok, or silent: answering but posting no webhooks), 0 when it was unreachable, unauthorized, unlicensed or answered nonsense.",
     ),
+    (
+        "wa_sentinel_provider_silent",
+        Kind::Gauge,
+        "1 while the provider answers polls but no webhook from any of its instances arrives (a provider_silent outage), else 0.",
+    ),
     ("wa_sentinel_instances", Kind::Gauge, "Supervised instances by provider and health."),
     ("wa_sentinel_outages_open", Kind::Gauge, "Open (unrecovered) instance outages by provider."),
     ("wa_sentinel_outbox_pending", Kind::Gauge, "Notices waiting for delivery in the outbox."),

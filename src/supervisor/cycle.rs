@@ -340,6 +340,12 @@ impl Supervisor {
         // A silent provider answers: it is up (its silence is provider_silent's business).
         let up = state == "ok" || provider_state == "silent";
         metrics::gauge!("wa_sentinel_provider_up", "provider" => p.name.clone()).set(if up { 1.0 } else { 0.0 });
+        let silent = provider_state == "silent";
+        metrics::gauge!("wa_sentinel_provider_silent", "provider" => p.name.clone()).set(if silent {
+            1.0
+        } else {
+            0.0
+        });
         progress.set_state(state);
         if report.notices > 0 {
             self.wake_outbox();

@@ -60,6 +60,7 @@ fn rules_and_dashboard_name_only_exported_series() {
         "WaSentinelNotReady",
         "WaSentinelNoticesDead",
         "WaSentinelProviderUnreachable",
+        "WaSentinelProviderSilent",
         "WaSentinelManyInstancesDown",
         "WaSentinelPollCyclesSkipped",
     ] {

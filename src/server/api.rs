@@ -131,6 +131,23 @@ pub fn routes() -> Router<AppState> {
         .route("/api/instances/{provider}/{name}/maintenance", post(maintenance))
         .route("/api/outages", get(outages))
         .route("/api/report", get(report))
+        .route("/api/providers", get(providers))
+}
+
+/// `GET /api/providers`: each provider's state (`ok`, `unreachable`,
+/// `unlicensed`, `silent`), open outage, last webhook, version and last
+/// remediation — the status page's Providers section as JSON.
+async fn providers(
+    State(app): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers, ip)?;
+    let sup = app.sup();
+    let names: Vec<(String, String)> =
+        sup.config().providers.iter().map(|p| (p.name.clone(), p.kind.as_str().to_string())).collect();
+    let overview = sup.store().provider_overview(&names, &|p| sup.index().last_webhook_of(p)).await?;
+    Ok(Json(overview).into_response())
 }
 
 fn rfc(t: Option<Ts>) -> Option<String> {

@@ -435,6 +435,12 @@ async fn admin_api_needs_the_token_and_answers_json() {
     assert_eq!(one["instance"]["health"], "disconnected");
     assert!(!one["events"].as_array().unwrap().is_empty());
     assert_eq!(get("/api/instances/evo/zzz", Some(ADMIN)).await.unwrap().status().as_u16(), 404);
+    // The providers' section as JSON (issue 14 §4).
+    assert_eq!(get("/api/providers", None).await.unwrap().status().as_u16(), 401);
+    let provs: Value = get("/api/providers", Some(ADMIN)).await.unwrap().json().await.unwrap();
+    assert_eq!(provs.as_array().map(Vec::len), Some(1), "{provs}");
+    assert_eq!((provs[0]["name"].as_str(), provs[0]["kind"].as_str()), (Some("evo"), Some("evolution")), "{provs}");
+    assert_eq!(provs[0]["state"], "ok", "{provs}");
     let m = live
         .http
         .post(format!("{}/api/instances/evo/a/maintenance", live.base))

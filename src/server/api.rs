@@ -22,6 +22,7 @@ use crate::domain::health::Observation;
 use crate::domain::{Health, InstanceKey, Ts};
 use crate::store::{InstanceFilter, InstanceRecord};
 use crate::supervisor::SupervisorError;
+use crate::supervisor::requests::{Actor, Carried, ProviderAction};
 
 /// The HTTP edge's one error type.
 #[derive(Debug)]
@@ -273,8 +274,24 @@ async fn restart(
 ) -> Result<Response, ApiError> {
     authorize(&app, &headers, ip)?;
     let force = body.map(|b| b.force).unwrap_or(false);
-    let msg = app.sup().manual_restart(&InstanceKey::new(provider, name), force).await?;
-    Ok(Json(json!({"result": msg})).into_response())
+    // Like the status page: only the provider's leader calls it; a replica
+    // that does not lead records the request for the leader (202).
+    let actor = Actor { name: "api".to_string(), address: ip.to_string() };
+    let key = InstanceKey::new(provider, name);
+    match app.sup().provider_action(&key, ProviderAction::Restart { force }, &actor).await? {
+        Carried::Done(msg) => Ok(Json(json!({"result": msg})).into_response()),
+        Carried::Queued => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "result": "queued",
+                "message": format!(
+                    "this replica does not lead provider `{}`: its leader carries the restart out at the start of its next poll cycle",
+                    key.provider
+                ),
+            })),
+        )
+            .into_response()),
+    }
 }
 
 #[derive(Deserialize)]

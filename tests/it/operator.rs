@@ -660,3 +660,51 @@ async fn issue15_a_follower_queues_provider_actions_for_the_leader() {
     assert_eq!(leader.run_requested_actions("evo").await.unwrap(), 0);
     assert_eq!(restarts(), 1, "expired, not sent");
 }
+
+/// The admin API's restart follows the same rule as the page: a replica that
+/// does not lead the provider never calls it, it records the request (202)
+/// and the leader carries it out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue15_api_restart_on_a_follower_is_queued_for_the_leader() {
+    use std::sync::Arc;
+    use wa_sentinel::supervisor::Supervisor;
+    use wa_sentinel::supervisor::scheduler::Ticks;
+
+    let live = Live::start(&[("shop-main", Behaviour::Open)], |_| {}).await;
+    live.sup.poll_cycle().await.unwrap();
+    live.sup.attach_ticks(Arc::new(Ticks::default()));
+    assert!(!live.sup.leads("evo"));
+    let restarts = || live.sim.calls("POST", "/instance/restart/shop-main");
+    let r = live
+        .http
+        .post(format!("{}/api/instances/evo/shop-main/restart", live.base))
+        .bearer_auth(super::receiver::ADMIN)
+        .json(&serde_json::json!({"force": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["result"], "queued", "{body}");
+    assert_eq!(restarts(), 0, "a follower never calls the provider");
+    let leader = Supervisor::new(
+        Arc::new(live.sup.config().clone()),
+        live.store.clone(),
+        None,
+        Arc::new(wa_sentinel::clock::now),
+    )
+    .unwrap();
+    leader.poll_cycle().await.unwrap();
+    assert_eq!(restarts(), 1, "sent once, by the leader");
+    let key = wa_sentinel::domain::InstanceKey::new("evo", "shop-main");
+    let rec = live.store.instance(&key).await.unwrap().unwrap();
+    let events = live.store.events(&rec.id, 50).await.unwrap();
+    let by_api: Vec<Value> = events
+        .iter()
+        .filter(|e| e.kind == "operator_action")
+        .map(|e| serde_json::from_str::<Value>(&e.detail).unwrap())
+        .filter(|d| d["actor"] == "api")
+        .collect();
+    assert_eq!(by_api.len(), 1, "{by_api:?}");
+    assert_eq!(by_api[0]["outcome"], "done", "{by_api:?}");
+}

@@ -421,24 +421,29 @@ fn daemon_command() -> Command {
     }
 }
 
+/// `wa-sentinel --config cfg run`, its log (plain text, `rust_log`) to `log`.
+/// `BENCH_DAEMON_WRAPPER="valgrind --tool=callgrind …"` runs it under a profiler.
+fn spawn_daemon(cfg: &Path, log: &Path, rust_log: &str) -> Result<Child> {
+    daemon_command()
+        .arg("--config")
+        .arg(cfg)
+        .arg("run")
+        .env_remove("WA_SENTINEL_CONFIG")
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()
+        .context("spawn wa-sentinel")
+}
+
 impl Daemon {
     fn spawn(dir: &Path, c: &DaemonConfig) -> Result<Daemon> {
         let cfg = dir.join("config.toml");
         std::fs::write(&cfg, config_text(c))?;
         let log = dir.join("daemon.log");
-        // `BENCH_DAEMON_WRAPPER="valgrind --tool=callgrind …"` runs the daemon under a profiler.
-        let child = daemon_command()
-            .arg("--config")
-            .arg(&cfg)
-            .arg("run")
-            .env_remove("WA_SENTINEL_CONFIG")
-            .env("RUST_LOG", "info,sqlx=warn,tokio_cron_scheduler=warn")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("spawn wa-sentinel")?;
+        let child = spawn_daemon(&cfg, &log, "info,sqlx=warn,tokio_cron_scheduler=warn")?;
         Ok(Daemon { child, log, port: c.port })
     }
 
@@ -1198,6 +1203,25 @@ struct PgSample {
     tables: std::collections::BTreeMap<String, [i64; 3]>,
 }
 
+impl PgWrites {
+    /// The writes per cycle between samples `a` and `b`, `cycles` apart,
+    /// less `own_xacts` transactions per cycle that the sampling itself made.
+    fn between(a: &PgSample, b: &PgSample, cycles: usize, own_xacts: f64) -> PgWrites {
+        let k = cycles as f64;
+        let d = |i: usize| (b.db[i] - a.db[i]) as f64 / k;
+        let tables = b
+            .tables
+            .iter()
+            .filter_map(|(t, v)| {
+                let w = a.tables.get(t).copied().unwrap_or([0; 3]);
+                let dt = |i: usize| (v[i] - w[i]) as f64 / k;
+                (*v != w).then(|| (t.clone(), dt(0), dt(1), dt(2)))
+            })
+            .collect();
+        PgWrites { cycles, xacts: d(0) - own_xacts, ins: d(1), upd: d(2), del: d(3), tables }
+    }
+}
+
 async fn pg_sample(p: &PgBench, own: &sqlx::PgPool) -> Result<PgSample> {
     let db = p.stats().await?;
     let rows: Vec<(String, i64, i64, i64)> =
@@ -1281,21 +1305,8 @@ async fn poll_run(size: &Size, n: usize, pg: Option<&PgBench>, cycles: usize, pg
     let first_pg = samples.iter().find_map(|s| s.2.clone());
     let pg_writes = match (first_pg, samples.last().and_then(|s| s.2.clone())) {
         (Some(a), Some(b)) if pg_cycles > 0 => {
-            let k = pg_cycles as f64;
             // Our pg_stat_user_tables query runs on the daemon's database: one transaction per sample.
-            let xacts = (b.db[0] - a.db[0]) as f64 / k - 1.0;
-            let d = |i: usize| (b.db[i] - a.db[i]) as f64 / k;
-            let tables = b
-                .tables
-                .iter()
-                .filter_map(|(t, v)| {
-                    let z = [0i64; 3];
-                    let w = a.tables.get(t).unwrap_or(&z);
-                    let dt = |i: usize| (v[i] - w[i]) as f64 / k;
-                    (v != w).then(|| (t.clone(), dt(0), dt(1), dt(2)))
-                })
-                .collect();
-            Some(PgWrites { cycles: pg_cycles, xacts, ins: d(1), upd: d(2), del: d(3), tables })
+            Some(PgWrites::between(&a, &b, pg_cycles, 1.0))
         }
         _ => None,
     };
@@ -1681,21 +1692,11 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>, replicas: usize)
         let cfg = dir.path().join(format!("config-{r}.toml"));
         std::fs::write(&cfg, scale_config(&db, port, &sims, size.scale_schedule))?;
         let log = dir.path().join(format!("daemon-{r}.log"));
-        let child = daemon_command()
-            .arg("--config")
-            .arg(&cfg)
-            .arg("run")
-            .env_remove("WA_SENTINEL_CONFIG")
-            .env(
-                "RUST_LOG",
-                "info,sqlx=warn,tokio_cron_scheduler=warn,wa_sentinel::supervisor::cycle=info,wa_sentinel=warn",
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("spawn wa-sentinel")?;
+        let child = spawn_daemon(
+            &cfg,
+            &log,
+            "info,sqlx=warn,tokio_cron_scheduler=warn,wa_sentinel::supervisor::cycle=info,wa_sentinel=warn",
+        )?;
         children.push(child);
         logs.push(log);
     }
@@ -1796,21 +1797,7 @@ async fn scale_run(size: &Size, n: usize, pg: Option<&PgBench>, replicas: usize)
     }
     let took_ms = by.into_iter().map(|(p, v)| (p, median(&v))).collect();
     let pg_writes = match (pg_a, pg_b) {
-        (Some(a), Some(b)) => {
-            let k = size.scale_periods as f64;
-            let d = |i: usize| (b.db[i] - a.db[i]) as f64 / k;
-            let tables = b
-                .tables
-                .iter()
-                .filter_map(|(t, v)| {
-                    let z = [0i64; 3];
-                    let w = a.tables.get(t).unwrap_or(&z);
-                    let dt = |i: usize| (v[i] - w[i]) as f64 / k;
-                    (v != w).then(|| (t.clone(), dt(0), dt(1), dt(2)))
-                })
-                .collect();
-            Some(PgWrites { cycles: size.scale_periods, xacts: d(0), ins: d(1), upd: d(2), del: d(3), tables })
-        }
+        (Some(a), Some(b)) => Some(PgWrites::between(&a, &b, size.scale_periods, 0.0)),
         _ => None,
     };
     if let Some(o) = own {

@@ -132,6 +132,16 @@ pub struct Webhooks {
     pub watching_since: Ts,
 }
 
+impl Webhooks {
+    /// These facts updated with `seen`, the latest webhook this process
+    /// received (it may not be flushed to the database yet): one arriving
+    /// since this process started watching makes webhooks expected.
+    pub fn with_seen(self, seen: Option<Ts>) -> Webhooks {
+        let last = self.last.max(seen);
+        Webhooks { last, expected: self.expected || last.is_some_and(|t| t >= self.watching_since), ..self }
+    }
+}
+
 /// The open outage of a provider, as stored in the `outages` table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProviderOutage {

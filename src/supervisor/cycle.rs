@@ -313,9 +313,7 @@ impl Supervisor {
             let version = if summary.calls > summary.provider_errors { h.client.server_version().await } else { None };
             // The stored webhook times were read before the polls; what this
             // process received since is in the index.
-            let last = hooks.last.max(self.index.last_webhook_of(&p.name));
-            let expected = hooks.expected || last.is_some_and(|t| t >= self.started_at);
-            let hooks = Webhooks { last, expected, ..hooks };
+            let hooks = hooks.with_seen(self.index.last_webhook_of(&p.name));
             let input = ProviderInput {
                 cycle: summary,
                 hooks,
@@ -373,9 +371,8 @@ impl Supervisor {
     /// here or flushed by any replica, and whether any are expected.
     async fn provider_webhooks(&self, provider: &str) -> Result<Webhooks, SupervisorError> {
         let (stored, audit_ok) = self.store.provider_webhooks(provider).await?;
-        let last = stored.max(self.index.last_webhook_of(provider));
-        let expected = audit_ok || last.is_some_and(|t| t >= self.started_at);
-        Ok(Webhooks { last, expected, watching_since: self.started_at })
+        let stored = Webhooks { last: stored, expected: audit_ok, watching_since: self.started_at };
+        Ok(stored.with_seen(self.index.last_webhook_of(provider)))
     }
 
     /// Decide, before the polls, whether instance silence is held for `p`.

@@ -587,10 +587,21 @@ fn which(program: &str) -> String {
 /// restart from the page is recorded (`queued`) and nothing is sent; the
 /// provider's leader carries it out at its next cycle and audits the outcome
 /// with the page's actor and address. Maintenance is done at once anywhere.
+/// A second supervisor on `live`'s database that leads every provider (no
+/// replica leases): the leader a follower's requests go to.
+fn leader_of(live: &Live) -> std::sync::Arc<wa_sentinel::supervisor::Supervisor> {
+    wa_sentinel::supervisor::Supervisor::new(
+        std::sync::Arc::new(live.sup.config().clone()),
+        live.store.clone(),
+        None,
+        std::sync::Arc::new(wa_sentinel::clock::now),
+    )
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue15_a_follower_queues_provider_actions_for_the_leader() {
     use std::sync::Arc;
-    use wa_sentinel::supervisor::Supervisor;
     use wa_sentinel::supervisor::scheduler::Ticks;
 
     let live = Live::start(&[("shop-main", Behaviour::Open)], |_| {}).await;
@@ -617,15 +628,8 @@ async fn issue15_a_follower_queues_provider_actions_for_the_leader() {
     let (_, _, p) = get_page(&live, m.headers()["location"].to_str().unwrap(), Some(&me)).await;
     assert!(p.contains("<b>maintenance</b> done:"), "maintenance needs no provider call: {p}");
 
-    // The leader (here a second supervisor on the same database, leading
-    // every provider) carries the request out at the start of its cycle.
-    let leader = Supervisor::new(
-        Arc::new(live.sup.config().clone()),
-        live.store.clone(),
-        None,
-        Arc::new(wa_sentinel::clock::now),
-    )
-    .unwrap();
+    // The leader carries the request out at the start of its cycle.
+    let leader = leader_of(&live);
     leader.poll_cycle().await.unwrap();
     assert_eq!(restarts(), 1, "sent once, by the leader");
     assert_eq!(leader.run_requested_actions("evo").await.unwrap(), 0, "taken once");
@@ -667,7 +671,6 @@ async fn issue15_a_follower_queues_provider_actions_for_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue15_api_restart_on_a_follower_is_queued_for_the_leader() {
     use std::sync::Arc;
-    use wa_sentinel::supervisor::Supervisor;
     use wa_sentinel::supervisor::scheduler::Ticks;
 
     let live = Live::start(&[("shop-main", Behaviour::Open)], |_| {}).await;
@@ -687,13 +690,7 @@ async fn issue15_api_restart_on_a_follower_is_queued_for_the_leader() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["result"], "queued", "{body}");
     assert_eq!(restarts(), 0, "a follower never calls the provider");
-    let leader = Supervisor::new(
-        Arc::new(live.sup.config().clone()),
-        live.store.clone(),
-        None,
-        Arc::new(wa_sentinel::clock::now),
-    )
-    .unwrap();
+    let leader = leader_of(&live);
     leader.poll_cycle().await.unwrap();
     assert_eq!(restarts(), 1, "sent once, by the leader");
     let key = wa_sentinel::domain::InstanceKey::new("evo", "shop-main");

@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use crate::domain::{Health, InstanceKey, Ts};
+use crate::domain::health::Settled;
+use crate::domain::{Health, InstanceKey, InstanceState, Ts};
 use crate::store::InventoryRow;
 
 #[derive(Debug)]
@@ -25,6 +26,10 @@ pub struct Entry {
     dirty: AtomicBool,
     /// When a `connecting` signal was last forwarded (debounce, Unix ms).
     last_connecting: AtomicI64,
+    /// The row version whose state was last seen, and whether it was settled
+    /// ([`InstanceState::settled`]): the poll's fast path (issue 17) trusts it
+    /// only while the database still holds that very version.
+    settled: Mutex<(i64, Option<Settled>)>,
 }
 
 fn code(h: Health) -> u64 {
@@ -44,7 +49,25 @@ impl Entry {
             last_webhook: AtomicI64::new(last_webhook.map_or(0, |t| t.0)),
             dirty: AtomicBool::new(false),
             last_connecting: AtomicI64::new(0),
+            settled: Mutex::new((-1, None)),
         }
+    }
+
+    /// Remember what row version `version`'s state was, unless a newer
+    /// version is already known.
+    pub fn set_state(&self, state: &InstanceState, version: i64) {
+        self.set_health(state.health, version);
+        let mut s = self.settled.lock().expect("settled lock");
+        if s.0 <= version {
+            *s = (version, state.settled());
+        }
+    }
+
+    /// The settled facts of row version `version`, if that is the version
+    /// last seen and it was settled.
+    pub fn settled_at(&self, version: i64) -> Option<Settled> {
+        let s = self.settled.lock().expect("settled lock");
+        if s.0 == version { s.1 } else { None }
     }
 
     pub fn health(&self) -> Health {
@@ -164,9 +187,11 @@ impl LiveIndex {
         }
     }
 
-    pub fn set_health(&self, key: &InstanceKey, h: Health, version: i64) {
+    /// Cache what the supervisor just read or committed of `key`: row
+    /// `version` holds `state`.
+    pub fn set_state(&self, key: &InstanceKey, state: &InstanceState, version: i64) {
         if let Some(e) = self.get(&key.provider, &key.name) {
-            e.set_health(h, version);
+            e.set_state(state, version);
         }
     }
 
@@ -190,6 +215,24 @@ mod tests {
         assert_eq!(e.health(), Health::Connected);
         e.set_health(Health::LoggedOut, 7);
         assert_eq!(e.health(), Health::LoggedOut);
+    }
+
+    /// Issue 17's fast path trusts a cached settled state only for the very
+    /// row version it was read from, and an older read never replaces it.
+    #[test]
+    fn settled_facts_belong_to_one_row_version() {
+        let e = Entry::new("id".into(), "t".into(), Health::Unknown, 0, None);
+        let mut open = InstanceState::new(Ts(0));
+        (open.health, open.reason, open.connected_at) = (Health::Connected, "open".into(), Some(Ts(10)));
+        assert_eq!(e.settled_at(0), None, "nothing seen yet");
+        e.set_state(&open, 3);
+        assert_eq!(e.settled_at(3).map(|s| s.silence_from), Some(Some(Ts(10))));
+        assert_eq!(e.settled_at(4), None, "the database moved on: read it");
+        e.set_state(&InstanceState::new(Ts(0)), 2); // an older read
+        assert!(e.settled_at(3).is_some());
+        e.set_state(&InstanceState::new(Ts(0)), 4); // a newer state, not settled
+        assert_eq!(e.settled_at(4), None);
+        assert_eq!(e.health(), Health::Unknown);
     }
 
     /// Issue 11 §5: the health/version pair was updated with a read-then-store;

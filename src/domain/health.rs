@@ -169,6 +169,26 @@ pub struct Flapping {
     pub since: Ts,
 }
 
+/// The reason of a session found open.
+const OPEN_REASON: &str = "open";
+
+/// A connected instance with nothing pending (no outage, flapping,
+/// maintenance or failure count): see [`InstanceState::settled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Where its silence is measured from (`None`: it cannot be silent).
+    pub silence_from: Option<Ts>,
+}
+
+impl Settled {
+    /// Would a poll that finds the session open at `now` change nothing?
+    /// Only if the instance does not turn silent (a zombie) by then.
+    pub fn open_poll_is_noop(self, now: Ts, policy: &Policy) -> bool {
+        let stale = policy.stale_webhook_after;
+        stale.is_zero() || self.silence_from.is_none_or(|t| now.since(t) < stale)
+    }
+}
+
 /// Everything the state machine remembers about one instance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceState {
@@ -222,6 +242,31 @@ impl InstanceState {
 
     pub fn in_maintenance(&self, now: Ts) -> bool {
         self.maintenance_until.is_some_and(|u| u > now)
+    }
+
+    /// The state as far as a poll that finds the session open is concerned:
+    /// `Some` when that poll can change nothing but the silence clock, which
+    /// [`Settled::open_poll_is_noop`] then decides. This is the poll's fast
+    /// path at scale (issue 17): a settled instance's poll skips reading its
+    /// record and stepping it. `step_of_a_settled_open_poll_changes_nothing`
+    /// (a property test over random histories and random states) holds the
+    /// two to [`step`].
+    pub fn settled(&self) -> Option<Settled> {
+        let settled = self.health == Health::Connected
+            && self.reason == OPEN_REASON
+            && self.consecutive_failures == 0
+            && self.outage.is_none()
+            && self.flapping.is_none()
+            && self.maintenance_until.is_none();
+        settled.then(|| Settled {
+            // As `Machine::is_silent` measures it: from the later of the last
+            // webhook and the moment the session opened.
+            silence_from: match (self.last_webhook_at, self.connected_at) {
+                (Some(w), Some(c)) => Some(w.max(c)),
+                (Some(t), None) | (None, Some(t)) => Some(t),
+                (None, None) => None,
+            },
+        })
     }
 
     /// When the next automatic recovery action may be sent.
@@ -346,7 +391,7 @@ fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
         live_session: health == Health::Connected,
     };
     match st {
-        ProviderStatus::Connected => v(Health::Connected, None, "open".into(), None, false),
+        ProviderStatus::Connected => v(Health::Connected, None, OPEN_REASON.into(), None, false),
         ProviderStatus::Connecting { qr_pending: true } => {
             v(Health::Connecting, Some(Cause::NeedsQr), "waiting for a QR code scan".into(), None, false)
         }

@@ -506,6 +506,12 @@ proptest! {
             t += dt;
             s.at(t);
             let before = s.state.clone();
+            // Issue 17's fast path, on every reachable state.
+            if let Some(settled) = before.settled()
+                && settled.open_poll_is_noop(s.now, &p)
+            {
+                prop_assert!(open_poll_changes_nothing(&before, s.now, &p), "settled {:?} changed", before);
+            }
             let obs = match o {
                 Op::Poll(st) => Observation::Polled(st),
                 Op::Fail(k) => Observation::ProviderFailed(k),
@@ -784,4 +790,99 @@ fn issue15_5_reasons_say_each_thing_once_and_notices_carry_cause_and_code() {
     assert_eq!(status_code_in("open"), None);
     let v = classify_status(ProviderStatus::LoggedOut { reason: Some(401) }, true);
     assert_eq!(v.reason, "logged out (statusReason 401)");
+}
+
+// ------------------------------------------- issue 17: the poll's fast path
+
+/// What `Supervisor::observe_with` checks before it skips a write.
+fn open_poll_changes_nothing(state: &InstanceState, now: Ts, policy: &Policy) -> bool {
+    let key = InstanceKey::new("evo", "inst");
+    let ctx = Ctx { now, key: &key, tenant: "t1", new_id: "x", may_recover: true };
+    let out = step(state, Observation::Polled(ProviderStatus::Connected), &ctx, policy);
+    out.state == *state && out.actions.is_empty() && out.changes.is_empty()
+}
+
+fn opt_ts() -> impl Strategy<Value = Option<Ts>> {
+    prop_oneof![Just(None), (0i64..200).prop_map(|m| Some(Ts(m * MIN)))]
+}
+
+/// Any state at all, biased towards settled ones (a random state is rarely settled).
+fn any_state() -> impl Strategy<Value = InstanceState> {
+    let health = prop_oneof![4 => Just(Health::Connected), 1 => proptest::sample::select(Health::ALL.to_vec())];
+    let reason = prop_oneof![4 => Just("open".to_string()), 1 => Just("connecting".to_string())];
+    let outage = prop_oneof![4 => Just(None), 1 => Just(Some(OutageState {
+        id: "o1".into(),
+        started_at: Ts(0),
+        cause: Cause::Disconnected,
+        reason: "connection closed".into(),
+        restart_attempts: 0,
+        down_notified: true,
+        exhausted_notified: false,
+        reminders_sent: 0,
+        last_notice_at: None,
+    }))];
+    let flapping = prop_oneof![4 => Just(None), 1 => Just(Some(Flapping { id: "f1".into(), since: Ts(0) }))];
+    (
+        (health, reason, prop_oneof![4 => Just(0u32), 1 => 1u32..3], opt_ts(), opt_ts(), opt_ts()),
+        (opt_ts(), 0u32..3, 0u32..2, opt_ts(), proptest::collection::vec((0i64..200).prop_map(|m| Ts(m * MIN)), 0..3)),
+        (flapping, prop_oneof![4 => Just(None), 1 => opt_ts()], outage),
+    )
+        .prop_map(
+            |(
+                (health, reason, consecutive_failures, connected_at, disconnected_at, last_webhook_at),
+                (last_restart_attempt, restart_attempts, replaced_count, replaced_at, flap_history),
+                (flapping, maintenance_until, outage),
+            )| InstanceState {
+                health,
+                reason,
+                health_since: Ts(0),
+                consecutive_failures,
+                connected_at,
+                disconnected_at,
+                last_webhook_at,
+                last_restart_attempt,
+                restart_attempts,
+                replaced_count,
+                replaced_at,
+                flap_history,
+                flapping,
+                maintenance_until,
+                outage,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// Issue 17: a poll that finds a settled instance open, before its silence
+    /// is due, is exactly the no-op `step` would have found — whatever else
+    /// the state holds (restart budget, flap history, 440 counts).
+    #[test]
+    fn step_of_a_settled_open_poll_changes_nothing(state in any_state(), p in policy(), now in 0i64..400) {
+        let now = Ts(now * MIN);
+        if let Some(settled) = state.settled()
+            && settled.open_poll_is_noop(now, &p)
+        {
+            prop_assert!(open_poll_changes_nothing(&state, now, &p), "settled {:?} changed at {:?}", state, now);
+        }
+    }
+}
+
+/// The fast path is taken where it matters: a connected instance whose
+/// webhooks flow is settled, and stops being a no-op exactly when its
+/// silence is due (then the full step runs and decides the zombie).
+#[test]
+fn issue17_a_connected_instance_is_settled_until_its_silence_is_due() {
+    let p = Policy { stale_webhook_after: Duration::from_secs(30 * 60), ..Policy::default() };
+    let mut s = Sim::new(p.clone());
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(5).obs(Observation::Webhook(WebhookSignal::Alive));
+    let settled = s.state.settled().expect("a connected instance with webhooks is settled");
+    assert_eq!(settled.silence_from, Some(Ts(5 * MIN)));
+    assert!(settled.open_poll_is_noop(Ts(34 * MIN), &p));
+    assert!(!settled.open_poll_is_noop(Ts(35 * MIN), &p), "silence due: the full step decides");
+    assert!(!open_poll_changes_nothing(&s.state, Ts(35 * MIN), &p));
+    s.at(36).poll(ProviderStatus::Disconnected { reason: Some(428) });
+    assert!(s.state.settled().is_none(), "down: not settled");
 }

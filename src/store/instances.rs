@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::records::{InstanceRow, InventorySqlRow, change_event};
-use super::{Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, Result, Store, StoreError};
+use super::{Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, PollRow, Result, Store, StoreError};
 use crate::domain::health::{Change, StepOutput};
 use crate::domain::{Health, InstanceKey, InstanceState, Ts};
 
@@ -128,21 +128,49 @@ impl Store {
         rows.into_iter().map(InventorySqlRow::into_row).collect()
     }
 
-    /// One page of provider `provider`'s present instances with their state,
-    /// by name after `after`: a poll cycle streams its queue instead of
-    /// holding every record at once.
-    pub async fn instances_page(&self, provider: &str, after: Option<&str>, limit: u32) -> Result<Vec<InstanceRecord>> {
-        let rows: Vec<InstanceRow> = on_pool!(self, p => {
-            sqlx::query_as(concat!(
-                instance_select!(),
-                " WHERE i.provider = $1 AND i.present = TRUE AND ($2 IS NULL OR i.name > $2) ORDER BY i.name LIMIT $3"
-            ))
+    /// One page of provider `provider`'s present instances, by name after
+    /// `after`, as a poll cycle's queue needs them: identity and row version
+    /// only (three columns; the full record is read for the few that need
+    /// it, [`Store::instances_by_ids`]). A cycle streams its queue a page at
+    /// a time instead of holding every record at once.
+    pub async fn poll_page(&self, provider: &str, after: Option<&str>, limit: u32) -> Result<Vec<PollRow>> {
+        let rows: Vec<(String, String, i64)> = on_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT id, name, version FROM instances \
+                 WHERE provider = $1 AND present = TRUE AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3",
+            )
             .bind(provider)
             .bind(after)
             .bind(i64::from(limit))
             .fetch_all(p)
             .await?
         });
+        Ok(rows.into_iter().map(|(id, name, version)| PollRow { id, name, version }).collect())
+    }
+
+    /// The present instances with these ids, with their state (any order).
+    pub async fn instances_by_ids(&self, ids: &[&str]) -> Result<Vec<InstanceRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<InstanceRow> = match &self.db {
+            Db::Postgres(p) => {
+                sqlx::query_as(concat!(instance_select!(), " WHERE i.id = ANY($1) AND i.present = TRUE"))
+                    .bind(ids)
+                    .fetch_all(p)
+                    .await?
+            }
+            // A JSON array of ids: one statement text whatever the count.
+            Db::Sqlite(p) => {
+                sqlx::query_as(concat!(
+                    instance_select!(),
+                    " WHERE i.id IN (SELECT value FROM json_each($1)) AND i.present = TRUE"
+                ))
+                .bind(serde_json::to_string(ids).expect("strings serialise"))
+                .fetch_all(p)
+                .await?
+            }
+        };
         rows.into_iter().map(InstanceRow::into_record).collect()
     }
 

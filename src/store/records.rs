@@ -81,6 +81,14 @@ impl InventorySqlRow {
     }
 }
 
+/// One entry of a poll cycle's queue: which instance, at which row version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRow {
+    pub id: String,
+    pub name: String,
+    pub version: i64,
+}
+
 /// Filters for listing instances (all `None`: everything present).
 #[derive(Debug, Clone, Default)]
 pub struct InstanceFilter {

@@ -20,11 +20,12 @@ use super::{ProviderHandle, Supervisor, SupervisorError};
 use crate::config::ProviderConfig;
 use crate::domain::breaker::{Breaker, DEFAULT_PROBES, DEFAULT_THRESHOLD};
 use crate::domain::gate::gate;
-use crate::domain::health::{Action, Observation};
+use crate::domain::health::{Action, Observation, Settled};
 use crate::domain::provider::{
     CycleSummary, ProviderInput, ProviderState, Webhooks, holds_instance_silence, provider_step,
 };
 use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, ProviderStatus};
+use crate::live::LiveIndex;
 use crate::providers::Provider;
 use crate::store::{InstanceFilter, InstanceRecord, Store};
 
@@ -40,14 +41,31 @@ pub struct CycleReport {
     pub notices: u32,
     /// Instances not called because the provider's circuit breaker was open.
     pub held: u32,
+    /// Polls that found a settled instance open: decided from the index,
+    /// with no record read and no step (issue 17's fast path).
+    pub settled: u32,
+}
+
+/// One instance to poll: which, at which row version, and either its full
+/// record or — when the index saw that very version settled — what the
+/// poll's fast path needs instead (issue 17: a settled instance found open
+/// costs no record read and no step).
+struct Item {
+    key: InstanceKey,
+    id: String,
+    version: i64,
+    rec: Option<InstanceRecord>,
+    settled: Option<Settled>,
 }
 
 /// A provider's poll queue, read from the store a page at a time (by name):
-/// a cycle never holds every instance record at once.
+/// a cycle never holds every instance record at once. A page reads ids and
+/// versions; full records only of the instances the fast path cannot take.
 struct Queue<'a> {
     store: &'a Store,
+    index: &'a LiveIndex,
     provider: &'a str,
-    page: std::collections::VecDeque<InstanceRecord>,
+    page: std::collections::VecDeque<Item>,
     after: Option<String>,
     done: bool,
 }
@@ -55,16 +73,42 @@ struct Queue<'a> {
 impl<'a> Queue<'a> {
     const PAGE: u32 = 256;
 
-    fn new(store: &'a Store, provider: &'a str) -> Self {
-        Queue { store, provider, page: Default::default(), after: None, done: false }
+    fn new(store: &'a Store, index: &'a LiveIndex, provider: &'a str) -> Self {
+        Queue { store, index, provider, page: Default::default(), after: None, done: false }
     }
 
-    async fn next(&mut self) -> Result<Option<InstanceRecord>, SupervisorError> {
+    async fn next(&mut self) -> Result<Option<Item>, SupervisorError> {
         if self.page.is_empty() && !self.done {
-            let rows = self.store.instances_page(self.provider, self.after.as_deref(), Self::PAGE).await?;
+            let rows = self.store.poll_page(self.provider, self.after.as_deref(), Self::PAGE).await?;
             self.done = rows.len() < Self::PAGE as usize;
-            self.after = rows.last().map(|r| r.key.name.clone());
-            self.page.extend(rows);
+            self.after = rows.last().map(|r| r.name.clone());
+            let items: Vec<Item> = rows
+                .into_iter()
+                .map(|r| Item {
+                    // The same row (a re-created instance has a new id) at the same version.
+                    settled: self
+                        .index
+                        .get(self.provider, &r.name)
+                        .filter(|e| e.id == r.id)
+                        .and_then(|e| e.settled_at(r.version)),
+                    key: InstanceKey::new(self.provider, r.name),
+                    id: r.id,
+                    version: r.version,
+                    rec: None,
+                })
+                .collect();
+            let ids: Vec<&str> = items.iter().filter(|i| i.settled.is_none()).map(|i| i.id.as_str()).collect();
+            let mut full: HashMap<String, InstanceRecord> =
+                self.store.instances_by_ids(&ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+            for mut item in items {
+                if item.settled.is_none() {
+                    // Retired between the two reads: nothing to poll.
+                    let Some(rec) = full.remove(&item.id) else { continue };
+                    item.version = rec.version;
+                    item.rec = Some(rec);
+                }
+                self.page.push_back(item);
+            }
         }
         Ok(self.page.pop_front())
     }
@@ -79,6 +123,7 @@ impl CycleReport {
         self.recoveries += o.recoveries;
         self.notices += o.notices;
         self.held += o.held;
+        self.settled += o.settled;
     }
 }
 
@@ -202,7 +247,7 @@ impl Supervisor {
         let share = (self.cfg.supervisor.concurrency / self.providers.len().max(1)).max(1);
         let cap = self.cfg.supervisor.per_provider_concurrency.min(share).max(1);
         let mut breaker = Breaker::for_cycle(was_open, DEFAULT_THRESHOLD, DEFAULT_PROBES);
-        let mut queue = Queue::new(&self.store, &p.name);
+        let mut queue = Queue::new(&self.store, &self.index, &p.name);
         let mut set = tokio::task::JoinSet::new();
         let mut report = CycleReport::default();
         let mut summary = CycleSummary::default();
@@ -212,7 +257,7 @@ impl Supervisor {
             // At most `cap` calls exist at a time (each task is ~17 KiB):
             // memory stays flat whatever the number of instances.
             while set.len() < cap && breaker.may_call() {
-                let Some(rec) = queue.next().await? else { break };
+                let Some(item) = queue.next().await? else { break };
                 breaker.issued();
                 let (me, h) = (self.clone(), h.clone());
                 // A debug span: at the usual info level a poll costs no span of
@@ -220,24 +265,33 @@ impl Supervisor {
                 // its events). The two large sub-futures are boxed, so the task
                 // tokio moves around stays small (measured: spawning ~16 KiB
                 // tasks was 10 % of a poll, in memcpy).
-                let span = tracing::debug_span!("poll", provider = %rec.key.provider, instance = %rec.key.name);
+                let span = tracing::debug_span!("poll", provider = %item.key.provider, instance = %item.key.name);
                 set.spawn(
                     async move {
-                        let obs = Box::pin(me.poll_one(&h, &rec.key)).await;
+                        let Item { key, id, version, rec, settled } = item;
+                        let obs = Box::pin(me.poll_one(&h, &key)).await;
                         let failed = match &obs {
                             Observation::ProviderFailed(k) => Some(*k),
                             _ => None,
                         };
                         let open = obs == Observation::Polled(ProviderStatus::Connected);
-                        let (key, id, version) = (rec.key.clone(), rec.id.clone(), rec.version);
-                        let res = Box::pin(me.observe_with(&key, obs, Some(rec), true, Some(version))).await;
-                        (key, id, failed, open, res)
+                        // The fast path: what `step` would find is known to be
+                        // nothing (`step_of_a_settled_open_poll_changes_nothing`).
+                        let fast = settled
+                            .is_some_and(|s| open && s.open_poll_is_noop(me.now(), me.policy_for(&key.provider)));
+                        let res = if fast {
+                            Ok(None)
+                        } else {
+                            Box::pin(me.observe_with(&key, obs, rec, true, Some(version))).await
+                        };
+                        (key, id, failed, open, fast, res)
                     }
                     .instrument(span),
                 );
             }
             let Some(joined) = set.join_next().await else { break };
-            let (key, id, failed, open, res) = joined.expect("poll task does not panic");
+            let (key, id, failed, open, fast, res) = joined.expect("poll task does not panic");
+            report.settled += u32::from(fast);
             breaker.record(failed == Some(ProviderErrorKind::Unreachable));
             report.polled += 1;
             summary.calls += 1;
@@ -262,12 +316,11 @@ impl Supervisor {
             }
         }
         // The breaker opened: the rest is held — `unknown`, not called (rule 2).
-        while let Some(rec) = queue.next().await? {
+        while let Some(item) = queue.next().await? {
             report.held += 1;
-            let key = rec.key.clone();
             let obs = Observation::ProviderFailed(ProviderErrorKind::Unreachable);
-            if let Err(e) = self.observe_with(&key, obs, Some(rec), true, None).await {
-                tracing::warn!(instance = %key, error = %e, "cannot record the held instance");
+            if let Err(e) = self.observe_with(&item.key, obs, item.rec, true, None).await {
+                tracing::warn!(instance = %item.key, error = %e, "cannot record the held instance");
             }
         }
         let open = breaker.is_open();
@@ -355,6 +408,7 @@ impl Supervisor {
             provider = %p.name,
             polled = report.polled,
             held = report.held,
+            settled = report.settled,
             changed = report.committed,
             provider_errors = report.provider_errors,
             recoveries = report.recoveries,

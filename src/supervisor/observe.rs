@@ -46,7 +46,7 @@ impl Supervisor {
             };
             if seen_version.is_some_and(|v| v != r.version) {
                 tracing::debug!(instance = %key, "a newer state was committed while the poll ran: its answer is dropped");
-                self.index.set_health(key, r.state.health, r.version);
+                self.index.set_state(key, &r.state, r.version);
                 return Ok(None);
             }
             let now = self.now();
@@ -54,7 +54,7 @@ impl Supervisor {
             let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id, may_recover: self.leads(&key.provider) };
             let out = step(&r.state, obs.clone(), &ctx, self.policy_for(&key.provider));
             if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
-                self.index.set_health(key, r.state.health, r.version); // a stale cache heals here
+                self.index.set_state(key, &r.state, r.version); // a stale cache heals here
                 return Ok(None); // nothing to write: healthy instances cost no write
             }
             let notices: Vec<&Notice> = out.notices().collect();
@@ -75,7 +75,7 @@ impl Supervisor {
 
     /// After the commit: log what happened, count it, and start the actions.
     fn after_commit(self: &Arc<Self>, r: &InstanceRecord, out: &StepOutput, spawn_recoveries: bool) {
-        self.index.set_health(&r.key, out.state.health, r.version + 1);
+        self.index.set_state(&r.key, &out.state, r.version + 1);
         for c in &out.changes {
             crate::events::change(&r.key, &r.tenant, c);
             if let Change::HealthChanged { from, to, .. } = c

@@ -127,6 +127,7 @@ on_both_backends!(
     issue11_4_ungrouped_provider_notices_skip_instances_in_maintenance,
     issue11_5_a_verification_poll_older_than_a_webhook_recovery_is_dropped,
     issue11_5_webhook_repaired_notices_belong_to_no_outage,
+    issue17_a_settled_instance_costs_no_record_read_and_a_newer_commit_is_never_skipped,
 );
 
 async fn rule1_every_instance_is_polled_every_cycle_including_disconnected_ones(store: Store) {
@@ -670,4 +671,40 @@ async fn issue11_5_webhook_repaired_notices_belong_to_no_outage(store: Store) {
     let keys = rig.notices().await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with(&format!("webhook:{}:", rec.id)), "{keys:?}");
+}
+
+/// Issue 17's fast path: once an instance's settled state is cached for its
+/// row version, a poll that finds it open reads no record and steps nothing;
+/// but a commit by another writer (a webhook taken by another replica) bumps
+/// the version, and the next poll reads and steps the record again.
+async fn issue17_a_settled_instance_costs_no_record_read_and_a_newer_commit_is_never_skipped(store: Store) {
+    use wa_sentinel::domain::health::{Ctx, Observation};
+    use wa_sentinel::domain::{Policy, WebhookSignal, step};
+    let rig = Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open)], |_| {}).await;
+    let first = rig.sup.poll_cycle().await.unwrap();
+    assert_eq!((first.committed, first.settled), (2, 0), "unknown → connected: both stepped");
+    rig.advance(1);
+    let second = rig.sup.poll_cycle().await.unwrap();
+    assert_eq!((second.settled, second.unchanged, second.committed), (2, 2, 0), "{second:?}");
+
+    // Another writer commits a close of `a` (as a replica's receiver would).
+    let key = InstanceKey::new("evo", "a");
+    let rec = rig.store.instance(&key).await.unwrap().unwrap();
+    let now = Ts(rig.clock.load(Ordering::SeqCst));
+    let ctx = Ctx { now, key: &key, tenant: &rec.tenant, new_id: "o-foreign", may_recover: false };
+    let closed = Observation::Webhook(WebhookSignal::Closed { reason: Some(428) });
+    let out = step(&rec.state, closed, &ctx, &Policy { down_after: 1, ..Policy::default() });
+    rig.store.commit_step(&rec, &out, &[], now).await.unwrap();
+    assert_eq!(rig.health("a").await, Health::Disconnected);
+
+    // The session is open again on the provider: the poll must see the newer
+    // version and record the recovery, not trust the cached settled state.
+    rig.advance(1);
+    let third = rig.sup.poll_cycle().await.unwrap();
+    assert_eq!(third.settled, 1, "only b is still settled at its cached version: {third:?}");
+    assert_eq!(rig.health("a").await, Health::Connected);
+    let a = rig.store.instance(&key).await.unwrap().unwrap();
+    assert!(a.state.outage.is_none(), "the foreign outage is closed by the poll");
+    rig.advance(1);
+    assert_eq!(rig.sup.poll_cycle().await.unwrap().settled, 2, "a is settled again");
 }

@@ -431,6 +431,8 @@ fn spawn_daemon(cfg: &Path, log: &Path, rust_log: &str) -> Result<Child> {
         .env_remove("WA_SENTINEL_CONFIG")
         .env("RUST_LOG", rust_log)
         .env("NO_COLOR", "1")
+        // As the shipped systemd unit runs it (systemd/wa-sentinel.service).
+        .env("MALLOC_ARENA_MAX", "2")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)

@@ -184,9 +184,14 @@ impl Settled {
     /// Would a poll that finds the session open at `now` change nothing?
     /// Only if the instance does not turn silent (a zombie) by then.
     pub fn open_poll_is_noop(self, now: Ts, policy: &Policy) -> bool {
-        let stale = policy.stale_webhook_after;
-        stale.is_zero() || self.silence_from.is_none_or(|t| now.since(t) < stale)
+        !silent(self.silence_from, now, policy.stale_webhook_after)
     }
+}
+
+/// Silent (a zombie) at `now`: no webhook nor reopening since `from` for
+/// `stale` (zero: silence is not judged).
+fn silent(from: Option<Ts>, now: Ts, stale: std::time::Duration) -> bool {
+    !stale.is_zero() && from.is_some_and(|t| now.since(t) >= stale)
 }
 
 /// Everything the state machine remembers about one instance.
@@ -258,15 +263,14 @@ impl InstanceState {
             && self.outage.is_none()
             && self.flapping.is_none()
             && self.maintenance_until.is_none();
-        settled.then(|| Settled {
-            // As `Machine::is_silent` measures it: from the later of the last
-            // webhook and the moment the session opened.
-            silence_from: match (self.last_webhook_at, self.connected_at) {
-                (Some(w), Some(c)) => Some(w.max(c)),
-                (Some(t), None) | (None, Some(t)) => Some(t),
-                (None, None) => None,
-            },
-        })
+        settled.then(|| Settled { silence_from: self.silence_from() })
+    }
+
+    /// Where silence is measured from: the later of the last webhook and the
+    /// moment the session (re)opened — a session that just opened is not
+    /// silent (`None`: it cannot be).
+    fn silence_from(&self) -> Option<Ts> {
+        self.last_webhook_at.max(self.connected_at)
     }
 
     /// When the next automatic recovery action may be sent.
@@ -531,18 +535,7 @@ impl Machine<'_, '_> {
     }
 
     fn is_silent(&self) -> bool {
-        let stale = self.policy.stale_webhook_after;
-        if stale.is_zero() {
-            return false;
-        }
-        // Silence is measured from the later of the last webhook and the moment
-        // the session (re)opened: a session that just opened is not silent.
-        let since = match (self.s.last_webhook_at, self.s.connected_at) {
-            (Some(w), Some(c)) => w.max(c),
-            (Some(t), None) | (None, Some(t)) => t,
-            (None, None) => return false,
-        };
-        self.now().since(since) >= stale
+        silent(self.s.silence_from(), self.now(), self.policy.stale_webhook_after)
     }
 
     fn set_health(&mut self, health: Health, reason: String) {

@@ -145,6 +145,11 @@ async fn round(
         let lease = provider_lease(name);
         if mine {
             let held = store.try_lease(&lease, holder, ttl, now).await?;
+            if held && !p.leader.swap(true, Ordering::SeqCst) {
+                // Taken just now: what happened before was watched by another
+                // replica (or nobody); silences are measured from here.
+                p.led_since.store(now.0, Ordering::SeqCst);
+            }
             p.leader.store(held, Ordering::SeqCst);
             if held {
                 led.push(name.clone());

@@ -182,16 +182,17 @@ pub struct Settled {
 
 impl Settled {
     /// Would a poll that finds the session open at `now` change nothing?
-    /// Only if the instance does not turn silent (a zombie) by then.
-    pub fn open_poll_is_noop(self, now: Ts, policy: &Policy) -> bool {
-        !silent(self.silence_from, now, policy.stale_webhook_after)
+    /// Only if the instance does not turn silent (a zombie) by then, counting
+    /// only time watched since `watching_since`.
+    pub fn open_poll_is_noop(self, now: Ts, watching_since: Ts, policy: &Policy) -> bool {
+        !silent(self.silence_from, watching_since, now, policy.stale_webhook_after)
     }
 }
 
 /// Silent (a zombie) at `now`: no webhook nor reopening since `from` for
-/// `stale` (zero: silence is not judged).
-fn silent(from: Option<Ts>, now: Ts, stale: std::time::Duration) -> bool {
-    !stale.is_zero() && from.is_some_and(|t| now.since(t) >= stale)
+/// `stale` of watched time (zero: silence is not judged). See [`super::watch`].
+fn silent(from: Option<Ts>, watching_since: Ts, now: Ts, stale: std::time::Duration) -> bool {
+    !stale.is_zero() && super::watch::quiet_for(from, watching_since, now).is_some_and(|q| q >= stale)
 }
 
 /// Everything the state machine remembers about one instance.
@@ -308,6 +309,10 @@ pub struct Ctx<'a> {
     /// False on a replica that does not hold the supervisor lease: it records
     /// what it sees, and leaves recovery actions to the leader's next poll.
     pub may_recover: bool,
+    /// Since when the instance's provider has been watched without a gap
+    /// ([`super::watch::Watch::since`]): its silence is not measured from
+    /// earlier.
+    pub watching_since: Ts,
 }
 
 /// What to do once the new state is committed.
@@ -456,7 +461,14 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
         }
         Observation::Polled(st) => {
             let mut v = classify_status(st, true);
-            if v.health == Health::Connected && m.is_silent() {
+            // A session found open after it was seen closed has just (re)opened:
+            // it cannot have been silent for long, and that ends its outage.
+            // Only a session that stayed open (or whose state is not known)
+            // can be a zombie; one already found silent stays so until a
+            // webhook proves otherwise (a poll is no evidence of events).
+            let reopened = m.s.health.is_bad() && m.s.health != Health::Degraded;
+            let zombie = m.s.outage.as_ref().is_some_and(|o| o.cause == Cause::Silent);
+            if v.health == Health::Connected && !reopened && (zombie || m.is_silent()) {
                 v = Verdict {
                     health: Health::Degraded,
                     cause: Some(Cause::Silent),
@@ -535,7 +547,7 @@ impl Machine<'_, '_> {
     }
 
     fn is_silent(&self) -> bool {
-        silent(self.s.silence_from(), self.now(), self.policy.stale_webhook_after)
+        silent(self.s.silence_from(), self.ctx.watching_since, self.now(), self.policy.stale_webhook_after)
     }
 
     fn set_health(&mut self, health: Health, reason: String) {

@@ -17,6 +17,8 @@ struct Sim {
     policy: Policy,
     state: InstanceState,
     now: Ts,
+    /// Since when the provider has been watched without a gap.
+    watch: Ts,
     next_id: u32,
     notices: Vec<Notice>,
     recoveries: Vec<(Ts, RecoveryKind, u32)>,
@@ -30,6 +32,7 @@ impl Sim {
             policy,
             state: InstanceState::new(Ts(0)),
             now: Ts(0),
+            watch: Ts(0),
             next_id: 0,
             notices: vec![],
             recoveries: vec![],
@@ -45,7 +48,14 @@ impl Sim {
     fn obs(&mut self, o: Observation) -> StepOutput {
         self.next_id += 1;
         let id = format!("id{}", self.next_id);
-        let ctx = Ctx { now: self.now, key: &self.key, tenant: "t1", new_id: &id, may_recover: true };
+        let ctx = Ctx {
+            now: self.now,
+            key: &self.key,
+            tenant: "t1",
+            new_id: &id,
+            may_recover: true,
+            watching_since: self.watch,
+        };
         let out = step(&self.state, o, &ctx, &self.policy);
         for a in &out.actions {
             match a {
@@ -388,7 +398,7 @@ fn a_follower_records_the_outage_but_leaves_recovery_to_the_leader() {
     let mut s = Sim::new(Policy::default());
     s.at(0).poll(ProviderStatus::Connected);
     let id = "f1".to_string();
-    let ctx = Ctx { now: Ts(MIN), key: &s.key, tenant: "t1", new_id: &id, may_recover: false };
+    let ctx = Ctx { now: Ts(MIN), key: &s.key, tenant: "t1", new_id: &id, may_recover: false, watching_since: Ts(0) };
     let out = step(&s.state, Observation::Webhook(WebhookSignal::Closed { reason: Some(428) }), &ctx, &s.policy);
     assert!(out.state.outage.is_some(), "the outage is recorded");
     assert!(out.notices().any(|n| n.kind == NoticeKind::InstanceDown), "and announced");
@@ -508,9 +518,9 @@ proptest! {
             let before = s.state.clone();
             // Issue 17's fast path, on every reachable state.
             if let Some(settled) = before.settled()
-                && settled.open_poll_is_noop(s.now, &p)
+                && settled.open_poll_is_noop(s.now, s.watch, &p)
             {
-                prop_assert!(open_poll_changes_nothing(&before, s.now, &p), "settled {:?} changed", before);
+                prop_assert!(open_poll_changes_nothing(&before, s.now, s.watch, &p), "settled {:?} changed", before);
             }
             let obs = match o {
                 Op::Poll(st) => Observation::Polled(st),
@@ -795,9 +805,9 @@ fn issue15_5_reasons_say_each_thing_once_and_notices_carry_cause_and_code() {
 // ------------------------------------------- issue 17: the poll's fast path
 
 /// What `Supervisor::observe_with` checks before it skips a write.
-fn open_poll_changes_nothing(state: &InstanceState, now: Ts, policy: &Policy) -> bool {
+fn open_poll_changes_nothing(state: &InstanceState, now: Ts, watching_since: Ts, policy: &Policy) -> bool {
     let key = InstanceKey::new("evo", "inst");
-    let ctx = Ctx { now, key: &key, tenant: "t1", new_id: "x", may_recover: true };
+    let ctx = Ctx { now, key: &key, tenant: "t1", new_id: "x", may_recover: true, watching_since };
     let out = step(state, Observation::Polled(ProviderStatus::Connected), &ctx, policy);
     out.state == *state && out.actions.is_empty() && out.changes.is_empty()
 }
@@ -859,12 +869,14 @@ proptest! {
     /// is due, is exactly the no-op `step` would have found — whatever else
     /// the state holds (restart budget, flap history, 440 counts).
     #[test]
-    fn step_of_a_settled_open_poll_changes_nothing(state in any_state(), p in policy(), now in 0i64..400) {
-        let now = Ts(now * MIN);
+    fn step_of_a_settled_open_poll_changes_nothing(
+        state in any_state(), p in policy(), now in 0i64..400, watch in 0i64..400,
+    ) {
+        let (now, watch) = (Ts(now * MIN), Ts(watch.min(now) * MIN));
         if let Some(settled) = state.settled()
-            && settled.open_poll_is_noop(now, &p)
+            && settled.open_poll_is_noop(now, watch, &p)
         {
-            prop_assert!(open_poll_changes_nothing(&state, now, &p), "settled {:?} changed at {:?}", state, now);
+            prop_assert!(open_poll_changes_nothing(&state, now, watch, &p), "settled {:?} changed at {:?}", state, now);
         }
     }
 }
@@ -880,9 +892,90 @@ fn issue17_a_connected_instance_is_settled_until_its_silence_is_due() {
     s.at(5).obs(Observation::Webhook(WebhookSignal::Alive));
     let settled = s.state.settled().expect("a connected instance with webhooks is settled");
     assert_eq!(settled.silence_from, Some(Ts(5 * MIN)));
-    assert!(settled.open_poll_is_noop(Ts(34 * MIN), &p));
-    assert!(!settled.open_poll_is_noop(Ts(35 * MIN), &p), "silence due: the full step decides");
-    assert!(!open_poll_changes_nothing(&s.state, Ts(35 * MIN), &p));
+    assert!(settled.open_poll_is_noop(Ts(34 * MIN), Ts(0), &p));
+    assert!(!settled.open_poll_is_noop(Ts(35 * MIN), Ts(0), &p), "silence due: the full step decides");
+    assert!(!open_poll_changes_nothing(&s.state, Ts(35 * MIN), Ts(0), &p));
+    assert!(settled.open_poll_is_noop(Ts(35 * MIN), Ts(10 * MIN), &p), "watched only since minute 10");
     s.at(36).poll(ProviderStatus::Disconnected { reason: Some(428) });
     assert!(s.state.settled().is_none(), "down: not settled");
+}
+
+// ------------------------------------------- silence is measured only while watched
+
+/// A restart of wa-sentinel (or a lease taken, a partition ended) starts the
+/// watch again: sessions whose last webhook is older than the gap are not
+/// zombies until a whole `stale_webhook_after` of watching has passed.
+#[test]
+fn a_session_is_never_judged_silent_before_a_whole_stale_period_of_watching() {
+    let p = Policy { down_after: 1, stale_webhook_after: Duration::from_secs(10 * 60), ..Policy::default() };
+    let mut s = Sim::new(p);
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).obs(Observation::Webhook(WebhookSignal::Alive));
+    // The daemon was stopped from minute 2 to minute 32 and starts watching again.
+    s.watch = Ts(32 * MIN);
+    for m in 32..42 {
+        s.at(m).poll(ProviderStatus::Connected);
+    }
+    assert_eq!(s.state.health, Health::Connected, "silent for 9 watched minutes only");
+    assert!(s.recoveries.is_empty() && s.notices.is_empty());
+    // Webhooks resume: never a zombie.
+    s.at(40).obs(Observation::Webhook(WebhookSignal::Alive));
+    s.at(45).poll(ProviderStatus::Connected);
+    assert_eq!(s.state.health, Health::Connected);
+    // A real zombie is still found, a whole period after the watch began.
+    let mut z = Sim::new(s.policy.clone());
+    z.at(0).poll(ProviderStatus::Connected);
+    z.watch = Ts(32 * MIN);
+    z.at(41).poll(ProviderStatus::Connected);
+    assert_eq!(z.state.health, Health::Connected);
+    z.at(42).poll(ProviderStatus::Connected);
+    assert_eq!(z.state.health, Health::Degraded, "ten watched minutes without a webhook");
+    assert_eq!(z.recoveries, vec![(Ts(42 * MIN), RecoveryKind::Restart, 1)]);
+}
+
+/// A session closed for longer than `stale_webhook_after` and then found open
+/// by a poll has just reopened: its outage ends, and it is not restarted again.
+#[test]
+fn a_poll_that_finds_a_closed_session_open_ends_its_outage() {
+    let p = Policy { down_after: 1, stale_webhook_after: Duration::from_secs(10 * 60), ..Policy::default() };
+    let mut s = Sim::new(p);
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(1).poll(closed(428));
+    assert!(s.state.outage.is_some());
+    for m in 2..40 {
+        s.at(m).poll(closed(428));
+    }
+    let before = s.recoveries.len();
+    s.at(40).poll(ProviderStatus::Connected);
+    assert!(s.state.outage.is_none(), "open after a close: the outage ends");
+    assert_eq!(s.state.health, Health::Connected);
+    assert_eq!(s.kinds().last(), Some(&NoticeKind::InstanceRecovered));
+    for m in 41..49 {
+        s.at(m).poll(ProviderStatus::Connected);
+    }
+    assert_eq!(s.recoveries.len(), before, "no reconnect of a session that is open");
+    assert_eq!(s.state.health, Health::Connected, "its silence counts from the reopening");
+    // A logged-out session re-paired long after is recovered the same way.
+    let mut l = Sim::new(s.policy.clone());
+    l.at(0).poll(ProviderStatus::Connected);
+    l.at(1).poll(ProviderStatus::LoggedOut { reason: Some(401) });
+    l.at(60).poll(ProviderStatus::Connected);
+    assert!(l.state.outage.is_none());
+    assert_eq!(l.kinds(), vec![NoticeKind::InstanceLoggedOut, NoticeKind::InstanceRecovered]);
+}
+
+/// A zombie's outage is not ended by a poll (an open session is no evidence
+/// of events), not even after a restart of wa-sentinel: only a webhook ends it.
+#[test]
+fn a_silent_outage_outlives_a_restart_of_the_watch() {
+    let p = Policy { down_after: 1, stale_webhook_after: Duration::from_secs(10 * 60), ..Policy::default() };
+    let mut s = Sim::new(p);
+    s.at(0).poll(ProviderStatus::Connected);
+    s.at(11).poll(ProviderStatus::Connected);
+    assert_eq!(s.state.outage.as_ref().map(|o| o.cause), Some(Cause::Silent));
+    s.watch = Ts(20 * MIN);
+    s.at(21).poll(ProviderStatus::Connected);
+    assert_eq!(s.state.outage.as_ref().map(|o| o.cause), Some(Cause::Silent));
+    s.at(22).obs(Observation::Webhook(WebhookSignal::Alive));
+    assert!(s.state.outage.is_none());
 }

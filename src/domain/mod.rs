@@ -13,6 +13,7 @@
 //! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
 //! - [`assignment`]: which replica leads which provider (replicas share the polling).
 //! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
+//! - [`watch`]: since when a provider has been watched without a gap (what silence is measured from).
 
 pub mod assignment;
 pub mod availability;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod provider;
 pub mod status;
 pub mod time;
+pub mod watch;
 
 pub use health::{Action, Change, InstanceState, Observation, OutageState, RecoveryKind, StepOutput, step};
 pub use instance::{Health, InstanceKey};

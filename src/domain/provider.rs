@@ -127,7 +127,8 @@ pub struct Webhooks {
     /// Webhooks are expected: some arrived in this process's life, or the
     /// audit found a webhook config pointing at us.
     pub expected: bool,
-    /// When this process started watching; a silence is never measured from
+    /// Since when the provider has been watched without a gap
+    /// ([`super::watch::Watch::since`]); a silence is never measured from
     /// earlier (a restart of wa-sentinel observes again before judging).
     pub watching_since: Ts,
 }
@@ -248,8 +249,9 @@ pub fn is_silent(
     if pp.silent_after.is_zero() || !hooks.expected || cycle.connected < pp.silent_min_instances.max(1) {
         return false;
     }
-    let since = [hooks.last, Some(hooks.watching_since), quiet_since].into_iter().flatten().max();
-    since.is_some_and(|t| now.since(t) >= pp.silent_after)
+    // Never heard since watching began counts as quiet since then.
+    let watching = hooks.watching_since.max(quiet_since.unwrap_or(hooks.watching_since));
+    super::watch::quiet_for(Some(hooks.last.unwrap_or(watching)), watching, now).is_some_and(|q| q >= pp.silent_after)
 }
 
 /// Are per-instance zombie restarts held for this provider? While the whole

@@ -22,7 +22,7 @@ use crate::domain::breaker::{Breaker, DEFAULT_PROBES, DEFAULT_THRESHOLD};
 use crate::domain::gate::gate;
 use crate::domain::health::{Action, Observation, Settled};
 use crate::domain::provider::{
-    CycleSummary, ProviderInput, ProviderState, Webhooks, holds_instance_silence, provider_step,
+    CycleSummary, ProviderCause, ProviderInput, ProviderState, Webhooks, holds_instance_silence, provider_step,
 };
 use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, ProviderStatus};
 use crate::live::LiveIndex;
@@ -241,6 +241,7 @@ impl Supervisor {
         // Before any poll: is this provider as a whole silent? Then no
         // instance of it is judged a zombie on its own this cycle (issue 14).
         let prev_state = self.store.provider_state(&p.name).await?;
+        self.start_watch(&p.name, &prev_state);
         let hooks = self.provider_webhooks(&p.name).await?;
         self.hold_instance_silence(p, &prev_state, &hooks);
 
@@ -277,8 +278,10 @@ impl Supervisor {
                         let open = obs == Observation::Polled(ProviderStatus::Connected);
                         // The fast path: what `step` would find is known to be
                         // nothing (`step_of_a_settled_open_poll_changes_nothing`).
-                        let fast = settled
-                            .is_some_and(|s| open && s.open_poll_is_noop(me.now(), me.policy_for(&key.provider)));
+                        let fast = settled.is_some_and(|s| {
+                            let watching = me.watching_since(&key.provider);
+                            open && s.open_poll_is_noop(me.now(), watching, me.policy_for(&key.provider))
+                        });
                         let res = if fast {
                             Ok(None)
                         } else {
@@ -361,6 +364,8 @@ impl Supervisor {
         } else {
             self.isolation.lock().expect("isolation lock").take().inspect(|id| {
                 tracing::info!(episode = %id, "wa-sentinel reaches its providers again");
+                // Nothing was heard during the episode: silences start again.
+                self.isolation_ended.store(now.0, Ordering::SeqCst);
             });
             // The version, where the API tells it: asked only of a provider that answers.
             let version = if summary.calls > summary.provider_errors { h.client.server_version().await } else { None };
@@ -425,8 +430,20 @@ impl Supervisor {
     /// here or flushed by any replica, and whether any are expected.
     async fn provider_webhooks(&self, provider: &str) -> Result<Webhooks, SupervisorError> {
         let (stored, audit_ok) = self.store.provider_webhooks(provider).await?;
-        let stored = Webhooks { last: stored, expected: audit_ok, watching_since: self.started_at };
+        let stored = Webhooks { last: stored, expected: audit_ok, watching_since: self.watching_since(provider) };
         Ok(stored.with_seen(self.index.last_webhook_of(provider)))
+    }
+
+    /// Before a cycle's polls: since when `provider` has been watched. An
+    /// outage of the provider still open (unreachable, unlicensed) ends with
+    /// this cycle at the earliest: nothing was heard during it.
+    fn start_watch(&self, provider: &str, state: &ProviderState) {
+        let outage_ended = match &state.outage {
+            Some(o) if o.cause != ProviderCause::Silent => Some(self.now()),
+            _ => state.quiet_since,
+        };
+        let since = self.watch(provider, outage_ended).since();
+        self.watched_since.lock().expect("watch lock").insert(provider.to_string(), since);
     }
 
     /// Decide, before the polls, whether instance silence is held for `p`.

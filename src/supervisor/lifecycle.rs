@@ -27,7 +27,7 @@ impl Supervisor {
             };
             let now = self.now();
             let id = uuid::Uuid::now_v7().to_string();
-            let ctx = Ctx { now, key: &key, tenant: &r.tenant, new_id: &id, may_recover: false };
+            let ctx = Ctx { now, key: &key, tenant: &r.tenant, new_id: &id, may_recover: false, watching_since: now };
             let out = step(&r.state, Observation::Retired, &ctx, &self.cfg.policy);
             // The closing notice goes to exactly the notifiers that were told
             // about the outage, whatever their filters say now.

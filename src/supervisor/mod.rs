@@ -117,6 +117,11 @@ pub struct Supervisor {
     /// provider is silent (or as quiet as a zombie would be), so a zombie
     /// restart would hit every session for a server-side fault.
     silence_held: Mutex<std::collections::HashSet<String>>,
+    /// Per provider, since when it has been watched without a gap (computed
+    /// at the start of each of its cycles; see [`crate::domain::watch`]).
+    watched_since: Mutex<HashMap<String, Ts>>,
+    /// When this process's last isolation episode ended (Unix ms, 0: none).
+    isolation_ended: std::sync::atomic::AtomicI64,
     /// `cfg.policy` without instance staleness, for the held providers.
     policy_held: crate::domain::Policy,
     /// Test hook (`WA_SENTINEL_TEST_REMEDIATION_DELAY_MS`): wait this long
@@ -162,6 +167,8 @@ impl Supervisor {
         Ok(Arc::new(Supervisor {
             started_at,
             silence_held: Mutex::new(Default::default()),
+            watched_since: Mutex::new(HashMap::new()),
+            isolation_ended: Default::default(),
             policy_held,
             remediation_delay,
             global: Semaphore::new(cfg.supervisor.concurrency),
@@ -230,6 +237,27 @@ impl Supervisor {
             &self.policy_held
         } else {
             &self.cfg.policy
+        }
+    }
+
+    /// Since when `provider` has been watched without a gap, as its last cycle
+    /// found; before its first cycle, since this process (or its lease) began.
+    pub fn watching_since(&self, provider: &str) -> Ts {
+        if let Some(t) = self.watched_since.lock().expect("watch lock").get(provider) {
+            return *t;
+        }
+        self.watch(provider, None).since()
+    }
+
+    /// The watch of `provider`, with the end of its last outage if known.
+    pub(super) fn watch(&self, provider: &str, outage_ended: Option<Ts>) -> crate::domain::watch::Watch {
+        let led =
+            self.ticks.get().map_or(0, |t| t.provider(provider).led_since.load(std::sync::atomic::Ordering::SeqCst));
+        let iso = self.isolation_ended.load(std::sync::atomic::Ordering::SeqCst);
+        crate::domain::watch::Watch {
+            started: self.started_at,
+            lease_taken: (led > 0).then_some(Ts(led)),
+            outage_ended: outage_ended.max((iso > 0).then_some(Ts(iso))),
         }
     }
 

@@ -51,7 +51,14 @@ impl Supervisor {
             }
             let now = self.now();
             let id = uuid::Uuid::now_v7().to_string();
-            let ctx = Ctx { now, key, tenant: &r.tenant, new_id: &id, may_recover: self.leads(&key.provider) };
+            let ctx = Ctx {
+                now,
+                key,
+                tenant: &r.tenant,
+                new_id: &id,
+                may_recover: self.leads(&key.provider),
+                watching_since: self.watching_since(&key.provider),
+            };
             let out = step(&r.state, obs.clone(), &ctx, self.policy_for(&key.provider));
             if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
                 self.index.set_state(key, &r.state, r.version); // a stale cache heals here

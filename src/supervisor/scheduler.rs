@@ -43,6 +43,9 @@ pub struct Ticks {
 pub struct ProviderProgress {
     /// This replica holds the provider's lease: it polls, recovers and audits it.
     pub leader: AtomicBool,
+    /// When this replica last took the provider's lease (Unix ms; 0: never,
+    /// or it leads without a lease): its watch of the provider began then.
+    pub led_since: AtomicI64,
     /// Held while the provider's pipeline runs: two pipelines of one provider
     /// never overlap, not even across a config reload's two generations.
     pub lock: Arc<Mutex<()>>,

@@ -81,7 +81,8 @@ async fn issue15_report_prints_the_figures_of_the_one_function() {
     db.store.ensure_instance(&key, "acme", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     for (at, st) in [(1000, ProviderStatus::Disconnected { reason: None }), (7000, ProviderStatus::Connected)] {
         let rec = db.store.instance(&key).await.unwrap().unwrap();
-        let ctx = Ctx { now: Ts(at), key: &key, tenant: "acme", new_id: "o1", may_recover: false };
+        let ctx =
+            Ctx { now: Ts(at), key: &key, tenant: "acme", new_id: "o1", may_recover: false, watching_since: Ts(0) };
         let out = step(&rec.state, Observation::Polled(st), &ctx, &Policy { down_after: 1, ..Policy::default() });
         db.store.commit_step(&rec, &out, &[], Ts(at)).await.unwrap();
     }

@@ -93,3 +93,8 @@ pub async fn idempotency_keys(sink: &wiremock::MockServer) -> Vec<String> {
         .map(|r| r.headers.get("Idempotency-Key").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string())
         .collect()
 }
+
+/// A TCP port free right now on 127.0.0.1 (for a daemon's listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

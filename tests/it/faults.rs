@@ -15,15 +15,12 @@ use wa_sentinel::store::{InstanceFilter, Store};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::it::common::free_port;
 use crate::it::common::{idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, wait_for};
 
 fn long() -> bool {
     std::env::var("WA_SENTINEL_FAULTS_LONG").is_ok_and(|v| v == "1")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn log_of(cfg: &Path) -> String {

@@ -306,7 +306,7 @@ async fn issue15_actions_need_the_session_csrf_token_and_are_audited() {
 async fn seed(store: &wa_sentinel::store::Store, key: &wa_sentinel::domain::InstanceKey, at: i64, obs: Observation) {
     let rec = store.instance(key).await.unwrap().unwrap();
     let id = uuid::Uuid::now_v7().to_string();
-    let ctx = Ctx { now: Ts(at), key, tenant: &rec.tenant, new_id: &id, may_recover: false };
+    let ctx = Ctx { now: Ts(at), key, tenant: &rec.tenant, new_id: &id, may_recover: false, watching_since: Ts(0) };
     let out = step(&rec.state, obs, &ctx, &Policy { down_after: 1, ..Policy::default() });
     store.commit_step(&rec, &out, &[], Ts(at)).await.unwrap();
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
 
+use crate::it::common::free_port;
 use crate::it::common::ok_sink;
 use crate::it::process::Daemon;
 
@@ -24,10 +25,6 @@ async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
         }
     });
     (format!("http://{addr}"), task)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The kinds of the notices a sink received, in order (from the JSON bodies).

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::it::common::{idempotency_keys, ok_sink};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use crate::it::common::{free_port, idempotency_keys, ok_sink};
+use wa_sentinel::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
 
 /// A daemon process; killed (SIGKILL) on drop if still running.
 pub struct Daemon {
@@ -124,7 +124,19 @@ async fn killed_mid_cycle_and_restarted_no_duplicate_notice_no_recovery_inside_c
         wait_for(Duration::from_secs(30), || sim.calls("GET", "/instance/connectionState/b") >= polls_before + 4).await,
         "second daemon does not poll"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await; // let the outbox drain
+    // The first daemon may have claimed the down notice before it was killed:
+    // its claim (a lease of 30 s) must run out before the second delivers it.
+    // Wait for the delivery itself rather than for a fixed time.
+    let delivered = async {
+        for _ in 0..900 {
+            if idempotency_keys(&sink).await.iter().any(|k| k.ends_with(":instance_down")) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(delivered.await, "the down notice is delivered by one of the two daemons");
     second.kill9();
     assert_eq!(connects(), 1, "no recovery call inside the cooldown across the restart");
 
@@ -171,4 +183,108 @@ fn the_demo_reaches_all_scenarios_by_itself() {
     let log = std::fs::read_to_string(log_path).expect("the demo's log file");
     assert!(log.contains(" INFO ") && log.contains("NOTICE") && !log.contains('\x1b'), "full log, plain text");
     let _ = std::fs::remove_dir_all(std::path::Path::new(log_path).parent().unwrap());
+}
+
+/// Silence is measured only while someone watches: a daemon stopped for three
+/// times `stale_webhook_after` and started again on the same database
+/// restarts none of the sessions whose webhooks resume, and still finds the
+/// one that stays silent — a whole `stale_webhook_after` after it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_restarts_no_session_whose_webhooks_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["a", "b", "c", "d"];
+    let sim = std::sync::Arc::new(
+        Simulator::start(SimOptions {
+            instances: names.iter().map(|n| (n.to_string(), Behaviour::Open)).collect(),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let sink = ok_sink().await;
+    let port = free_port();
+    let cfg = dir.path().join("config.toml");
+    let config = format!(
+        r#"
+[database]
+url = "sqlite://{db}/watch.db"
+[server]
+listen = "127.0.0.1:{port}"
+[supervisor]
+poll_schedule = "*/1 * * * * *"
+request_timeout = "2s"
+down_after = 1
+settle_delay = "0s"
+stale_webhook_after = "6s"
+[restart]
+cooldown = "30m"
+[[providers]]
+name = "evo"
+kind = "evolution"
+base_url = "{base}"
+api_version = "v2"
+api_key = "{key}"
+webhook_token = "hooktoken"
+discover = true
+silent_after = "0s"
+[[notifiers]]
+name = "sink"
+kind = "webhook"
+url = "{sink}"
+"#,
+        db = dir.path().display(),
+        base = sim.base_url(),
+        key = sim.api_key(),
+        sink = sink.uri(),
+    );
+    std::fs::write(&cfg, config).unwrap();
+    let target = format!("http://127.0.0.1:{port}/webhooks/evo/hooktoken");
+    // Every session that is not a zombie posts a message webhook twice a second.
+    let pushing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pusher = {
+        let (sim, target, pushing) = (sim.clone(), target.clone(), pushing.clone());
+        tokio::spawn(async move {
+            loop {
+                if pushing.load(std::sync::atomic::Ordering::SeqCst) {
+                    for n in names {
+                        let _ = sim.post_webhook(n, SimEvent::MessagesUpsert, Some(&target)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let restarts = |n: &str| sim.calls("POST", &format!("/instance/restart/{n}"));
+    let polls = || sim.calls("GET", "/instance/connectionState/d");
+
+    let mut first = Daemon::spawn(&cfg, &[]);
+    assert!(wait_for(Duration::from_secs(30), || polls() >= 3).await, "the first daemon polls");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    first.kill9();
+    // Nobody watches for three times `stale_webhook_after`; d turns into a zombie.
+    pushing.store(false, std::sync::atomic::Ordering::SeqCst);
+    sim.set_behaviour("d", Behaviour::ZombieOpen);
+    tokio::time::sleep(Duration::from_secs(18)).await;
+
+    let before = polls();
+    let mut second = Daemon::spawn(&cfg, &[]);
+    assert!(wait_for(Duration::from_secs(30), || polls() >= before + 2).await, "the second daemon polls");
+    // The webhooks of a, b and c resume a few seconds after the start.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pushing.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        wait_for(Duration::from_secs(30), || restarts("d") >= 1).await,
+        "the zombie is found once a whole stale period was watched"
+    );
+    // A few more cycles: still nobody else.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    second.kill9();
+    pusher.abort();
+    for n in ["a", "b", "c"] {
+        assert_eq!(restarts(n), 0, "{n} sent webhooks again and was restarted");
+    }
+    assert_eq!(restarts("d"), 1);
+    let downs: Vec<String> =
+        idempotency_keys(&sink).await.into_iter().filter(|k| k.ends_with(":instance_down")).collect();
+    assert!(downs.len() <= 1, "at most d is announced: {downs:?}");
 }

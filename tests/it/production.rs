@@ -11,12 +11,9 @@ use wa_sentinel::domain::{Health, InstanceKey};
 use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::Store;
 
+use crate::it::common::free_port;
 use crate::it::common::{TestDb, idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, daemon_config as config, wait_for};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn signal(d: &Daemon, sig: &str) {
     let ok = Command::new("kill").args([&format!("-{sig}"), &d.child.id().to_string()]).status().unwrap().success();

@@ -43,7 +43,7 @@ fn outbox_for(out: &wa_sentinel::domain::StepOutput) -> Vec<OutboxEntry> {
 async fn observe(store: &Store, at: i64, obs: Observation, id: &str) -> InstanceRecord {
     let rec = store.instance(&key()).await.unwrap().unwrap();
     let k = key();
-    let ctx = Ctx { now: Ts(at), key: &k, tenant: &rec.tenant, new_id: id, may_recover: true };
+    let ctx = Ctx { now: Ts(at), key: &k, tenant: &rec.tenant, new_id: id, may_recover: true, watching_since: Ts(0) };
     let out = step(&rec.state, obs, &ctx, &Policy { down_after: 1, ..Policy::default() });
     store.commit_step(&rec, &out, &outbox_for(&out), Ts(at)).await.unwrap();
     store.instance(&key()).await.unwrap().unwrap()
@@ -82,7 +82,8 @@ async fn issue11_3_a_retired_instance_keeps_its_history_and_its_name_gets_a_fres
     assert_eq!(down.state.restart_attempts, 1);
     assert_eq!(down.provider_id.as_deref(), Some("uuid-1"));
     let k = key();
-    let ctx = Ctx { now: Ts(2000), key: &k, tenant: &down.tenant, new_id: "x", may_recover: true };
+    let ctx =
+        Ctx { now: Ts(2000), key: &k, tenant: &down.tenant, new_id: "x", may_recover: true, watching_since: Ts(0) };
     let out = step(&down.state, Observation::Retired, &ctx, &Policy::default());
     store.commit_step_and(&down, &out, &outbox_for(&out), Ts(2000), true).await.unwrap();
     assert!(store.instance(&key()).await.unwrap().is_none(), "a retired instance is not present");
@@ -151,7 +152,8 @@ async fn a_failure_rolls_back_state_and_outbox(store: Store) {
     // Opening a second outage with an id that already exists fails inside the
     // transaction, after the instance row was updated: everything must roll back.
     let k = key();
-    let ctx = Ctx { now: Ts(3000), key: &k, tenant: "tenant_1", new_id: "dup", may_recover: true };
+    let ctx =
+        Ctx { now: Ts(3000), key: &k, tenant: "tenant_1", new_id: "dup", may_recover: true, watching_since: Ts(0) };
     let out = step(
         &before.state,
         Observation::Polled(ProviderStatus::LoggedOut { reason: Some(401) }),
@@ -172,7 +174,7 @@ async fn a_stale_version_is_a_conflict_and_writes_nothing(store: Store) {
     let stale = store.instance(&key()).await.unwrap().unwrap();
     observe(&store, 1000, Observation::Polled(ProviderStatus::Connected), "a").await;
     let k = key();
-    let ctx = Ctx { now: Ts(2000), key: &k, tenant: "tenant_1", new_id: "b", may_recover: true };
+    let ctx = Ctx { now: Ts(2000), key: &k, tenant: "tenant_1", new_id: "b", may_recover: true, watching_since: Ts(0) };
     let out = step(&stale.state, Observation::Polled(ProviderStatus::NotFound), &ctx, &Policy::default());
     let err = store.commit_step(&stale, &out, &outbox_for(&out), Ts(2000)).await;
     assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
@@ -270,7 +272,7 @@ async fn last_webhook_never_moves_backwards(store: Store) {
     assert_eq!(r.state.last_webhook_at, Some(Ts(5000)));
     // A step computed from an older read does not drag it back either.
     let k = key();
-    let ctx = Ctx { now: Ts(6000), key: &k, tenant: "tenant_1", new_id: "z", may_recover: true };
+    let ctx = Ctx { now: Ts(6000), key: &k, tenant: "tenant_1", new_id: "z", may_recover: true, watching_since: Ts(0) };
     let mut stale = rec.clone();
     stale.version = r.version;
     let out = step(&rec.state, Observation::Polled(ProviderStatus::Connected), &ctx, &Policy::default());

@@ -691,7 +691,8 @@ async fn issue17_a_settled_instance_costs_no_record_read_and_a_newer_commit_is_n
     let key = InstanceKey::new("evo", "a");
     let rec = rig.store.instance(&key).await.unwrap().unwrap();
     let now = Ts(rig.clock.load(Ordering::SeqCst));
-    let ctx = Ctx { now, key: &key, tenant: &rec.tenant, new_id: "o-foreign", may_recover: false };
+    let ctx =
+        Ctx { now, key: &key, tenant: &rec.tenant, new_id: "o-foreign", may_recover: false, watching_since: Ts(0) };
     let closed = Observation::Webhook(WebhookSignal::Closed { reason: Some(428) });
     let out = step(&rec.state, closed, &ctx, &Policy { down_after: 1, ..Policy::default() });
     rig.store.commit_step(&rec, &out, &[], now).await.unwrap();

@@ -6,6 +6,7 @@ mod it {
     pub mod common;
     pub mod config;
     pub mod faults;
+    pub mod judgments;
     pub mod logs;
     pub mod notify;
     pub mod observability;

@@ -26,6 +26,9 @@ pub fn change(key: &InstanceKey, tenant: &str, c: &Change) {
             tracing::info!(instance = %key, action = kind.as_str(), attempt, manual, "recovery scheduled")
         }
         Change::RecoveryRefused { why } => tracing::info!(instance = %key, why = %why, "recovery refused"),
+        Change::RecoverySkipped { attempt } => {
+            tracing::info!(instance = %key, attempt, "recovery attempt given back: the call sent nothing")
+        }
         Change::FlappingStarted { id } => tracing::warn!(instance = %key, episode = %id, "flapping started"),
         Change::FlappingEnded { id } => tracing::info!(instance = %key, episode = %id, "flapping ended"),
         Change::MaintenanceSet { until } => {
@@ -39,10 +42,12 @@ pub fn change(key: &InstanceKey, tenant: &str, c: &Change) {
 
 /// A recovery call returned.
 pub fn recovery(key: &InstanceKey, kind: RecoveryKind, attempt: u32, outcome: &str, detail: &str) {
-    if outcome == "sent" {
-        tracing::info!(instance = %key, action = kind.as_str(), attempt, detail, "recovery action sent");
-    } else {
-        tracing::warn!(instance = %key, action = kind.as_str(), attempt, detail, "recovery action failed");
+    match outcome {
+        "sent" => tracing::info!(instance = %key, action = kind.as_str(), attempt, detail, "recovery action sent"),
+        "skipped" => {
+            tracing::info!(instance = %key, action = kind.as_str(), attempt, detail, "recovery action skipped: nothing sent")
+        }
+        _ => tracing::warn!(instance = %key, action = kind.as_str(), attempt, detail, "recovery action failed"),
     }
 }
 

@@ -293,6 +293,14 @@ pub enum Observation {
     Maintenance(Option<Ts>),
     /// An operator asked for a restart (`restart PROVIDER/INSTANCE [--force]`).
     ManualRestart { force: bool },
+    /// The recovery call ordered by attempt `attempt` (0: a manual one) sent
+    /// nothing — the provider client found nothing it could do (a session
+    /// that is starting, already open, waiting for a QR). The attempt is given
+    /// back: it spends no budget and starts no cooldown. `scheduled_at` is
+    /// when it was ordered and `previous` the `last_restart_attempt` before
+    /// it ([`Action::Recover`]); nothing is given back if another attempt
+    /// was ordered since.
+    RecoverySkipped { attempt: u32, scheduled_at: Ts, previous: Option<Ts> },
     /// The instance was retired: deleted on the provider, removed from the
     /// config, or its provider removed (rule 14).
     Retired,
@@ -319,8 +327,9 @@ pub struct Ctx<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Call the provider's recovery endpoint. `attempt` is 1-based within the outage
-    /// (0 for a manual restart).
-    Recover { kind: RecoveryKind, attempt: u32 },
+    /// (0 for a manual restart); `previous` is the `last_restart_attempt` this
+    /// attempt replaced (given back if the call sends nothing).
+    Recover { kind: RecoveryKind, attempt: u32, previous: Option<Ts> },
     /// Queue this notice in the outbox (same transaction as the state).
     /// Boxed: a notice is large and most actions are not notices.
     Notify(Box<Notice>),
@@ -329,16 +338,48 @@ pub enum Action {
 /// What happened, for the audit log (`events`) and the `outages` table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    HealthChanged { from: Health, to: Health, reason: String },
-    OutageOpened { id: String, cause: Cause },
-    OutageClosed { id: String, recovered_by: RecoveredBy },
-    CauseChanged { id: String, cause: Cause },
-    RecoveryScheduled { kind: RecoveryKind, attempt: u32, manual: bool },
-    RecoveryRefused { why: String },
-    FlappingStarted { id: String },
-    FlappingEnded { id: String },
-    MaintenanceSet { until: Option<Ts> },
-    NoticeSuppressed { kind: NoticeKind, why: &'static str },
+    HealthChanged {
+        from: Health,
+        to: Health,
+        reason: String,
+    },
+    OutageOpened {
+        id: String,
+        cause: Cause,
+    },
+    OutageClosed {
+        id: String,
+        recovered_by: RecoveredBy,
+    },
+    CauseChanged {
+        id: String,
+        cause: Cause,
+    },
+    RecoveryScheduled {
+        kind: RecoveryKind,
+        attempt: u32,
+        manual: bool,
+    },
+    RecoveryRefused {
+        why: String,
+    },
+    /// An ordered recovery call sent nothing: the attempt was given back.
+    RecoverySkipped {
+        attempt: u32,
+    },
+    FlappingStarted {
+        id: String,
+    },
+    FlappingEnded {
+        id: String,
+    },
+    MaintenanceSet {
+        until: Option<Ts>,
+    },
+    NoticeSuppressed {
+        kind: NoticeKind,
+        why: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -370,6 +411,8 @@ struct Verdict {
     /// Proof of a live session (a poll saying open, an `open` webhook), which
     /// is what ends an outage that needs a person; a message is not.
     live_session: bool,
+    /// The provider is bringing the session up itself: no recovery call now.
+    no_remedy: bool,
 }
 
 /// The stored, English reason: `what` and the code's meaning, without saying
@@ -398,6 +441,7 @@ fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
         counted,
         immediate,
         live_session: health == Health::Connected,
+        no_remedy: false,
     };
     match st {
         ProviderStatus::Connected => v(Health::Connected, None, OPEN_REASON.into(), None, false),
@@ -410,6 +454,10 @@ fn classify_status(st: ProviderStatus, counted: bool) -> Verdict {
         ProviderStatus::Disconnected { reason } => {
             v(Health::Disconnected, Some(Cause::Disconnected), describe("connection closed", reason), reason, false)
         }
+        ProviderStatus::Starting => Verdict {
+            no_remedy: true,
+            ..v(Health::Connecting, Some(Cause::Connecting), "the provider is starting the session".into(), None, false)
+        },
         ProviderStatus::NotLoaded => {
             v(Health::Disconnected, Some(Cause::Disconnected), "session not loaded on the provider".into(), None, false)
         }
@@ -480,6 +528,7 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
                     counted: true,
                     immediate: false,
                     live_session: false,
+                    no_remedy: false,
                 };
             }
             m.apply(v, RecoveredBy::Poll);
@@ -495,6 +544,11 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
                 // A reconnect loop posts ~3 `connecting` a second: informative, but
                 // only a poll (or a QR request) counts towards `down_after`.
                 let v = classify_status(ProviderStatus::Connecting { qr_pending }, qr_pending);
+                m.apply(v, RecoveredBy::Webhook);
+            }
+            WebhookSignal::Starting => {
+                // Informative like `connecting`: only a poll counts.
+                let v = classify_status(ProviderStatus::Starting, false);
                 m.apply(v, RecoveredBy::Webhook);
             }
             WebhookSignal::Closed { reason } => {
@@ -513,6 +567,7 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
             WebhookSignal::Neutral => {}
         },
         Observation::ManualRestart { force } => m.manual_restart(force),
+        Observation::RecoverySkipped { attempt, scheduled_at, previous } => m.refund(attempt, scheduled_at, previous),
         Observation::Retired => m.close_outage(RecoveredBy::Retired),
     }
     StepOutput { state: m.s, actions: m.actions, changes: m.changes }
@@ -649,6 +704,7 @@ impl Machine<'_, '_> {
 
     fn apply(&mut self, v: Verdict, via: RecoveredBy) {
         let was = self.s.health;
+        let remedy = !v.no_remedy;
         if v.health == Health::Connected {
             // A life sign that is not a live session (a late message retry after
             // a logout) does not end an outage only a person can end (rule 7).
@@ -735,7 +791,7 @@ impl Machine<'_, '_> {
                 }
             }
         }
-        self.outage_duties(true);
+        self.outage_duties(remedy);
     }
 
     /// Before an outage opens: how specific the current bad health is, so a
@@ -829,13 +885,14 @@ impl Machine<'_, '_> {
                 // Announced after the down notice below, so they arrive in order.
                 exhausted_due = !o.exhausted_notified && cooled;
             } else if cooled {
+                let previous = self.s.last_restart_attempt;
                 self.s.restart_attempts += 1;
                 self.s.last_restart_attempt = Some(now);
                 let out = self.s.outage.as_mut().expect("open");
                 out.restart_attempts += 1;
                 let attempt = out.restart_attempts;
                 self.changes.push(Change::RecoveryScheduled { kind, attempt, manual: false });
-                self.actions.push(Action::Recover { kind, attempt });
+                self.actions.push(Action::Recover { kind, attempt, previous });
                 attempted_now = true;
             }
         }
@@ -890,9 +947,24 @@ impl Machine<'_, '_> {
             Health::Connected | Health::Degraded => RecoveryKind::Restart,
             _ => RecoveryKind::Reconnect,
         };
-        self.s.last_restart_attempt = Some(now);
+        let previous = self.s.last_restart_attempt.replace(now);
         self.changes.push(Change::RecoveryScheduled { kind, attempt: 0, manual: true });
-        self.actions.push(Action::Recover { kind, attempt: 0 });
+        self.actions.push(Action::Recover { kind, attempt: 0, previous });
+    }
+
+    /// Give back an attempt whose call sent nothing (see
+    /// [`Observation::RecoverySkipped`]).
+    fn refund(&mut self, attempt: u32, scheduled_at: Ts, previous: Option<Ts>) {
+        if self.s.last_restart_attempt != Some(scheduled_at) {
+            return; // another attempt was ordered since: it stands
+        }
+        if attempt > 0 {
+            let Some(o) = self.s.outage.as_mut().filter(|o| o.restart_attempts == attempt) else { return };
+            o.restart_attempts -= 1;
+            self.s.restart_attempts = self.s.restart_attempts.saturating_sub(1);
+        }
+        self.s.last_restart_attempt = previous;
+        self.changes.push(Change::RecoverySkipped { attempt });
     }
 }
 

@@ -60,7 +60,7 @@ impl Sim {
         for a in &out.actions {
             match a {
                 Action::Notify(n) => self.notices.push((**n).clone()),
-                Action::Recover { kind, attempt } => self.recoveries.push((self.now, *kind, *attempt)),
+                Action::Recover { kind, attempt, .. } => self.recoveries.push((self.now, *kind, *attempt)),
             }
         }
         self.changes.extend(out.changes.iter().cloned());
@@ -416,7 +416,7 @@ fn manual_restart_respects_the_cooldown_unless_forced() {
     let out = s.at(5).obs(Observation::ManualRestart { force: false });
     assert!(matches!(out.changes.as_slice(), [Change::RecoveryRefused { .. }]));
     let out = s.at(5).obs(Observation::ManualRestart { force: true });
-    assert!(out.actions.contains(&Action::Recover { kind: RecoveryKind::Reconnect, attempt: 0 }));
+    assert!(out.actions.iter().any(|a| matches!(a, Action::Recover { kind: RecoveryKind::Reconnect, attempt: 0, .. })));
     assert_eq!(out.state.last_restart_attempt, Some(Ts(5 * MIN)));
 }
 
@@ -458,6 +458,7 @@ fn status() -> impl Strategy<Value = ProviderStatus> {
         1 => reason.prop_map(|reason| ProviderStatus::LoggedOut { reason }),
         1 => Just(ProviderStatus::NotFound),
         1 => Just(ProviderStatus::NotLoaded),
+        1 => Just(ProviderStatus::Starting),
         1 => Just(ProviderStatus::Unpaired),
         1 => Just(ProviderStatus::NeedsHuman),
     ]
@@ -475,6 +476,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(WebhookSignal::Open),
         Just(WebhookSignal::Closed { reason: Some(440) }),
         any::<bool>().prop_map(|q| WebhookSignal::Connecting { qr_pending: q }),
+        Just(WebhookSignal::Starting),
         Just(WebhookSignal::Closed { reason: Some(428) }),
         Just(WebhookSignal::LoggedOut { reason: Some(401) }),
         Just(WebhookSignal::Neutral),
@@ -978,4 +980,63 @@ fn a_silent_outage_outlives_a_restart_of_the_watch() {
     assert_eq!(s.state.outage.as_ref().map(|o| o.cause), Some(Cause::Silent));
     s.at(22).obs(Observation::Webhook(WebhookSignal::Alive));
     assert!(s.state.outage.is_none());
+}
+
+// ------------------------------------------- attempts that send nothing are not restarts
+
+/// A session the provider is starting itself gets no call: its outage is
+/// announced, but no attempt is spent, so once it turns into a state with a
+/// real remedy (stopped → start) it gets that remedy at once.
+#[test]
+fn a_starting_session_spends_no_attempt_and_a_stopped_one_gets_its_start() {
+    let mut s = Sim::new(Policy { down_after: 2, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    for m in 1..=200 {
+        s.at(m).poll(ProviderStatus::Starting);
+    }
+    assert!(s.recoveries.is_empty(), "nothing to call while the provider starts the session");
+    assert_eq!(s.kinds(), vec![NoticeKind::InstanceDown], "announced once, never exhausted");
+    assert_eq!(s.notices[0].restart_attempts, 0, "the notice says no restart was sent");
+    assert_eq!(s.state.restart_attempts, 0);
+    assert_eq!(s.state.last_restart_attempt, None, "no cooldown started");
+    s.at(201).poll(ProviderStatus::NotLoaded);
+    assert_eq!(s.recoveries, vec![(Ts(201 * MIN), RecoveryKind::Reconnect, 1)]);
+    // A `starting` webhook in between orders nothing either.
+    let out = s.at(202).obs(Observation::Webhook(WebhookSignal::Starting));
+    assert!(!out.actions.iter().any(|a| matches!(a, Action::Recover { .. })));
+}
+
+/// A call the provider client decided not to send gives its attempt back:
+/// no budget spent, no cooldown started — unless another attempt was
+/// ordered since.
+#[test]
+fn a_skipped_call_gives_its_attempt_back() {
+    let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
+    s.at(0).poll(ProviderStatus::Connected);
+    let out = s.at(1).poll(closed(428));
+    let Some(Action::Recover { attempt: 1, previous: None, .. }) =
+        out.actions.iter().find(|a| matches!(a, Action::Recover { .. }))
+    else {
+        panic!("attempt 1 ordered: {:?}", out.actions)
+    };
+    // A stale report (another attempt was ordered at another time) changes nothing.
+    let stale = Observation::RecoverySkipped { attempt: 1, scheduled_at: Ts(0), previous: None };
+    let out = s.at(1).obs(stale);
+    assert!(out.changes.is_empty());
+    let out = s.at(1).obs(Observation::RecoverySkipped { attempt: 1, scheduled_at: Ts(MIN), previous: None });
+    assert_eq!(out.changes, vec![Change::RecoverySkipped { attempt: 1 }]);
+    assert_eq!(s.state.restart_attempts, 0);
+    assert_eq!(s.state.outage.as_ref().map(|o| o.restart_attempts), Some(0));
+    assert_eq!(s.state.last_restart_attempt, None);
+    // The next poll may order the attempt again at once: no cooldown ran.
+    s.at(2).poll(closed(428));
+    assert_eq!(s.recoveries.iter().map(|r| (r.0.0 / MIN, r.2)).collect::<Vec<_>>(), vec![(1, 1), (2, 1)]);
+    // A manual restart that sent nothing starts no cooldown either.
+    let mut m = Sim::new(Policy::default());
+    m.at(0).poll(ProviderStatus::Connected);
+    m.at(5).obs(Observation::ManualRestart { force: false });
+    m.at(5).obs(Observation::RecoverySkipped { attempt: 0, scheduled_at: Ts(5 * MIN), previous: None });
+    assert_eq!(m.state.last_restart_attempt, None);
+    let out = m.at(6).obs(Observation::ManualRestart { force: false });
+    assert!(out.actions.iter().any(|a| matches!(a, Action::Recover { .. })), "not refused by a cooldown");
 }

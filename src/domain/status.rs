@@ -21,6 +21,10 @@ pub enum ProviderStatus {
     NotFound,
     /// Evolution 200 without `state`: the instance is not loaded in memory.
     NotLoaded,
+    /// The provider is starting the session itself (WAHA `STARTING`): not
+    /// open yet, and no call helps now — a restart would begin again from
+    /// scratch. Counts towards `down_after`, never spends a recovery attempt.
+    Starting,
     /// Never paired (Evolution: no `ownerJid`; W-API: never a `connectedPhone`):
     /// waiting for its first QR scan. Needs a person; never recovered by a call.
     Unpaired,
@@ -75,6 +79,8 @@ pub enum WebhookSignal {
     Alive,
     /// `connection.update` with `connecting`; `qr_pending` for `qrcode.updated`.
     Connecting { qr_pending: bool },
+    /// The provider is starting the session (WAHA `session.status` `STARTING`).
+    Starting,
     /// `connection.update` close with a transient reason: an outage at once (rule 3).
     Closed { reason: Option<u16> },
     /// A disconnect without a reason (W-API `webhookDisconnected`): counts like

@@ -23,8 +23,8 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Http, Reply};
 use super::{
-    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, StatusReport,
-    WebhookRepair, WebhookSettings, redact_url, truncate,
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, Recovered,
+    StatusReport, WebhookRepair, WebhookSettings, redact_url, truncate,
 };
 use crate::config::{ApiVersion, DesiredWebhook, ProviderConfig, Secret};
 use crate::domain::{ProviderStatus, RecoveryKind, WebhookSignal};
@@ -167,7 +167,7 @@ impl Provider for EvolutionClient {
         Ok(found.into_iter().map(|(name, provider_id)| Discovered { name, token: None, provider_id }).collect())
     }
 
-    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<Recovered, ProviderError> {
         let v = self.version().await?;
         let name = inst.name.as_str();
         let (what, rb) = match (kind, v) {
@@ -187,7 +187,7 @@ impl Provider for EvolutionClient {
             ),
         };
         let r = self.http.send(rb, &what).await?;
-        Ok(format!("{what} -> {} {}", r.status, summarise_action(&r.json)))
+        Ok(Recovered::Sent(format!("{what} -> {} {}", r.status, summarise_action(&r.json))))
     }
 
     async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {

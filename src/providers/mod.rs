@@ -297,7 +297,7 @@ impl Provider for ProviderClient {
         }
     }
 
-    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<Recovered, ProviderError> {
         match self {
             ProviderClient::Evolution(c) => c.recover(inst, kind).await,
             ProviderClient::Wapi(c) => c.recover(inst, kind).await,
@@ -349,6 +349,23 @@ impl Provider for ProviderClient {
 /// [`wapi::WapiClient`]) and by [`ProviderClient`], which dispatches to the
 /// configured one without boxing ([`waha::WahaClient`] and
 /// [`zapi::ZapiClient`] too). Nothing here assumes Evolution.
+/// What a recovery call did, in words for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// The call went out: what was called and what came back.
+    Sent(String),
+    /// Nothing was sent, and why (a session that is starting, already open).
+    Skipped(String),
+}
+
+impl Recovered {
+    pub fn detail(&self) -> &str {
+        match self {
+            Recovered::Sent(d) | Recovered::Skipped(d) => d,
+        }
+    }
+}
+
 pub trait Provider {
     /// Per-instance liveness call. A missing instance and an instance that is
     /// not loaded come back as `Ok` with `NotFound` / `NotLoaded`; `Err` is
@@ -358,13 +375,14 @@ pub trait Provider {
     /// Discovery: every instance the provider lists.
     fn list_instances(&self) -> impl Future<Output = Result<Vec<Discovered>, ProviderError>> + Send;
 
-    /// The situation-specific recovery call (PROVIDERS.md, "Recovery actions").
-    /// Returns a short description of what was called and what came back.
+    /// The situation-specific recovery call. Returns what was called and
+    /// what came back — or that the client found nothing it could do and sent
+    /// nothing (which then spends no attempt).
     fn recover(
         &self,
         inst: &InstanceRef,
         kind: RecoveryKind,
-    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+    ) -> impl Future<Output = Result<Recovered, ProviderError>> + Send;
 
     /// The instance's webhook config, `None` when none is configured.
     fn webhook(

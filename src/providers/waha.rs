@@ -33,8 +33,8 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Http, Reply};
 use super::{
-    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, StatusReport,
-    WebhookRepair, WebhookSettings, redact_url, truncate,
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, Recovered,
+    StatusReport, WebhookRepair, WebhookSettings, redact_url, truncate,
 };
 use crate::config::{DesiredWebhook, ProviderConfig, Secret};
 use crate::domain::{ProviderStatus, RecoveryKind, Ts, WebhookSignal};
@@ -44,7 +44,7 @@ use crate::domain::{ProviderStatus, RecoveryKind, Ts, WebhookSignal};
 pub fn status_of(status: &str) -> ProviderStatus {
     match status {
         "WORKING" => ProviderStatus::Connected,
-        "STARTING" => ProviderStatus::Connecting { qr_pending: false },
+        "STARTING" => ProviderStatus::Starting,
         "SCAN_QR_CODE" => ProviderStatus::Connecting { qr_pending: true },
         // Recovered by a Reconnect, which this client sends as `start`.
         "STOPPED" => ProviderStatus::NotLoaded,
@@ -265,15 +265,15 @@ impl Provider for WahaClient {
             .collect())
     }
 
-    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<Recovered, ProviderError> {
         if kind == RecoveryKind::Restart {
-            return self.action(&inst.name, "restart").await;
+            return self.action(&inst.name, "restart").await.map(Recovered::Sent);
         }
         let r = self.session(&inst.name).await?;
         match status_text(&r.json).unwrap_or("") {
-            "STOPPED" => self.action(&inst.name, "start").await,
-            "FAILED" => self.action(&inst.name, "restart").await,
-            other => Ok(format!("session is {}: nothing sent", truncate(other, 40))),
+            "STOPPED" => self.action(&inst.name, "start").await.map(Recovered::Sent),
+            "FAILED" => self.action(&inst.name, "restart").await.map(Recovered::Sent),
+            other => Ok(Recovered::Skipped(format!("session is {}: nothing sent", truncate(other, 40)))),
         }
     }
 
@@ -375,7 +375,7 @@ pub fn parse_inbound(body: &[u8]) -> Result<Inbound, InboundError> {
             payload.status.as_ref().and_then(Value::as_str).ok_or(InboundError::MissingField("payload.status"))?;
         match status {
             "WORKING" => WebhookSignal::Open,
-            "STARTING" => WebhookSignal::Connecting { qr_pending: false },
+            "STARTING" => WebhookSignal::Starting,
             "SCAN_QR_CODE" => WebhookSignal::Connecting { qr_pending: true },
             // No reason given: counts like a bad poll; the poll decides.
             "FAILED" | "STOPPED" => WebhookSignal::Dropped,

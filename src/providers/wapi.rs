@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 use super::http::Http;
 use super::slots::{self, SlotApi, Unmatched};
 use super::{
-    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, StatusReport,
-    WebhookRepair, WebhookSettings, truncate,
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, Recovered,
+    StatusReport, WebhookRepair, WebhookSettings, truncate,
 };
 use crate::config::{DesiredWebhook, ProviderConfig, Secret};
 use crate::domain::{ProviderStatus, RecoveryKind, Ts, WebhookSignal};
@@ -140,12 +140,12 @@ impl Provider for WapiClient {
     }
 
     /// W-API has one recovery call for both situations: `GET /instance/restart`.
-    async fn recover(&self, inst: &InstanceRef, _kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, _kind: RecoveryKind) -> Result<Recovered, ProviderError> {
         let what = format!("GET /instance/restart?instanceId={}", inst.name);
         let rb = self.req(reqwest::Method::GET, inst, &["instance", "restart"])?;
         let r = self.http.send(rb, &what).await?;
         let msg = r.json.get("message").and_then(Value::as_str).map(|m| truncate(m, 120)).unwrap_or_default();
-        Ok(format!("{what} -> {} {msg}", r.status).trim_end().to_string())
+        Ok(Recovered::Sent(format!("{what} -> {} {msg}", r.status).trim_end().to_string()))
     }
 
     async fn webhook(&self, inst: &InstanceRef) -> Result<Option<WebhookSettings>, ProviderError> {

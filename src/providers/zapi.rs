@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use super::http::{Http, Reply};
 use super::slots::{self, Slot, SlotApi, Unmatched};
 use super::{
-    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, StatusReport,
-    WebhookRepair, WebhookSettings, truncate,
+    Discovered, ErrorClass, Inbound, InboundError, InstanceRef, Provider, ProviderError, RAW_LIMIT, Recovered,
+    StatusReport, WebhookRepair, WebhookSettings, truncate,
 };
 use crate::config::{DesiredWebhook, ProviderConfig, Secret};
 use crate::domain::{ProviderStatus, RecoveryKind, Ts, WebhookSignal};
@@ -147,7 +147,7 @@ impl Provider for ZapiClient {
 
     /// A closed session is restored (`restore-session`, "indicated for cases
     /// where the disconnection webhook is sent"); a zombie is restarted.
-    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<String, ProviderError> {
+    async fn recover(&self, inst: &InstanceRef, kind: RecoveryKind) -> Result<Recovered, ProviderError> {
         let action = match kind {
             RecoveryKind::Reconnect => "restore-session",
             RecoveryKind::Restart => "restart",
@@ -158,7 +158,7 @@ impl Provider for ZapiClient {
             Some(Value::Bool(false)) => {
                 Err(ProviderError::new(ErrorClass::BadResponse, format!("{what}: answered {{\"value\": false}}")))
             }
-            _ => Ok(format!("{what} -> {}", r.status)),
+            _ => Ok(Recovered::Sent(format!("{what} -> {}", r.status))),
         }
     }
 

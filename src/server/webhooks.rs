@@ -289,7 +289,7 @@ async fn receive(
             entry.touch(now);
             entry.health() != Health::Connected
         }
-        WebhookSignal::Connecting { .. } => entry.connecting_due(now, CONNECTING_DEBOUNCE_MS),
+        WebhookSignal::Connecting { .. } | WebhookSignal::Starting => entry.connecting_due(now, CONNECTING_DEBOUNCE_MS),
         WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } | WebhookSignal::Dropped => true,
     };
     if !forward {

@@ -320,6 +320,7 @@ pub(super) fn change_event(c: &Change) -> (&'static str, String) {
             ("recovery_scheduled", json!({"action": kind.as_str(), "attempt": attempt, "manual": manual}))
         }
         Change::RecoveryRefused { why } => ("recovery_refused", json!({"why": why})),
+        Change::RecoverySkipped { attempt } => ("recovery_skipped", json!({"attempt": attempt})),
         Change::FlappingStarted { id } => ("flapping_started", json!({"episode": id})),
         Change::FlappingEnded { id } => ("flapping_ended", json!({"episode": id})),
         Change::MaintenanceSet { until } => ("maintenance", json!({"until": until.map(|t| t.rfc3339())})),

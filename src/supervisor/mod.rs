@@ -21,7 +21,7 @@ pub mod inventory;
 mod isolation;
 mod lifecycle;
 mod observe;
-mod recovery;
+pub(crate) mod recovery;
 mod remediation;
 pub mod requests;
 mod retention;

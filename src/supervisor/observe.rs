@@ -96,12 +96,17 @@ impl Supervisor {
             match a {
                 Action::Notify(_) => notified = true,
                 Action::Recover { .. } if !spawn_recoveries => {}
-                Action::Recover { kind, attempt } => {
+                Action::Recover { kind, attempt, previous } => {
                     let me = self.clone();
-                    let (key, kind, attempt) = (r.key.clone(), *kind, *attempt);
-                    let id = r.id.clone();
+                    let order = super::recovery::Order {
+                        kind: *kind,
+                        attempt: *attempt,
+                        scheduled_at: out.state.last_restart_attempt,
+                        previous: *previous,
+                    };
+                    let (key, id) = (r.key.clone(), r.id.clone());
                     let span = tracing::info_span!("recover", provider = %key.provider, instance = %key.name);
-                    self.tasks.spawn(async move { me.recover(&id, &key, kind, attempt, true).await }.instrument(span));
+                    self.tasks.spawn(async move { me.recover(&id, &key, order, true).await }.instrument(span));
                 }
             }
         }

@@ -13,7 +13,7 @@ mod zapi;
 use std::time::Duration;
 
 use wa_sentinel::config::{ApiVersion, DesiredWebhook, ProviderConfig, ProviderKind, Secret};
-use wa_sentinel::providers::ProviderClient;
+use wa_sentinel::providers::{ProviderClient, Recovered};
 use wiremock::ResponseTemplate;
 
 pub const EVO_KEY: &str = "evo-global-key-123";
@@ -71,5 +71,19 @@ pub struct NoHeader(pub &'static str);
 impl wiremock::Match for NoHeader {
     fn matches(&self, request: &wiremock::Request) -> bool {
         !request.headers.contains_key(self.0)
+    }
+}
+
+/// The description of a recovery call that must have been sent.
+pub trait SentExt {
+    fn sent(self) -> String;
+}
+
+impl SentExt for Recovered {
+    fn sent(self) -> String {
+        match self {
+            Recovered::Sent(d) => d,
+            Recovered::Skipped(d) => panic!("expected a call to be sent, but nothing was: {d}"),
+        }
     }
 }

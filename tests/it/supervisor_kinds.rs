@@ -191,6 +191,8 @@ on_both_backends!(
     waha_failed_is_restarted_once_inside_the_cooldown_and_stopped_is_started,
     waha_failed_that_comes_back_asking_for_a_qr_is_never_restarted_again,
     waha_needs_human_and_starting_sessions_get_no_call,
+    waha_a_session_starting_for_long_spends_no_attempt_and_is_started_once_stopped,
+    waha_a_manual_restart_that_sends_nothing_starts_no_cooldown,
     waha_one_down_and_one_recovered_notice_per_outage,
     waha_webhook_recovers_a_session_in_under_a_second,
     waha_audit_repairs_once_and_never_puts_a_correct_config,
@@ -274,6 +276,43 @@ async fn waha_needs_human_and_starting_sessions_get_no_call(store: Store) {
     // One down-class notice each, even though SCAN_QR_CODE repeats every cycle.
     assert_eq!(kinds, vec!["instance_down", "instance_down", "instance_logged_out"]);
     assert_eq!(rig.health("passkey").await, Health::LoggedOut, "needs a person");
+}
+
+/// A session the WAHA server keeps `STARTING` gets no call and spends no
+/// attempt (never `restart_exhausted`); once it comes back `STOPPED` (as after
+/// a restart of the WAHA server) it gets its `start` at once.
+async fn waha_a_session_starting_for_long_spends_no_attempt_and_is_started_once_stopped(store: Store) {
+    let rig = Rig::waha(store, &[("s", WahaBehaviour::Working)], |_| {}).await;
+    rig.cycle().await;
+    rig.waha_sim().set_behaviour("s", WahaBehaviour::Starting);
+    rig.cycles(8, 45).await;
+    assert_eq!(rig.waha_action("s", "restart") + rig.waha_action("s", "start"), 0);
+    assert_eq!(rig.notice_kinds().await, vec!["instance_down"], "announced, never exhausted");
+    let rec = rig.store.instance(&InstanceKey::new("waha", "s")).await.unwrap().unwrap();
+    assert_eq!(rec.state.restart_attempts, 0);
+    let events = rig.store.events(&rec.id, 200).await.unwrap();
+    assert!(!events.iter().any(|e| e.kind == "recovery_scheduled"), "no attempt ordered");
+    rig.waha_sim().set_behaviour("s", WahaBehaviour::Stopped);
+    rig.cycles(1, 1).await;
+    assert_eq!(rig.waha_action("s", "start"), 1, "a stopped session gets its start");
+}
+
+/// `wa-sentinel restart` of a session that is starting sends nothing, says
+/// so, records the attempt as skipped and starts no cooldown.
+async fn waha_a_manual_restart_that_sends_nothing_starts_no_cooldown(store: Store) {
+    let rig = Rig::waha(store, &[("s", WahaBehaviour::Starting)], |_| {}).await;
+    rig.cycle().await;
+    let key = InstanceKey::new("waha", "s");
+    let said = rig.sup.manual_restart(&key, false).await.unwrap();
+    assert!(said.contains("nothing sent"), "{said}");
+    let again = rig.sup.manual_restart(&key, false).await.unwrap();
+    assert!(again.contains("nothing sent"), "not refused by a cooldown: {again}");
+    assert_eq!(rig.waha_action("s", "restart") + rig.waha_action("s", "start"), 0);
+    let rec = rig.store.instance(&key).await.unwrap().unwrap();
+    assert_eq!(rec.state.last_restart_attempt, None);
+    let events = rig.store.events(&rec.id, 200).await.unwrap();
+    let skipped = events.iter().filter(|e| e.kind == "recovery_result" && e.detail.contains("\"skipped\"")).count();
+    assert_eq!(skipped, 2, "{events:?}");
 }
 
 async fn waha_one_down_and_one_recovered_notice_per_outage(store: Store) {

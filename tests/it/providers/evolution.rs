@@ -1,6 +1,7 @@
 //! Evolution API contract tests: each REST fixture served by wiremock, each
 //! request checked for method, path, `apikey` header, query and body.
 
+use super::SentExt;
 use serde_json::json;
 use wa_sentinel::config::ApiVersion;
 use wa_sentinel::domain::{ProviderStatus, RecoveryKind};
@@ -246,7 +247,7 @@ async fn auto_version_asks_root_once_without_key_and_caches() {
         .await;
     let c = evo(&server.uri(), ApiVersion::Auto);
     for _ in 0..2 {
-        let d = c.recover(&inst("sales-bot"), RecoveryKind::Restart).await.expect("restart");
+        let d = c.recover(&inst("sales-bot"), RecoveryKind::Restart).await.expect("restart").sent();
         assert_eq!(d, "PUT /instance/restart/sales-bot -> 200 state=open");
     }
 }
@@ -268,7 +269,7 @@ async fn auto_version_without_version_field_falls_back_to_v2() {
         .await;
     let c = evo(&server.uri(), ApiVersion::Auto);
     for _ in 0..2 {
-        c.recover(&inst("sales-bot"), RecoveryKind::Restart).await.expect("restart");
+        c.recover(&inst("sales-bot"), RecoveryKind::Restart).await.expect("restart").sent();
     }
 }
 
@@ -290,7 +291,7 @@ async fn reconnect_uses_connect_in_both_versions() {
             .expect(1)
             .mount(&server)
             .await;
-        let d = evo(&server.uri(), v).recover(&inst("sales-bot"), RecoveryKind::Reconnect).await.expect(fx);
+        let d = evo(&server.uri(), v).recover(&inst("sales-bot"), RecoveryKind::Reconnect).await.expect(fx).sent();
         assert!(d.starts_with("GET /instance/connect/sales-bot -> 200"), "{d}");
         assert!(d.contains(want), "{fx}: {d}");
         assert!(!d.contains("2@Xk3"), "the QR itself is never in the description");
@@ -314,7 +315,7 @@ async fn v2_restart_is_post_and_object_object_is_a_failure() {
             .await;
         let r = evo(&server.uri(), ApiVersion::V2).recover(&inst("sales-bot"), RecoveryKind::Restart).await;
         match (r, want) {
-            (Ok(d), Ok(w)) => assert!(d.contains(w), "{fx}: {d}"),
+            (Ok(d), Ok(w)) => assert!(d.detail().contains(w), "{fx}: {d:?}"),
             (Err(e), Err(w)) => {
                 assert_eq!(e.class, ErrorClass::BadResponse);
                 assert!(e.detail.contains(w), "{e}");

@@ -1,5 +1,6 @@
 //! Round trips: the real client against the in-process Evolution simulator.
 
+use super::SentExt;
 use std::time::Duration;
 
 use serde_json::json;
@@ -69,7 +70,7 @@ async fn status_of_every_behaviour() {
 async fn reconnect_revives_a_transient_close_with_one_connect() {
     let s = sim(&[("a", Behaviour::ClosedTransient { reason: 408 })]).await;
     let c = client(&s);
-    let d = c.recover(&i("a"), RecoveryKind::Reconnect).await.unwrap();
+    let d = c.recover(&i("a"), RecoveryKind::Reconnect).await.unwrap().sent();
     assert_eq!(d, "GET /instance/connect/a -> 200 state=open");
     assert_eq!(c.status(&i("a")).await.unwrap().status, ProviderStatus::Connected);
     assert_eq!(s.calls("GET", "/instance/connect/a"), 1);
@@ -109,7 +110,7 @@ async fn zombie_is_silent_until_restarted() {
     let target = format!("{}/hooks", hooks.uri());
     let d = s.post_webhook("z", SimEvent::MessagesUpsert, Some(&target)).await.unwrap();
     assert_eq!(d, Delivery::Suppressed("zombie session sends no webhooks"));
-    let desc = client(&s).recover(&i("z"), RecoveryKind::Restart).await.unwrap();
+    let desc = client(&s).recover(&i("z"), RecoveryKind::Restart).await.unwrap().sent();
     assert_eq!(desc, "POST /instance/restart/z -> 200 state=open");
     assert_eq!(s.behaviour("z"), Some(Behaviour::Open));
     assert_eq!(s.post_webhook("z", SimEvent::MessagesUpsert, Some(&target)).await.unwrap(), Delivery::Sent(200));

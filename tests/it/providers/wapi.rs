@@ -1,6 +1,7 @@
 //! W-API contract tests: Bearer token + `instanceId` on every call, status
 //! with the qr-code tie-break, restart, webhook slots, integrator discovery.
 
+use super::SentExt;
 use std::time::Duration;
 
 use serde_json::json;
@@ -132,7 +133,7 @@ async fn both_recovery_kinds_call_restart() {
         .await;
     let c = client(&server, false, "value");
     for kind in [RecoveryKind::Reconnect, RecoveryKind::Restart] {
-        let d = c.recover(&inst(), kind).await.unwrap();
+        let d = c.recover(&inst(), kind).await.unwrap().sent();
         assert_eq!(d, format!("GET /instance/restart?instanceId={ID} -> 200 Instância reiniciada com sucesso."));
     }
 }

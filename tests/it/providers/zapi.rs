@@ -3,6 +3,7 @@
 //! mapping, restore-session vs restart, the slot audit, inbound parsing,
 //! property tests of the parser, and round trips against the Z-API simulator.
 
+use super::SentExt;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -140,9 +141,9 @@ async fn reconnect_restores_the_session_and_the_zombie_is_restarted() {
         .await;
     call("GET", "restart").respond_with(json_fixture(200, "zapi/restart.response.json")).expect(1).mount(&server).await;
     let c = client(&server);
-    let d = c.recover(&inst(), RecoveryKind::Reconnect).await.unwrap();
+    let d = c.recover(&inst(), RecoveryKind::Reconnect).await.unwrap().sent();
     assert_eq!(d, format!("GET /instances/{ID}/token/…/restore-session -> 200"));
-    let d = c.recover(&inst(), RecoveryKind::Restart).await.unwrap();
+    let d = c.recover(&inst(), RecoveryKind::Restart).await.unwrap().sent();
     assert_eq!(d, format!("GET /instances/{ID}/token/…/restart -> 200"));
     // Nothing to discover, and no call for it.
     assert!(c.list_instances().await.unwrap().is_empty());

@@ -129,7 +129,7 @@ fn packaged_config(source: &Path, dest: &Path) {
     );
     let header = "# Installed by the wa-sentinel package as /etc/wa-sentinel/config.toml, a conffile: upgrades\n\
                   # keep your edits. Secrets go in /etc/default/wa-sentinel, named here by *_env keys.\n\
-                  # Then: sudo systemctl enable --now wa-sentinel (see /usr/share/doc/wa-sentinel/deploy.md).\n\
+                  # Then: sudo systemctl enable --now wa-sentinel (see /usr/share/doc/wa-sentinel/operations.md).\n\
                   #\n";
     let body = text.replacen(DEV_DATABASE, PACKAGED_DATABASE, 1);
     write_if_changed(dest, format!("{header}{body}").as_bytes());

@@ -90,7 +90,7 @@ fn extracted_package_holds_every_file_and_its_binary_accepts_its_config() {
         ("usr/share/fish/vendor_completions.d/wa-sentinel.fish", 0o644),
         ("usr/share/doc/wa-sentinel/copyright", 0o644),
         ("usr/share/doc/wa-sentinel/changelog.gz", 0o644),
-        ("usr/share/doc/wa-sentinel/deploy.md", 0o644),
+        ("usr/share/doc/wa-sentinel/operations.md", 0o644),
     ];
     for (f, m) in files {
         assert_eq!(mode(&r.join(f)), m, "{f}: mode {:o}, want {m:o}", mode(&r.join(f)));

@@ -8,8 +8,14 @@
 //! half-open: a few probes go out first; one answer closes the breaker, all
 //! probes failing keeps it open for another cycle.
 //!
-//! Only `unreachable` answers (connect error, timeout, 5xx) count: a bad key
-//! answers fast and costs nothing to confirm on every instance.
+//! Only a server that was not reached counts (connection refused or reset, a
+//! timeout), on consecutive calls — each to another instance, since a cycle
+//! calls each once. Any answer proves the server is there and resets the
+//! count (and closes a half-open breaker), a 5xx included: a 5xx about one
+//! instance is that instance's problem (its own verdict), and a bad key
+//! answers fast and costs nothing to confirm on every instance. The
+//! half-open probes rotate over the provider's instances (the pipeline starts
+//! them after the last instance the previous cycle called).
 
 /// Consecutive unreachable answers that open the breaker.
 pub const DEFAULT_THRESHOLD: u32 = 8;

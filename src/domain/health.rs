@@ -287,6 +287,10 @@ pub enum Observation {
     Polled(ProviderStatus),
     /// The provider's status call failed: the provider is suspect, not the instance.
     ProviderFailed(ProviderErrorKind),
+    /// This instance's status call failed with a server error while other
+    /// calls of the same cycle were answered: the instance's own problem
+    /// (a broken session object on the server). Counts like a bad poll.
+    StatusFailed { detail: String },
     /// A webhook for this instance arrived.
     Webhook(WebhookSignal),
     /// An operator set (`Some`) or ended (`None`) maintenance.
@@ -506,6 +510,19 @@ pub fn step(prev: &InstanceState, obs: Observation, ctx: &Ctx<'_>, policy: &Poli
             // Rule 2: no verdict on the instance; its outage (if any) stays as it is.
             let reason = format!("provider {}", kind.as_str().replace('_', " "));
             m.set_health(Health::Unknown, reason);
+        }
+        Observation::StatusFailed { detail } => {
+            let v = Verdict {
+                health: Health::Disconnected,
+                cause: Some(Cause::Disconnected),
+                reason: format!("its status call fails while the provider answers: {detail}"),
+                code: None,
+                counted: true,
+                immediate: false,
+                live_session: false,
+                no_remedy: false,
+            };
+            m.apply(v, RecoveredBy::Poll);
         }
         Observation::Polled(st) => {
             let mut v = classify_status(st, true);

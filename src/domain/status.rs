@@ -38,8 +38,10 @@ pub enum ProviderStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderErrorKind {
-    /// Connect error, timeout, 5xx.
+    /// Connect error, timeout: the server was not reached.
     Unreachable,
+    /// The server answered a 5xx.
+    ServerError,
     /// 401/403 for the API key.
     Unauthorized,
     /// Unparsable body, HTML, `{"error": true}` inside a 200.
@@ -52,6 +54,7 @@ impl ProviderErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderErrorKind::Unreachable => "unreachable",
+            ProviderErrorKind::ServerError => "server_error",
             ProviderErrorKind::Unauthorized => "unauthorized",
             ProviderErrorKind::BadResponse => "bad_response",
             ProviderErrorKind::Unlicensed => "unlicensed",

@@ -67,6 +67,7 @@ fn cause_text(cause: &str, lang: Language) -> Option<&'static str> {
         "logged_out" => ("logged out", "desconectada (logout)"),
         "missing" => ("deleted on the provider", "apagada no provedor"),
         "unreachable" => ("does not answer", "não responde"),
+        "server_error" => ("answers every call with a server error", "responde a toda chamada com erro de servidor"),
         "unauthorized" => ("refuses the API key", "recusa a chave de API"),
         "unlicensed" => ("is not activated (LICENSE_REQUIRED)", "não está ativado (LICENSE_REQUIRED)"),
         "bad_response" => ("answers with something unexpected", "responde algo inesperado"),
@@ -246,6 +247,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                         Some("unauthorized") => "Provider refuses the API key",
                         Some("unlicensed") => "Provider needs activation",
                         Some("bad_response") => "Provider answers unexpectedly",
+                        Some("server_error") => "Provider fails every call",
                         _ => "Provider unreachable",
                     }
                     .to_string(),
@@ -370,6 +372,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                         Some("unauthorized") => "Provedor recusa a chave de API",
                         Some("unlicensed") => "Provedor precisa de ativação",
                         Some("bad_response") => "Provedor responde de forma inesperada",
+                        Some("server_error") => "Provedor falha em toda chamada",
                         _ => "Provedor inacessível",
                     }
                     .to_string(),

@@ -81,7 +81,7 @@ impl EvolutionClient {
                 Some(_) => (EvoVersion::V2, None),
                 None => (EvoVersion::V2, Some("`GET /` gave no usable `version`".to_string())),
             },
-            Err(e) if e.class == ErrorClass::Unreachable => return Err(e),
+            Err(e) if matches!(e.class, ErrorClass::Unreachable | ErrorClass::ServerError) => return Err(e),
             Err(e) => (EvoVersion::V2, Some(format!("`GET /` failed ({e})"))),
         };
         if let Some(why) = why {

@@ -1,10 +1,10 @@
 //! The HTTP plumbing shared by the provider clients, and [`classify`]: the one
 //! place where an HTTP outcome becomes `Ok(json)` or an [`ErrorClass`].
 //!
-//! Rules (PROVIDERS.md, "Normalised status"): connect error, timeout, 5xx →
-//! `Unreachable`; 401/403 → `Unauthorized`; 404 → `InstanceNotFound` (except
-//! Express's "Cannot GET /x" route miss, which means we speak the wrong API
-//! version → `BadResponse`); HTML, empty, unparsable or truncated bodies →
+//! Rules: connect error, timeout → `Unreachable`; 5xx → `ServerError`;
+//! 401/403 → `Unauthorized`; 404 → `InstanceNotFound` (except Express's
+//! "Cannot GET /x" route miss, which means we speak the wrong API version →
+//! `BadResponse`); HTML, empty, unparsable or truncated bodies →
 //! `BadResponse`; a 2xx whose JSON has `"error": true` → a failure
 //! (`BadResponse` unless its message says "not found" / "unauthorized");
 //! Evolution 2.4 `503 LICENSE_REQUIRED` → `Unlicensed`.
@@ -204,7 +204,7 @@ pub fn classify(status: u16, body: &str) -> Result<Value, ProviderError> {
         503 if json.as_ref().and_then(|j| j.get("code")).and_then(Value::as_str) == Some("LICENSE_REQUIRED") => {
             err(ErrorClass::Unlicensed, "LICENSE_REQUIRED: the Evolution install is not activated".into())
         }
-        500..=599 => err(ErrorClass::Unreachable, shown()),
+        500..=599 => err(ErrorClass::ServerError, shown()),
         401 | 403 => err(ErrorClass::Unauthorized, shown()),
         404 if msg.starts_with("Cannot ") => {
             err(ErrorClass::BadResponse, format!("route not found ({msg}); is api_version right?"))
@@ -295,8 +295,8 @@ mod tests {
     #[test]
     fn classification_table() {
         let c = |s, b: &str| classify(s, b).map_err(|e| e.class);
-        assert_eq!(c(500, "oops"), Err(ErrorClass::Unreachable));
-        assert_eq!(c(502, "<html>bad gateway</html>"), Err(ErrorClass::Unreachable));
+        assert_eq!(c(500, "oops"), Err(ErrorClass::ServerError));
+        assert_eq!(c(502, "<html>bad gateway</html>"), Err(ErrorClass::ServerError));
         assert_eq!(c(401, r#"{"response":{"message":"Unauthorized"}}"#), Err(ErrorClass::Unauthorized));
         assert_eq!(c(403, "{}"), Err(ErrorClass::Unauthorized));
         assert_eq!(
@@ -316,7 +316,7 @@ mod tests {
             Err(ErrorClass::InstanceNotFound)
         );
         assert_eq!(c(503, r#"{"code":"LICENSE_REQUIRED"}"#), Err(ErrorClass::Unlicensed));
-        assert_eq!(c(503, r#"{"code":"OTHER"}"#), Err(ErrorClass::Unreachable));
+        assert_eq!(c(503, r#"{"code":"OTHER"}"#), Err(ErrorClass::ServerError));
         assert_eq!(c(400, r#"{"response":{"message":[["bad"]]}}"#), Err(ErrorClass::BadResponse));
         assert!(c(200, "null").is_ok());
         // Z-API's security layer, at any status.

@@ -89,8 +89,12 @@ pub struct Discovered {
 /// How a provider call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
-    /// Connect error, timeout, 5xx.
+    /// Connect error (refused, reset), timeout: the server was not reached.
     Unreachable,
+    /// A 5xx answer: the server answered, with an error. Said of one
+    /// instance, it is that instance's problem (Evolution's `500 Connection
+    /// Closed` for a broken session object); said of every call, the server's.
+    ServerError,
     /// 401/403 for the API key or token.
     Unauthorized,
     /// 404 "instance does not exist" (an instance status, not a provider fault).
@@ -107,6 +111,7 @@ impl ErrorClass {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Unreachable => "unreachable",
+            ErrorClass::ServerError => "server_error",
             ErrorClass::Unauthorized => "unauthorized",
             ErrorClass::InstanceNotFound => "instance_not_found",
             ErrorClass::NotLoaded => "not_loaded",
@@ -143,6 +148,7 @@ impl ProviderError {
     pub fn provider_kind(&self) -> Option<ProviderErrorKind> {
         match self.class {
             ErrorClass::Unreachable => Some(ProviderErrorKind::Unreachable),
+            ErrorClass::ServerError => Some(ProviderErrorKind::ServerError),
             ErrorClass::Unauthorized => Some(ProviderErrorKind::Unauthorized),
             ErrorClass::BadResponse => Some(ProviderErrorKind::BadResponse),
             ErrorClass::Unlicensed => Some(ProviderErrorKind::Unlicensed),
@@ -476,6 +482,7 @@ mod tests {
     fn provider_kind_mapping() {
         let k = |c| ProviderError::new(c, "x").provider_kind();
         assert_eq!(k(ErrorClass::Unreachable), Some(ProviderErrorKind::Unreachable));
+        assert_eq!(k(ErrorClass::ServerError), Some(ProviderErrorKind::ServerError));
         assert_eq!(k(ErrorClass::Unauthorized), Some(ProviderErrorKind::Unauthorized));
         assert_eq!(k(ErrorClass::BadResponse), Some(ProviderErrorKind::BadResponse));
         assert_eq!(k(ErrorClass::Unlicensed), Some(ProviderErrorKind::Unlicensed));

@@ -53,6 +53,10 @@ pub enum Behaviour {
     /// null` in fetchInstances; `connect` only issues a QR code and the socket
     /// loops `connecting` while polls keep saying `close`.
     Unpaired,
+    /// A broken session object on the server: `connectionState` and
+    /// `connect` answer `500 Connection Closed` (as a real server does for an
+    /// instance whose socket died badly) while the other instances answer.
+    Broken,
 }
 
 impl Behaviour {
@@ -65,7 +69,8 @@ impl Behaviour {
             | Behaviour::Banned
             | Behaviour::Replaced
             | Behaviour::ReconnectLoop
-            | Behaviour::Unpaired => "close",
+            | Behaviour::Unpaired
+            | Behaviour::Broken => "close",
         }
     }
 
@@ -578,6 +583,9 @@ fn qr_body() -> Value {
 
 fn instance_route(inst: &mut SimInstance, name: &str, res: &str, action: &str, body: &[u8]) -> Response {
     match (res, action) {
+        ("instance", "connectionState") if inst.behaviour == Behaviour::Broken => {
+            evo_error(500, "Internal Server Error", json!(["Connection Closed"]))
+        }
         ("instance", "connectionState") => reply(StatusCode::OK, state_body(name, inst.behaviour.state())),
         ("instance", "connect") => match inst.behaviour {
             Behaviour::ClosedTransient { .. } | Behaviour::Replaced => {
@@ -591,6 +599,7 @@ fn instance_route(inst: &mut SimInstance, name: &str, res: &str, action: &str, b
             Behaviour::Unpaired => reply(StatusCode::OK, qr_body()),
             Behaviour::ReconnectLoop => reply(StatusCode::OK, state_body(name, "connecting")),
             Behaviour::Open | Behaviour::ZombieOpen => reply(StatusCode::OK, state_body(name, "open")),
+            Behaviour::Broken => evo_error(500, "Internal Server Error", json!(["Connection Closed"])),
         },
         ("instance", "restart") => match inst.behaviour {
             // The state update is asynchronous in v2: the answer still says open.

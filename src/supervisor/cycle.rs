@@ -68,20 +68,36 @@ struct Queue<'a> {
     page: std::collections::VecDeque<Item>,
     after: Option<String>,
     done: bool,
+    /// Where the queue started (after this name): once the end is reached it
+    /// wraps around to the first name and stops at this one.
+    start: Option<String>,
+    wrapped: bool,
 }
 
 impl<'a> Queue<'a> {
     const PAGE: u32 = 256;
 
-    fn new(store: &'a Store, index: &'a LiveIndex, provider: &'a str) -> Self {
-        Queue { store, index, provider, page: Default::default(), after: None, done: false }
+    /// Every instance of `provider` once, by name, starting after `start`
+    /// (a half-open breaker's probes rotate: `None` starts at the first).
+    fn new(store: &'a Store, index: &'a LiveIndex, provider: &'a str, start: Option<String>) -> Self {
+        let after = start.clone();
+        Queue { store, index, provider, page: Default::default(), after, done: false, start, wrapped: false }
     }
 
     async fn next(&mut self) -> Result<Option<Item>, SupervisorError> {
+        if self.page.is_empty() && self.done && !self.wrapped && self.start.is_some() {
+            // The names after the start are done: the ones up to it remain.
+            (self.wrapped, self.done, self.after) = (true, false, None);
+        }
         if self.page.is_empty() && !self.done {
-            let rows = self.store.poll_page(self.provider, self.after.as_deref(), Self::PAGE).await?;
+            let mut rows = self.store.poll_page(self.provider, self.after.as_deref(), Self::PAGE).await?;
             self.done = rows.len() < Self::PAGE as usize;
             self.after = rows.last().map(|r| r.name.clone());
+            if let Some(start) = self.start.as_deref().filter(|_| self.wrapped) {
+                let before = rows.len();
+                rows.retain(|r| r.name.as_str() <= start);
+                self.done |= rows.len() < before;
+            }
             let items: Vec<Item> = rows
                 .into_iter()
                 .map(|r| Item {
@@ -132,25 +148,34 @@ impl Supervisor {
     /// first: a hanging provider's calls wait on its permits, never on the
     /// global ones another provider needs.
     pub(super) async fn poll_one(&self, h: &ProviderHandle, key: &InstanceKey) -> Observation {
+        self.poll_one_detailed(h, key).await.0
+    }
+
+    /// [`Supervisor::poll_one`], with the error's text when the call failed.
+    async fn poll_one_detailed(&self, h: &ProviderHandle, key: &InstanceKey) -> (Observation, Option<String>) {
         let _p = h.calls.acquire().await.expect("semaphore never closed");
         let _g = self.global.acquire().await.expect("semaphore never closed");
         let started = Instant::now();
         let res = h.client.status(&self.instance_ref(key)).await;
         metrics::histogram!("wa_sentinel_poll_duration_seconds").record(started.elapsed().as_secs_f64());
-        let (obs, result) = match res {
-            Ok(r) => (Observation::Polled(r.status), "ok"),
+        let (obs, result, error) = match res {
+            Ok(r) => (Observation::Polled(r.status), "ok", None),
             Err(e) => match (e.instance_status(), e.provider_kind()) {
-                (Some(st), _) => (Observation::Polled(st), "ok"),
+                (Some(st), _) => (Observation::Polled(st), "ok", None),
                 (None, Some(kind)) => {
                     tracing::debug!(instance = %key, error = %e, "status call failed");
-                    (Observation::ProviderFailed(kind), kind.as_str())
+                    (Observation::ProviderFailed(kind), kind.as_str(), Some(e.detail.clone()))
                 }
-                (None, None) => (Observation::ProviderFailed(ProviderErrorKind::BadResponse), "bad_response"),
+                (None, None) => (
+                    Observation::ProviderFailed(ProviderErrorKind::BadResponse),
+                    "bad_response",
+                    Some(e.detail.clone()),
+                ),
             },
         };
         metrics::counter!("wa_sentinel_polls_total", "provider" => key.provider.clone(), "result" => result)
             .increment(1);
-        obs
+        (obs, error)
     }
 
     /// A scheduler tick: start the pipeline of every provider whose previous
@@ -248,7 +273,14 @@ impl Supervisor {
         let share = (self.cfg.supervisor.concurrency / self.providers.len().max(1)).max(1);
         let cap = self.cfg.supervisor.per_provider_concurrency.min(share).max(1);
         let mut breaker = Breaker::for_cycle(was_open, DEFAULT_THRESHOLD, DEFAULT_PROBES);
-        let mut queue = Queue::new(&self.store, &self.index, &p.name);
+        // A half-open breaker's probes go to the instances after the last
+        // probes (not always the first by name, which may be broken ones).
+        let start = if was_open { progress.probe_after.lock().expect("probe lock").clone() } else { None };
+        let mut queue = Queue::new(&self.store, &self.index, &p.name, start);
+        let mut last_issued: Option<String> = None;
+        // Instances whose status call got a server error: judged once the
+        // cycle tells whether the provider answered anyone at all.
+        let mut server_errors: Vec<(InstanceKey, i64, String)> = Vec::new();
         let mut set = tokio::task::JoinSet::new();
         let mut report = CycleReport::default();
         let mut summary = CycleSummary::default();
@@ -260,6 +292,7 @@ impl Supervisor {
             while set.len() < cap && breaker.may_call() {
                 let Some(item) = queue.next().await? else { break };
                 breaker.issued();
+                last_issued = Some(item.key.name.clone());
                 let (me, h) = (self.clone(), h.clone());
                 // A debug span: at the usual info level a poll costs no span of
                 // its own (the pipeline's `cycle{provider}` span still frames
@@ -270,7 +303,7 @@ impl Supervisor {
                 set.spawn(
                     async move {
                         let Item { key, id, version, rec, settled } = item;
-                        let obs = Box::pin(me.poll_one(&h, &key)).await;
+                        let (obs, error) = Box::pin(me.poll_one_detailed(&h, &key)).await;
                         let failed = match &obs {
                             Observation::ProviderFailed(k) => Some(*k),
                             _ => None,
@@ -282,19 +315,23 @@ impl Supervisor {
                             let watching = me.watching_since(&key.provider);
                             open && s.open_poll_is_noop(me.now(), watching, me.policy_for(&key.provider))
                         });
-                        let res = if fast {
+                        let server_error = failed == Some(ProviderErrorKind::ServerError);
+                        let res = if fast || server_error {
                             Ok(None)
                         } else {
                             Box::pin(me.observe_with(&key, obs, rec, true, Some(version))).await
                         };
-                        (key, id, failed, open, fast, res)
+                        let deferred = server_error.then(|| (version, error.unwrap_or_default()));
+                        (key, id, failed, open, fast, deferred, res)
                     }
                     .instrument(span),
                 );
             }
             let Some(joined) = set.join_next().await else { break };
-            let (key, id, failed, open, fast, res) = joined.expect("poll task does not panic");
+            let (key, id, failed, open, fast, deferred, res) = joined.expect("poll task does not panic");
             report.settled += u32::from(fast);
+            // Only a server not reached opens the breaker: any answer, a 5xx
+            // included, proves it is there (and closes a half-open breaker).
             breaker.record(failed == Some(ProviderErrorKind::Unreachable));
             report.polled += 1;
             summary.calls += 1;
@@ -303,6 +340,10 @@ impl Supervisor {
                 report.provider_errors += 1;
                 summary.provider_errors += 1;
                 *kinds.entry(k).or_default() += 1;
+            }
+            if let Some((version, detail)) = deferred {
+                server_errors.push((key, version, detail));
+                continue;
             }
             match res {
                 Ok(Some(out)) => {
@@ -318,6 +359,28 @@ impl Supervisor {
                 Err(e) => tracing::warn!(instance = %key, error = %e, "cannot record the observation"),
             }
         }
+        // Server errors: with at least one call of the cycle answered, the
+        // provider is up and each such error is its instance's own problem
+        // (counted towards its `down_after`); with none, the provider is
+        // suspect and the instance `unknown` (rule 2).
+        let answered = summary.calls > summary.provider_errors;
+        for (key, version, detail) in server_errors {
+            let obs = if answered {
+                Observation::StatusFailed { detail }
+            } else {
+                Observation::ProviderFailed(ProviderErrorKind::ServerError)
+            };
+            match self.observe_with(&key, obs, None, true, Some(version)).await {
+                Ok(Some(out)) => {
+                    report.committed += 1;
+                    report.recoveries +=
+                        out.actions.iter().filter(|a| matches!(a, Action::Recover { .. })).count() as u32;
+                    report.notices += out.notices().count() as u32;
+                }
+                Ok(None) => report.unchanged += 1,
+                Err(e) => tracing::warn!(instance = %key, error = %e, "cannot record the observation"),
+            }
+        }
         // The breaker opened: the rest is held — `unknown`, not called (rule 2).
         while let Some(item) = queue.next().await? {
             report.held += 1;
@@ -328,6 +391,7 @@ impl Supervisor {
         }
         let open = breaker.is_open();
         progress.breaker_open.store(open, Ordering::Relaxed);
+        *progress.probe_after.lock().expect("probe lock") = if open { last_issued } else { None };
         metrics::gauge!("wa_sentinel_provider_breaker_open", "provider" => p.name.clone()).set(if open {
             1.0
         } else {

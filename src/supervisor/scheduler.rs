@@ -55,6 +55,9 @@ pub struct ProviderProgress {
     pub finished: AtomicI64,
     /// The circuit breaker was open at the end of the last pipeline.
     pub breaker_open: AtomicBool,
+    /// The last instance an open breaker's cycle called: the next half-open
+    /// probes start after it, so they rotate over the provider's instances.
+    pub probe_after: std::sync::Mutex<Option<String>>,
     /// The provider's state after its last pipeline, in operator words
     /// (`ok`, `unreachable`, `unauthorized`, …).
     pub state: std::sync::Mutex<String>,

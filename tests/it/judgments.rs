@@ -51,3 +51,73 @@ async fn a_provider_partition_longer_than_stale_webhook_after_restarts_no_sessio
     }
     assert_eq!((rig.restarts("a"), rig.restarts("b")), (0, 1));
 }
+
+on_both_backends!(instances_answering_500_are_their_own_problem_and_the_provider_stays_up);
+
+/// Ten instances whose status call answers `500 Connection Closed` (broken
+/// session objects on the server) among twenty healthy ones, two calls at a
+/// time: the provider is not unreachable, every healthy instance is polled
+/// every cycle (a real drop among them is seen), and each broken instance
+/// gets its own outage after `down_after`.
+async fn instances_answering_500_are_their_own_problem_and_the_provider_stays_up(store: Store) {
+    let mut instances: Vec<(String, Behaviour)> =
+        (0..10).map(|i| (format!("a-broken-{i:02}"), Behaviour::Broken)).collect();
+    instances.extend((0..20).map(|i| (format!("b-ok-{i:02}"), Behaviour::Open)));
+    let refs: Vec<(&str, Behaviour)> = instances.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    let rig = Rig::new(store, &refs, |r| {
+        r.supervisor.down_after = 2;
+        r.supervisor.per_provider_concurrency = 2;
+    })
+    .await;
+    for _ in 0..3 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    assert_eq!(rig.sim.calls("GET", "/instance/connectionState/b-ok-19"), 3, "the healthy ones are polled");
+    rig.sim.set_behaviour("b-ok-07", Behaviour::ClosedTransient { reason: 428 });
+    for _ in 0..2 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    let kinds = rig.notice_kinds().await;
+    assert!(!kinds.iter().any(|k| k == "provider_unreachable"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "instance_down").count(), 11, "ten broken, one real drop: {kinds:?}");
+    assert_eq!(rig.health("b-ok-00").await, Health::Connected);
+    assert_eq!(rig.health("a-broken-03").await, Health::Disconnected);
+    assert!(rig.connects("b-ok-07") >= 1, "the real drop is reconnected");
+}
+
+on_both_backends!(a_half_open_breaker_probes_other_instances_each_cycle);
+
+/// A provider that stops answering (every call times out) opens the breaker;
+/// the probes of the next cycles rotate over its instances instead of always
+/// hitting the first ones by name.
+async fn a_half_open_breaker_probes_other_instances_each_cycle(store: Store) {
+    let names: Vec<String> = (0..12).map(|i| format!("n{i:02}")).collect();
+    let refs: Vec<(&str, Behaviour)> = names.iter().map(|n| (n.as_str(), Behaviour::Open)).collect();
+    let rig = Rig::new(store, &refs, |r| {
+        r.supervisor.request_timeout = "1s".into();
+        r.supervisor.per_provider_concurrency = 4;
+    })
+    .await;
+    rig.cycle().await;
+    rig.sim.set_latency(std::time::Duration::from_millis(1500));
+    let calls = || -> Vec<u64> {
+        names.iter().map(|n| rig.sim.calls("GET", &format!("/instance/connectionState/{n}"))).collect()
+    };
+    let mut probed = Vec::new();
+    let mut before = calls();
+    for _ in 0..3 {
+        rig.advance(1);
+        rig.cycle().await;
+        let now = calls();
+        let this: Vec<&str> =
+            names.iter().zip(now.iter().zip(&before)).filter(|(_, (a, b))| a > b).map(|(n, _)| n.as_str()).collect();
+        probed.push(this.join(","));
+        before = now;
+    }
+    // The first cycle opens the breaker; the next two are half-open.
+    assert_eq!(probed[1].split(',').count(), 3, "{probed:?}");
+    assert_eq!(probed[2].split(',').count(), 3, "{probed:?}");
+    assert_ne!(probed[1], probed[2], "the probes rotate: {probed:?}");
+}

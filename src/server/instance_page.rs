@@ -30,7 +30,7 @@
 use std::fmt::Write;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,9 +38,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::body::{ADMIN_MAX_BODY, BodyError, is_form, read_limited};
 use super::html::{ago, bar, dur_ms, esc, instance_href, respond, shell};
 use super::login::{self, ClientAddr};
-use super::status_page::{Figures, Range, disabled, histories_by_id, page_access, range_switch, unavailable};
+use super::status_page::{
+    Figures, Range, body_refused, disabled, histories_by_id, page_access, range_switch, unavailable,
+};
 use crate::domain::health::Observation;
 use crate::domain::time::human_duration;
 use crate::domain::{InstanceKey, Ts};
@@ -331,7 +334,7 @@ fn timeline(events: &[EventRecord], notices: &[NoticeRecord]) -> String {
     out
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct ActionForm {
     #[serde(default)]
     csrf: String,
@@ -345,21 +348,32 @@ fn forbidden(why: &str) -> Response {
     respond(StatusCode::FORBIDDEN, shell("wa-sentinel", &body, false))
 }
 
+/// An action form. The session is judged from the request's head first: a
+/// request without one is refused before a byte of its body is read; only
+/// then is the form read (at most [`ADMIN_MAX_BODY`]) and its CSRF token
+/// checked.
 async fn act(
     State(app): State<AppState>,
     ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
     Path((provider, name, action)): Path<(String, String, String)>,
-    Form(form): Form<ActionForm>,
+    req: Request,
 ) -> Response {
     let sup = app.sup();
     let Some(token) = &sup.config().server.admin_token else { return disabled() };
-    let viewer = match page_access(&app, token, &headers, ip).await {
+    let (parts, body) = req.into_parts();
+    let viewer = match page_access(&app, token, &parts.headers, ip).await {
         Ok(v) => v,
         Err(answer) => return answer,
     };
     let Some(session) = viewer.session else {
         return forbidden("Actions need a session: sign in with the form at /login (HTTP Basic may only look).");
+    };
+    // A body that is not a form carries no CSRF token either: refused below.
+    let form = match read_limited(&parts.headers, body, ADMIN_MAX_BODY).await {
+        Ok(bytes) if is_form(&parts.headers) => serde_urlencoded::from_bytes::<ActionForm>(&bytes).unwrap_or_default(),
+        Ok(_) => ActionForm::default(),
+        Err(e @ BodyError::TooLarge) => return body_refused(StatusCode::PAYLOAD_TOO_LARGE, e),
+        Err(e @ BodyError::Unreadable) => return body_refused(StatusCode::BAD_REQUEST, e),
     };
     if !login::csrf_matches(&session, &form.csrf) {
         tracing::warn!(client = %ip, action, "status page: action refused, missing or wrong CSRF token");

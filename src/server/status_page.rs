@@ -18,7 +18,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::basic_password;
+use super::body::{ADMIN_MAX_BODY, BodyError, is_form, read_limited};
 use super::html::{self, SEGMENTS, ago, bar, esc, instance_href, respond, shell};
 use super::login::{self, ClientAddr};
 use crate::config::Secret;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/status.css", get(stylesheet))
         .merge(super::instance_page::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_MAX_BODY))
 }
 
 /// `/status.css` (no credential: it holds nothing but style).
@@ -118,14 +120,25 @@ pub struct LoginForm {
     token: String,
 }
 
-async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, Form(f): Form<LoginForm>) -> Response {
+/// `POST /login`: the form's body *is* the credential, so it is read — but
+/// only from an address that is not locked out, at most [`ADMIN_MAX_BODY`],
+/// and a body that carries no readable `token` (another content type, broken
+/// form encoding) is a failed sign-in like a wrong token: counted, 401.
+async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, req: Request) -> Response {
     let sup = app.sup();
     let cfg = sup.config();
     let Some(token) = &cfg.server.admin_token else { return disabled() };
     if let Err(wait) = app.guard.check(ip) {
         return too_many(wait);
     }
-    if !token.matches(f.token.as_bytes()) {
+    let (parts, body) = req.into_parts();
+    let given = match read_limited(&parts.headers, body, ADMIN_MAX_BODY).await {
+        Ok(bytes) if is_form(&parts.headers) => serde_urlencoded::from_bytes::<LoginForm>(&bytes).ok(),
+        Ok(_) => None,
+        Err(e @ BodyError::TooLarge) => return body_refused(StatusCode::PAYLOAD_TOO_LARGE, e),
+        Err(e @ BodyError::Unreadable) => return body_refused(StatusCode::BAD_REQUEST, e),
+    };
+    if !given.is_some_and(|f| token.matches(f.token.as_bytes())) {
         return match app.guard.failed(ip) {
             Ok(()) => login_form(StatusCode::UNAUTHORIZED, "Wrong token."),
             Err(wait) => too_many(wait),
@@ -143,6 +156,12 @@ async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, Form(f):
     let secure = cfg.server.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let cookie = login::session_cookie(&value, secure);
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_string())]).into_response()
+}
+
+/// A body the admin surface does not read (too large, broken), as a page.
+pub fn body_refused(status: StatusCode, e: BodyError) -> Response {
+    let body = format!("<h1>wa-sentinel</h1><p>{}.</p><p><a href=\"/\">Back</a></p>", esc(&e.to_string()));
+    respond(status, shell("wa-sentinel", &body, false))
 }
 
 /// 503 in operator words (the error itself went to the log).

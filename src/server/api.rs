@@ -287,7 +287,8 @@ async fn one(
 ) -> Result<Response, ApiError> {
     let r = record(&app, &provider, &name).await?;
     let events = app.sup().store().events(&r.id, 50).await?;
-    let outages = app.sup().store().outages(Some(&r.key), false, 20).await?;
+    // This record's outages (a name deleted and created again has a record per life).
+    let outages = app.sup().store().outages_of_record(&r.id, 20).await?;
     let events: Vec<_> = events
         .into_iter()
         .map(|e| {

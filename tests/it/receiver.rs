@@ -58,7 +58,17 @@ fn evo_provider(sim: &Simulator) -> RawProvider {
 
 impl Live {
     pub async fn start(instances: &[(&str, Behaviour)], tweak: impl FnOnce(&mut RawConfig)) -> Live {
-        let db = TestDb::sqlite().await;
+        Live::start_on(TestDb::sqlite().await, None, instances, tweak).await
+    }
+
+    /// [`Live::start`] on `db`, with the supervisor's clock read from `clock`
+    /// (Unix ms) when given: the status page and a report then see one `now`.
+    pub async fn start_on(
+        db: TestDb,
+        clock: Option<Arc<std::sync::atomic::AtomicI64>>,
+        instances: &[(&str, Behaviour)],
+        tweak: impl FnOnce(&mut RawConfig),
+    ) -> Live {
         let sim = Simulator::start(SimOptions {
             instances: instances.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
             ..SimOptions::default()
@@ -84,8 +94,11 @@ impl Live {
         let stop = CancellationToken::new();
         let worker = OutboxWorker::new(store.clone(), &cfg, DeliveryPolicy::from_config(&cfg)).unwrap();
         tokio::spawn(worker.clone().run(stop.child_token()));
-        let sup =
-            Supervisor::new(Arc::new(cfg), store.clone(), Some(worker), Arc::new(wa_sentinel::clock::now)).unwrap();
+        let now: wa_sentinel::supervisor::Clock = match clock {
+            Some(c) => Arc::new(move || wa_sentinel::domain::Ts(c.load(std::sync::atomic::Ordering::SeqCst))),
+            None => Arc::new(wa_sentinel::clock::now),
+        };
+        let sup = Supervisor::new(Arc::new(cfg), store.clone(), Some(worker), now).unwrap();
         sup.sync_inventory().await.unwrap();
         let ticks = Arc::new(Ticks::default());
         let state = server::start_background(sup.clone(), ticks, stop.child_token());

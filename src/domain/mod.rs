@@ -13,10 +13,12 @@
 //! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
 //! - [`assignment`]: which replica leads which provider (replicas share the polling).
 //! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
+//! - [`describe`]: observations in an operator's words, for the audit log people read.
 
 pub mod assignment;
 pub mod availability;
 pub mod breaker;
+pub mod describe;
 pub mod gate;
 pub mod health;
 pub mod instance;

@@ -292,8 +292,9 @@ async fn one(
     let events: Vec<_> = events
         .into_iter()
         .map(|e| {
-            let detail: serde_json::Value =
+            let mut detail: serde_json::Value =
                 serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail));
+            crate::domain::describe::clean_detail(&mut detail);
             json!({"at": Ts(e.at).rfc3339(), "kind": e.kind, "detail": detail})
         })
         .collect();

@@ -114,9 +114,14 @@ fn not_found(key: &InstanceKey, records: &[RecordRef], now: Ts) -> Response {
     respond(StatusCode::NOT_FOUND, shell("wa-sentinel", &body, false))
 }
 
-/// One event's detail as `key: value` pairs (escaped).
+/// One event's detail as `key: value` pairs (escaped), in words (an
+/// observation stored as `Debug` text by an older release included).
 fn detail_text(detail: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(detail) {
+    let mut v = serde_json::from_str::<serde_json::Value>(detail);
+    if let Ok(v) = &mut v {
+        crate::domain::describe::clean_detail(v);
+    }
+    match v {
         Ok(serde_json::Value::Object(m)) => m
             .iter()
             .filter(|(_, v)| !v.is_null())

@@ -843,3 +843,97 @@ async fn a_recreated_instance_s_page_shows_its_own_history_and_links_the_retired
     assert_eq!(get_page(&live, &format!("/instances/evo/gone-1?id={}", shop.id), Some(&me)).await.0, 404);
     assert_eq!(get_page(&live, "/instances/evo/gone-1?id=nope", Some(&me)).await.0, 404);
 }
+
+/// What Rust's `Debug` formatting of the domain types looks like: none of it
+/// may reach an operator.
+const DEBUG_MARKS: [&str; 6] = ["Polled(", "Webhook(", "ProviderFailed(", "Some(", "None", "{ "];
+
+fn debug_marks(text: &str) -> Vec<&'static str> {
+    DEBUG_MARKS.iter().copied().filter(|m| text.contains(m)).collect()
+}
+
+/// Every string inside a JSON value.
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(m) => m.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+/// A realistic history — a drop reconnected and verified, a reconnect that
+/// did not help, a manual restart, maintenance, and an event row written by
+/// an older release in `Debug` text — reads in operator words on the
+/// instance's page, in the API and from `wa-sentinel history` and `status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_details_read_in_operator_words_on_the_page_the_api_and_the_cli() {
+    let live = Live::start(
+        &[("drop-1", Behaviour::ClosedTransient { reason: 428 }), ("loop-1", Behaviour::ReconnectLoop)],
+        |r| {
+            r.restart.max_attempts_per_outage = 3;
+            r.restart.cooldown = "1s".into();
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        live.sup.poll_cycle().await.unwrap();
+        live.sup.wait_idle().await;
+    }
+    let key = wa_sentinel::domain::InstanceKey::new("evo", "loop-1");
+    live.sup.manual_restart(&key, true).await.unwrap();
+    live.sup.observe(&key, Observation::Maintenance(Some(Ts(live.sup.now().0 + 3_600_000))), None).await.unwrap();
+    let rec = live.store.instance(&key).await.unwrap().unwrap();
+    let old = serde_json::json!({"observation": "Polled(Disconnected { reason: None })", "health": "disconnected"});
+    live.store.record_event(Some(&rec.id), "evo", "recovery_verified", &old, live.sup.now()).await.unwrap();
+    let verified: Vec<String> = live
+        .store
+        .events(&rec.id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "recovery_verified")
+        .map(|e| e.detail)
+        .collect();
+    assert!(verified.len() >= 2, "a verification of this release and the old row: {verified:?}");
+
+    for name in ["drop-1", "loop-1"] {
+        let (code, _, page) = get_page(&live, &format!("/instances/evo/{name}"), None).await;
+        assert_eq!(code, 200);
+        let timeline = &page[page.find("<h2>Timeline</h2>").unwrap()..];
+        assert!(timeline.contains("recovery_verified"), "{timeline}");
+        assert_eq!(debug_marks(&page), Vec::<&str>::new(), "{name}'s page:\n{timeline}");
+        let api: Value = live
+            .http
+            .get(format!("{}/api/instances/evo/{name}", live.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut texts = Vec::new();
+        strings(&api, &mut texts);
+        let leaked: Vec<&String> = texts.iter().filter(|t| !debug_marks(t).is_empty()).collect();
+        assert!(leaked.is_empty(), "{name} in the API: {leaked:?}");
+    }
+    let (_, _, page) = get_page(&live, "/instances/evo/loop-1", None).await;
+    assert!(page.contains("observation: poll: connection closed"), "the old row, in words too: {page}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, format!("[database]\nurl = \"{}\"\n", live.db_url())).unwrap();
+    for args in [vec!["history"], vec!["history", "evo/loop-1"], vec!["history", "--json"], vec!["status"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-sentinel"))
+            .env_remove("WA_SENTINEL_CONFIG")
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(debug_marks(&text), Vec::<&str>::new(), "{args:?}:\n{text}");
+    }
+}

@@ -120,6 +120,11 @@ impl Live {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// The database URL (for the CLI run against the same database).
+    pub fn db_url(&self) -> &str {
+        &self.db.url
+    }
+
     pub async fn health(&self, name: &str) -> Health {
         self.store.instance(&InstanceKey::new("evo", name)).await.unwrap().unwrap().state.health
     }

@@ -76,6 +76,8 @@ pub fn provider_change(provider: &str, c: &ProviderChange) {
 pub fn webhook_audit(key: &InstanceKey, kind: &str, detail: &str) {
     match kind {
         "webhook_repaired" => tracing::info!(instance = %key, detail, "webhook config repaired"),
+        // Not read (or not written): its state is unknown, not wrong; the detail says which and why.
+        "webhook_audit_failed" => tracing::warn!(instance = %key, provider = %key.provider, kind, "{detail}"),
         _ => tracing::warn!(instance = %key, kind, detail, "webhook config not in the desired state"),
     }
 }

@@ -1,7 +1,8 @@
-//! wa-sentinel keeps WhatsApp instances on Evolution API (v1, v2) and W-API
-//! alive: it polls every instance, recovers sessions under a persisted
-//! cooldown, repairs webhook configs, tells operators once per outage, and
-//! receives provider webhooks to notice recoveries the moment they happen.
+//! wa-sentinel keeps WhatsApp instances on Evolution API (v1, v2), W-API,
+//! WAHA and Z-API alive: it polls every instance, recovers sessions under a
+//! persisted cooldown, repairs webhook configs, tells operators once per
+//! outage, and receives provider webhooks to notice recoveries the moment
+//! they happen.
 //!
 //! # Layout
 //!
@@ -11,8 +12,8 @@
 //!   validation into ready-to-use types, secrets read raw through `*_env`/`*_file`.
 //! - [`store`]: the only SQL — SQLite (embedded default) and PostgreSQL, with
 //!   migrations; a state change and its outbox rows commit in one transaction.
-//! - [`providers`]: the Evolution API and W-API clients, webhook parsing, and
-//!   an in-process Evolution simulator.
+//! - [`providers`]: the Evolution API, W-API, WAHA and Z-API clients, webhook
+//!   parsing, and in-process Evolution, WAHA and Z-API simulators.
 //! - [`supervisor`]: the poll cycle, recovery actions, webhook audit, retention,
 //!   and the cron scheduler that drives them.
 //! - [`report`]: availability reports per instance and tenant (`report`, `/api/report`).

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::domain::Ts;
 use crate::domain::availability::{Availability, availability};
 use crate::domain::time::{duration_ms, human_duration};
-use crate::store::{HistoryFilter, Result, Store};
+use crate::store::{HistoryFilter, InstanceHistory, Result, Store};
 
 /// The JSON version: bumped only if a field changes meaning or goes away.
 pub const REPORT_VERSION: u32 = 1;
@@ -75,10 +75,24 @@ pub async fn build(store: &Store, q: &ReportQuery, now: Ts) -> Result<Report> {
         instance_id: None,
     };
     let rows = store.histories(&f, q.from, q.to).await?;
+    Ok(from_histories(&rows, q, now))
+}
+
+/// The report of `q` from histories read for a window that covers `q`'s
+/// (the status page reads 30 days once and reports 24 h and 30 d from it):
+/// only the instances that existed during `q`'s window count, as in
+/// [`Store::histories`], and only those of `q`'s tenant and provider.
+pub fn from_histories(rows: &[InstanceHistory], q: &ReportQuery, now: Ts) -> Report {
     let mut instances = Vec::with_capacity(rows.len());
     let mut tenants: BTreeMap<String, TenantLine> = BTreeMap::new();
     let mut total = Availability::default();
-    for r in rows {
+    let wanted = |r: &&InstanceHistory| {
+        r.history.created_at < q.to
+            && r.history.retired_at.is_none_or(|t| t > q.from)
+            && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
+            && q.provider.as_ref().is_none_or(|p| *p == r.key.provider)
+    };
+    for r in rows.iter().filter(wanted) {
         let figures = availability(&r.history, q.from, q.to, now);
         let t = tenants.entry(r.tenant.clone()).or_insert_with(|| TenantLine {
             tenant: r.tenant.clone(),
@@ -89,14 +103,14 @@ pub async fn build(store: &Store, q: &ReportQuery, now: Ts) -> Result<Report> {
         t.figures.add(&figures);
         total.add(&figures);
         instances.push(InstanceLine {
-            provider: r.key.provider,
-            instance: r.key.name,
-            tenant: r.tenant,
+            provider: r.key.provider.clone(),
+            instance: r.key.name.clone(),
+            tenant: r.tenant.clone(),
             present: r.present,
             figures,
         });
     }
-    Ok(Report {
+    Report {
         version: REPORT_VERSION,
         from: q.from,
         to: q.to,
@@ -106,7 +120,7 @@ pub async fn build(store: &Store, q: &ReportQuery, now: Ts) -> Result<Report> {
         instances,
         tenants: tenants.into_values().collect(),
         total,
-    })
+    }
 }
 
 /// `99.95%`, or `—` when nothing was counted. Truncated, in integers: 99.999…

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "wa-sentinel",
-    about = "Keeps WhatsApp instances on Evolution API and W-API alive.",
-    long_about = "Keeps WhatsApp instances on Evolution API (v1, v2) and W-API alive: polls every instance, \
+    about = "Keeps WhatsApp instances on Evolution API, W-API, WAHA and Z-API alive.",
+    long_about = "Keeps WhatsApp instances on Evolution API (v1, v2), W-API, WAHA and Z-API alive: polls every instance, \
                   recovers dead sessions under a persisted cooldown, repairs webhook configs, tells operators \
                   once per outage, and receives provider webhooks.\n\n\
                   Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.\n\n\

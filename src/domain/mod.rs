@@ -14,10 +14,12 @@
 //! - [`assignment`]: which replica leads which provider (replicas share the polling).
 //! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
 //! - [`watch`]: since when a provider has been watched without a gap (what silence is measured from).
+//! - [`describe`]: observations in an operator's words, for the audit log people read.
 
 pub mod assignment;
 pub mod availability;
 pub mod breaker;
+pub mod describe;
 pub mod gate;
 pub mod health;
 pub mod instance;

@@ -454,6 +454,8 @@ pub fn payload(n: &Notice, lang: Language) -> serde_json::Value {
         "started_at": n.started_at.rfc3339(),
         "at": n.at.rfc3339(),
         "reason": n.reason,
+        "cause": n.cause,
+        "code": n.code,
         "restart_attempts": n.restart_attempts,
         "recovered_by": n.recovered_by.map(RecoveredBy::as_str),
         "duration_seconds": n.at.since(n.started_at).as_secs(),

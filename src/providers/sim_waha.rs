@@ -6,7 +6,8 @@
 //! `all`), `GET /api/sessions/{s}` (404 "Session not found"), `POST
 //! …/{start,stop,restart}` (answering the SessionDTO, `STARTING`), and `PUT
 //! /api/sessions/{s}`, which replaces the whole config and restarts the
-//! session. Each session follows a scripted [`WahaBehaviour`];
+//! session, and refuses unknown properties like a WAHA run with
+//! `WAHA_HTTP_STRICT_MODE=true` (400 `property name should not exist`). Each session follows a scripted [`WahaBehaviour`];
 //! [`WahaSim::post_webhook`] posts an event to every configured webhook that
 //! subscribes to it, signed (`X-Webhook-Hmac`) when the entry has a key.
 
@@ -146,9 +147,17 @@ impl SimBackend for Backend {
                 match (m, rest) {
                     ("GET", []) => json_reply(200, session_json(name, s)),
                     ("PUT", []) => {
-                        let Some(config) =
-                            serde_json::from_slice::<Value>(&req.body).ok().and_then(|b| b.get("config").cloned())
-                        else {
+                        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+                            return err(400, "the body is not JSON", "Bad Request");
+                        };
+                        let unknown = strict_mode_violations(&body);
+                        if !unknown.is_empty() {
+                            return json_reply(
+                                400,
+                                json!({"message": unknown, "error": "Bad Request", "statusCode": 400}),
+                            );
+                        }
+                        let Some(config) = body.get("config").cloned().filter(Value::is_object) else {
                             return err(400, "config must be an object", "Bad Request");
                         };
                         s.config = config;
@@ -182,6 +191,36 @@ impl SimBackend for Backend {
             (m, _) => err(404, &format!("Cannot {m} /{}", req.segs.join("/")), "Not Found"),
         }
     }
+}
+
+/// What `PUT /api/sessions/{s}` accepts (WAHA's `SessionUpdateRequest`,
+/// `SessionConfig` and `WebhookConfig`; devlikeapro/waha 2024.10,
+/// `src/structures/sessions.dto.ts`): with `WAHA_HTTP_STRICT_MODE=true` its
+/// validation pipe (`forbidNonWhitelisted`) refuses any other property with
+/// 400, and the simulator always does. `metadata` is a free-form map.
+const UPDATE_REQUEST: &[&str] = &["config"];
+const SESSION_CONFIG: &[&str] = &["webhooks", "metadata", "proxy", "debug", "noweb"];
+const WEBHOOK_CONFIG: &[&str] = &["url", "events", "hmac", "retries", "customHeaders"];
+
+/// class-validator's messages for the properties strict mode refuses
+/// (`property name should not exist`, `config.webhooks.0.property x should not exist`).
+fn strict_mode_violations(body: &Value) -> Vec<String> {
+    fn extra(v: &Value, allowed: &[&str], at: &str, out: &mut Vec<String>) {
+        for k in v.as_object().into_iter().flat_map(|m| m.keys()) {
+            if !allowed.contains(&k.as_str()) {
+                out.push(format!("{at}property {k} should not exist"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    extra(body, UPDATE_REQUEST, "", &mut out);
+    if let Some(config) = body.get("config") {
+        extra(config, SESSION_CONFIG, "config.", &mut out);
+        for (i, hook) in config.get("webhooks").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            extra(hook, WEBHOOK_CONFIG, &format!("config.webhooks.{i}."), &mut out);
+        }
+    }
+    out
 }
 
 /// Lowercase hex HMAC-SHA512, as WAHA signs.

@@ -17,7 +17,9 @@
 //! configured. **`PUT /api/sessions/{s}` restarts a running session**, so it
 //! is sent only on a real difference ([`plan_webhooks`]: event order, `null`s
 //! and extra events do not count), with every other config field and every
-//! other webhook as read, and the result is read back. Webhooks set through
+//! other webhook as read, and the result is read back. Its body is
+//! `{"config": …}` and nothing else (WAHA's strict mode refuses other
+//! properties). Webhooks set through
 //! WAHA's environment (`WHATSAPP_HOOK_URL`) are invisible to the API.
 //!
 //! Inbound: `{event, session, payload, id?, timestamp?, me?, …}`; the 2024
@@ -318,10 +320,11 @@ impl Provider for WahaClient {
         let mut config: Map<String, Value> =
             session.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
         config.insert("webhooks".into(), Value::Array(plan.webhooks));
+        // Only `config`: the route's `SessionUpdateRequest` declares nothing
+        // else, and WAHA run with `WAHA_HTTP_STRICT_MODE=true` refuses any
+        // other property with 400 (`property name should not exist`).
         let what = format!("PUT /api/sessions/{}", inst.name);
-        let rb = self
-            .req(reqwest::Method::PUT, &["api", "sessions", &inst.name])
-            .json(&json!({"name": inst.name, "config": config}));
+        let rb = self.req(reqwest::Method::PUT, &["api", "sessions", &inst.name]).json(&json!({"config": config}));
         self.http.send(rb, &what).await?;
         let after = self.session(&inst.name).await?.json;
         let mut reasons = plan.reasons;

@@ -7,16 +7,19 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::AppState;
 use super::auth::bearer;
+use super::body::{ADMIN_MAX_BODY, BodyError, is_json, read_limited};
 use super::login::{self, ClientAddr};
 use crate::domain::health::Observation;
 use crate::domain::{Health, InstanceKey, Ts};
@@ -90,6 +93,71 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// Proof that the request carries the admin token, judged from the head
+/// alone: as an extractor it runs before any body extractor, so a stranger is
+/// answered 401 (or 429) without a byte of its body being read or parsed.
+pub struct Admin {
+    /// The client's address (the actor of an action).
+    pub ip: IpAddr,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let Ok(ClientAddr(ip)) = ClientAddr::from_request_parts(parts, app).await;
+        authorize(app, &parts.headers, ip)?;
+        Ok(Admin { ip })
+    }
+}
+
+/// A JSON body, read (at most [`ADMIN_MAX_BODY`]) and parsed only after
+/// [`Admin`] let the request in; rejections in the API's one error shape.
+pub struct ApiJson<T>(pub T);
+
+/// Like [`ApiJson`], but an empty body is `None` (`POST …/restart` takes an
+/// optional `{"force": true}`).
+pub struct MaybeJson<T>(pub Option<T>);
+
+async fn json_body<T: DeserializeOwned>(req: Request) -> Result<Option<T>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_limited(&parts.headers, body, ADMIN_MAX_BODY).await.map_err(|e| match e {
+        BodyError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
+        BodyError::Unreadable => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !is_json(&parts.headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("the body is not the JSON this route takes: {e}"))
+    })
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, Self::Rejection> {
+        json_body(req).await?.map(ApiJson).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "this route takes a JSON body; the body is empty")
+        })
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, Self::Rejection> {
+        json_body(req).await.map(MaybeJson)
+    }
+}
+
 /// Check the admin Bearer token (constant time). A wrong token counts as a
 /// failed sign-in of the client's address, like the status page's.
 fn authorize(app: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<(), ApiError> {
@@ -133,17 +201,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/outages", get(outages))
         .route("/api/report", get(report))
         .route("/api/providers", get(providers))
+        // Belt and braces: any body extractor added later is bounded too.
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_MAX_BODY))
 }
 
 /// `GET /api/providers`: each provider's state (`ok`, `unreachable`,
 /// `unlicensed`, `silent`), open outage, last webhook, version and last
 /// remediation — the status page's Providers section as JSON.
-async fn providers(
-    State(app): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&app, &headers, ip)?;
+async fn providers(State(app): State<AppState>, _: Admin) -> Result<Response, ApiError> {
     let sup = app.sup();
     let names: Vec<(String, String)> =
         sup.config().providers.iter().map(|p| (p.name.clone(), p.kind.as_str().to_string())).collect();
@@ -186,13 +251,7 @@ struct ListQuery {
     health: Option<String>,
 }
 
-async fn list(
-    State(app): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
-    authorize(&app, &headers, ip)?;
+async fn list(State(app): State<AppState>, _: Admin, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
     let health = match q.health.as_deref() {
         None => None,
         Some(h) => Some(Health::parse(h).ok_or_else(|| {
@@ -223,19 +282,19 @@ async fn record(app: &AppState, provider: &str, name: &str) -> Result<InstanceRe
 
 async fn one(
     State(app): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
+    _: Admin,
     Path((provider, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers, ip)?;
     let r = record(&app, &provider, &name).await?;
     let events = app.sup().store().events(&r.id, 50).await?;
-    let outages = app.sup().store().outages(Some(&r.key), false, 20).await?;
+    // This record's outages (a name deleted and created again has a record per life).
+    let outages = app.sup().store().outages_of_record(&r.id, 20).await?;
     let events: Vec<_> = events
         .into_iter()
         .map(|e| {
-            let detail: serde_json::Value =
+            let mut detail: serde_json::Value =
                 serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::String(e.detail));
+            crate::domain::describe::clean_detail(&mut detail);
             json!({"at": Ts(e.at).rfc3339(), "kind": e.kind, "detail": detail})
         })
         .collect();
@@ -248,13 +307,7 @@ struct OutageQuery {
     limit: Option<u32>,
 }
 
-async fn outages(
-    State(app): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
-    Query(q): Query<OutageQuery>,
-) -> Result<Response, ApiError> {
-    authorize(&app, &headers, ip)?;
+async fn outages(State(app): State<AppState>, _: Admin, Query(q): Query<OutageQuery>) -> Result<Response, ApiError> {
     let rows = app.sup().store().outages(None, q.open.unwrap_or(false), q.limit.unwrap_or(100).min(1000)).await?;
     Ok(Json(json!({"outages": rows})).into_response())
 }
@@ -267,13 +320,11 @@ struct RestartBody {
 
 async fn restart(
     State(app): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
+    Admin { ip }: Admin,
     Path((provider, name)): Path<(String, String)>,
-    body: Option<Json<RestartBody>>,
+    MaybeJson(body): MaybeJson<RestartBody>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers, ip)?;
-    let force = body.map(|b| b.force).unwrap_or(false);
+    let force = body.is_some_and(|b| b.force);
     // Like the status page: only the provider's leader calls it; a replica
     // that does not lead records the request for the leader (202).
     let actor = Actor { name: "api".to_string(), address: ip.to_string() };
@@ -305,12 +356,10 @@ struct MaintenanceBody {
 
 async fn maintenance(
     State(app): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
+    _: Admin,
     Path((provider, name)): Path<(String, String)>,
-    Json(b): Json<MaintenanceBody>,
+    ApiJson(b): ApiJson<MaintenanceBody>,
 ) -> Result<Response, ApiError> {
-    authorize(&app, &headers, ip)?;
     let until = match (b.off, b.duration.as_deref()) {
         (true, _) => None,
         (false, Some(d)) => {
@@ -342,13 +391,7 @@ struct ReportParams {
 
 /// `GET /api/report?since=30d&until=…&tenant=…&provider=…`: the JSON of
 /// `wa-sentinel report --format json`, from the same function.
-async fn report(
-    State(app): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
-    Query(q): Query<ReportParams>,
-) -> Result<Response, ApiError> {
-    authorize(&app, &headers, ip)?;
+async fn report(State(app): State<AppState>, _: Admin, Query(q): Query<ReportParams>) -> Result<Response, ApiError> {
     let sup = app.sup();
     let now = sup.now();
     let bad = |what: &str, e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{what}: {e}"));

@@ -5,6 +5,11 @@
 //! webhook repairs, maintenance, operator actions — and the notices sent with
 //! their delivery state).
 //!
+//! **Records**: a name deleted on the provider and created again has a record
+//! per life (a new row id). The page shows the present record's history only
+//! and links the retired ones; `?id=<record id>` opens a retired record's
+//! page (its outages, timeline and figures; no actions).
+//!
 //! **Actions** (`POST /instances/{provider}/{name}/{restart|maintenance|webhook}`):
 //! restart (refused inside the cooldown unless `force` is ticked),
 //! maintenance on for a duration / off, re-apply the webhook config. They go
@@ -30,7 +35,7 @@
 use std::fmt::Write;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,14 +43,17 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::body::{ADMIN_MAX_BODY, BodyError, is_form, read_limited};
 use super::html::{ago, bar, dur_ms, esc, instance_href, respond, shell};
 use super::login::{self, ClientAddr};
-use super::status_page::{Figures, Range, disabled, histories_by_id, page_access, range_switch, unavailable};
+use super::status_page::{
+    Figures, Range, body_refused, disabled, histories_by_id, page_access, range_switch, unavailable,
+};
 use crate::domain::health::Observation;
 use crate::domain::time::human_duration;
 use crate::domain::{InstanceKey, Ts};
 use crate::report::percent;
-use crate::store::{EventRecord, HistoryFilter, InstanceRecord, NoticeRecord};
+use crate::store::{EventRecord, HistoryFilter, InstanceRecord, NoticeRecord, RecordRef};
 use crate::supervisor::SupervisorError;
 use crate::supervisor::requests::{Actor, Carried, ProviderAction, REQUEST_TTL};
 
@@ -60,19 +68,60 @@ pub struct PageQuery {
     range: Option<String>,
     /// The id of the `operator_action` event to show the outcome of.
     action: Option<i64>,
+    /// One record of this name (a retired one); default: the present record.
+    id: Option<String>,
 }
 
-fn not_found(key: &InstanceKey) -> Response {
+/// The link to one record of an instance's name.
+fn record_href(key: &InstanceKey, id: &str) -> String {
+    format!("{}?id={}", instance_href(&key.provider, &key.name), super::html::seg(id))
+}
+
+/// The records kept under `key` other than `shown`, as links ("" when none).
+fn other_records(key: &InstanceKey, records: &[RecordRef], shown: &str, now: Ts) -> String {
+    let links: Vec<String> = records
+        .iter()
+        .filter(|x| x.id != shown)
+        .map(|x| match x.retired_at {
+            _ if x.present => {
+                format!("<a href=\"{}\">the current record</a>", esc(&instance_href(&key.provider, &key.name)))
+            }
+            Some(t) => format!(
+                "<a href=\"{}\">a retired record</a> (created {} UTC, retired {})",
+                esc(&record_href(key, &x.id)),
+                esc(&x.created_at.rfc3339()),
+                ago(now, Some(t))
+            ),
+            None => format!(
+                "<a href=\"{}\">a retired record</a> (created {} UTC)",
+                esc(&record_href(key, &x.id)),
+                esc(&x.created_at.rfc3339())
+            ),
+        })
+        .collect();
+    if links.is_empty() {
+        return String::new();
+    }
+    format!("<div class=\"note\">Other records of this name: {}.</div>", links.join(" · "))
+}
+
+fn not_found(key: &InstanceKey, records: &[RecordRef], now: Ts) -> Response {
     let body = format!(
-        "<h1>wa-sentinel</h1><p>No instance {} (it may have been retired).</p><p><a href=\"/\">All instances</a></p>",
-        esc(&key.to_string())
+        "<h1>wa-sentinel</h1><p>No current instance {}.</p>{}<p><a href=\"/\">All instances</a></p>",
+        esc(&key.to_string()),
+        other_records(key, records, "", now)
     );
     respond(StatusCode::NOT_FOUND, shell("wa-sentinel", &body, false))
 }
 
-/// One event's detail as `key: value` pairs (escaped).
+/// One event's detail as `key: value` pairs (escaped), in words (an
+/// observation stored as `Debug` text by an older release included).
 fn detail_text(detail: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(detail) {
+    let mut v = serde_json::from_str::<serde_json::Value>(detail);
+    if let Ok(v) = &mut v {
+        crate::domain::describe::clean_detail(v);
+    }
+    match v {
         Ok(serde_json::Value::Object(m)) => m
             .iter()
             .filter(|(_, v)| !v.is_null())
@@ -101,8 +150,8 @@ async fn page(
     };
     let key = InstanceKey::new(provider, name);
     match render(&app, &key, viewer.session.as_deref(), &q).await {
-        Ok(Some(html)) => respond(StatusCode::OK, html),
-        Ok(None) => not_found(&key),
+        Ok(Ok(html)) => respond(StatusCode::OK, html),
+        Ok(Err(records)) => not_found(&key, &records, app.sup().now()),
         Err(e) => {
             tracing::warn!(error = %e, "instance page: database error");
             unavailable()
@@ -110,25 +159,40 @@ async fn page(
     }
 }
 
+/// The page of one record of `key`: the present one, or the one `?id=`
+/// names (a retired record of the same name). `Err(records)` when there is
+/// no such record: the records kept under the name, for the 404 page.
 async fn render(
     app: &AppState,
     key: &InstanceKey,
     session: Option<&str>,
     q: &PageQuery,
-) -> crate::store::Result<Option<String>> {
+) -> crate::store::Result<Result<String, Vec<RecordRef>>> {
     let sup = app.sup();
     let store = sup.store();
     let now = sup.now();
-    let Some(r) = store.instance(key).await? else { return Ok(None) };
+    let records = store.records_of(key).await?;
+    let found = match q.id.as_deref() {
+        Some(id) if records.iter().any(|x| x.id == id) => store.instance_by_id(id).await?,
+        Some(_) => None,
+        None => store.instance(key).await?,
+    };
+    let Some(r) = found else { return Ok(Err(records)) };
     let range = Range::parse(q.range.as_deref());
-    let f =
-        HistoryFilter { provider: Some(key.provider.clone()), instance_id: Some(r.id.clone()), ..Default::default() };
+    let f = HistoryFilter {
+        provider: Some(key.provider.clone()),
+        instance_id: Some(r.id.clone()),
+        include_retired: true,
+        ..Default::default()
+    };
     let figures = histories_by_id(store, f, now)
         .await?
         .get(&r.id)
         .map(|h| Figures::of(&h.history, range, now))
         .unwrap_or_default();
-    let outages = store.outages(Some(key), false, 50).await?;
+    // This record's history only: a name deleted and created again has a
+    // record per life, each with its own outages, events and notices.
+    let outages = store.outages_of_record(&r.id, 50).await?;
     let events = store.events(&r.id, 200).await?;
     let outage_ids: Vec<String> = outages.iter().map(|o| o.id.clone()).collect();
     let notices = store.notices_of(&r.id, &outage_ids, 100).await?;
@@ -137,10 +201,21 @@ async fn render(
     let _ = write!(
         b,
         "<div class=\"muted\"><a href=\"/\">← all instances</a> · updated {} UTC · refreshes every 15 s</div>\
-         <h1>{}</h1>",
+         <h1>{}{}</h1>",
         esc(&now.rfc3339()),
-        esc(&key.to_string())
+        esc(&key.to_string()),
+        if r.present { "" } else { " <span class=\"muted\">(retired record)</span>" }
     );
+    if !r.present {
+        let when = records.iter().find(|x| x.id == r.id).and_then(|x| x.retired_at);
+        let _ = write!(
+            b,
+            "<div class=\"note\">This record was retired{}: the instance was deleted on the provider or removed \
+             from the configuration. Its history is kept; nothing is polled or done for it any more.</div>",
+            when.map(|t| format!(" {}", ago(now, Some(t)))).unwrap_or_default()
+        );
+    }
+    b.push_str(&other_records(key, &records, &r.id, now));
     if let Some(id) = q.action
         && let Some(e) = events.iter().find(|e| e.id == id && e.kind == "operator_action")
     {
@@ -159,9 +234,13 @@ async fn render(
         figures.month.mttr_ms.map_or_else(|| "—".to_string(), dur_ms),
         dur_ms(figures.month.provider_down_ms),
         dur_ms(figures.month.maintenance_ms),
-        range_switch(range, "")
+        range_switch(range, &q.id.as_deref().map(|id| format!("&id={}", super::html::seg(id))).unwrap_or_default())
     );
-    b.push_str(&actions(&r, session, now));
+    if r.present {
+        b.push_str(&actions(&r, session, now));
+    } else {
+        b.push_str("<h2>Actions</h2><div class=\"note\">A retired record cannot be acted on.</div>");
+    }
 
     b.push_str(
         "<h2>Outages</h2><div class=\"wrap\"><table><thead><tr><th>Started</th><th>Duration</th><th>Cause</th>\
@@ -187,7 +266,7 @@ async fn render(
     b.push_str("</tbody></table></div>");
 
     b.push_str(&timeline(&events, &notices));
-    Ok(Some(shell(&format!("wa-sentinel: {key}"), &b, q.action.is_none())))
+    Ok(Ok(shell(&format!("wa-sentinel: {key}"), &b, q.action.is_none())))
 }
 
 fn summary(r: &InstanceRecord, now: Ts, policy: &crate::domain::Policy) -> String {
@@ -331,7 +410,7 @@ fn timeline(events: &[EventRecord], notices: &[NoticeRecord]) -> String {
     out
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct ActionForm {
     #[serde(default)]
     csrf: String,
@@ -345,21 +424,32 @@ fn forbidden(why: &str) -> Response {
     respond(StatusCode::FORBIDDEN, shell("wa-sentinel", &body, false))
 }
 
+/// An action form. The session is judged from the request's head first: a
+/// request without one is refused before a byte of its body is read; only
+/// then is the form read (at most [`ADMIN_MAX_BODY`]) and its CSRF token
+/// checked.
 async fn act(
     State(app): State<AppState>,
     ClientAddr(ip): ClientAddr,
-    headers: HeaderMap,
     Path((provider, name, action)): Path<(String, String, String)>,
-    Form(form): Form<ActionForm>,
+    req: Request,
 ) -> Response {
     let sup = app.sup();
     let Some(token) = &sup.config().server.admin_token else { return disabled() };
-    let viewer = match page_access(&app, token, &headers, ip).await {
+    let (parts, body) = req.into_parts();
+    let viewer = match page_access(&app, token, &parts.headers, ip).await {
         Ok(v) => v,
         Err(answer) => return answer,
     };
     let Some(session) = viewer.session else {
         return forbidden("Actions need a session: sign in with the form at /login (HTTP Basic may only look).");
+    };
+    // A body that is not a form carries no CSRF token either: refused below.
+    let form = match read_limited(&parts.headers, body, ADMIN_MAX_BODY).await {
+        Ok(bytes) if is_form(&parts.headers) => serde_urlencoded::from_bytes::<ActionForm>(&bytes).unwrap_or_default(),
+        Ok(_) => ActionForm::default(),
+        Err(e @ BodyError::TooLarge) => return body_refused(StatusCode::PAYLOAD_TOO_LARGE, e),
+        Err(e @ BodyError::Unreadable) => return body_refused(StatusCode::BAD_REQUEST, e),
     };
     if !login::csrf_matches(&session, &form.csrf) {
         tracing::warn!(client = %ip, action, "status page: action refused, missing or wrong CSRF token");
@@ -368,7 +458,7 @@ async fn act(
     let key = InstanceKey::new(provider, name);
     let rec = match sup.store().instance(&key).await {
         Ok(Some(r)) => r,
-        Ok(None) => return not_found(&key),
+        Ok(None) => return not_found(&key, &[], sup.now()),
         Err(e) => {
             tracing::warn!(error = %e, "status page: database error");
             return unavailable();

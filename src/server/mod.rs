@@ -6,6 +6,7 @@
 
 mod api;
 pub mod auth;
+pub mod body;
 mod deliveries;
 mod html;
 mod instance_page;

@@ -4,8 +4,10 @@
 //! health, since, last webhook, last recovery attempt, open outage) with a
 //! 90-segment uptime bar (24 h, or 7 d / 30 d) and its 24 h / 30 d
 //! availability, linking to its own page ([`super::instance_page`]); a tenant
-//! filter; recent outages. The figures come from
-//! [`crate::domain::availability`], the function behind `wa-sentinel report`.
+//! filter; instances retired in the last 30 days; recent outages. The figures
+//! come from [`crate::domain::availability`], the function behind
+//! `wa-sentinel report`; a tenant's are [`crate::report::from_histories`]'s
+//! lines, retired instances of the window included, as in the report.
 //!
 //! Same credential as the API: HTTP Basic with the admin token as password,
 //! or a login form that starts a server-side session ([`super::login`]:
@@ -18,7 +20,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,13 +28,14 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::basic_password;
+use super::body::{ADMIN_MAX_BODY, BodyError, is_form, read_limited};
 use super::html::{self, SEGMENTS, ago, bar, esc, instance_href, respond, shell};
 use super::login::{self, ClientAddr};
 use crate::config::Secret;
 use crate::domain::availability::{Availability, History, State as Seg, availability, segments};
 use crate::domain::time::human_duration;
 use crate::domain::{Health, Ts};
-use crate::report::percent;
+use crate::report::{self, ReportQuery, percent};
 use crate::store::{HistoryFilter, InstanceFilter, InstanceHistory};
 
 pub fn routes() -> Router<AppState> {
@@ -41,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/status.css", get(stylesheet))
         .merge(super::instance_page::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_MAX_BODY))
 }
 
 /// `/status.css` (no credential: it holds nothing but style).
@@ -118,14 +122,25 @@ pub struct LoginForm {
     token: String,
 }
 
-async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, Form(f): Form<LoginForm>) -> Response {
+/// `POST /login`: the form's body *is* the credential, so it is read — but
+/// only from an address that is not locked out, at most [`ADMIN_MAX_BODY`],
+/// and a body that carries no readable `token` (another content type, broken
+/// form encoding) is a failed sign-in like a wrong token: counted, 401.
+async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, req: Request) -> Response {
     let sup = app.sup();
     let cfg = sup.config();
     let Some(token) = &cfg.server.admin_token else { return disabled() };
     if let Err(wait) = app.guard.check(ip) {
         return too_many(wait);
     }
-    if !token.matches(f.token.as_bytes()) {
+    let (parts, body) = req.into_parts();
+    let given = match read_limited(&parts.headers, body, ADMIN_MAX_BODY).await {
+        Ok(bytes) if is_form(&parts.headers) => serde_urlencoded::from_bytes::<LoginForm>(&bytes).ok(),
+        Ok(_) => None,
+        Err(e @ BodyError::TooLarge) => return body_refused(StatusCode::PAYLOAD_TOO_LARGE, e),
+        Err(e @ BodyError::Unreadable) => return body_refused(StatusCode::BAD_REQUEST, e),
+    };
+    if !given.is_some_and(|f| token.matches(f.token.as_bytes())) {
         return match app.guard.failed(ip) {
             Ok(()) => login_form(StatusCode::UNAUTHORIZED, "Wrong token."),
             Err(wait) => too_many(wait),
@@ -143,6 +158,12 @@ async fn login(State(app): State<AppState>, ClientAddr(ip): ClientAddr, Form(f):
     let secure = cfg.server.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let cookie = login::session_cookie(&value, secure);
     (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_string())]).into_response()
+}
+
+/// A body the admin surface does not read (too large, broken), as a page.
+pub fn body_refused(status: StatusCode, e: BodyError) -> Response {
+    let body = format!("<h1>wa-sentinel</h1><p>{}.</p><p><a href=\"/\">Back</a></p>", esc(&e.to_string()));
+    respond(status, shell("wa-sentinel", &body, false))
 }
 
 /// 503 in operator words (the error itself went to the log).
@@ -208,8 +229,8 @@ impl Range {
     }
 }
 
-/// What the page shows of one history (or, summed, of a tenant): the 24 h
-/// and 30 d figures and the uptime bar over the chosen range.
+/// What the page shows of one instance's history: the 24 h and 30 d figures
+/// and the uptime bar over the chosen range.
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
     pub day: Availability,
@@ -223,18 +244,6 @@ impl Figures {
             day: availability(h, Ts(now.0 - DAY_MS), now, now),
             month: availability(h, Ts(now.0 - MONTH_MS), now, now),
             bar: segments(h, Ts(now.0 - range.ms()), now, now, SEGMENTS),
-        }
-    }
-
-    /// Add an instance to a tenant's figures: sums, and the worst state per segment.
-    fn add(&mut self, o: &Figures) {
-        self.day.add(&o.day);
-        self.month.add(&o.month);
-        if self.bar.is_empty() {
-            self.bar = vec![Seg::NoData; o.bar.len()];
-        }
-        for (a, b) in self.bar.iter_mut().zip(&o.bar) {
-            *a = (*a).max(*b);
         }
     }
 }
@@ -285,13 +294,19 @@ async fn page(
             return unavailable();
         }
     };
-    let histories = match histories_by_id(store, HistoryFilter::default(), now).await {
+    // 30 days of every instance that existed in them, retired ones included:
+    // the tenant figures are the report's (one function, one answer), and
+    // each present instance's bar and figures come from the same histories.
+    let month_from = Ts(now.0 - MONTH_MS);
+    let all_filter = HistoryFilter { include_retired: true, ..HistoryFilter::default() };
+    let histories = match store.histories(&all_filter, month_from, now).await {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "status page: database error");
             return unavailable();
         }
     };
+    let by_id: BTreeMap<&str, &InstanceHistory> = histories.iter().map(|h| (h.id.as_str(), h)).collect();
     let outages = store.outages(None, false, 20).await.unwrap_or_default();
     let range = Range::parse(q.range.as_deref());
     let tenant = q.tenant.filter(|t| !t.is_empty());
@@ -300,7 +315,7 @@ async fn page(
     rows.sort_by_key(|r| (r.state.health == Health::Connected, r.key.clone()));
     let figures: Vec<Figures> = rows
         .iter()
-        .map(|r| histories.get(&r.id).map(|h| Figures::of(&h.history, range, now)).unwrap_or_default())
+        .map(|r| by_id.get(r.id.as_str()).map(|h| Figures::of(&h.history, range, now)).unwrap_or_default())
         .collect();
 
     let mut b = String::new();
@@ -378,32 +393,44 @@ async fn page(
     }
     b.push_str("</tbody></table></div>");
 
-    // Tenants: the same figures, summed over their instances.
-    let mut by_tenant: BTreeMap<&str, (usize, Figures)> = BTreeMap::new();
-    for (r, f) in rows.iter().zip(&figures) {
-        let e = by_tenant.entry(r.tenant.as_str()).or_default();
-        e.0 += 1;
-        e.1.add(f);
-    }
+    // Tenants: the report's lines over the last 24 h and 30 d (retired
+    // instances of the window included), and the worst of their bars.
+    let month_q = ReportQuery { from: month_from, to: now, tenant: tenant.clone(), provider: None };
+    let month = report::from_histories(&histories, &month_q, now);
+    let day = report::from_histories(&histories, &ReportQuery { from: Ts(now.0 - DAY_MS), ..month_q.clone() }, now);
     let _ = write!(
         b,
         "<h2>Tenants</h2><div class=\"wrap\"><table><thead><tr><th>Tenant</th><th>Instances</th>\
          <th>Uptime ({})</th><th>24 h</th><th>30 d</th><th>Outages 30 d</th><th>Down 30 d</th></tr></thead><tbody>",
         range.label()
     );
-    for (t, (n, f)) in &by_tenant {
+    for t in &month.tenants {
+        let of_tenant = |h: &&InstanceHistory| h.tenant == t.tenant;
+        let mut worst: Vec<Seg> = Vec::new();
+        for h in histories.iter().filter(of_tenant) {
+            let bar = segments(&h.history, Ts(now.0 - range.ms()), now, now, SEGMENTS);
+            worst.resize(bar.len(), Seg::NoData);
+            for (a, b) in worst.iter_mut().zip(&bar) {
+                *a = (*a).max(*b);
+            }
+        }
+        let retired = month.instances.iter().filter(|i| i.tenant == t.tenant && !i.present).count();
+        let retired =
+            if retired > 0 { format!(" <span class=\"muted\">({retired} retired)</span>") } else { String::new() };
+        let day_figures = day.tenants.iter().find(|d| d.tenant == t.tenant).map(|d| d.figures).unwrap_or_default();
         let _ = write!(
             b,
-            "<tr><td><a href=\"/?tenant={}&amp;range={}\">{}</a></td><td>{n}</td><td>{}</td><td>{}</td><td>{}</td>\
+            "<tr><td><a href=\"/?tenant={}&amp;range={}\">{}</a></td><td>{}{retired}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td></tr>",
-            esc(&html::seg(t)),
+            esc(&html::seg(&t.tenant)),
             range.as_str(),
-            esc(t),
-            bar(&f.bar, Ts(now.0 - range.ms()), now, false),
-            percent(&f.day),
-            percent(&f.month),
-            f.month.outages,
-            html::dur_ms(f.month.down_ms)
+            esc(&t.tenant),
+            t.instances,
+            bar(&worst, Ts(now.0 - range.ms()), now, false),
+            percent(&day_figures),
+            percent(&t.figures),
+            t.figures.outages,
+            html::dur_ms(t.figures.down_ms)
         );
     }
     b.push_str("</tbody></table></div>");
@@ -447,12 +474,46 @@ async fn page(
     }
     b.push_str("</tbody></table></div>");
 
+    // Retired in the window: counted in their tenant's figures above, and
+    // each record's own page keeps its history.
+    let retired: Vec<&InstanceHistory> =
+        histories.iter().filter(|h| !h.present && tenant.as_ref().is_none_or(|t| &h.tenant == t)).collect();
+    if !retired.is_empty() {
+        b.push_str(
+            "<h2>Retired in the last 30 d</h2><div class=\"wrap\"><table><thead><tr><th>Instance</th><th>Tenant</th>\
+             <th>Provider</th><th>Retired</th><th>30 d</th><th>Outages 30 d</th><th>Down 30 d</th></tr></thead><tbody>",
+        );
+        for h in retired {
+            let f = availability(&h.history, month_from, now, now);
+            let href = format!("{}?id={}", instance_href(&h.key.provider, &h.key.name), html::seg(&h.id));
+            let _ = write!(
+                b,
+                "<tr><td><a href=\"{}\">{}</a> <span class=\"muted\">(retired)</span></td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&href),
+                esc(&h.key.name),
+                esc(&h.tenant),
+                esc(&h.key.provider),
+                ago(now, h.history.retired_at),
+                percent(&f),
+                f.outages,
+                html::dur_ms(f.down_ms)
+            );
+        }
+        b.push_str("</tbody></table></div>");
+    }
+
     b.push_str("<h2>Recent outages</h2><div class=\"wrap\"><table><thead><tr><th>Started</th><th>Duration</th><th>Instance</th>\
                 <th>Cause</th><th>Restarts</th><th>Recovered by</th></tr></thead><tbody>");
     for o in outages.iter().filter(|o| tenant.is_none() || o.tenant == tenant) {
         let who = match &o.instance {
+            // The page of the very record the outage belongs to (it may be retired).
             Some(n) => {
-                format!("<a href=\"{}\">{}/{}</a>", esc(&instance_href(&o.provider, n)), esc(&o.provider), esc(n))
+                let href = match &o.instance_id {
+                    Some(id) => format!("{}?id={}", instance_href(&o.provider, n), html::seg(id)),
+                    None => instance_href(&o.provider, n),
+                };
+                format!("<a href=\"{}\">{}/{}</a>", esc(&href), esc(&o.provider), esc(n))
             }
             None => format!("{} (provider)", esc(&o.provider)),
         };

@@ -15,8 +15,9 @@
 //! cannot make the receiver buffer `max_body` each. Only an authenticated
 //! request is read, up to `max_body` (413 beyond).
 //!
-//! Hot path: a webhook proving life for an instance already known healthy
-//! touches only the in-memory index. Anything that may change health goes to
+//! Hot path: every accepted webhook of a known instance sets its coalesced
+//! `last_webhook_at` in the in-memory index (flushed in batches); one proving
+//! life for an instance already known healthy touches nothing else. Anything that may change health goes to
 //! the single writer task, and the answer waits for its commit.
 
 use std::time::Duration;
@@ -283,12 +284,13 @@ async fn receive(
         metrics::counter!("wa_sentinel_webhooks_rejected_total", "reason" => "unknown_instance").increment(1);
         return processed(reply_static(StatusCode::ACCEPTED, UNKNOWN_INSTANCE));
     };
+    // Every accepted webhook is the instance's last webhook, whatever its
+    // event (a `session.status`, a `connecting`, a neutral ack): it proves the
+    // provider's dispatcher reaches us. The silence rules measure from it too.
+    entry.touch(now);
     let forward = match inbound.signal {
         WebhookSignal::Neutral => false,
-        WebhookSignal::Open | WebhookSignal::Alive => {
-            entry.touch(now);
-            entry.health() != Health::Connected
-        }
+        WebhookSignal::Open | WebhookSignal::Alive => entry.health() != Health::Connected,
         WebhookSignal::Connecting { .. } | WebhookSignal::Starting => entry.connecting_due(now, CONNECTING_DEBOUNCE_MS),
         WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } | WebhookSignal::Dropped => true,
     };

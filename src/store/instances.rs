@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::records::{InstanceRow, InventorySqlRow, change_event};
-use super::{Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, PollRow, Result, Store, StoreError};
+use super::{
+    Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, PollRow, RecordRef, Result, Store, StoreError,
+};
 use crate::domain::health::{Change, StepOutput};
 use crate::domain::{Health, InstanceKey, InstanceState, Ts};
 
@@ -85,6 +87,30 @@ impl Store {
                 .await?
         });
         row.map(InstanceRow::into_record).transpose()
+    }
+
+    /// Every record ever kept under `key` (the present one and retired ones),
+    /// newest first.
+    pub async fn records_of(&self, key: &InstanceKey) -> Result<Vec<RecordRef>> {
+        let rows: Vec<(String, i64, Option<i64>, bool)> = on_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT id, created_at, retired_at, present FROM instances WHERE provider = $1 AND name = $2 \
+                 ORDER BY created_at DESC, id DESC",
+            )
+            .bind(&key.provider)
+            .bind(&key.name)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, created_at, retired_at, present)| RecordRef {
+                id,
+                created_at: Ts(created_at),
+                retired_at: retired_at.map(Ts).filter(|_| !present),
+                present,
+            })
+            .collect())
     }
 
     pub async fn instance_by_id(&self, id: &str) -> Result<Option<InstanceRecord>> {

@@ -42,4 +42,20 @@ impl Store {
         };
         rows.into_iter().map(OutageRow::into_record).collect()
     }
+
+    /// The outages of one instance record (by id, not by name: a recreated
+    /// instance's record does not show those of the retired one), newest first.
+    pub async fn outages_of_record(&self, instance_id: &str, limit: u32) -> Result<Vec<OutageRecord>> {
+        let rows: Vec<OutageRow> = on_pool!(self, p => {
+            sqlx::query_as(concat!(
+                outage_select!(),
+                " WHERE o.instance_id = $1 ORDER BY o.started_at DESC, o.id DESC LIMIT $2"
+            ))
+            .bind(instance_id)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?
+        });
+        rows.into_iter().map(OutageRow::into_record).collect()
+    }
 }

@@ -31,6 +31,17 @@ pub struct InstanceRecord {
     pub version: i64,
 }
 
+/// One record kept under an instance's name ([`super::Store::records_of`]):
+/// a name deleted and created again has a retired record and a present one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef {
+    pub id: String,
+    pub created_at: Ts,
+    /// When it was retired (`None` while present).
+    pub retired_at: Option<Ts>,
+    pub present: bool,
+}
+
 /// What the inventory and the receiver's index need of a present instance —
 /// not its whole state machine (cheap to hold for every instance at once).
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::{Supervisor, SupervisorError};
 use crate::domain::gate::gate;
 use crate::domain::{Health, InstanceKey, Notice, NoticeKind};
-use crate::providers::{Provider, WebhookRepair};
+use crate::providers::{Provider, ProviderError, WebhookRepair};
 use crate::store::InstanceFilter;
 
 impl Supervisor {
@@ -87,7 +87,7 @@ impl Supervisor {
                 }
                 Err(e) => {
                     report.failed += 1;
-                    (false, Some("webhook_audit_failed"), e.to_string())
+                    (false, Some("webhook_audit_failed"), audit_failure(e))
                 }
             };
             self.store.set_webhook_check(&rec.id, ok, now).await?;
@@ -163,7 +163,7 @@ impl Supervisor {
             Ok(WebhookRepair::AlreadyOk) => (true, "webhook_ok", "already as desired".to_string()),
             Ok(WebhookRepair::Repaired { reasons }) => (true, "webhook_repaired", reasons.join("; ")),
             Ok(WebhookRepair::Mismatch { detail }) => (false, "webhook_mismatch", detail.clone()),
-            Err(e) => (false, "webhook_audit_failed", e.to_string()),
+            Err(e) => (false, "webhook_audit_failed", audit_failure(e)),
         };
         self.store.set_webhook_check(&rec.id, ok, now).await?;
         if kind != "webhook_ok" {
@@ -188,6 +188,20 @@ impl Supervisor {
     }
 }
 
+/// A failed audit call in words: whether the webhook config could not be
+/// read (then nothing was compared: its state is unknown, not wrong) or
+/// could not be written, and why. The failing call is the one the error
+/// names (`GET /webhook/find/x: …`, `PUT /api/sessions/x: …`).
+pub fn audit_failure(e: &ProviderError) -> String {
+    let what = match e.detail.split_whitespace().next() {
+        Some("GET") => "the webhook config could not be read",
+        Some("PUT" | "POST") => "the webhook config could not be written",
+        _ => "the webhook config could not be read or written",
+    };
+    let class = e.class.as_str().replace('_', " ");
+    format!("{what} (provider {class}): {}; it is checked again at the next audit", e.detail)
+}
+
 /// What one webhook audit did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AuditReport {
@@ -205,4 +219,24 @@ enum Audited {
     Applied(WebhookRepair),
     /// Only read (maintenance): why it differs, if it does.
     Held(Vec<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::ErrorClass;
+
+    #[test]
+    fn a_failed_audit_says_whether_the_config_could_not_be_read_or_written_and_why() {
+        let read = ProviderError::new(ErrorClass::Unreachable, "GET /webhook/find/a: connection failed: refused");
+        assert_eq!(
+            audit_failure(&read),
+            "the webhook config could not be read (provider unreachable): GET /webhook/find/a: connection failed: \
+             refused; it is checked again at the next audit"
+        );
+        let write = ProviderError::new(ErrorClass::BadResponse, "PUT /api/sessions/s: HTTP 400: property name …");
+        assert!(audit_failure(&write).starts_with("the webhook config could not be written (provider bad response)"));
+        let other = ProviderError::new(ErrorClass::Unauthorized, "HTTP 401");
+        assert!(audit_failure(&other).starts_with("the webhook config could not be read or written"));
+    }
 }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::episodes::Episode;
 use super::inventory::{self, Listed};
 use super::{Supervisor, SupervisorError};
 use crate::config::ProviderConfig;
@@ -72,11 +73,17 @@ impl Supervisor {
         self.missing_moved.lock().expect("missing lock").insert(provider.to_string());
     }
 
-    /// One discovery call; `None` when it failed (nothing is concluded from absence).
+    /// One discovery call; `None` when it failed (nothing is concluded from
+    /// absence). A failure is logged once per episode: a warning when
+    /// discovery starts failing, a line when it works again, and the cycles
+    /// in between at debug level.
     async fn discover(&self, p: &ProviderConfig) -> Option<Vec<Listed>> {
         let h = &self.providers[&p.name];
         match h.client.list_instances().await {
             Ok(list) => {
+                if self.discovery_failing.lock().expect("discovery lock").worked(&p.name) == Episode::Ended {
+                    tracing::info!(provider = %p.name, "discovery works again");
+                }
                 let mut tokens = self.tokens.lock().expect("tokens lock");
                 for d in &list {
                     let key = InstanceKey::new(&p.name, &d.name);
@@ -90,7 +97,14 @@ impl Supervisor {
                 Some(list.into_iter().map(|d| Listed { name: d.name, provider_id: d.provider_id }).collect())
             }
             Err(e) => {
-                tracing::warn!(provider = %p.name, error = %e, "discovery failed; keeping the known instances");
+                match self.discovery_failing.lock().expect("discovery lock").failed(&p.name) {
+                    Episode::Started => tracing::warn!(
+                        provider = %p.name,
+                        error = %e,
+                        "discovery failed; keeping the known instances (said once until it works again)"
+                    ),
+                    _ => tracing::debug!(provider = %p.name, error = %e, "discovery still failing"),
+                }
                 None
             }
         }

@@ -17,6 +17,7 @@
 mod audit;
 mod cycle;
 mod discovery;
+pub mod episodes;
 pub mod inventory;
 mod isolation;
 mod lifecycle;
@@ -104,6 +105,8 @@ pub struct Supervisor {
     /// Providers with an instance that became missing or came back since the
     /// last merge (a missing, unlisted instance is retired by the next one).
     missing_moved: Mutex<std::collections::HashSet<String>>,
+    /// Providers whose discovery is failing (logged once per episode).
+    discovery_failing: Mutex<episodes::Episodes>,
     /// Instances of providers no longer configured are retired once per generation.
     orphans_checked: std::sync::atomic::AtomicBool,
     /// When the heartbeat URL was last pinged (Unix ms).
@@ -187,6 +190,7 @@ impl Supervisor {
             summaries: Mutex::new(HashMap::new()),
             synced: Mutex::new(HashMap::new()),
             missing_moved: Mutex::new(Default::default()),
+            discovery_failing: Mutex::new(Default::default()),
             orphans_checked: Default::default(),
             last_heartbeat: Default::default(),
             configured_tokens,

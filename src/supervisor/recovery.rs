@@ -65,7 +65,10 @@ impl Supervisor {
             let seen = self.store.instance(key).await?.map(|r| r.version);
             let obs = self.poll_one(&h, key).await;
             let out = self.observe_with(key, obs.clone(), None, true, seen).await?;
-            let ev = serde_json::json!({"observation": format!("{obs:?}"), "health": out.as_ref().map(|o| o.state.health.as_str())});
+            let ev = serde_json::json!({
+                "observation": crate::domain::describe::observation(&obs),
+                "health": out.as_ref().map(|o| o.state.health.as_str()),
+            });
             self.store.record_event(Some(id), &key.provider, "recovery_verified", &ev, self.now()).await?;
         }
         result.map_err(|source| SupervisorError::Provider { provider: key.provider.clone(), source })

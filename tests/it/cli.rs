@@ -120,3 +120,17 @@ async fn issue15_report_prints_the_figures_of_the_one_function() {
     assert_eq!(out.status.code(), Some(2), "bad usage");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
 }
+
+/// `--help` (and the man page, rendered from the same definitions) names
+/// every provider kind wa-sentinel supervises.
+#[test]
+fn help_names_every_provider_kind() {
+    for flag in ["-h", "--help"] {
+        let out = bin().arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for kind in ["Evolution API", "W-API", "WAHA", "Z-API"] {
+            assert!(text.contains(kind), "{flag} does not name {kind}:\n{text}");
+        }
+    }
+}

@@ -147,3 +147,69 @@ fn demo_verbose_brings_the_log_back_to_the_console() {
     assert!(std::fs::read_to_string(log_path).unwrap().contains(" INFO "), "and in the file");
     let _ = std::fs::remove_dir_all(Path::new(log_path).parent().unwrap());
 }
+
+/// A `MakeWriter` that keeps every log line, for in-process log tests.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+/// While a provider is unreachable, its failing discovery is logged once
+/// (WARN) when it starts failing and once (INFO) when it works again — not
+/// every poll cycle; and a webhook audit that cannot reach the provider says
+/// the config could not be read, and why, instead of calling it "not in the
+/// desired state".
+#[tokio::test(flavor = "current_thread")]
+async fn an_unreachable_provider_s_discovery_is_logged_once_and_its_audit_says_it_could_not_read() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let live = crate::it::receiver::Live::start(&[("a", Behaviour::Open)], |r| {
+        r.server.public_url = Some("http://sentinel.test".into());
+    })
+    .await;
+    live.sup.poll_cycle().await.unwrap();
+    lines.take();
+    let count = |log: &str, what: &str| log.lines().filter(|l| l.contains(what)).count();
+
+    live.sim.set_down(true);
+    for _ in 0..4 {
+        live.sup.poll_cycle().await.unwrap();
+    }
+    let down = lines.take();
+    let warned: Vec<&str> = down.lines().filter(|l| l.contains(" WARN ") && l.contains("discovery")).collect();
+    assert_eq!(warned.len(), 1, "one warning for the whole episode:\n{down}");
+    assert!(warned[0].contains("provider=evo") && warned[0].contains("error="), "{}", warned[0]);
+
+    live.sup.webhook_audit().await.unwrap();
+    let audit = lines.take();
+    assert_eq!(count(&audit, "not in the desired state"), 0, "{audit}");
+    let line = audit.lines().find(|l| l.contains("instance=evo/a") && l.contains(" WARN ")).expect(&audit);
+    assert!(line.contains("could not be read") && line.contains("unreachable"), "says what and why: {line}");
+
+    live.sim.set_down(false);
+    live.sup.poll_cycle().await.unwrap();
+    live.sup.poll_cycle().await.unwrap();
+    let back = lines.take();
+    assert_eq!(count(&back, "discovery works again"), 1, "{back}");
+    live.sim.set_down(true);
+    live.sup.poll_cycle().await.unwrap();
+    let again = lines.take();
+    let warned = again.lines().filter(|l| l.contains(" WARN ") && l.contains("discovery")).count();
+    assert_eq!(warned, 1, "a new episode, one warning: {again}");
+}

@@ -113,6 +113,59 @@ async fn webhook_channel_sends_the_spec_payload_with_idempotency_key_and_signatu
     assert_eq!(sig, wa_sentinel::notify::channels::webhook_signature(b"s3cret", &reqs[0].body));
 }
 
+/// The webhook notice's JSON, whole: `cause` and `code` beside `reason`, so a
+/// receiver tells "never paired" from "logged out (401)" without parsing
+/// text; both `null` when the notice has none.
+#[tokio::test]
+async fn the_webhook_notice_json_carries_cause_and_code_null_when_absent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let mut n = notifier("hook", "webhook", Some(format!("{}/hook", server.uri())));
+    n.kinds = Some(vec!["instance_logged_out".into(), "webhook_repaired".into()]);
+    let cfg = cfg_with(vec![n], "en");
+    let mut logged_out = notice(NoticeKind::InstanceLoggedOut, "tenant_1");
+    logged_out.reason = "logged out (statusReason 401)".into();
+    (logged_out.cause, logged_out.code) = (Some("logged_out".into()), Some(401));
+    let repaired = Notice {
+        outage_id: None,
+        cause: None,
+        code: None,
+        restart_attempts: 0,
+        max_attempts: 0,
+        reason: "missing".into(),
+        dedup_key: "webhook:i1:1763719260000".into(),
+        ..notice(NoticeKind::WebhookRepaired, "tenant_1")
+    };
+    let db = TestDb::sqlite().await;
+    queue(&db.store, &cfg, &[logged_out, repaired], Ts(0)).await;
+    let w = OutboxWorker::new(db.store.clone(), &cfg, fast_policy(&cfg)).unwrap();
+    assert_eq!(w.drain(|| Ts(0)).await.unwrap().delivered, 2);
+    let reqs = server.received_requests().await.unwrap();
+    let by_kind = |k: &str| reqs.iter().map(body_json).find(|b| b["kind"] == k).unwrap();
+    assert_eq!(
+        by_kind("instance_logged_out"),
+        serde_json::json!({
+            "kind": "instance_logged_out", "severity": "critical", "provider": "evo-main",
+            "instance": "tenant_1_inst_1", "tenant": "tenant_1", "outage_id": "0193abcd",
+            "started_at": "2025-11-21T10:00:00Z", "at": "2025-11-21T10:01:00Z",
+            "reason": "logged out (statusReason 401)", "cause": "logged_out", "code": 401,
+            "restart_attempts": 1, "recovered_by": null, "duration_seconds": 60,
+            "summary": render(&notice_like_logged_out(), Language::En).summary,
+            "dedup_key": "outage:0193abcd:instance_logged_out", "remediation": null,
+        })
+    );
+    let r = by_kind("webhook_repaired");
+    assert_eq!((&r["cause"], &r["code"]), (&serde_json::Value::Null, &serde_json::Value::Null), "{r}");
+    assert!(r.as_object().unwrap().contains_key("cause") && r.as_object().unwrap().contains_key("code"), "{r}");
+}
+
+fn notice_like_logged_out() -> Notice {
+    let mut n = notice(NoticeKind::InstanceLoggedOut, "tenant_1");
+    n.reason = "logged out (statusReason 401)".into();
+    (n.cause, n.code) = (Some("logged_out".into()), Some(401));
+    n
+}
+
 #[tokio::test]
 async fn slack_discord_and_telegram_request_shapes() {
     let server = MockServer::start().await;
@@ -143,6 +196,9 @@ async fn slack_discord_and_telegram_request_shapes() {
     let d = by_path("/discord");
     assert_eq!(d["embeds"][0]["title"], "Instance logged out");
     assert_eq!(d["embeds"][0]["fields"][2]["value"], "tenant_1");
+    let field = |name: &str| d["embeds"][0]["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).cloned();
+    assert_eq!(field("cause").map(|f| f["value"].clone()), Some(serde_json::json!("disconnected")), "{d}");
+    assert_eq!(field("code").map(|f| f["value"].clone()), Some(serde_json::json!("428")), "{d}");
     let t = by_path("/bot123:abc/sendMessage");
     assert_eq!(t["chat_id"], "-100");
     assert!(t["text"].as_str().unwrap().starts_with("Instance logged out"));

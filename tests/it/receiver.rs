@@ -58,7 +58,17 @@ fn evo_provider(sim: &Simulator) -> RawProvider {
 
 impl Live {
     pub async fn start(instances: &[(&str, Behaviour)], tweak: impl FnOnce(&mut RawConfig)) -> Live {
-        let db = TestDb::sqlite().await;
+        Live::start_on(TestDb::sqlite().await, None, instances, tweak).await
+    }
+
+    /// [`Live::start`] on `db`, with the supervisor's clock read from `clock`
+    /// (Unix ms) when given: the status page and a report then see one `now`.
+    pub async fn start_on(
+        db: TestDb,
+        clock: Option<Arc<std::sync::atomic::AtomicI64>>,
+        instances: &[(&str, Behaviour)],
+        tweak: impl FnOnce(&mut RawConfig),
+    ) -> Live {
         let sim = Simulator::start(SimOptions {
             instances: instances.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
             ..SimOptions::default()
@@ -84,8 +94,11 @@ impl Live {
         let stop = CancellationToken::new();
         let worker = OutboxWorker::new(store.clone(), &cfg, DeliveryPolicy::from_config(&cfg)).unwrap();
         tokio::spawn(worker.clone().run(stop.child_token()));
-        let sup =
-            Supervisor::new(Arc::new(cfg), store.clone(), Some(worker), Arc::new(wa_sentinel::clock::now)).unwrap();
+        let now: wa_sentinel::supervisor::Clock = match clock {
+            Some(c) => Arc::new(move || wa_sentinel::domain::Ts(c.load(std::sync::atomic::Ordering::SeqCst))),
+            None => Arc::new(wa_sentinel::clock::now),
+        };
+        let sup = Supervisor::new(Arc::new(cfg), store.clone(), Some(worker), now).unwrap();
         sup.sync_inventory().await.unwrap();
         let ticks = Arc::new(Ticks::default());
         let state = server::start_background(sup.clone(), ticks, stop.child_token());
@@ -105,6 +118,11 @@ impl Live {
             .await
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// The database URL (for the CLI run against the same database).
+    pub fn db_url(&self) -> &str {
+        &self.db.url
     }
 
     pub async fn health(&self, name: &str) -> Health {
@@ -170,12 +188,15 @@ async fn every_status_code_of_the_webhook_route() {
 /// up to 3 s for an answer: its status, or `None` when the server waits for
 /// the body.
 async fn answer_before_body(live: &Live, path: &str, content_length: usize) -> Option<u16> {
+    answer_before_body_with(live, path, "Content-Type: application/json\r\n", content_length).await
+}
+
+/// [`answer_before_body`] with other header lines (each ending in `\r\n`).
+async fn answer_before_body_with(live: &Live, path: &str, headers: &str, content_length: usize) -> Option<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = live.base.trim_start_matches("http://");
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
-    );
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {content_length}\r\n\r\n");
     sock.write_all(head.as_bytes()).await.unwrap();
     let mut buf = [0u8; 12];
     match tokio::time::timeout(Duration::from_secs(3), sock.read_exact(&mut buf)).await {
@@ -467,6 +488,148 @@ async fn admin_api_needs_the_token_and_answers_json() {
     assert_eq!(r.status().as_u16(), 409, "inside the cooldown without force");
     let open: Value = get("/api/outages?open=true", Some(ADMIN)).await.unwrap().json().await.unwrap();
     assert!(open["outages"].is_array());
+}
+
+/// POST `body` as one chunk of a chunked request (no `Content-Length`); the
+/// answer's status.
+async fn chunked_post(live: &Live, path: &str, headers: &str, body: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = live.base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Transfer-Encoding: chunked\r\n\r\n");
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(format!("{:x}\r\n", body.len()).as_bytes()).await.unwrap();
+    sock.write_all(body).await.unwrap();
+    let _ = sock.write_all(b"\r\n0\r\n\r\n").await;
+    let mut buf = [0u8; 12];
+    match tokio::time::timeout(Duration::from_secs(3), sock.read_exact(&mut buf)).await {
+        Ok(Ok(_)) => std::str::from_utf8(&buf[9..12]).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// POST an admin API route with this bearer token, content type and body.
+async fn api_post(live: &Live, path: &str, token: &str, content_type: Option<&str>, body: String) -> (u16, Value) {
+    let mut r = live.http.post(format!("{}{path}", live.base)).bearer_auth(token).body(body);
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    let r = r.send().await.unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The admin API judges the token from the request's head: a wrong token is
+/// a 401 whatever the body is (no content type, broken JSON), and the server
+/// answers it without waiting for the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_admin_token_is_refused_before_the_body_is_read() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let path = "/api/instances/evo/a/maintenance";
+    let (code, body) = api_post(&live, path, "nope", None, r#"{"for": "2h"}"#.into()).await;
+    assert_eq!(code, 401, "no content type, wrong token: {body}");
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    let (code, body) = api_post(&live, path, "nope", Some("application/json"), "{not json".into()).await;
+    assert_eq!(code, 401, "broken JSON, wrong token: {body}");
+    let (code, _) = api_post(&live, "/api/instances/evo/a/restart", "nope", Some("text/plain"), "x".into()).await;
+    assert_eq!(code, 401);
+    let wrong = "Authorization: Bearer nope\r\nContent-Type: application/json\r\n";
+    assert_eq!(answer_before_body_with(&live, path, wrong, 10 * 1024).await, Some(401), "answered from the head");
+    // The right token with what the route cannot take: named in the one error shape.
+    let (code, body) = api_post(&live, path, ADMIN, None, r#"{"for": "2h"}"#.into()).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (415, Some("unsupported_media_type")), "{body}");
+    let (code, body) = api_post(&live, path, ADMIN, Some("application/json"), "{not json".into()).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
+    assert!(
+        live.store.instance(&InstanceKey::new("evo", "a")).await.unwrap().unwrap().state.maintenance_until.is_none()
+    );
+}
+
+/// A wrong admin token counts as a failed sign-in of the address even when
+/// its body is broken: the 11th in a minute is refused with 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_admin_tokens_with_broken_bodies_count_towards_the_limit() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let path = "/api/instances/evo/a/maintenance";
+    for i in 0..10 {
+        let (ct, body) = if i % 2 == 0 { (None, "{}") } else { (Some("application/json"), "{not json") };
+        assert_eq!(api_post(&live, path, "nope", ct, body.into()).await.0, 401, "failure {i}");
+    }
+    let (code, body) = api_post(&live, path, "nope", Some("application/json"), "{not json".into()).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (429, Some("rate_limited")), "{body}");
+    let (code, _) = api_post(&live, path, ADMIN, Some("application/json"), r#"{"for": "2h"}"#.into()).await;
+    assert_eq!(code, 429, "locked out: even the right token is not looked at");
+}
+
+/// Admin routes read at most 16 KiB: a larger body with the right credential
+/// is refused with 413, announced or not; nothing is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_body_over_16_kib_is_refused_with_413() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let big = format!(r#"{{"for": "2h", "pad": "{}"}}"#, "x".repeat(17 * 1024));
+    let (code, body) =
+        api_post(&live, "/api/instances/evo/a/maintenance", ADMIN, Some("application/json"), big.clone()).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (413, Some("too_large")), "{body}");
+    let right = format!("Authorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\n");
+    let path = "/api/instances/evo/a/restart";
+    assert_eq!(answer_before_body_with(&live, path, &right, 17 * 1024).await, Some(413), "refused from the head");
+    // Not announced: a chunked body is cut off at the limit.
+    assert_eq!(chunked_post(&live, "/api/instances/evo/a/maintenance", &right, big.as_bytes()).await, Some(413));
+    assert!(
+        live.store.instance(&InstanceKey::new("evo", "a")).await.unwrap().unwrap().state.maintenance_until.is_none()
+    );
+    // The status page's forms too, once signed in.
+    let cookie = sign_in(&live, ADMIN).await.1.unwrap().split(';').next().unwrap().to_string();
+    let r = live
+        .http
+        .post(format!("{}/instances/evo/a/maintenance", live.base))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("duration=2h&pad={}", "x".repeat(17 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+}
+
+/// The status page's action forms judge the session from the head: without
+/// one (or with HTTP Basic, which may only look) the request is refused
+/// before its body is read or parsed, whatever it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_actions_without_a_session_are_refused_before_the_body_is_read() {
+    let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
+    let post = |ct: Option<&'static str>, body: &'static str, basic: bool| {
+        let mut r = live.http.post(format!("{}/instances/evo/a/restart", live.base)).body(body);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        if basic {
+            r = r.basic_auth("admin", Some(ADMIN));
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(None, "force=1", false).await, 401, "no session, no content type");
+    assert_eq!(post(Some("application/x-www-form-urlencoded"), "%%%=&&", false).await, 401, "broken form");
+    assert_eq!(post(Some("application/json"), "{", false).await, 401);
+    assert_eq!(post(None, "force=1", true).await, 403, "Basic may look, not act");
+    let path = "/instances/evo/a/restart";
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    assert_eq!(answer_before_body_with(&live, path, form, 10 * 1024).await, Some(401), "answered from the head");
+    assert_eq!(live.sim.calls("GET", "/instance/connect/a") + live.sim.calls("POST", "/instance/restart/a"), 0);
+    // The sign-in form is the credential itself: a body without a readable
+    // token is a failed sign-in, counted like a wrong token.
+    let login = |ct: Option<&'static str>, body: &'static str| {
+        let mut r = live.http.post(format!("{}/login", live.base)).body(body);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..5 {
+        assert_eq!(login(None, "token=nope").await, 401, "no content type {i}");
+        assert_eq!(login(Some("application/json"), "{\"token\":").await, 401, "not a form {i}");
+    }
+    assert_eq!(login(Some("application/x-www-form-urlencoded"), "token=nope").await, 429, "the 11th failure");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

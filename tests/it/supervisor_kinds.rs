@@ -205,6 +205,7 @@ on_both_backends!(
     zapi_audit_repairs_once_then_leaves_the_slots_alone,
     zapi_refused_client_token_is_one_provider_notice,
     waha_receiver_checks_the_signature_and_acknowledges_repeated_deliveries,
+    every_accepted_webhook_counts_as_the_last_webhook_whatever_its_event,
 );
 
 async fn waha_every_session_is_polled_every_cycle_whatever_its_status(store: Store) {
@@ -538,6 +539,45 @@ async fn waha_receiver_checks_the_signature_and_acknowledges_repeated_deliveries
     assert_eq!(post(failed, None, Some("another-delivery")).await.0, 200);
     let rec = rig.store.instance(&InstanceKey::new("waha", "loja-centro")).await.unwrap().unwrap();
     assert!(rec.state.outage.is_some(), "a new delivery counts");
+}
+
+/// "Last webhook" (status page, `status`, the API) is the last webhook the
+/// receiver accepted for the instance, whatever its event: a WAHA session
+/// that only ever posts `session.status` (starting, waiting for a QR, a
+/// status wa-sentinel does not know, failed) shows when it last did.
+async fn every_accepted_webhook_counts_as_the_last_webhook_whatever_its_event(store: Store) {
+    let sessions = [
+        ("starting", WahaBehaviour::Starting),
+        ("qr", WahaBehaviour::ScanQr),
+        ("passkey", WahaBehaviour::Passkey),
+        ("failed", WahaBehaviour::Failed),
+    ];
+    let rig = Rig::waha(store, &sessions, |r| r.restart.max_attempts_per_outage = 0).await;
+    rig.sup.sync_inventory().await.unwrap();
+    assert_eq!(rig.sup.webhook_audit().await.unwrap().repaired, 4);
+    rig.cycle().await;
+    let mut at = std::collections::BTreeMap::new();
+    for (name, _) in sessions {
+        rig.advance(1);
+        let d = rig.waha_sim().post_webhook(name, WahaEvent::SessionStatus).await.unwrap();
+        assert_eq!(d, Delivery::Sent(200), "{name}");
+        at.insert(name, rig.sup.now());
+    }
+    server::flush(&rig.sup).await;
+    for (name, _) in sessions {
+        let rec = rig.store.instance(&InstanceKey::new("waha", name)).await.unwrap().unwrap();
+        assert_eq!(rec.state.last_webhook_at, Some(at[name]), "{name}: its session.status is its last webhook");
+    }
+    let api: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/instances/waha/qr", rig.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["instance"]["last_webhook_at"], json!(at["qr"].rfc3339()), "{api}");
 }
 
 /// A `MakeWriter` that keeps every log line.

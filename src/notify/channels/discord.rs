@@ -40,6 +40,13 @@ pub fn body(notice: &Notice, text: &Rendered) -> serde_json::Value {
     if let Some(t) = &notice.tenant {
         fields.push(serde_json::json!({"name": "tenant", "value": clip(t, FIELD_MAX), "inline": true}));
     }
+    // The machine-readable cause and WhatsApp code, as in the webhook JSON.
+    if let Some(c) = &notice.cause {
+        fields.push(serde_json::json!({"name": "cause", "value": clip(c, FIELD_MAX), "inline": true}));
+    }
+    if let Some(c) = notice.code {
+        fields.push(serde_json::json!({"name": "code", "value": c.to_string(), "inline": true}));
+    }
     serde_json::json!({
         "embeds": [{
             "title": clip(&text.title, TITLE_MAX),

@@ -18,12 +18,13 @@ impl LogChannel {
 impl Channel for LogChannel {
     async fn send(&self, notice: &Notice, text: &Rendered) -> Result<(), DeliveryError> {
         let (kind, key, notifier) = (notice.kind.as_str(), notice.dedup_key.as_str(), self.name.as_str());
+        let (cause, code) = (notice.cause.as_deref(), notice.code);
         match notice.severity() {
             Severity::Critical => {
-                tracing::warn!(target: "wa_sentinel::notice", notifier, kind, dedup_key = key, "NOTICE {}", text.summary)
+                tracing::warn!(target: "wa_sentinel::notice", notifier, kind, cause, code, dedup_key = key, "NOTICE {}", text.summary)
             }
             _ => {
-                tracing::info!(target: "wa_sentinel::notice", notifier, kind, dedup_key = key, "NOTICE {}", text.summary)
+                tracing::info!(target: "wa_sentinel::notice", notifier, kind, cause, code, dedup_key = key, "NOTICE {}", text.summary)
             }
         }
         Ok(())

@@ -220,7 +220,7 @@ async fn a_session_without_our_webhook_gets_it_in_one_put_and_is_read_back() {
         .await;
     // The whole config as read, webhooks replaced.
     call("PUT", "/api/sessions/loja-norte")
-        .and(body_json(json!({"name": "loja-norte", "config": {"proxy": null, "debug": false, "webhooks": [ours]}})))
+        .and(body_json(json!({"config": {"proxy": null, "debug": false, "webhooks": [ours]}})))
         .respond_with(json_fixture(200, "waha/session.restart.response.json"))
         .expect(1)
         .mount(&server)
@@ -260,7 +260,7 @@ async fn the_write_keeps_every_other_field_the_operator_set() {
         .mount(&server)
         .await;
     call("PUT", "/api/sessions/loja-centro")
-        .and(body_json(json!({"name": "loja-centro", "config": want})))
+        .and(body_json(json!({"config": want})))
         .respond_with(json_body(200, "{}"))
         .expect(1)
         .mount(&server)
@@ -271,6 +271,85 @@ async fn the_write_keeps_every_other_field_the_operator_set() {
         matches!(&r, WebhookRepair::Repaired { reasons } if reasons[0] == "missing events session.status"),
         "{r:?}"
     );
+}
+
+/// WAHA with `WAHA_HTTP_STRICT_MODE=true` refuses any property its
+/// `SessionUpdateRequest` does not declare (`{config}` only): the repair's
+/// body is exactly the config, and the session is repaired.
+struct StrictModeUpdate;
+
+impl wiremock::Respond for StrictModeUpdate {
+    fn respond(&self, r: &wiremock::Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let unknown: Vec<String> = body
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .filter(|k| *k != "config")
+            .map(|k| format!("property {k} should not exist"))
+            .collect();
+        if unknown.is_empty() {
+            json_fixture(200, "waha/session.restart.response.json")
+        } else {
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"message": unknown, "error": "Bad Request", "statusCode": 400}))
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_webhook_repair_sends_only_the_config_so_strict_mode_accepts_it() {
+    let server = MockServer::start().await;
+    call("GET", "/api/sessions/loja-norte")
+        .respond_with(json_fixture(200, "waha/session.get.stopped.json"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let ours = json!({"url": URL, "events": ["session.status", "message", "message.any", "message.ack"]});
+    let mut after = fixture_json("waha/session.get.stopped.json");
+    after["config"]["webhooks"] = json!([ours]);
+    call("GET", "/api/sessions/loja-norte")
+        .respond_with(json_body(200, &after.to_string()))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    call("PUT", "/api/sessions/loja-norte").respond_with(StrictModeUpdate).expect(1).mount(&server).await;
+    let r = client(&server, None).apply_webhook(&s("loja-norte"), URL, &default_events()).await;
+    assert!(matches!(r, Ok(WebhookRepair::Repaired { .. })), "{r:?}");
+    let put = server.received_requests().await.unwrap().into_iter().find(|r| r.method.as_str() == "PUT").unwrap();
+    let sent: Value = serde_json::from_slice(&put.body).unwrap();
+    assert_eq!(sent, json!({"config": {"proxy": null, "debug": false, "webhooks": [ours]}}), "exactly the config");
+}
+
+/// The simulator refuses unknown properties on `PUT /api/sessions/{s}` the
+/// way strict mode does, naming each one.
+#[tokio::test]
+async fn the_simulator_refuses_unknown_session_update_properties_like_strict_mode() {
+    let sim = WahaSim::start(None, &[("ok", WahaBehaviour::Working)]).await.unwrap();
+    let http = reqwest::Client::new();
+    let put = |body: Value| {
+        let r = http.put(format!("{}/api/sessions/ok", sim.base_url())).json(&body);
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, body) = put(json!({"name": "ok", "config": {"webhooks": []}})).await;
+    assert_eq!((code, body["message"].clone()), (400, json!(["property name should not exist"])));
+    let (code, body) = put(
+        json!({"config": {"webhooks": [{"url": "https://x.example/h", "events": ["message"], "secret": 1}], "x": 1}}),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["message"],
+        json!(["config.property x should not exist", "config.webhooks.0.property secret should not exist"])
+    );
+    let (code, _) =
+        put(json!({"config": {"metadata": {"any.key": "1"}, "proxy": null, "debug": false, "webhooks": []}})).await;
+    assert_eq!(code, 200);
+    assert_eq!(sim.config("ok").unwrap()["metadata"], json!({"any.key": "1"}));
 }
 
 #[tokio::test]

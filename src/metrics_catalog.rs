@@ -32,6 +32,11 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     ),
     ("wa_sentinel_instances", Kind::Gauge, "Supervised instances by provider and health."),
     ("wa_sentinel_outages_open", Kind::Gauge, "Open (unrecovered) instance outages by provider."),
+    (
+        "wa_sentinel_instances_need_person",
+        Kind::Gauge,
+        "Open outages only a person can end (logged out, waiting for a QR scan, unknown state, deleted), by provider.",
+    ),
     ("wa_sentinel_outbox_pending", Kind::Gauge, "Notices waiting for delivery in the outbox."),
     (
         "wa_sentinel_provider_breaker_open",

@@ -32,6 +32,7 @@ pub fn status(st: ProviderStatus) -> String {
         ProviderStatus::LoggedOut { reason } => with_code("logged out", reason),
         ProviderStatus::NotFound => "the instance does not exist on the provider".into(),
         ProviderStatus::NotLoaded => "the session is not loaded (stopped)".into(),
+        ProviderStatus::Starting => "the provider is starting the session".into(),
         ProviderStatus::Unpaired => "never paired: waiting for its first QR code scan".into(),
         ProviderStatus::NeedsHuman => "a state wa-sentinel does not know: a person must look".into(),
     }
@@ -41,6 +42,7 @@ pub fn status(st: ProviderStatus) -> String {
 pub fn provider_failure(kind: ProviderErrorKind) -> &'static str {
     match kind {
         ProviderErrorKind::Unreachable => "the provider did not answer (unreachable)",
+        ProviderErrorKind::ServerError => "the provider answered with a server error (5xx)",
         ProviderErrorKind::Unauthorized => "the provider refused the API key (unauthorized)",
         ProviderErrorKind::BadResponse => "the provider's answer could not be read (bad response)",
         ProviderErrorKind::Unlicensed => "the provider needs activation (unlicensed)",
@@ -54,6 +56,7 @@ pub fn signal(sig: WebhookSignal) -> String {
         WebhookSignal::Alive => "activity: the session is alive".into(),
         WebhookSignal::Connecting { qr_pending: false } => "connecting".into(),
         WebhookSignal::Connecting { qr_pending: true } => "QR code issued".into(),
+        WebhookSignal::Starting => "the provider is starting the session".into(),
         WebhookSignal::Closed { reason } => with_code("connection closed", reason),
         WebhookSignal::Dropped => "disconnected (no reason given)".into(),
         WebhookSignal::LoggedOut { reason } => with_code("logged out", reason),
@@ -66,6 +69,9 @@ pub fn observation(obs: &Observation) -> String {
     match obs {
         Observation::Polled(st) => format!("poll: {}", status(*st)),
         Observation::ProviderFailed(k) => format!("poll failed: {}", provider_failure(*k)),
+        Observation::StatusFailed { detail } => format!("poll failed for this instance alone: {detail}"),
+        Observation::RecoverySkipped { attempt: 0, .. } => "the manual recovery call sent nothing".into(),
+        Observation::RecoverySkipped { attempt, .. } => format!("recovery attempt {attempt} sent nothing"),
         Observation::Webhook(sig) => format!("webhook: {}", signal(*sig)),
         Observation::Maintenance(Some(until)) => format!("maintenance until {}", until.rfc3339()),
         Observation::Maintenance(None) => "maintenance ended".into(),

@@ -21,7 +21,8 @@
 //! is part of the committed state, so it is written before the command runs.
 //!
 //! The provider's version (where its API tells it) is remembered: a change
-//! between cycles is one `provider_version_changed` notice.
+//! between two probes is one `provider_version_changed` notice. Probes are
+//! rare ([`version_probe_due`]).
 
 use std::time::Duration;
 
@@ -218,6 +219,20 @@ pub enum ProviderChange {
         from: String,
         to: String,
     },
+}
+
+/// A provider's version is asked at most this often (and at start-up, and
+/// after each of its outages ends).
+pub const VERSION_PROBE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Is it time to ask the provider its version? Evolution's `GET /` makes the
+/// server fetch WhatsApp Web's service worker from WhatsApp's servers on every
+/// request (an outbound call and up to half a second of its time), so the
+/// version is asked when it may have changed — the first cycle of this
+/// process, the first answered cycle after a provider outage (an upgrade is
+/// a restart) — and otherwise once an hour.
+pub fn version_probe_due(last_probe: Option<Ts>, outage_just_ended: bool, now: Ts) -> bool {
+    outage_just_ended || last_probe.is_none_or(|t| now.since(t) >= VERSION_PROBE_EVERY)
 }
 
 /// Run this after the commit.

@@ -97,6 +97,20 @@ pub enum WebhookSignal {
     Neutral,
 }
 
+impl WebhookSignal {
+    /// Says the session is not open (a verdict against the instance).
+    pub fn says_down(self) -> bool {
+        matches!(
+            self,
+            WebhookSignal::Connecting { .. }
+                | WebhookSignal::Starting
+                | WebhookSignal::Closed { .. }
+                | WebhookSignal::Dropped
+                | WebhookSignal::LoggedOut { .. }
+        )
+    }
+}
+
 /// Human description of a disconnect reason code (Baileys `DisconnectReason`).
 pub fn reason_text(code: u16) -> &'static str {
     match code {

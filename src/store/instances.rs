@@ -214,7 +214,16 @@ impl Store {
     /// open outages: the gauges, aggregated by the database instead of loading
     /// rows (retired instances are not counted).
     pub async fn gauge_counts_of(&self, provider: &str) -> Result<(Vec<(String, i64)>, i64)> {
-        let (h, o) = on_pool!(self, p => {
+        let (h, o, _) = self.gauge_counts_with_causes(provider).await?;
+        Ok((h, o))
+    }
+
+    /// [`Store::gauge_counts_of`], and how many of the open outages need a
+    /// person (logged out, waiting for a QR, an unknown state, deleted):
+    /// their health says `connecting` or `logged_out`, which alerts on
+    /// "down" instances would not count.
+    pub async fn gauge_counts_with_causes(&self, provider: &str) -> Result<(Vec<(String, i64)>, i64, i64)> {
+        let (h, o, np) = on_pool!(self, p => {
             let h: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT health, COUNT(*) FROM instances WHERE provider = $1 AND present = TRUE GROUP BY health",
             )
@@ -228,9 +237,17 @@ impl Store {
             .bind(provider)
             .fetch_one(p)
             .await?;
-            (h, o)
+            let np: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outages o JOIN instances i ON i.id = o.instance_id \
+                 WHERE o.provider = $1 AND o.ended_at IS NULL AND i.present = TRUE \
+                 AND o.cause IN ('logged_out', 'needs_qr', 'needs_human', 'missing')",
+            )
+            .bind(provider)
+            .fetch_one(p)
+            .await?;
+            (h, o, np)
         });
-        Ok((h, o))
+        Ok((h, o, np))
     }
 
     /// Commit one state-machine step: the instance row (guarded by its version),

@@ -23,6 +23,7 @@ use crate::domain::gate::gate;
 use crate::domain::health::{Action, Observation, Settled};
 use crate::domain::provider::{
     CycleSummary, ProviderCause, ProviderInput, ProviderState, Webhooks, holds_instance_silence, provider_step,
+    version_probe_due,
 };
 use crate::domain::{Health, InstanceKey, Notice, ProviderErrorKind, ProviderStatus};
 use crate::live::LiveIndex;
@@ -431,8 +432,15 @@ impl Supervisor {
                 // Nothing was heard during the episode: silences start again.
                 self.isolation_ended.store(now.0, Ordering::SeqCst);
             });
-            // The version, where the API tells it: asked only of a provider that answers.
-            let version = if summary.calls > summary.provider_errors { h.client.server_version().await } else { None };
+            // The version, where the API tells it: asked only of a provider that
+            // answers, and only when it may have changed (`version_probe_due`).
+            let answered = summary.calls > summary.provider_errors;
+            let was_down = prev_state.outage.as_ref().is_some_and(|o| o.cause != ProviderCause::Silent);
+            let version = if answered && self.version_due(&p.name, was_down, now) {
+                h.client.server_version().await
+            } else {
+                None
+            };
             // The stored webhook times were read before the polls; what this
             // process received since is in the index.
             let hooks = hooks.with_seen(self.index.last_webhook_of(&p.name));
@@ -496,6 +504,16 @@ impl Supervisor {
         let (stored, audit_ok) = self.store.provider_webhooks(provider).await?;
         let stored = Webhooks { last: stored, expected: audit_ok, watching_since: self.watching_since(provider) };
         Ok(stored.with_seen(self.index.last_webhook_of(provider)))
+    }
+
+    /// Ask the version now? Records the probe when it is due.
+    fn version_due(&self, provider: &str, was_down: bool, now: crate::domain::Ts) -> bool {
+        let mut probes = self.version_probes.lock().expect("probes lock");
+        let due = version_probe_due(probes.get(provider).copied(), was_down, now);
+        if due {
+            probes.insert(provider.to_string(), now);
+        }
+        due
     }
 
     /// Before a cycle's polls: since when `provider` has been watched. An
@@ -594,12 +612,14 @@ impl Supervisor {
     /// `wa_sentinel_instances{provider,health}` and `wa_sentinel_outages_open{provider}`
     /// of one provider.
     async fn export_gauges(&self, provider: &str) {
-        let Ok((health, open)) = self.store.gauge_counts_of(provider).await else { return };
+        let Ok((health, open, need_person)) = self.store.gauge_counts_with_causes(provider).await else { return };
         for h in Health::ALL {
             let n = health.iter().find(|(hh, _)| hh == h.as_str()).map_or(0, |r| r.1);
             metrics::gauge!("wa_sentinel_instances", "provider" => provider.to_string(), "health" => h.as_str())
                 .set(n as f64);
         }
         metrics::gauge!("wa_sentinel_outages_open", "provider" => provider.to_string()).set(open as f64);
+        metrics::gauge!("wa_sentinel_instances_need_person", "provider" => provider.to_string())
+            .set(need_person as f64);
     }
 }

@@ -38,6 +38,17 @@ impl Supervisor {
         spawn_recoveries: bool,
         seen_version: Option<i64>,
     ) -> Result<Option<StepOutput>, SupervisorError> {
+        // While the provider is in an outage (unreachable, unlicensed) its
+        // instances' verdicts are held — for webhooks too: a `connecting` at
+        // the server's boot must not order a recovery call that can only fail
+        // and spend an attempt (rule 2). Proof of life still counts.
+        if let Observation::Webhook(sig) = &obs
+            && sig.says_down()
+            && self.provider_outage_open(&key.provider).await?
+        {
+            tracing::debug!(instance = %key, "webhook during the provider's outage: its verdict is held");
+            return Ok(None);
+        }
         let mut rec = rec;
         for _ in 0..8 {
             let r = match rec.take() {
@@ -78,6 +89,13 @@ impl Supervisor {
         Err(SupervisorError::Refused(format!(
             "{key}: the instance kept changing concurrently; giving up this observation"
         )))
+    }
+
+    /// Is an outage of `provider` that holds instance verdicts open (any but
+    /// a silent one, whose sessions answer)?
+    async fn provider_outage_open(&self, provider: &str) -> Result<bool, SupervisorError> {
+        let st = self.store.provider_state(provider).await?;
+        Ok(st.outage.is_some_and(|o| o.cause != crate::domain::provider::ProviderCause::Silent))
     }
 
     /// After the commit: log what happened, count it, and start the actions.

@@ -121,3 +121,66 @@ async fn a_half_open_breaker_probes_other_instances_each_cycle(store: Store) {
     assert_eq!(probed[2].split(',').count(), 3, "{probed:?}");
     assert_ne!(probed[1], probed[2], "the probes rotate: {probed:?}");
 }
+
+on_both_backends!(the_version_is_asked_at_start_after_an_outage_and_hourly_not_every_cycle);
+
+/// Evolution's `GET /` makes the server call WhatsApp's servers: the version
+/// is asked on the first cycle, after a provider outage ends, and hourly —
+/// not every cycle.
+async fn the_version_is_asked_at_start_after_an_outage_and_hourly_not_every_cycle(store: Store) {
+    let rig = Rig::new(store, &[("a", Behaviour::Open)], |_| {}).await;
+    let roots = || rig.sim.calls("GET", "/");
+    rig.cycle().await;
+    assert_eq!(roots(), 1, "asked on the first cycle");
+    for _ in 0..30 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    assert_eq!(roots(), 1, "not asked again within the hour");
+    rig.advance(31);
+    rig.cycle().await;
+    assert_eq!(roots(), 2, "asked again after an hour");
+    rig.sim.set_down(true);
+    for _ in 0..3 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    assert!(rig.notice_kinds().await.contains(&"provider_unreachable".to_string()));
+    let before = roots();
+    rig.sim.set_down(false);
+    rig.advance(1);
+    rig.cycle().await;
+    assert_eq!(roots(), before + 1, "asked again once the provider answers after its outage");
+    rig.advance(1);
+    rig.cycle().await;
+    assert_eq!(roots(), before + 1);
+}
+
+on_both_backends!(a_webhook_during_a_provider_outage_orders_no_recovery);
+
+/// While the provider's outage is open, a `connecting` webhook (the server
+/// booting) orders no recovery call: it could only fail and spend an attempt.
+async fn a_webhook_during_a_provider_outage_orders_no_recovery(store: Store) {
+    // b's own outage is open (its reconnects do not help) when the provider goes down.
+    let rig = Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::ReconnectLoop)], |r| {
+        r.supervisor.down_after = 1;
+    })
+    .await;
+    let url = rig.receiver().await;
+    rig.cycle().await;
+    assert_eq!(rig.connects("b"), 1, "b's first reconnect");
+    rig.sim.set_down(true);
+    for _ in 0..40 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    assert!(rig.notice_kinds().await.contains(&"provider_unreachable".to_string()));
+    let attempts = |r: &wa_sentinel::store::InstanceRecord| r.state.restart_attempts;
+    let key = wa_sentinel::domain::InstanceKey::new("evo", "b");
+    let before = attempts(&rig.store.instance(&key).await.unwrap().unwrap());
+    let booting = SimEvent::ConnectionUpdate { state: "connecting".into(), status_reason: 200 };
+    rig.sim.post_webhook("b", booting, Some(&url)).await.unwrap();
+    rig.sup.wait_idle().await;
+    assert_eq!(attempts(&rig.store.instance(&key).await.unwrap().unwrap()), before, "no attempt spent");
+    assert_eq!(rig.connects("b"), 1, "no call while the provider is down");
+}

@@ -200,7 +200,7 @@ async fn an_unreachable_provider_s_discovery_is_logged_once_and_its_audit_says_i
     let audit = lines.take();
     assert_eq!(count(&audit, "not in the desired state"), 0, "{audit}");
     let line = audit.lines().find(|l| l.contains("instance=evo/a") && l.contains(" WARN ")).expect(&audit);
-    assert!(line.contains("could not be read") && line.contains("unreachable"), "says what and why: {line}");
+    assert!(line.contains("could not be read") && line.contains("server error"), "says what and why: {line}");
 
     live.sim.set_down(false);
     live.sup.poll_cycle().await.unwrap();

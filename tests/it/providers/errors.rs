@@ -47,9 +47,9 @@ async fn every_evolution_error_fixture_classifies() {
         ("error-404-fetchInstances-name-not-found-v2.json", 404, ErrorClass::InstanceNotFound, "not found"),
         ("error-404-instance-not-found.json", 404, ErrorClass::InstanceNotFound, "does not exist"),
         ("error-404-route-not-found.json", 404, ErrorClass::BadResponse, "Cannot PUT"),
-        ("error-500-connection-closed.json", 500, ErrorClass::Unreachable, "Connection Closed"),
-        ("error-500-fetchInstances-name-not-found-v1.json", 500, ErrorClass::Unreachable, "not found"),
-        ("error-500-v2-webhook-set-enabled-without-events.json", 500, ErrorClass::Unreachable, "reading 'length'"),
+        ("error-500-connection-closed.json", 500, ErrorClass::ServerError, "Connection Closed"),
+        ("error-500-fetchInstances-name-not-found-v1.json", 500, ErrorClass::ServerError, "not found"),
+        ("error-500-v2-webhook-set-enabled-without-events.json", 500, ErrorClass::ServerError, "reading 'length'"),
         ("error-503-license-required-v2.4.0-rc2.json", 503, ErrorClass::Unlicensed, "LICENSE_REQUIRED"),
     ];
     for (fx, status, class, text) in cases {
@@ -74,11 +74,11 @@ async fn html_truncated_empty_and_error_true_bodies_are_bad_responses() {
 }
 
 #[tokio::test]
-async fn gateway_errors_are_unreachable() {
+async fn gateway_errors_are_server_errors_not_unreachable() {
     for status in [500, 502, 503, 504] {
         let e = connect_error(ResponseTemplate::new(status).set_body_raw("<html>gateway</html>", "text/html")).await;
-        assert_eq!(e.class, ErrorClass::Unreachable, "{status}");
-        assert_eq!(e.provider_kind(), Some(ProviderErrorKind::Unreachable));
+        assert_eq!(e.class, ErrorClass::ServerError, "{status}");
+        assert_eq!(e.provider_kind(), Some(ProviderErrorKind::ServerError));
     }
 }
 

@@ -280,12 +280,12 @@ async fn injected_faults_classify_as_provider_errors() {
     let e = c.status(&i("a")).await.unwrap_err();
     assert_eq!(
         (e.class, e.detail.contains("HTML") || e.detail.contains("503")),
-        (ErrorClass::Unreachable, true),
+        (ErrorClass::ServerError, true),
         "{e}"
     );
     s.set_down(false);
     s.set_failure_rate(1.0);
-    assert_eq!(c.status(&i("a")).await.unwrap_err().class, ErrorClass::Unreachable);
+    assert_eq!(c.status(&i("a")).await.unwrap_err().class, ErrorClass::ServerError);
     s.set_failure_rate(0.0);
     s.set_latency(Duration::from_millis(400));
     let fast = ProviderClient::new(&s.provider_config("sim"), Duration::from_millis(100)).unwrap();

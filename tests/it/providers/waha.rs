@@ -120,7 +120,7 @@ async fn errors_classify_through_the_shared_rules() {
     assert_eq!(e.class, ErrorClass::Unauthorized);
     assert!(!e.to_string().contains(KEY), "{e}");
     assert_eq!(c.status(&s("gone")).await.unwrap().status, ProviderStatus::NotFound);
-    assert_eq!(c.status(&s("html")).await.unwrap_err().class, ErrorClass::Unreachable);
+    assert_eq!(c.status(&s("html")).await.unwrap_err().class, ErrorClass::ServerError);
     assert_eq!(
         c.status(&s("route")).await.unwrap_err().class,
         ErrorClass::BadResponse,
@@ -508,7 +508,7 @@ async fn simulator_round_trip_status_recovery_audit_and_signed_webhooks() {
     );
     sim.set_latency(Duration::ZERO);
     sim.set_down(true);
-    assert_eq!(c.status(&s("ok")).await.unwrap_err().class, ErrorClass::Unreachable);
+    assert_eq!(c.status(&s("ok")).await.unwrap_err().class, ErrorClass::ServerError);
 }
 
 /// Issue 14: the version, from `GET /api/server/version` with the key;

@@ -328,7 +328,7 @@ async fn simulator_round_trip_status_recovery_audit_and_callbacks() {
     assert_eq!(bare.status(&inst()).await.unwrap_err().class, ErrorClass::Unauthorized);
     // Injected failures answer 500: a provider fault, never an instance status.
     sim.set_failure_rate(1.0);
-    assert_eq!(c.status(&inst()).await.unwrap_err().class, ErrorClass::Unreachable);
+    assert_eq!(c.status(&inst()).await.unwrap_err().class, ErrorClass::ServerError);
     sim.set_failure_rate(0.0);
     assert_eq!(c.status(&inst()).await.unwrap().status, ProviderStatus::Connected);
 }

@@ -832,6 +832,7 @@ impl Validator<'_> {
                 ("remediate_cooldown", p.remediate_cooldown.is_some()),
                 ("remediate_max_attempts", p.remediate_max_attempts.is_some()),
                 ("remediate_on", p.remediate_on.is_some()),
+                ("remediate_env", p.remediate_env.is_some()),
             ] {
                 if set {
                     self.bad(k(key), "has no effect without `remediate_command`");
@@ -849,6 +850,32 @@ impl Validator<'_> {
         let cooldown =
             self.positive_duration(&k("remediate_cooldown"), p.remediate_cooldown.as_deref().unwrap_or("30m"));
         let max_attempts = self.at_least(&k("remediate_max_attempts"), p.remediate_max_attempts.unwrap_or(2), 1);
+        if !self.has_problem(&k("remediate_timeout"))
+            && !self.has_problem(&k("remediate_cooldown"))
+            && timeout >= cooldown
+        {
+            self.bad(
+                k("remediate_timeout"),
+                format!(
+                    "{} is not shorter than remediate_cooldown ({}): a run could still be going when the next is due; \
+                     make the timeout shorter than the cooldown",
+                    crate::domain::time::human_duration(timeout),
+                    crate::domain::time::human_duration(cooldown)
+                ),
+            );
+        }
+        let env = p.remediate_env.clone().unwrap_or_default();
+        for (i, name) in env.iter().enumerate() {
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.bad(
+                    format!("{}[{i}]", k("remediate_env")),
+                    format!("`{name}` is not an environment variable name (letters, digits, `_`)"),
+                );
+            }
+        }
         let mut on = Vec::new();
         for (i, c) in p.remediate_on.clone().unwrap_or_else(|| vec!["silent".into()]).iter().enumerate() {
             match ProviderCause::parse(c) {
@@ -865,7 +892,7 @@ impl Validator<'_> {
         if on.contains(&ProviderCause::Silent) && silent_after.is_zero() {
             self.bad(k("remediate_on"), "names `silent`, but silence detection is off (`silent_after = \"0s\"`)");
         }
-        let remediation = RemediationPolicy { command: command.clone(), timeout, cooldown, max_attempts, on };
+        let remediation = RemediationPolicy { command: command.clone(), timeout, cooldown, max_attempts, on, env };
         ProviderPolicy { silent_after, silent_min_instances, remediation: Some(remediation) }
     }
 

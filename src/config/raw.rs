@@ -262,6 +262,9 @@ pub struct RawProvider {
     pub remediate_cooldown: Option<String>,
     pub remediate_max_attempts: Option<u32>,
     pub remediate_on: Option<Vec<String>>,
+    /// Environment variables (by name) passed to the command on purpose; it
+    /// runs with a clean environment otherwise.
+    pub remediate_env: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -91,6 +91,9 @@ pub struct RemediationPolicy {
     pub max_attempts: u32,
     /// Which provider outage causes run it.
     pub on: Vec<ProviderCause>,
+    /// Names of environment variables passed to the command on purpose; it
+    /// gets a clean environment otherwise (never the daemon's secrets).
+    pub env: Vec<String>,
 }
 
 impl RemediationPolicy {
@@ -312,6 +315,9 @@ pub struct ProviderInput<'a> {
     pub now: Ts,
     /// A fresh identifier, used if this step opens an outage.
     pub new_id: &'a str,
+    /// The remediation command of this provider is still running: no second
+    /// run starts beside it.
+    pub remediation_running: bool,
 }
 
 /// Advance one provider by one cycle. (With `alerts.group_provider_outage =
@@ -460,7 +466,11 @@ pub fn provider_step(
             None => {}
         }
     }
-    let remediate = remediation_duties(&mut s, &mut notices, &mut changes, pp, now, &notice);
+    let remediate = if input.remediation_running {
+        None
+    } else {
+        remediation_duties(&mut s, &mut notices, &mut changes, pp, now, &notice)
+    };
     ProviderStepOutput { state: s, notices, changes, remediate }
 }
 

@@ -23,6 +23,7 @@ fn remediation(max: u32, on: &[ProviderCause]) -> RemediationPolicy {
         cooldown: Duration::from_secs(30 * 60),
         max_attempts: max,
         on: on.to_vec(),
+        env: vec![],
     }
 }
 
@@ -40,6 +41,8 @@ struct Sim {
     notices: Vec<Notice>,
     runs: Vec<RemediationRun>,
     n: u32,
+    /// The last run has not finished.
+    running: bool,
 }
 
 impl Sim {
@@ -53,6 +56,7 @@ impl Sim {
             notices: vec![],
             runs: vec![],
             n: 0,
+            running: false,
         }
     }
 
@@ -70,6 +74,7 @@ impl Sim {
             provider: "evo",
             now: Ts(self.t),
             new_id: &id,
+            remediation_running: self.running,
         };
         let out = provider_step(&self.s, &input, &Policy::default(), &self.pp);
         self.s = out.state.clone();
@@ -119,6 +124,7 @@ fn a_cycle_without_calls_changes_nothing() {
         provider: "evo",
         now: Ts(100 * MIN),
         new_id: "x",
+        remediation_running: false,
     };
     let out = provider_step(&ProviderState::default(), &input, &p, &pp(None));
     assert_eq!(out.state, ProviderState::default());
@@ -410,4 +416,25 @@ proptest! {
             if kinds.contains(&NoticeKind::RemediationExhausted) { prop_assert_eq!(runs, 2); }
         }
     }
+}
+
+/// A run that has not finished (a hanging command, a cooldown shorter than
+/// the timeout) never gets a second run beside it; once it ends, the next
+/// run is due as the cooldown says.
+#[test]
+fn no_second_remediation_run_while_one_is_running() {
+    let r = RemediationPolicy { cooldown: Duration::from_secs(60), ..remediation(5, &[ProviderCause::Unreachable]) };
+    let mut sim = Sim::new(pp(Some(r)));
+    sim.expected = false;
+    sim.cycle(down(), None);
+    sim.cycle(down(), None);
+    assert_eq!(sim.runs.len(), 1, "the outage opens and runs the command");
+    sim.running = true;
+    for _ in 0..10 {
+        sim.cycle(down(), None);
+    }
+    assert_eq!(sim.runs.len(), 1, "the first run still runs: no second one");
+    sim.running = false;
+    sim.cycle(down(), None);
+    assert_eq!(sim.runs.len(), 2);
 }

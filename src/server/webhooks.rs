@@ -290,7 +290,12 @@ async fn receive(
     entry.touch(now);
     let forward = match inbound.signal {
         WebhookSignal::Neutral => false,
-        WebhookSignal::Open | WebhookSignal::Alive => entry.health() != Health::Connected,
+        // A replica that does not lead the provider learns the leader's
+        // verdicts only at its index's next refresh: a session-open event (rare,
+        // and the proof that ends any outage) is forwarded whatever its cached
+        // view says, so a recovery never waits for a refresh or a poll.
+        WebhookSignal::Open => entry.health() != Health::Connected || !sup.leads(&p.name),
+        WebhookSignal::Alive => entry.health() != Health::Connected,
         WebhookSignal::Connecting { .. } | WebhookSignal::Starting => entry.connecting_due(now, CONNECTING_DEBOUNCE_MS),
         WebhookSignal::Closed { .. } | WebhookSignal::LoggedOut { .. } | WebhookSignal::Dropped => true,
     };

@@ -451,6 +451,7 @@ impl Supervisor {
                 provider: &p.name,
                 now,
                 new_id: &uuid::Uuid::now_v7().to_string(),
+                remediation_running: self.remediating.lock().expect("remediating lock").contains(&p.name),
             };
             let (notices, state) = self.provider_cycle(p, &input).await?;
             report.notices += notices;
@@ -603,6 +604,7 @@ impl Supervisor {
         if let (Some(run), Some(started)) = (out.remediate.clone(), out.state.last_remediation.as_ref().map(|r| r.at)) {
             let me = self.clone();
             let name = provider.to_string();
+            self.remediating.lock().expect("remediating lock").insert(name.clone());
             let span = tracing::info_span!("remediate", provider = %name);
             self.tasks.spawn(async move { me.remediate(&name, run, started).await }.instrument(span));
         }

@@ -123,6 +123,8 @@ pub struct Supervisor {
     /// Per provider, since when it has been watched without a gap (computed
     /// at the start of each of its cycles; see [`crate::domain::watch`]).
     watched_since: Mutex<HashMap<String, Ts>>,
+    /// Providers whose remediation command is running now (one at a time).
+    remediating: Mutex<std::collections::HashSet<String>>,
     /// When each provider's version was last asked (see `version_probe_due`).
     version_probes: Mutex<HashMap<String, Ts>>,
     /// When this process's last isolation episode ended (Unix ms, 0: none).
@@ -174,6 +176,7 @@ impl Supervisor {
             silence_held: Mutex::new(Default::default()),
             watched_since: Mutex::new(HashMap::new()),
             version_probes: Mutex::new(HashMap::new()),
+            remediating: Mutex::new(Default::default()),
             isolation_ended: Default::default(),
             policy_held,
             remediation_delay,

@@ -5,9 +5,12 @@
 //! this runs, the same discipline as `last_restart_attempt`: a crash between
 //! the commit and the run loses the run, it never repeats it inside the
 //! cooldown. The command runs as argv — never through a shell — in its own
-//! process group, with `WA_SENTINEL_PROVIDER`, `WA_SENTINEL_CAUSE` and
-//! `WA_SENTINEL_OUTAGE_ID` in its environment; on timeout the whole group is
-//! killed (a `systemctl` or `docker` child included). The exit code and the
+//! process group, with a clean environment ([`hook_env`]: `PATH`, `LANG`,
+//! `LC_*`, `TZ`, `HOME`, the names listed in `remediate_env`, and
+//! `WA_SENTINEL_PROVIDER`, `WA_SENTINEL_CAUSE`, `WA_SENTINEL_OUTAGE_ID` —
+//! never the daemon's API keys, tokens or database URL); on timeout the whole
+//! group is killed (a `systemctl` or `docker` child included). One run per
+//! provider at a time: the next is not scheduled while one runs. The exit code and the
 //! first 4 KiB of its output go to the event log (`remediation_result`) and to
 //! the provider state, where the next provider notice and the status page
 //! read them.
@@ -59,15 +62,43 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, limit: usize) -> Vec<u8> {
     }
 }
 
-/// Run `argv` with `env`, in its own process group, for at most `timeout`.
-pub async fn run_command(argv: &[String], env: &[(&str, &str)], timeout: Duration) -> RunOutcome {
+/// The remediation command's environment: from the daemon's own (`vars`),
+/// only what a command needs to run (`PATH`, `LANG`, `LC_*`, `TZ`, `HOME`) and
+/// the names the operator listed in `remediate_env`; then the three
+/// `WA_SENTINEL_*` facts of the run. Everything else — the provider API keys,
+/// the webhook and admin tokens, notifier URLs, a database URL with its
+/// password — stays out.
+pub fn hook_env(
+    vars: impl IntoIterator<Item = (String, String)>,
+    passthrough: &[String],
+    facts: [(&str, &str); 3],
+) -> Vec<(String, String)> {
+    let wanted = |name: &str| {
+        matches!(name, "PATH" | "LANG" | "TZ" | "HOME")
+            || name.starts_with("LC_")
+            || passthrough.iter().any(|p| p == name)
+    };
+    let mut env: Vec<(String, String)> = vars.into_iter().filter(|(k, _)| wanted(k)).collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()));
+    }
+    env.retain(|(k, _)| !facts.iter().any(|(f, _)| f == k));
+    env.extend(facts.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.sort();
+    env
+}
+
+/// Run `argv` with exactly `env` (nothing inherited), in its own process
+/// group, for at most `timeout`.
+pub async fn run_command(argv: &[String], env: &[(String, String)], timeout: Duration) -> RunOutcome {
     let failed = |why: String| RunOutcome { result: why, exit_code: None, timed_out: false, output: String::new() };
     let Some((program, args)) = argv.split_first() else {
         return failed("could not start: the command is empty".into());
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
-        .envs(env.iter().copied())
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -116,6 +147,15 @@ impl Supervisor {
     /// Run `provider`'s remediation command for `run` (already committed with
     /// start `started`) and record its outcome.
     pub(super) async fn remediate(self: &Arc<Self>, provider: &str, run: RemediationRun, started: Ts) {
+        // Marked running by the caller before this task started; unmarked
+        // however this ends.
+        struct Running<'a>(&'a Supervisor, &'a str);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.remediating.lock().expect("remediating lock").remove(self.1);
+            }
+        }
+        let _running = Running(self, provider);
         let Some(r) = self.cfg.providers.iter().find(|p| p.name == provider).and_then(|p| p.health.remediation.clone())
         else {
             return;
@@ -156,11 +196,12 @@ impl Supervisor {
     }
 
     async fn run_remediation(&self, provider: &str, run: &RemediationRun, r: &RemediationPolicy) -> RunOutcome {
-        let env = [
+        let facts = [
             ("WA_SENTINEL_PROVIDER", provider),
             ("WA_SENTINEL_CAUSE", run.cause.as_str()),
             ("WA_SENTINEL_OUTAGE_ID", run.outage_id.as_str()),
         ];
+        let env = hook_env(std::env::vars(), &r.env, facts);
         run_command(&r.command, &env, r.timeout).await
     }
 }
@@ -173,11 +214,15 @@ mod tests {
         vec!["/bin/sh".into(), "-c".into(), script.into()]
     }
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
     #[tokio::test]
     async fn exit_code_output_and_environment_are_captured() {
         let o = run_command(
             &sh("echo \"$WA_SENTINEL_PROVIDER/$WA_SENTINEL_CAUSE\"; echo oops >&2; exit 3"),
-            &[("WA_SENTINEL_PROVIDER", "evo"), ("WA_SENTINEL_CAUSE", "silent")],
+            &env(&[("WA_SENTINEL_PROVIDER", "evo"), ("WA_SENTINEL_CAUSE", "silent"), ("PATH", "/usr/bin:/bin")]),
             Duration::from_secs(10),
         )
         .await;
@@ -186,9 +231,53 @@ mod tests {
         assert_eq!(o.output, "evo/silent\noops\n");
     }
 
+    /// The hook gets what it needs to run and what the operator passed on
+    /// purpose; never the daemon's secrets (measured before: a hook that
+    /// dumped `env` received the provider key, the webhook and admin tokens,
+    /// the notifier URLs and the database URL with its password).
+    #[tokio::test]
+    async fn the_hook_gets_a_clean_environment_without_the_daemons_secrets() {
+        let daemon = env(&[
+            ("PATH", "/usr/bin:/bin"),
+            ("LANG", "C.UTF-8"),
+            ("LC_TIME", "pt_BR.UTF-8"),
+            ("HOME", "/var/lib/wa-sentinel"),
+            ("EVO_API_KEY", "evo-secret"),
+            ("WA_SENTINEL_DATABASE__URL", "postgres://u:pw@db/x"),
+            ("OPS_SLACK_URL", "https://hooks.slack.com/secret"),
+            ("DOCKER_HOST", "unix:///run/docker.sock"),
+            ("WA_SENTINEL_PROVIDER", "forged"),
+        ]);
+        let facts = [("WA_SENTINEL_PROVIDER", "evo"), ("WA_SENTINEL_CAUSE", "silent"), ("WA_SENTINEL_OUTAGE_ID", "o1")];
+        let built = hook_env(daemon, &["DOCKER_HOST".to_string()], facts);
+        let o = run_command(&["/usr/bin/env".into()], &built, Duration::from_secs(10)).await;
+        let mut seen: Vec<&str> = o.output.lines().collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                "DOCKER_HOST=unix:///run/docker.sock",
+                "HOME=/var/lib/wa-sentinel",
+                "LANG=C.UTF-8",
+                "LC_TIME=pt_BR.UTF-8",
+                "PATH=/usr/bin:/bin",
+                "WA_SENTINEL_CAUSE=silent",
+                "WA_SENTINEL_OUTAGE_ID=o1",
+                "WA_SENTINEL_PROVIDER=evo",
+            ]
+        );
+        // Without a PATH of its own, the hook still finds its programs.
+        assert!(hook_env(Vec::new(), &[], facts).iter().any(|(k, v)| k == "PATH" && v.contains("/usr/bin")));
+    }
+
     #[tokio::test]
     async fn output_is_capped_at_4_kib_and_a_chatty_command_still_finishes() {
-        let o = run_command(&sh("head -c 200000 /dev/zero | tr '\\0' x"), &[], Duration::from_secs(10)).await;
+        let o = run_command(
+            &sh("head -c 200000 /dev/zero | tr '\\0' x"),
+            &env(&[("PATH", "/usr/bin:/bin")]),
+            Duration::from_secs(10),
+        )
+        .await;
         assert_eq!(o.result, "exit 0");
         assert_eq!(o.output.len(), OUTPUT_LIMIT);
     }
@@ -206,7 +295,7 @@ mod tests {
         let pidfile = dir.path().join("child.pid");
         let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
         let started = std::time::Instant::now();
-        let o = run_command(&sh(&script), &[], Duration::from_millis(500)).await;
+        let o = run_command(&sh(&script), &env(&[("PATH", "/usr/bin:/bin")]), Duration::from_millis(500)).await;
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
         assert!(o.timed_out);
         assert_eq!(o.result, "killed after the 0s timeout");

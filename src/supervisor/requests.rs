@@ -96,8 +96,16 @@ impl Supervisor {
         let taken = self.store.take_action_requests(provider, now, expired_before).await?;
         let mut n = 0;
         for r in taken {
-            let Some(rec) = self.store.instance_by_id(&r.instance_id).await? else {
-                self.store.finish_action_request(&r.id, "refused", "the instance was retired", self.now()).await?;
+            // The request is bound to the record it was made for: after a
+            // deletion and a re-creation under the same name, it must not hit
+            // the new instance.
+            let current = match self.store.instance_by_id(&r.instance_id).await? {
+                Some(rec) => self.store.instance(&rec.key).await?.filter(|now| now.id == rec.id),
+                None => None,
+            };
+            let Some(rec) = current else {
+                let why = "the instance it was asked for was retired (deleted, or created again under its name): not carried out";
+                self.store.finish_action_request(&r.id, "refused", why, self.now()).await?;
                 continue;
             };
             let action = match r.action.as_str() {

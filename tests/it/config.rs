@@ -232,6 +232,16 @@ fn each_validation_error_names_its_key() {
             "providers[0].remediate_on",
             "silence detection is off",
         ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_command = [\"/bin/true\"]\nremediate_timeout = \"30m\"\nremediate_cooldown = \"30m\"\n",
+            "providers[0].remediate_timeout",
+            "not shorter than remediate_cooldown",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_command = [\"/bin/true\"]\nremediate_env = [\"DOCKER HOST\"]\n",
+            "providers[0].remediate_env[0]",
+            "not an environment variable name",
+        ),
         ("[log]\nlevel = \"info,[\"\n", "log.level", "log filter"),
         ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),
         // Issue 11 §5: the event name a real Evolution 2.3.6 rejected with a 400 on every audit.

@@ -184,3 +184,67 @@ async fn a_webhook_during_a_provider_outage_orders_no_recovery(store: Store) {
     assert_eq!(attempts(&rig.store.instance(&key).await.unwrap().unwrap()), before, "no attempt spent");
     assert_eq!(rig.connects("b"), 1, "no call while the provider is down");
 }
+
+on_both_backends!(a_queued_restart_never_hits_an_instance_recreated_under_the_same_name);
+
+/// A follower's restart request is bound to the record it was made for: once
+/// the instance was deleted and created again under its name, the leader
+/// refuses it instead of restarting the new one.
+async fn a_queued_restart_never_hits_an_instance_recreated_under_the_same_name(store: Store) {
+    let rig = Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open)], |_| {}).await;
+    rig.cycle().await;
+    let key = wa_sentinel::domain::InstanceKey::new("evo", "a");
+    let old = rig.store.instance(&key).await.unwrap().unwrap().id;
+    rig.sim.remove_instance("a");
+    for _ in 0..4 {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+    rig.sim.add_instance("a", Behaviour::Open);
+    rig.advance(1);
+    rig.cycle().await;
+    let new = rig.store.instance(&key).await.unwrap().expect("recreated").id;
+    assert_ne!(old, new);
+    let req = wa_sentinel::store::ActionRequest {
+        id: "r1".into(),
+        instance_id: old,
+        provider: "evo".into(),
+        action: "restart".into(),
+        force: true,
+        actor: "admin".into(),
+        address: "10.0.0.9".into(),
+        requested_at: rig.clock.load(std::sync::atomic::Ordering::SeqCst),
+    };
+    rig.store.request_action(&req).await.unwrap();
+    rig.sup.run_requested_actions("evo").await.unwrap();
+    rig.sup.wait_idle().await;
+    assert_eq!(rig.restarts("a") + rig.connects("a"), 0, "the new instance was not touched");
+}
+
+on_both_backends!(a_follower_forwards_a_session_open_webhook_whatever_its_cached_view);
+
+/// A replica that does not lead the provider still has `connected` in its
+/// index while the leader has committed a close: a `connection.update` open
+/// that reaches this replica ends the outage at once, not at the next poll.
+async fn a_follower_forwards_a_session_open_webhook_whatever_its_cached_view(store: Store) {
+    use wa_sentinel::domain::health::{Ctx, Observation};
+    use wa_sentinel::domain::{InstanceKey, Policy, Ts, WebhookSignal, step};
+    let rig = Rig::new(store, &[("a", Behaviour::Open)], |_| {}).await;
+    let url = rig.receiver().await;
+    rig.cycle().await;
+    // From now on this process leads nothing: a follower.
+    rig.sup.attach_ticks(std::sync::Arc::new(wa_sentinel::supervisor::scheduler::Ticks::default()));
+    // The leader (another replica) commits a close of `a`.
+    let key = InstanceKey::new("evo", "a");
+    let rec = rig.store.instance(&key).await.unwrap().unwrap();
+    let now = Ts(rig.clock.load(std::sync::atomic::Ordering::SeqCst));
+    let ctx = Ctx { now, key: &key, tenant: &rec.tenant, new_id: "o-leader", may_recover: false, watching_since: now };
+    let closed = Observation::Webhook(WebhookSignal::Closed { reason: Some(428) });
+    let out = step(&rec.state, closed, &ctx, &Policy { down_after: 1, ..Policy::default() });
+    rig.store.commit_step(&rec, &out, &[], now).await.unwrap();
+    assert_eq!(rig.health("a").await, Health::Disconnected);
+    // The session reopens and says so to this replica.
+    let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };
+    rig.sim.post_webhook("a", open, Some(&url)).await.unwrap();
+    assert_eq!(rig.health("a").await, Health::Connected, "recovered by the webhook, not left for a poll");
+}

@@ -29,7 +29,8 @@ const PACKAGED_DATABASE: &str = r#"url = "sqlite:///var/lib/wa-sentinel/wa-senti
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for f in ["build.rs", "src/cli/args.rs", "config.toml", ".git-commit"] {
+    // `migrations`: sqlx::migrate! embeds the files, and a new one must rebuild the crate.
+    for f in ["build.rs", "src/cli/args.rs", "config.toml", ".git-commit", "migrations"] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=WA_SENTINEL_COMMIT");

@@ -147,13 +147,13 @@ pub fn table(r: &Report) -> String {
     let mut out = format!("availability from {} to {}\n\n", r.from.rfc3339(), r.to.rfc3339());
     let head = |first: &str| {
         format!(
-            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11}\n",
-            "AVAIL", "OUTAGES", "DOWN", "MTTR", "LONGEST", "PROVIDER", "PROV.OUT", "MAINTENANCE"
+            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11} {:>10}\n",
+            "AVAIL", "OUTAGES", "DOWN", "MTTR", "LONGEST", "PROVIDER", "PROV.OUT", "MAINTENANCE", "SILENT"
         )
     };
     let line = |first: &str, a: &Availability| {
         format!(
-            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11}\n",
+            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11} {:>10}\n",
             percent(a),
             a.outages,
             dur(a.down_ms),
@@ -161,7 +161,8 @@ pub fn table(r: &Report) -> String {
             opt_dur(a.longest_outage_ms),
             dur(a.provider_down_ms),
             a.provider_outages,
-            dur(a.maintenance_ms)
+            dur(a.maintenance_ms),
+            dur(a.provider_silent_ms)
         )
     };
     out.push_str(&head("INSTANCE"));
@@ -191,14 +192,14 @@ fn csv_field(s: &str) -> String {
 pub fn csv(r: &Report) -> String {
     let mut out = String::from(
         "scope,provider,instance,tenant,instances,availability,observed_ms,connected_ms,maintenance_ms,down_ms,\
-         outages,mttr_ms,longest_outage_ms,provider_down_ms,provider_outages\n",
+         outages,mttr_ms,longest_outage_ms,provider_down_ms,provider_outages,provider_silent_ms\n",
     );
     let row =
         |out: &mut String, scope: &str, provider: &str, instance: &str, tenant: &str, n: u32, a: &Availability| {
             let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{scope},{},{},{},{n},{},{},{},{},{},{},{},{},{},{}",
+                "{scope},{},{},{},{n},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(provider),
                 csv_field(instance),
                 csv_field(tenant),
@@ -211,7 +212,8 @@ pub fn csv(r: &Report) -> String {
                 opt(a.mttr_ms),
                 opt(a.longest_outage_ms),
                 a.provider_down_ms,
-                a.provider_outages
+                a.provider_outages,
+                a.provider_silent_ms
             );
         };
     for i in &r.instances {

@@ -19,6 +19,7 @@ mod it {
     pub mod providers;
     pub mod receiver;
     pub mod replicas;
+    pub mod retention;
     pub mod store;
     pub mod supervisor;
     pub mod supervisor_kinds;

@@ -15,11 +15,16 @@
 //! 3. **down** — inside one of the instance's own outages;
 //! 4. **provider down** — inside an outage of its provider (the customer's
 //!    number was not at fault; counted apart, but not connected either);
-//! 5. **up** — otherwise.
+//! 5. **up, provider silent** — inside a *silent* outage of its provider:
+//!    every session answered `open`, but no webhook arrived. The sessions
+//!    were up, so this counts as connected, and is also shown apart
+//!    (`provider_silent_ms`): it is not downtime of the instances;
+//! 6. **up** — otherwise.
 //!
 //! Invariants (checked by the property tests below, against a brute-force
 //! evaluation instant by instant):
-//! - `connected + down + provider_down + maintenance = observed`, each ≥ 0;
+//! - `connected + down + provider_down + maintenance = observed`, each ≥ 0,
+//!   and `provider_silent ≤ connected`;
 //! - the figures of two adjacent windows add up to those of their union;
 //! - overlapping outages count their union once, and as one outage;
 //! - an open outage lasts until `now` (or the window's end);
@@ -59,6 +64,8 @@ pub struct History {
     pub outages: Vec<Span>,
     /// Its provider's outages (every instance of the provider unreachable).
     pub provider_outages: Vec<Span>,
+    /// Its provider's silent outages (sessions open, no webhooks).
+    pub provider_silences: Vec<Span>,
     /// When it was in maintenance.
     pub maintenance: Vec<Span>,
 }
@@ -71,6 +78,8 @@ pub enum State {
     /// Not observed (before creation, after retirement, in the future).
     NoData,
     Up,
+    /// Up, while its provider was silent (sessions open, no webhooks).
+    ProviderSilent,
     Maintenance,
     ProviderDown,
     Down,
@@ -81,6 +90,7 @@ impl State {
         match self {
             State::NoData => "no_data",
             State::Up => "up",
+            State::ProviderSilent => "provider_silent",
             State::Maintenance => "maintenance",
             State::ProviderDown => "provider_down",
             State::Down => "down",
@@ -106,6 +116,9 @@ pub struct Availability {
     pub maintenance_ms: i64,
     /// Of which connected.
     pub connected_ms: i64,
+    /// Of the connected time, how much its provider was silent (sessions
+    /// open, no webhooks): up, but shown apart.
+    pub provider_silent_ms: i64,
     /// Of which inside the instance's own outages.
     pub down_ms: i64,
     /// Of which inside its provider's outages (and not its own).
@@ -136,6 +149,7 @@ impl Availability {
         self.observed_ms += o.observed_ms;
         self.maintenance_ms += o.maintenance_ms;
         self.connected_ms += o.connected_ms;
+        self.provider_silent_ms += o.provider_silent_ms;
         self.down_ms += o.down_ms;
         self.provider_down_ms += o.provider_down_ms;
         self.outages += o.outages;
@@ -164,6 +178,8 @@ fn state_at(h: &History, t: Ts, now: Ts) -> State {
         State::Down
     } else if h.provider_outages.iter().any(|s| s.contains(t)) {
         State::ProviderDown
+    } else if h.provider_silences.iter().any(|s| s.contains(t)) {
+        State::ProviderSilent
     } else {
         State::Up
     }
@@ -175,7 +191,7 @@ pub fn timeline(h: &History, from: Ts, to: Ts, now: Ts) -> Vec<Piece> {
     if to <= from {
         return Vec::new();
     }
-    let spans = h.outages.iter().chain(&h.provider_outages).chain(&h.maintenance);
+    let spans = h.outages.iter().chain(&h.provider_outages).chain(&h.provider_silences).chain(&h.maintenance);
     let mut cuts: Vec<i64> = spans
         .flat_map(|s| [Some(s.start.0), s.end.map(|e| e.0)])
         .flatten()
@@ -227,6 +243,10 @@ pub fn availability(h: &History, from: Ts, to: Ts, now: Ts) -> Availability {
         match p.state {
             State::NoData => continue,
             State::Up => a.connected_ms += d,
+            State::ProviderSilent => {
+                a.connected_ms += d;
+                a.provider_silent_ms += d;
+            }
             State::Maintenance => a.maintenance_ms += d,
             State::ProviderDown => a.provider_down_ms += d,
             State::Down => a.down_ms += d,
@@ -302,6 +322,7 @@ mod tests {
             retired_at: None,
             outages: vec![span(2 * H, Some(3 * H))],
             provider_outages: vec![span(10 * H, Some(10 * H + H / 2))],
+            provider_silences: vec![],
             maintenance: vec![span(20 * H, Some(22 * H))],
         };
         let a = availability(&h, Ts(0), Ts(24 * H), Ts(30 * H));
@@ -315,6 +336,22 @@ mod tests {
         assert_eq!(a.longest_outage_ms, Some(H));
         let share = a.availability.unwrap();
         assert!((share - 20.5 / 22.0).abs() < 1e-12, "{share}");
+    }
+
+    /// A provider silent half the day: its sessions answered `open`, so the
+    /// instance was up — availability stays whole, the silence is a figure
+    /// of its own (it was read as 50 % down before).
+    #[test]
+    fn a_silent_provider_is_not_downtime_of_its_instances() {
+        let h = History { provider_silences: vec![span(0, Some(12 * H))], ..History::default() };
+        let a = availability(&h, Ts(0), Ts(24 * H), Ts(24 * H));
+        assert_eq!(a.availability, Some(1.0));
+        assert_eq!((a.connected_ms, a.provider_silent_ms, a.provider_down_ms), (24 * H, 12 * H, 0));
+        // An own outage inside the silence is still down time.
+        let h = History { outages: vec![span(H, Some(2 * H))], ..h };
+        assert_eq!(availability(&h, Ts(0), Ts(24 * H), Ts(24 * H)).down_ms, H);
+        let s = segments(&h, Ts(0), Ts(24 * H), Ts(24 * H), 24);
+        assert_eq!((s[0], s[1], s[12]), (State::ProviderSilent, State::Down, State::Up));
     }
 
     #[test]
@@ -356,12 +393,13 @@ mod tests {
     }
 
     fn history() -> impl Strategy<Value = History> {
-        (0i64..40, proptest::option::weighted(0.2, 20i64..70), spans(), spans(), spans()).prop_map(
-            |(created, retired, outages, provider_outages, maintenance)| History {
+        (0i64..40, proptest::option::weighted(0.2, 20i64..70), spans(), spans(), spans(), spans()).prop_map(
+            |(created, retired, outages, provider_outages, provider_silences, maintenance)| History {
                 created_at: Ts(created),
                 retired_at: retired.map(Ts),
                 outages,
                 provider_outages,
+                provider_silences,
                 maintenance,
             },
         )
@@ -383,7 +421,8 @@ mod tests {
             let a = availability(&h, Ts(from), Ts(to), Ts(now));
             let b = brute(&h, from, to, now);
             let count = |s: State| b.iter().filter(|x| **x == s).count() as i64;
-            prop_assert_eq!(a.connected_ms, count(State::Up));
+            prop_assert_eq!(a.connected_ms, count(State::Up) + count(State::ProviderSilent));
+            prop_assert_eq!(a.provider_silent_ms, count(State::ProviderSilent));
             prop_assert_eq!(a.down_ms, count(State::Down));
             prop_assert_eq!(a.provider_down_ms, count(State::ProviderDown));
             prop_assert_eq!(a.maintenance_ms, count(State::Maintenance));
@@ -428,6 +467,7 @@ mod tests {
             parts.add(&availability(&h, Ts(mid), Ts(to), Ts(now)));
             prop_assert_eq!(whole.observed_ms, parts.observed_ms);
             prop_assert_eq!(whole.connected_ms, parts.connected_ms);
+            prop_assert_eq!(whole.provider_silent_ms, parts.provider_silent_ms);
             prop_assert_eq!(whole.down_ms, parts.down_ms);
             prop_assert_eq!(whole.provider_down_ms, parts.provider_down_ms);
             prop_assert_eq!(whole.maintenance_ms, parts.maintenance_ms);

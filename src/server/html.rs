@@ -64,7 +64,7 @@ th,td{padding:6px 8px;border-bottom:1px solid #e3e5e8;text-align:left;white-spac
 .muted{color:#6b7280;font-size:.85em}.ranges a,.ranges b{margin-right:8px}\
 .bar{display:flex;width:180px;height:16px;gap:1px;background:#fff}.bar span{flex-basis:0;min-width:1px;border-radius:1px}\
 .bar.wide{width:100%;max-width:720px;height:28px}\
-.s-up{background:#2e8b57}.s-down{background:#c0392b}.s-provider_down{background:#e67e22}\
+.s-up{background:#2e8b57}.s-down{background:#c0392b}.s-provider_down{background:#e67e22}.s-provider_silent{background:#9ccc65}\
 .s-maintenance{background:#5b7fd6}.s-no_data{background:#d5d8dc}\
 .legend b{font-weight:normal;white-space:nowrap;margin-right:10px}\
 .legend i{display:inline-block;width:10px;height:10px;margin-right:3px;border-radius:2px}\
@@ -116,6 +116,7 @@ fn state_label(s: State) -> &'static str {
     match s {
         State::NoData => "no data",
         State::Up => "connected",
+        State::ProviderSilent => "connected, provider silent",
         State::Maintenance => "maintenance",
         State::ProviderDown => "provider down",
         State::Down => "down",
@@ -154,7 +155,7 @@ pub fn bar(segments: &[State], from: Ts, to: Ts, wide: bool) -> String {
 /// The legend under a bar.
 pub fn legend() -> String {
     let mut out = String::from("<div class=\"muted legend\">");
-    for s in [State::Up, State::Down, State::ProviderDown, State::Maintenance, State::NoData] {
+    for s in [State::Up, State::ProviderSilent, State::Down, State::ProviderDown, State::Maintenance, State::NoData] {
         let _ = write!(out, "<b><i class=\"s-{}\"></i>{}</b>", s.as_str(), state_label(s));
     }
     out.push_str("</div>");

@@ -225,7 +225,7 @@ async fn render(
     let _ = write!(
         b,
         "<h2>Availability</h2><div class=\"card\">{}<div>24 h: <b>{}</b> · 30 d: <b>{}</b> · outages 30 d: {} · \
-         down 30 d: {} · MTTR 30 d: {} · provider down 30 d: {} · maintenance 30 d: {}</div>{}</div>",
+         down 30 d: {} · MTTR 30 d: {} · provider down 30 d: {} · provider silent 30 d: {} · maintenance 30 d: {}</div>{}</div>",
         bar(&figures.bar, Ts(now.0 - range.ms()), now, true),
         percent(&figures.day),
         percent(&figures.month),
@@ -233,6 +233,7 @@ async fn render(
         dur_ms(figures.month.down_ms),
         figures.month.mttr_ms.map_or_else(|| "—".to_string(), dur_ms),
         dur_ms(figures.month.provider_down_ms),
+        dur_ms(figures.month.provider_silent_ms),
         dur_ms(figures.month.maintenance_ms),
         range_switch(range, &q.id.as_deref().map(|id| format!("&id={}", super::html::seg(id))).unwrap_or_default())
     );

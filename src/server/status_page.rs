@@ -401,7 +401,8 @@ async fn page(
     let _ = write!(
         b,
         "<h2>Tenants</h2><div class=\"wrap\"><table><thead><tr><th>Tenant</th><th>Instances</th>\
-         <th>Uptime ({})</th><th>24 h</th><th>30 d</th><th>Outages 30 d</th><th>Down 30 d</th></tr></thead><tbody>",
+         <th>Uptime ({})</th><th>24 h</th><th>30 d</th><th>Outages 30 d</th><th>Down 30 d</th>\
+         <th>Provider silent 30 d</th></tr></thead><tbody>",
         range.label()
     );
     for t in &month.tenants {
@@ -421,7 +422,7 @@ async fn page(
         let _ = write!(
             b,
             "<tr><td><a href=\"/?tenant={}&amp;range={}\">{}</a></td><td>{}{retired}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&html::seg(&t.tenant)),
             range.as_str(),
             esc(&t.tenant),
@@ -430,7 +431,8 @@ async fn page(
             percent(&day_figures),
             percent(&t.figures),
             t.figures.outages,
-            html::dur_ms(t.figures.down_ms)
+            html::dur_ms(t.figures.down_ms),
+            html::dur_ms(t.figures.provider_silent_ms)
         );
     }
     b.push_str("</tbody></table></div>");

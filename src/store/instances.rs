@@ -359,6 +359,31 @@ impl Store {
                         .await?;
                 }
             }
+            for c in &out.changes {
+                if let Change::MaintenanceSet { until } = c {
+                    // A change of maintenance ends the window running now (an
+                    // `--off`, or a new duration that replaces it) ...
+                    sqlx::query("UPDATE maintenance_windows SET ended_at = $1 WHERE instance_id = $2 AND ended_at > $1")
+                        .bind(now.0)
+                        .bind(&rec.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    // ... and a new duration opens the next one.
+                    if let Some(until) = until.filter(|u| *u > now) {
+                        sqlx::query(
+                            "INSERT INTO maintenance_windows (id, instance_id, provider, started_at, ended_at) \
+                             VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .bind(&rec.id)
+                        .bind(&rec.key.provider)
+                        .bind(now.0)
+                        .bind(until.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
             for (kind, detail) in &events {
                 sqlx::query("INSERT INTO events (instance_id, provider, at, kind, detail) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&rec.id)

@@ -104,6 +104,8 @@ macro_rules! in_write_tx {
 }
 
 /// Insert one outbox row inside a transaction; a duplicate `(dedup_key, notifier)` is ignored.
+/// A notice about an outage also records its notifier among the outage's
+/// recipients (`outage_recipients`), which outlive the pruned outbox rows.
 macro_rules! insert_outbox {
     ($tx:ident, $e:expr, $now:expr) => {
         sqlx::query(
@@ -117,7 +119,22 @@ macro_rules! insert_outbox {
         .bind($now.0)
         .execute(&mut *$tx)
         .await?;
+        if let Some(outage) = $crate::store::outage_of_dedup_key(&$e.dedup_key) {
+            sqlx::query(
+                "INSERT INTO outage_recipients (outage_id, notifier) \
+                 SELECT id, $2 FROM outages WHERE id = $1 ON CONFLICT (outage_id, notifier) DO NOTHING",
+            )
+            .bind(outage)
+            .bind(&$e.notifier)
+            .execute(&mut *$tx)
+            .await?;
+        }
     };
+}
+
+/// The outage a notice's dedup key names (`outage:<id>:…`), if any.
+pub(crate) fn outage_of_dedup_key(key: &str) -> Option<&str> {
+    key.strip_prefix("outage:")?.split(':').next().filter(|id| !id.is_empty())
 }
 
 macro_rules! instance_select {

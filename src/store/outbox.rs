@@ -265,12 +265,15 @@ impl Store {
         Ok(rows)
     }
 
-    /// The notifiers that have a notice about outage `outage_id` queued or
-    /// sent: whoever was told about it (its closing notice goes to them).
+    /// The notifiers that had a notice about outage `outage_id` queued:
+    /// whoever was told about it (its closing notice goes to them). Kept with
+    /// the outage, not read from the outbox, which retention prunes.
     pub async fn notifiers_told(&self, outage_id: &str) -> Result<Vec<String>> {
-        let prefix = format!("outage:{outage_id}:%");
         let rows: Vec<(String,)> = on_pool!(self, p => {
-            sqlx::query_as("SELECT DISTINCT notifier FROM outbox WHERE dedup_key LIKE $1").bind(&prefix).fetch_all(p).await?
+            sqlx::query_as("SELECT notifier FROM outage_recipients WHERE outage_id = $1 ORDER BY notifier")
+                .bind(outage_id)
+                .fetch_all(p)
+                .await?
         });
         Ok(rows.into_iter().map(|r| r.0).collect())
     }

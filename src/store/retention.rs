@@ -1,4 +1,8 @@
-//! Retention: old events, closed outages and finished outbox rows are deleted.
+//! Retention: old events, closed outages, finished outbox rows and ended
+//! maintenance windows are deleted. What a decision or a report within the
+//! kept period still needs lives outside those rows: an open outage's
+//! recipients (`outage_recipients`, gone with the outage), maintenance windows
+//! (pruned by their end, not their start).
 
 use super::{Db, Result, Store};
 use crate::domain::Ts;
@@ -17,6 +21,7 @@ impl Store {
             .execute(p)
             .await?;
             sqlx::query("DELETE FROM outbox WHERE status <> 'pending' AND created_at < $1").bind(before.0).execute(p).await?;
+            sqlx::query("DELETE FROM maintenance_windows WHERE ended_at < $1").bind(before.0).execute(p).await?;
             (e.rows_affected(), o.rows_affected())
         });
         Ok((e, o))

@@ -41,7 +41,9 @@ fn migrations_dir(backend: &str) -> PathBuf {
 fn seed() -> String {
     let sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade/0001-seed.sql"))
         .expect("read the 0001 seed");
-    sql.replace("NOW", &wa_sentinel::clock::now().0.to_string())
+    let now = wa_sentinel::clock::now();
+    let until = wa_sentinel::domain::Ts(now.0 - 86_400_000).rfc3339();
+    sql.replace("MAINT_UNTIL", &until).replace("NOW", &now.0.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +132,7 @@ tenant = "tenant_b"
     assert!(store.migrations_current().await.unwrap(), "every current migration applied");
     let all = store.instances(&InstanceFilter { include_absent: true, ..Default::default() }).await.unwrap();
     let by_name: BTreeMap<_, _> = all.iter().map(|r| (r.key.name.as_str(), r)).collect();
-    assert_eq!(by_name.keys().copied().collect::<Vec<_>>(), ["drop-1", "logged-out-1", "shop-main"]);
+    assert_eq!(by_name.keys().copied().collect::<Vec<_>>(), ["drop-1", "gone-1", "logged-out-1", "shop-main"]);
     assert_eq!(by_name["shop-main"].tenant, "tenant_a");
     assert_eq!(by_name["shop-main"].labels.get("plan").map(String::as_str), Some("pro"));
     assert_eq!(by_name["logged-out-1"].tenant, "tenant_b");
@@ -154,6 +156,27 @@ tenant = "tenant_b"
     assert!(
         events.iter().any(|e| e.kind == "recovery_result" && e.detail.contains("\"reconnect\"")),
         "the seeded events are kept: {events:?}"
+    );
+    // History stays honest across the upgrade: the instance the first release
+    // marked absent retired when it was last seen (a day after its creation),
+    // not "up until now"; shop-main's maintenance window is read from its event.
+    let now = wa_sentinel::clock::now();
+    let q = wa_sentinel::report::ReportQuery {
+        from: wa_sentinel::domain::Ts(now.0 - 3 * 86_400_000),
+        to: now,
+        tenant: None,
+        provider: None,
+    };
+    let r = wa_sentinel::report::build(&store, &q, now).await.unwrap();
+    let line = |n: &str| r.instances.iter().find(|i| i.instance == n).unwrap_or_else(|| panic!("{n} in the report"));
+    let gone = line("gone-1");
+    assert!(!gone.present);
+    assert_eq!(gone.figures.observed_ms, 86_400_000, "from its creation to its last sighting");
+    // (`until` is stored to the second.)
+    let maintenance = line("shop-main").figures.maintenance_ms;
+    assert!(
+        (86_399_000..=86_400_000).contains(&maintenance),
+        "its maintenance window survived the upgrade: {maintenance}"
     );
     assert_eq!(store.outbox_count("pending").await.unwrap(), 0);
     assert_eq!(store.outbox_count("delivered").await.unwrap(), 5, "2 old + 2 pending + 1 recovery");

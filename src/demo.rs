@@ -18,6 +18,7 @@
 //! | `waha-failed-1` (WAHA) | `FAILED` | reads the status, `POST /api/sessions/{s}/restart`, back to `WORKING` |
 //! | `zapi-restore-1` (Z-API) | "You need to restore the session." | `GET …/restore-session`, connected again |
 //! | `evo-c` (provider) | sessions open, its webhook dispatcher gets stuck | one `provider_silent`, no instance restarted, the remediation command runs (a harmless `touch` that "restarts" the simulator), webhooks back: `provider_recovered` |
+//! | the daemon itself | stopped mid-demo for three times `stale_webhook_after`, then started again on the same database | no healthy session restarted: silence counts only while someone watches (rule 17) |
 //!
 //! The WAHA and Z-API instances start with the right webhook config, so the
 //! audit leaves them alone (a WAHA config write would restart the session).
@@ -66,7 +67,7 @@ pub enum DemoError {
 }
 
 /// The scenarios a newcomer should see, in the order they usually happen.
-pub const SCENARIOS: [&str; 13] = [
+pub const SCENARIOS: [&str; 14] = [
     "outage detected (drop-1)",
     "reconnected and recovered (drop-1)",
     "logged out: notice, no restart (logged-out-1)",
@@ -80,7 +81,23 @@ pub const SCENARIOS: [&str; 13] = [
     "WAHA FAILED restarted and back (waha-failed-1)",
     "Z-API session restored and back (zapi-restore-1)",
     "silent provider: remediation ran, webhooks back (evo-c)",
+    "daemon restarted after a long stop: no restart storm (shop-main & co.)",
 ];
+
+/// Sessions that stay healthy throughout: none may be restarted after the
+/// daemon's restart.
+const HEALTHY: [(&str, &str); 5] = [
+    ("evo-a", "shop-main"),
+    ("evo-a", "shop-support"),
+    ("evo-b", "branch-1"),
+    ("evo-b", "branch-2"),
+    ("waha", "waha-shop"),
+];
+
+/// When the daemon is stopped (in poll periods from the start), and for how
+/// many periods: three times `stale_webhook_after` (4 periods).
+const STOP_AT: u64 = 14;
+const STOPPED_FOR: u64 = 12;
 
 /// The instances of `evo-c`, the provider whose webhook dispatcher gets stuck.
 const SILENT_INSTANCES: [&str; 3] = ["store-1", "store-2", "store-3"];
@@ -288,15 +305,15 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     println!();
 
     let stop_daemon = shutdown.child_token();
-    let (_no_reloads, reload) = tokio::sync::mpsc::channel(1);
-    let signals = crate::daemon::Signals { shutdown: stop_daemon.clone(), reload };
-    let daemon = tokio::spawn(crate::daemon::run(cfg, signals, None));
+    let restarted_at = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let daemon = tokio::spawn(daemons(cfg, s, stop_daemon.clone(), restarted_at.clone()));
     let script = tokio::spawn(script(a, b, s, shutdown.child_token()));
     let silent = tokio::spawn(silent_server(c, restarted, s, shutdown.child_token()));
     let others = tokio::spawn(other_kinds(waha, zapi, s, shutdown.child_token()));
 
-    let limit = Duration::from_secs(if opts.fast { 60 } else { 240 });
-    let outcome = watch(&db_url, &shutdown, opts.exit_when_done, limit).await;
+    let limit = Duration::from_secs(if opts.fast { 90 } else { 300 });
+    let stale_ms = 4 * s as i64 * 1000;
+    let outcome = watch(&db_url, &shutdown, opts.exit_when_done, limit, &restarted_at, stale_ms).await;
     stop_daemon.cancel();
     script.abort();
     silent.abort();
@@ -308,6 +325,38 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         return Err(e.into());
     }
     outcome
+}
+
+/// The daemon, stopped after [`STOP_AT`] periods for [`STOPPED_FOR`] (three
+/// times `stale_webhook_after`: every session's last webhook is then older
+/// than a zombie's), then started again on the same database — as an upgrade
+/// or a reboot would. `restarted_at` gets the moment of the second start.
+async fn daemons(
+    cfg: crate::config::Config,
+    s: u64,
+    shutdown: CancellationToken,
+    restarted_at: Arc<std::sync::atomic::AtomicI64>,
+) -> Result<(), crate::daemon::DaemonError> {
+    let (_no_reloads, reload) = tokio::sync::mpsc::channel(1);
+    let first = shutdown.child_token();
+    let signals = crate::daemon::Signals { shutdown: first.clone(), reload };
+    let mut running = tokio::spawn(crate::daemon::run(cfg.clone(), signals, None));
+    tokio::select! {
+        r = &mut running => return r.unwrap_or(Ok(())),
+        _ = tokio::time::sleep(Duration::from_secs(STOP_AT * s)) => {}
+    }
+    println!("  … stopping the daemon for {} s, then starting it again on the same database", STOPPED_FOR * s);
+    first.cancel();
+    running.await.unwrap_or(Ok(()))?;
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        _ = tokio::time::sleep(Duration::from_secs(STOPPED_FOR * s)) => {}
+    }
+    restarted_at.store(crate::clock::now().0, std::sync::atomic::Ordering::SeqCst);
+    println!("  … the daemon runs again");
+    let (_no_reloads, reload) = tokio::sync::mpsc::channel(1);
+    let signals = crate::daemon::Signals { shutdown, reload };
+    crate::daemon::run(cfg, signals, None).await
 }
 
 /// The database is throw-away; the log stays for reading after the demo.
@@ -327,6 +376,8 @@ async fn watch(
     shutdown: &CancellationToken,
     exit_when_done: bool,
     limit: Duration,
+    restarted_at: &std::sync::atomic::AtomicI64,
+    stale_ms: i64,
 ) -> Result<(), DemoError> {
     let started = tokio::time::Instant::now();
     let mut store: Option<Store> = None;
@@ -347,7 +398,8 @@ async fn watch(
             continue;
         }
         let st = store.as_ref().expect("set above");
-        for s in observed(st).await? {
+        let restart = Some(restarted_at.load(std::sync::atomic::Ordering::SeqCst)).filter(|t| *t > 0);
+        for s in observed(st, restart, stale_ms).await? {
             if seen.insert(s) {
                 println!("  ✓ {s}");
             }
@@ -369,8 +421,9 @@ async fn watch(
     }
 }
 
-/// Which scenarios the database shows so far.
-async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
+/// Which scenarios the database shows so far (`restarted_at`: when the
+/// daemon was started again, once it was).
+async fn observed(store: &Store, restarted_at: Option<i64>, stale_ms: i64) -> Result<Vec<&'static str>, DemoError> {
     let mut out = Vec::new();
     let outages = store.outages(None, false, 500).await?;
     let events_in = |provider: &'static str, name: &'static str| async move {
@@ -452,6 +505,20 @@ async fn observed(store: &Store) -> Result<Vec<&'static str>, DemoError> {
     let no_restart = !outages.iter().any(|o| o.provider == "evo-c" && o.instance.is_some());
     if remediated && silent_closed && no_restart {
         out.push(SCENARIOS[12]);
+    }
+    // Two stale periods after the restart, no healthy session was restarted
+    // since it (before watching counted, all were, within a second).
+    if let Some(t) = restarted_at.filter(|t| crate::clock::now().0 - t >= 2 * stale_ms) {
+        let mut storm = false;
+        for (provider, name) in HEALTHY {
+            storm |= events_in(provider, name)
+                .await?
+                .iter()
+                .any(|e| e.at >= t && e.kind == "recovery_result" && e.detail.contains("\"restart\""));
+        }
+        if !storm {
+            out.push(SCENARIOS[13]);
+        }
     }
     Ok(out)
 }

@@ -244,9 +244,10 @@ async fn a_version_change_is_one_event_and_one_notice_for_the_notifier_that_name
     assert_eq!(store.provider_state("evo").await.unwrap().version.as_deref(), Some("2.3.6"));
     assert!(rig.notices().await.is_empty(), "the first version seen is no change");
     rig.sim.set_version("2.3.7");
-    rig.advance(1);
+    // The version is asked hourly (and after an outage), not every cycle.
+    rig.advance(61);
     rig.cycle().await;
-    rig.advance(1);
+    rig.advance(61);
     rig.cycle().await;
     let rows: Vec<(String, String)> = store
         .outbox_all()

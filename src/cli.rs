@@ -66,15 +66,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         eprintln!("warning: logging is not set up: {e}");
     }
     match cli.command {
-        Command::CheckConfig => {
+        Command::CheckConfig { check_sources } => {
             println!("# effective configuration (secrets redacted)");
             print!("{}", config::redacted_toml(&cfg.raw));
             eprintln!(
-                "config OK: {} provider(s), {} instance(s), {} notifier(s)",
+                "config OK: {} provider(s), {} instance(s), {} notifier(s), {} subscriber(s)",
                 cfg.providers.len(),
                 cfg.instances.len(),
-                cfg.notifiers.len()
+                cfg.notifiers.len(),
+                cfg.subscribers.len()
             );
+            if check_sources {
+                match &cfg.tenants.source {
+                    None => eprintln!("tenant source: none configured ([tenants] source_url_env)"),
+                    Some(src) => match crate::supervisor::tenant_source::read(src).await {
+                        Ok(r) => eprintln!(
+                            "tenant source OK: {} mapping(s){}",
+                            r.mapping.len(),
+                            if r.skipped > 0 {
+                                format!(", {} row(s) skipped (no instance or an invalid tenant)", r.skipped)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        Err(e) => {
+                            eprintln!("tenants.source_url: {e}");
+                            return Ok(ExitCode::from(2));
+                        }
+                    },
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tenants { json, provider, tenant } => {
+            let store = open_store(&cfg).await?;
+            let rows = store.instances(&InstanceFilter { provider, tenant, ..Default::default() }).await?;
+            if json {
+                let v: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "provider": r.key.provider, "instance": r.key.name,
+                            "tenant": r.tenant, "source": r.tenant_source,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", tenants_table(&rows));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -302,6 +342,18 @@ pub fn history_table(rows: &[crate::store::OutageRecord], now: Ts) -> String {
             o.recovered_by.as_deref().unwrap_or("(open)"),
             o.reason
         ));
+    }
+    out
+}
+
+/// `wa-sentinel tenants`: one line per instance.
+fn tenants_table(rows: &[crate::store::InstanceRecord]) -> String {
+    let mut out = format!("{:<40} {:<24} {}\n", "INSTANCE", "TENANT", "SOURCE");
+    for r in rows {
+        out.push_str(&format!("{:<40} {:<24} {}\n", r.key.to_string(), r.tenant, r.tenant_source));
+    }
+    if rows.is_empty() {
+        out.push_str("(no instances)\n");
     }
     out
 }

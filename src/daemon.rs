@@ -97,6 +97,8 @@ struct Generation {
     outbox_stop: CancellationToken,
     outbox_task: tokio::task::JoinHandle<()>,
     sched: Scheduler,
+    /// Reads the application's database (`[tenants]`), when configured.
+    tenant_source: CancellationToken,
 }
 
 impl Generation {
@@ -117,11 +119,16 @@ impl Generation {
                 return Err(DaemonError::Scheduler(e.to_string()));
             }
         };
-        Ok(Generation { sup, outbox, outbox_stop, outbox_task, sched })
+        let tenant_source = CancellationToken::new();
+        if let Some(src) = cfg.tenants.source.clone() {
+            tokio::spawn(crate::supervisor::tenant_source::run(sup.clone(), src, tenant_source.clone()));
+        }
+        Ok(Generation { sup, outbox, outbox_stop, outbox_task, sched, tenant_source })
     }
 
     /// Stop ticking, let in-flight provider calls finish, stop delivering.
     async fn stop(self) {
+        self.tenant_source.cancel();
         self.sched.shutdown().await;
         if !self.sup.drain(SHUTDOWN_GRACE).await {
             tracing::warn!("in-flight provider calls did not finish within the grace period; their state is committed");

@@ -32,6 +32,17 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     ),
     ("wa_sentinel_instances", Kind::Gauge, "Supervised instances by provider and health."),
     ("wa_sentinel_outages_open", Kind::Gauge, "Open (unrecovered) instance outages by provider."),
+    ("wa_sentinel_tenant_source_up", Kind::Gauge, "1 when the last read of the tenant source ([tenants]) worked."),
+    (
+        "wa_sentinel_tenant_source_rows",
+        Kind::Gauge,
+        "Instance → tenant mappings in the last good read of the tenant source.",
+    ),
+    (
+        "wa_sentinel_tenant_source_errors_total",
+        Kind::Counter,
+        "Failed reads of the tenant source (the last good mapping stays in force).",
+    ),
     (
         "wa_sentinel_instances_need_person",
         Kind::Gauge,

@@ -2,6 +2,7 @@
 //! binary is one more full link on 2 cores. One module per capability, under `tests/it/`.
 
 mod it {
+    pub mod application;
     pub mod cli;
     pub mod common;
     pub mod config;

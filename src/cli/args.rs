@@ -57,11 +57,24 @@ pub enum Command {
         verbose: bool,
     },
     /// Load and validate the config; print it with secrets redacted.
-    CheckConfig,
+    CheckConfig {
+        /// Also read the tenant source once (`[tenants]`, the application's database).
+        #[arg(long)]
+        check_sources: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Instances with provider, tenant, health, since, last webhook, last restart, open outage.
     Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Each instance's tenant and where it came from (config, api, sql, pattern, default).
+    Tenants {
         #[arg(long)]
         json: bool,
         #[arg(long)]

@@ -7,6 +7,9 @@
 pub mod events;
 pub mod raw;
 pub mod secret;
+mod tenancy;
+
+pub use tenancy::{SqlSource, SubscriberConfig, TenantsConfig};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -36,6 +39,10 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub instances: Vec<InstanceConfig>,
     pub notifiers: Vec<NotifierConfig>,
+    /// Tenant sources beyond the config (the application's database).
+    pub tenants: TenantsConfig,
+    /// Application endpoints that receive every event.
+    pub subscribers: Vec<SubscriberConfig>,
     /// The raw, layered values, for `check-config` (secrets redacted there).
     pub raw: RawConfig,
 }
@@ -55,6 +62,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Without it the admin API and the status page are disabled, not open.
     pub admin_token: Option<Secret>,
+    /// Read-only access to `GET /api/events`.
+    pub events_token: Option<Secret>,
     pub max_body: usize,
 }
 
@@ -166,8 +175,10 @@ pub struct ProviderConfig {
     pub webhook_hmac_key: Option<Secret>,
     /// Z-API: the account security token (`Client-Token` header).
     pub client_token: Option<Secret>,
-    /// Silence detection and the remediation hook (issue 14).
+    /// Silence detection and the remediation hook.
     pub health: ProviderPolicy,
+    /// Tenant from the instance's name (`tenant_pattern`).
+    pub tenant_pattern: Option<crate::domain::tenancy::TenantPattern>,
 }
 
 impl ProviderConfig {
@@ -189,6 +200,7 @@ impl ProviderConfig {
             webhook_hmac_key: None,
             client_token: None,
             health: ProviderPolicy::default(),
+            tenant_pattern: None,
         }
     }
 }
@@ -509,6 +521,13 @@ impl Validator<'_> {
             &r.server.admin_token_env,
             &r.server.admin_token_file,
         );
+        let events_token = self.secret(
+            "server.events_token",
+            "events_token",
+            &r.server.events_token,
+            &r.server.events_token_env,
+            &r.server.events_token_file,
+        );
         let max_body = match r.server.max_body.parse::<bytesize::ByteSize>() {
             Ok(b) if b.as_u64() >= 1024 => b.as_u64() as usize,
             Ok(_) => {
@@ -628,7 +647,7 @@ impl Validator<'_> {
 
         Some(Config {
             database: DatabaseConfig { url: db_url, max_connections: r.database.max_connections },
-            server: ServerConfig { listen, admin_listen, public_url, admin_token, max_body },
+            server: ServerConfig { listen, admin_listen, public_url, admin_token, events_token, max_body },
             supervisor,
             policy,
             alerts: AlertsConfig {
@@ -648,6 +667,8 @@ impl Validator<'_> {
             providers,
             instances,
             notifiers,
+            tenants: self.tenants(&r.tenants),
+            subscribers: self.subscribers(&r.subscribers),
             raw: r.clone(),
         })
     }
@@ -817,6 +838,7 @@ impl Validator<'_> {
                 webhook_hmac_key,
                 client_token,
                 health,
+                tenant_pattern: self.tenant_pattern(&k("tenant_pattern"), p.tenant_pattern.as_deref()),
             });
         }
         out
@@ -1122,7 +1144,13 @@ pub fn redacted_toml(raw: &RawConfig) -> String {
     };
     r.database.url = redact_url_password(&r.database.url);
     red(&mut r.server.admin_token);
+    red(&mut r.server.events_token);
     red(&mut r.selfcheck.heartbeat_url);
+    red(&mut r.tenants.source_url);
+    for s in &mut r.subscribers {
+        red(&mut s.url);
+        red(&mut s.secret);
+    }
     for p in &mut r.providers {
         red(&mut p.api_key);
         red(&mut p.webhook_token);

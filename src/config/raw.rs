@@ -21,6 +21,54 @@ pub struct RawConfig {
     pub providers: Vec<RawProvider>,
     pub instances: Vec<RawInstance>,
     pub notifiers: Vec<RawNotifier>,
+    pub tenants: RawTenants,
+    pub subscribers: Vec<RawSubscriber>,
+}
+
+/// `[tenants]`: the SaaS application's own database as a tenant source.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTenants {
+    /// The application's PostgreSQL (read only). The URL holds a password:
+    /// prefer `source_url_env` or `source_url_file`.
+    pub source_url: Option<String>,
+    pub source_url_env: Option<String>,
+    pub source_url_file: Option<PathBuf>,
+    /// Columns `instance` and `tenant` (and optionally `provider`).
+    pub query: String,
+    pub refresh: String,
+    pub statement_timeout: String,
+}
+
+impl Default for RawTenants {
+    fn default() -> Self {
+        RawTenants {
+            source_url: None,
+            source_url_env: None,
+            source_url_file: None,
+            query: "SELECT instance_name AS instance, tenant_id AS tenant FROM whatsapp_instances".into(),
+            refresh: "5m".into(),
+            statement_timeout: "5s".into(),
+        }
+    }
+}
+
+/// `[[subscribers]]`: an application endpoint that receives every event.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscriber {
+    pub name: String,
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub url_file: Option<PathBuf>,
+    /// HMAC-SHA256 key of `X-Wa-Sentinel-Signature`.
+    pub secret: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// Event kinds (default: all).
+    pub events: Option<Vec<String>>,
+    /// Tenants (default `["*"]`: all).
+    pub tenants: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -47,6 +95,10 @@ pub struct RawServer {
     pub admin_token: Option<String>,
     pub admin_token_env: Option<String>,
     pub admin_token_file: Option<PathBuf>,
+    /// A read-only token for `GET /api/events` (the admin token works too).
+    pub events_token: Option<String>,
+    pub events_token_env: Option<String>,
+    pub events_token_file: Option<PathBuf>,
     pub max_body: String,
 }
 
@@ -59,6 +111,9 @@ impl Default for RawServer {
             admin_token: None,
             admin_token_env: None,
             admin_token_file: None,
+            events_token: None,
+            events_token_env: None,
+            events_token_file: None,
             max_body: "2MiB".into(),
         }
     }
@@ -265,6 +320,9 @@ pub struct RawProvider {
     /// Environment variables (by name) passed to the command on purpose; it
     /// runs with a clean environment otherwise.
     pub remediate_env: Option<Vec<String>>,
+    /// A regular expression with a named group `tenant`, applied to the
+    /// names of discovered instances.
+    pub tenant_pattern: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -13,6 +13,8 @@
 //! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
 //! - [`assignment`]: which replica leads which provider (replicas share the polling).
 //! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
+//! - [`tenancy`]: whose an instance is — one resolution over config, API, SQL source, pattern, default.
+//! - [`stream`]: the events a SaaS application follows (health changes, outages, maintenance, tenants).
 //! - [`watch`]: since when a provider has been watched without a gap (what silence is measured from).
 //! - [`describe`]: observations in an operator's words, for the audit log people read.
 
@@ -27,6 +29,8 @@ pub mod notice;
 pub mod policy;
 pub mod provider;
 pub mod status;
+pub mod stream;
+pub mod tenancy;
 pub mod time;
 pub mod watch;
 

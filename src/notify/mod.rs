@@ -5,6 +5,7 @@
 
 pub mod channels;
 pub mod render;
+pub mod subscriber;
 pub mod worker;
 
 use crate::config::NotifierConfig;

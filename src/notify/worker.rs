@@ -79,6 +79,8 @@ type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
 struct Inner {
     store: Store,
     notifiers: HashMap<String, Notifier>,
+    /// Event subscribers, by their outbox name (`subscriber:<name>`).
+    subscribers: HashMap<String, super::subscriber::SubscriberChannel>,
     /// The notifiers this worker delivers for (it claims nothing else).
     names: Vec<String>,
     lang: Language,
@@ -109,11 +111,18 @@ impl OutboxWorker {
                 .map_err(|e| format!("notifier `{}` ({}): {e}", n.name, n.kind_name()))?;
             notifiers.insert(n.name.clone(), built);
         }
+        let mut subscribers = HashMap::new();
+        for s in &cfg.subscribers {
+            let built = super::subscriber::SubscriberChannel::new(s, policy.timeout)
+                .map_err(|e| format!("subscriber `{}`: {e}", s.name))?;
+            subscribers.insert(s.outbox_name(), built);
+        }
         Ok(OutboxWorker {
             inner: Arc::new(Inner {
                 store,
-                names: notifiers.keys().cloned().collect(),
+                names: notifiers.keys().chain(subscribers.keys()).cloned().collect(),
                 notifiers,
+                subscribers,
                 lang: cfg.alerts.language,
                 policy,
                 wake: Notify::new(),
@@ -259,6 +268,13 @@ impl OutboxWorker {
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Result<(), DeliveryError> {
+        let timeout = self.inner.policy.timeout;
+        if let Some(sub) = self.inner.subscribers.get(&row.notifier) {
+            let now_s = crate::clock::now().0 / 1000;
+            return tokio::time::timeout(timeout, sub.send(&row.dedup_key, &row.payload, now_s))
+                .await
+                .unwrap_or_else(|_| Err(DeliveryError::transient(format!("no answer within {}s", timeout.as_secs()))));
+        }
         let Some(notifier) = self.inner.notifiers.get(&row.notifier) else {
             return Err(DeliveryError::permanent(format!("notifier `{}` is no longer configured", row.notifier)));
         };
@@ -267,7 +283,6 @@ impl OutboxWorker {
         let text = render(&notice, self.inner.lang);
         // Bound every channel (SMTP's timeout is per command), so one
         // delivery always fits well inside the claim's lease.
-        let timeout = self.inner.policy.timeout;
         tokio::time::timeout(timeout, notifier.send(&notice, &text))
             .await
             .unwrap_or_else(|_| Err(DeliveryError::transient(format!("no answer within {}s", timeout.as_secs()))))

@@ -777,6 +777,7 @@ mod tests {
             webhook_hmac_key: None,
             client_token: None,
             health: Default::default(),
+            tenant_pattern: None,
         };
         let c = EvolutionClient::new(&cfg, Duration::from_secs(1)).unwrap();
         let shown = format!("{c:?} {:?}", c.get(&["instance", "x"]));

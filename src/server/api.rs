@@ -38,11 +38,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into(), retry_after: None }
     }
 
-    fn retry_after(self, secs: u64) -> Self {
+    pub(super) fn retry_after(self, secs: u64) -> Self {
         ApiError { retry_after: Some(secs), ..self }
     }
 }
@@ -182,7 +182,7 @@ fn authorize(app: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<(), ApiE
     Err(unauthorized())
 }
 
-fn rate_limited(wait: std::time::Duration) -> ApiError {
+pub(super) fn rate_limited(wait: std::time::Duration) -> ApiError {
     let secs = login::retry_after_secs(wait);
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -226,6 +226,7 @@ pub fn instance_json(r: &InstanceRecord) -> serde_json::Value {
         "provider": r.key.provider,
         "instance": r.key.name,
         "tenant": r.tenant,
+        "tenant_source": r.tenant_source,
         "labels": r.labels,
         "health": r.state.health.as_str(),
         "reason": r.state.reason,

@@ -5,6 +5,7 @@
 //! them until the shutdown future resolves, letting in-flight requests finish.
 
 mod api;
+mod application;
 pub mod auth;
 pub mod body;
 mod deliveries;
@@ -171,7 +172,11 @@ pub fn router(state: AppState, surface: Surface) -> Router {
             .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event));
     }
     if surface != Surface::Public {
-        r = r.route("/metrics", get(ops::metrics)).merge(api::routes()).merge(status_page::routes());
+        r = r
+            .route("/metrics", get(ops::metrics))
+            .merge(api::routes())
+            .merge(application::routes())
+            .merge(status_page::routes());
     }
     r.with_state(state)
 }

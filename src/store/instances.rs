@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::records::{InstanceRow, InventorySqlRow, change_event};
+use super::stream::StreamOut;
 use super::{
     Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, PollRow, RecordRef, Result, Store, StoreError,
 };
@@ -18,6 +19,8 @@ pub struct NewInstance<'a> {
     pub labels: &'a BTreeMap<String, String>,
     pub source: &'a str,
     pub provider_id: Option<&'a str>,
+    /// Where the tenant came from (`config`, `api`, `sql`, `pattern`, `default`).
+    pub tenant_source: &'a str,
 }
 
 impl Store {
@@ -34,15 +37,16 @@ impl Store {
         provider_id: Option<&str>,
         now: Ts,
     ) -> Result<InstanceRecord> {
-        let one = NewInstance { key, tenant, labels, source, provider_id };
-        self.ensure_instances(std::slice::from_ref(&one), now).await?;
+        let one = NewInstance { key, tenant, labels, source, provider_id, tenant_source: "default" };
+        self.ensure_instances(std::slice::from_ref(&one), now, &[]).await?;
         self.instance(key).await?.ok_or_else(|| StoreError::Corrupt(format!("instance {key} vanished after insert")))
     }
 
     /// [`Store::ensure_instance`] for many instances in one transaction, with
-    /// no read-back (a first discovery of thousands of instances is one commit).
-    pub async fn ensure_instances(&self, rows: &[NewInstance<'_>], now: Ts) -> Result<()> {
-        if rows.is_empty() {
+    /// no read-back (a first discovery of thousands of instances is one
+    /// commit); `stream` (tenant changes) commits with them.
+    pub async fn ensure_instances(&self, rows: &[NewInstance<'_>], now: Ts, stream: &[StreamOut]) -> Result<()> {
+        if rows.is_empty() && stream.is_empty() {
             return Ok(());
         }
         let fresh = InstanceState::new(now);
@@ -51,13 +55,13 @@ impl Store {
                 let labels = serde_json::to_string(r.labels).expect("string map serialises");
                 sqlx::query(
                     "INSERT INTO instances (id, provider, name, tenant, labels, source, present, health, health_reason, \
-                     health_since, created_at, updated_at, provider_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9, $9, $10) \
+                     health_since, created_at, updated_at, provider_id, tenant_source) \
+                     VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $8, $9, $9, $9, $10, $11) \
                      ON CONFLICT (provider, name) WHERE present = TRUE DO UPDATE SET tenant = excluded.tenant, \
-                     labels = excluded.labels, source = excluded.source, \
+                     labels = excluded.labels, source = excluded.source, tenant_source = excluded.tenant_source, \
                      provider_id = COALESCE(excluded.provider_id, instances.provider_id), updated_at = excluded.updated_at \
                      WHERE instances.tenant <> excluded.tenant OR instances.labels <> excluded.labels \
-                     OR instances.source <> excluded.source \
+                     OR instances.source <> excluded.source OR instances.tenant_source <> excluded.tenant_source \
                      OR (excluded.provider_id IS NOT NULL AND instances.provider_id IS NULL)",
                 )
                 .bind(uuid::Uuid::now_v7().to_string())
@@ -70,8 +74,12 @@ impl Store {
                 .bind(&fresh.reason)
                 .bind(now.0)
                 .bind(r.provider_id)
+                .bind(r.tenant_source)
                 .execute(&mut *tx)
                 .await?;
+            }
+            for s in stream {
+                insert_stream!(tx, s);
             }
             tx.commit().await?;
         });
@@ -144,8 +152,9 @@ impl Store {
     pub async fn inventory(&self, provider: Option<&str>) -> Result<Vec<InventoryRow>> {
         let rows: Vec<InventorySqlRow> = on_pool!(self, p => {
             sqlx::query_as(
-                "SELECT id, provider, name, tenant, labels, source, provider_id, health, version, last_webhook_at \
-                 FROM instances WHERE present = TRUE AND ($1 IS NULL OR provider = $1) ORDER BY provider, name",
+                "SELECT id, provider, name, tenant, labels, source, tenant_source, provider_id, health, version, \
+                 last_webhook_at FROM instances WHERE present = TRUE AND ($1 IS NULL OR provider = $1) \
+                 ORDER BY provider, name",
             )
             .bind(provider)
             .fetch_all(p)
@@ -261,7 +270,20 @@ impl Store {
         outbox: &[OutboxEntry],
         now: Ts,
     ) -> Result<i64> {
-        self.commit_step_and(rec, out, outbox, now, false).await
+        self.commit_step_and(rec, out, outbox, now, false, &[]).await
+    }
+
+    /// [`Store::commit_step`] with the step's events for the stream (and its
+    /// subscribers), numbered and written in the same transaction.
+    pub async fn commit_step_streamed(
+        &self,
+        rec: &InstanceRecord,
+        out: &StepOutput,
+        outbox: &[OutboxEntry],
+        stream: &[StreamOut],
+        now: Ts,
+    ) -> Result<i64> {
+        self.commit_step_and(rec, out, outbox, now, false, stream).await
     }
 
     /// [`Store::commit_step`]; with `retire`, the instance is also marked
@@ -273,6 +295,7 @@ impl Store {
         outbox: &[OutboxEntry],
         now: Ts,
         retire: bool,
+        stream: &[StreamOut],
     ) -> Result<i64> {
         let s = &out.state;
         let flap = serde_json::to_string(&s.flap_history).expect("Vec<Ts> serialises");
@@ -396,6 +419,9 @@ impl Store {
             }
             for e in outbox {
                 insert_outbox!(tx, e, now);
+            }
+            for s in stream {
+                insert_stream!(tx, s);
             }
             tx.commit().await?;
         });

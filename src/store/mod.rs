@@ -33,6 +33,7 @@ pub use records::{
     PollRow, RecordRef,
 };
 pub use requests::ActionRequest;
+pub use stream::StreamOut;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -132,6 +133,53 @@ macro_rules! insert_outbox {
     };
 }
 
+/// Append one event to the stream inside a transaction: numbered from the
+/// stream's counter (a row updated in this transaction, so numbers follow
+/// commit order), and one outbox row per subscriber, numbered from that
+/// subscriber's own counter (strictly increasing, no gaps).
+macro_rules! insert_stream {
+    ($tx:ident, $s:expr) => {
+        let seq: i64 = sqlx::query_scalar("UPDATE stream_seq SET last = last + 1 WHERE name = '' RETURNING last")
+            .fetch_one(&mut *$tx)
+            .await?;
+        let ev = &$s.event;
+        sqlx::query(
+            "INSERT INTO stream_events (seq, at, event, provider, instance, tenant, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(seq)
+        .bind(ev.at.0)
+        .bind(ev.event)
+        .bind(&ev.provider)
+        .bind(&ev.instance)
+        .bind(&ev.tenant)
+        .bind(ev.json(seq).to_string())
+        .execute(&mut *$tx)
+        .await?;
+        for sub in &$s.subscribers {
+            let counter = format!("subscriber:{sub}");
+            let n: i64 = sqlx::query_scalar(
+                "INSERT INTO stream_seq (name, last) VALUES ($1, 1) \
+                 ON CONFLICT (name) DO UPDATE SET last = stream_seq.last + 1 RETURNING last",
+            )
+            .bind(&counter)
+            .fetch_one(&mut *$tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO outbox (dedup_key, notifier, kind, payload, status, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $5) ON CONFLICT (dedup_key, notifier) DO NOTHING",
+            )
+            .bind(format!("event:{sub}:{n}"))
+            .bind(&counter)
+            .bind(ev.event)
+            .bind(ev.json(n).to_string())
+            .bind(ev.at.0)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 /// The outage a notice's dedup key names (`outage:<id>:…`), if any.
 pub(crate) fn outage_of_dedup_key(key: &str) -> Option<&str> {
     key.strip_prefix("outage:")?.split(':').next().filter(|id| !id.is_empty())
@@ -139,7 +187,7 @@ pub(crate) fn outage_of_dedup_key(key: &str) -> Option<&str> {
 
 macro_rules! instance_select {
     () => {
-        "SELECT i.id, i.provider, i.name, i.tenant, i.labels, i.source, i.present, i.health, i.health_reason, \
+        "SELECT i.id, i.provider, i.name, i.tenant, i.labels, i.source, i.tenant_source, i.present, i.health, i.health_reason, \
          i.health_since, i.consecutive_failures, i.connected_at, i.disconnected_at, i.last_health_check, \
          i.last_webhook_at, i.last_restart_attempt, i.restart_attempts, i.replaced_count, i.flap_history, \
          i.flapping_id, i.flapping_since, i.maintenance_until, i.webhook_checked_at, i.webhook_ok, i.version, \
@@ -170,6 +218,8 @@ mod providers;
 mod requests;
 mod retention;
 mod sessions;
+mod stream;
+mod tenants;
 
 impl Store {
     /// Open (and for SQLite, create) the database. Does not migrate.

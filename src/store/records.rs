@@ -18,6 +18,8 @@ pub struct InstanceRecord {
     pub labels: BTreeMap<String, String>,
     /// `config` or `discovered`.
     pub source: String,
+    /// Where its tenant came from: `config`, `api`, `sql`, `pattern`, `default`.
+    pub tenant_source: String,
     /// Still listed by the config or the provider (false once retired).
     pub present: bool,
     /// The provider's own id of the instance (Evolution's uuid), when discovery
@@ -51,6 +53,7 @@ pub struct InventoryRow {
     pub tenant: String,
     pub labels: BTreeMap<String, String>,
     pub source: String,
+    pub tenant_source: String,
     pub provider_id: Option<String>,
     pub health: Health,
     pub version: i64,
@@ -65,6 +68,7 @@ pub(super) struct InventorySqlRow {
     tenant: String,
     labels: String,
     source: String,
+    tenant_source: String,
     provider_id: Option<String>,
     health: String,
     version: i64,
@@ -84,6 +88,7 @@ impl InventorySqlRow {
             tenant: self.tenant,
             labels,
             source: self.source,
+            tenant_source: self.tenant_source,
             provider_id: self.provider_id,
             health,
             version: self.version,
@@ -219,6 +224,7 @@ pub(super) struct InstanceRow {
     tenant: String,
     labels: String,
     source: String,
+    tenant_source: String,
     present: bool,
     health: String,
     health_reason: String,
@@ -304,6 +310,7 @@ impl InstanceRow {
             tenant: self.tenant,
             labels,
             source: self.source,
+            tenant_source: self.tenant_source,
             present: self.present,
             provider_id: self.provider_id,
             state,

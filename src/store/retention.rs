@@ -22,6 +22,7 @@ impl Store {
             .await?;
             sqlx::query("DELETE FROM outbox WHERE status <> 'pending' AND created_at < $1").bind(before.0).execute(p).await?;
             sqlx::query("DELETE FROM maintenance_windows WHERE ended_at < $1").bind(before.0).execute(p).await?;
+            sqlx::query("DELETE FROM stream_events WHERE at < $1").bind(before.0).execute(p).await?;
             (e.rows_affected(), o.rows_affected())
         });
         Ok((e, o))

@@ -27,16 +27,22 @@ impl Supervisor {
         allow_discovery: bool,
     ) -> Result<(), SupervisorError> {
         let listing = if p.discover && allow_discovery { self.discover(p).await } else { None };
-        // Nothing to merge when the listing is the one already merged, no
-        // instance of this provider went missing or came back since, and the
-        // index holds the provider: the common steady cycle costs no read.
-        let fingerprint = listing.as_deref().map(fingerprint);
+        // The tenants the application assigned (API, its database).
+        let api = self.store.tenant_assignments(&p.name).await?;
+        let sql = self.sql_tenants.load_full();
+        let tenants_fp = tenants_fingerprint(&api, self.sql_generation.load(Ordering::SeqCst));
+        // Nothing to merge when the listing and the tenants are the ones
+        // already merged, no instance of this provider went missing or came
+        // back since, and the index holds the provider: the common steady
+        // cycle costs one small read.
+        let fingerprint = (listing.as_deref().map(fingerprint), tenants_fp);
         let unchanged = self.synced.lock().expect("synced lock").get(&p.name) == Some(&fingerprint);
         let missing_moved = self.missing_moved.lock().expect("missing lock").remove(&p.name);
         if unchanged && !missing_moved && self.index.has_provider(&p.name) {
             return Ok(());
         }
-        let wanted = inventory::wanted(&self.cfg, p, listing.as_deref());
+        let tenants = inventory::TenantInputs { api: &api, sql: &sql };
+        let wanted = inventory::wanted(&self.cfg, p, listing.as_deref(), tenants);
         let stored = self.store.inventory(Some(&p.name)).await?;
         let d = inventory::diff(p, &stored, &wanted, listing.is_some());
         let now = self.now();
@@ -54,9 +60,29 @@ impl Supervisor {
                 labels: &w.labels,
                 source: w.source,
                 provider_id: w.provider_id.as_deref(),
+                tenant_source: w.tenant_source.as_str(),
             })
             .collect();
-        self.store.ensure_instances(&rows, now).await?;
+        // A tenant that moved is an event for the application (and notices
+        // from now on follow the new tenant).
+        let moved: Vec<_> = d
+            .upsert
+            .iter()
+            .filter_map(|w| {
+                let old = stored.iter().find(|r| r.key == w.key && r.tenant != w.tenant)?;
+                tracing::info!(instance = %w.key, from = %old.tenant, to = %w.tenant, source = w.tenant_source.as_str(), "tenant changed");
+                Some(crate::domain::stream::StreamEvent::tenant_changed(
+                    &w.key,
+                    &old.tenant,
+                    &w.tenant,
+                    w.tenant_source.as_str(),
+                    now,
+                ))
+            })
+            .collect();
+        let stream = self.stream_outs(moved);
+        self.store.ensure_instances(&rows, now, &stream).await?;
+        self.streamed(&stream);
         if !d.upsert.is_empty() || !d.retire.is_empty() {
             let present = self.store.inventory(Some(&p.name)).await?;
             self.index.refresh_provider(&p.name, &present);
@@ -159,6 +185,18 @@ impl Supervisor {
 }
 
 /// A fingerprint of a listing (names and ids, in the provider's order).
+/// What the tenant inputs of a merge were: the API's assignments and the
+/// generation of the application database's mapping.
+fn tenants_fingerprint(api: &std::collections::HashMap<String, String>, sql_generation: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut entries: Vec<_> = api.iter().collect();
+    entries.sort();
+    entries.hash(&mut h);
+    sql_generation.hash(&mut h);
+    h.finish()
+}
+
 fn fingerprint(listing: &[Listed]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

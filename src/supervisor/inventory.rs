@@ -1,14 +1,16 @@
 //! Inventory: which instances of one provider exist and whose they are — a
 //! pure merge of the config with what discovery listed, and the diff against
-//! the stored rows. The tenant comes from the explicit `[[instances]]` mapping
-//! first, else the provider's `default_tenant` — never from "the first
-//! tenant" (SPEC §5 rule 9). Instances have a lifecycle (rule 14): what the
+//! the stored rows. The tenant is resolved once, over every place it can come
+//! from ([`crate::domain::tenancy`]: config, API, the application's database,
+//! the name's pattern, the provider's default) — never from "the first
+//! tenant" (rule 9). Instances have a lifecycle (rule 14): what the
 //! diff retires has its outage closed by the caller, and a recreated instance
 //! (a new provider-side id under a known name) gets a fresh row.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::{Config, ProviderConfig};
+use crate::domain::tenancy::{SqlMapping, TenantSource, resolve};
 use crate::domain::{Health, InstanceKey};
 use crate::store::InventoryRow;
 
@@ -29,33 +31,57 @@ pub struct Wanted {
     /// `config` or `discovered`.
     pub source: &'static str,
     pub provider_id: Option<String>,
+    pub tenant_source: TenantSource,
+}
+
+/// What the application said about tenants, for one provider.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantInputs<'a> {
+    /// Assigned through the admin API: instance name → tenant.
+    pub api: &'a HashMap<String, String>,
+    /// The application's database (`[tenants]`).
+    pub sql: &'a SqlMapping,
 }
 
 /// Merge provider `p`'s configured instances with what its discovery listed
-/// (`None`: discovery off or failed this cycle — nothing is concluded from absence).
-pub fn wanted(cfg: &Config, p: &ProviderConfig, listing: Option<&[Listed]>) -> Vec<Wanted> {
+/// (`None`: discovery off or failed this cycle — nothing is concluded from
+/// absence), each with its tenant resolved from `tenants` and the config.
+pub fn wanted(cfg: &Config, p: &ProviderConfig, listing: Option<&[Listed]>, tenants: TenantInputs<'_>) -> Vec<Wanted> {
     let ids: HashMap<&str, Option<&String>> =
         listing.unwrap_or_default().iter().map(|l| (l.name.as_str(), l.provider_id.as_ref())).collect();
+    let tenant_of = |name: &str, configured: Option<&str>| {
+        resolve(
+            configured,
+            tenants.api.get(name).map(String::as_str),
+            tenants.sql.get(&p.name, name),
+            p.tenant_pattern.as_ref().and_then(|re| re.tenant_of(name)),
+            &p.default_tenant,
+        )
+    };
     let mut out: BTreeMap<InstanceKey, Wanted> = BTreeMap::new();
     for l in listing.unwrap_or_default() {
         let key = InstanceKey::new(&p.name, &l.name);
+        let (tenant, tenant_source) = tenant_of(&l.name, None);
         let w = Wanted {
             key: key.clone(),
-            tenant: p.default_tenant.clone(),
+            tenant,
             labels: BTreeMap::new(),
             source: "discovered",
             provider_id: l.provider_id.clone(),
+            tenant_source,
         };
         out.insert(key, w);
     }
     for i in cfg.instances.iter().filter(|i| i.provider == p.name) {
         let key = InstanceKey::new(&i.provider, &i.name);
+        let (tenant, tenant_source) = tenant_of(&i.name, i.tenant.as_deref());
         let w = Wanted {
             key: key.clone(),
-            tenant: i.tenant.clone().unwrap_or_else(|| p.default_tenant.clone()),
+            tenant,
             labels: i.labels.clone(),
             source: "config",
             provider_id: ids.get(i.name.as_str()).copied().flatten().cloned(),
+            tenant_source,
         };
         out.insert(key, w);
     }
@@ -90,6 +116,7 @@ pub fn diff(p: &ProviderConfig, stored: &[InventoryRow], wanted: &[Wanted], list
                     d.retire.push((r.id.clone(), "recreated on the provider under the same name (a new id)"));
                     d.upsert.push(w.clone());
                 } else if r.tenant != w.tenant
+                    || r.tenant_source != w.tenant_source.as_str()
                     || r.labels != w.labels
                     || r.source != w.source
                     || (r.provider_id.is_none() && w.provider_id.is_some())
@@ -130,6 +157,7 @@ mod tests {
             webhook_hmac_key: None,
             client_token: None,
             health: Default::default(),
+            tenant_pattern: None,
         }
     }
 
@@ -156,11 +184,19 @@ mod tests {
             tenant: if source == "config" { "t1".into() } else { "unassigned".into() },
             labels: BTreeMap::new(),
             source: source.into(),
+            tenant_source: if source == "config" { "config".into() } else { "default".into() },
             provider_id: provider_id.map(str::to_string),
             health,
             version: 0,
             last_webhook_at: None,
         }
+    }
+
+    /// No tenant from the API or the application's database.
+    fn none() -> TenantInputs<'static> {
+        static EMPTY_API: std::sync::LazyLock<HashMap<String, String>> = std::sync::LazyLock::new(HashMap::new);
+        static EMPTY_SQL: std::sync::LazyLock<SqlMapping> = std::sync::LazyLock::new(SqlMapping::default);
+        TenantInputs { api: &EMPTY_API, sql: &EMPTY_SQL }
     }
 
     fn listed(name: &str, id: &str) -> Listed {
@@ -171,7 +207,7 @@ mod tests {
     fn tenant_comes_from_the_mapping_else_the_provider_default() {
         let p = provider(true);
         let c = cfg(&p, &[("a", "t1")]);
-        let w = wanted(&c, &p, Some(&[listed("a", "ida"), listed("b", "idb")]));
+        let w = wanted(&c, &p, Some(&[listed("a", "ida"), listed("b", "idb")]), none());
         let t: Vec<(&str, &str, Option<&str>)> =
             w.iter().map(|w| (w.key.name.as_str(), w.tenant.as_str(), w.provider_id.as_deref())).collect();
         assert_eq!(t, vec![("a", "t1", Some("ida")), ("b", "unassigned", Some("idb"))]);
@@ -182,7 +218,7 @@ mod tests {
         let p = provider(true);
         let c = cfg(&p, &[]);
         let rows = [stored("x", "row1", Some("uuid-1"), Health::Disconnected, "discovered")];
-        let w = wanted(&c, &p, Some(&[listed("x", "uuid-2")]));
+        let w = wanted(&c, &p, Some(&[listed("x", "uuid-2")]), none());
         let d = diff(&p, &rows, &w, true);
         assert_eq!(d.retire.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), vec!["row1"]);
         assert_eq!(d.upsert.len(), 1);
@@ -197,10 +233,10 @@ mod tests {
             stored("gone", "r1", None, Health::Missing, "discovered"),
             stored("quiet", "r2", None, Health::Connected, "discovered"),
         ];
-        let w = wanted(&c, &p, Some(&[]));
+        let w = wanted(&c, &p, Some(&[]), none());
         let d = diff(&p, &rows, &w, true);
         assert_eq!(d.retire, vec![("r1".to_string(), "deleted on the provider")]);
-        let d = diff(&p, &rows, &wanted(&c, &p, None), false);
+        let d = diff(&p, &rows, &wanted(&c, &p, None, none()), false);
         assert!(d.retire.is_empty(), "a failed discovery concludes nothing");
     }
 
@@ -212,7 +248,7 @@ mod tests {
             stored("kept", "r1", None, Health::Connected, "config"),
             stored("dropped", "r2", None, Health::Connected, "config"),
         ];
-        let d = diff(&p, &rows, &wanted(&c, &p, None), false);
+        let d = diff(&p, &rows, &wanted(&c, &p, None, none()), false);
         assert_eq!(d.retire, vec![("r2".to_string(), "removed from the configuration")]);
         assert!(d.upsert.is_empty());
     }

@@ -43,8 +43,12 @@ impl Supervisor {
                         .map(|c| crate::notify::entry(n, &c.name)),
                 );
             }
-            match self.store.commit_step_and(&r, &out, &outbox, now, true).await {
+            let prev_cause = r.state.outage.as_ref().map(|o| o.cause.as_str());
+            let events = crate::domain::stream::of_step(&out.changes, &out.state, prev_cause, &key, &r.tenant, now);
+            let stream = self.stream_outs(events);
+            match self.store.commit_step_and(&r, &out, &outbox, now, true, &stream).await {
                 Ok(_) => {
+                    self.streamed(&stream);
                     self.index.remove(&key);
                     for c in &out.changes {
                         crate::events::change(&key, &r.tenant, c);

@@ -27,6 +27,8 @@ mod remediation;
 pub mod requests;
 mod retention;
 pub mod scheduler;
+mod stream;
+pub mod tenant_source;
 
 pub use audit::AuditReport;
 pub use cycle::CycleReport;
@@ -100,8 +102,14 @@ pub struct Supervisor {
     /// Each provider's last cycle summary, for the self-isolation check.
     summaries: Mutex<HashMap<String, CycleSummary>>,
     /// Per provider, the fingerprint of the discovery listing last merged into
-    /// the store (`None`: merged without a listing).
-    synced: Mutex<HashMap<String, Option<u64>>>,
+    /// the store (`None`: merged without a listing), and of the tenant inputs.
+    synced: Mutex<HashMap<String, (Option<u64>, u64)>>,
+    /// The application database's tenant mapping (`[tenants]`), as last read,
+    /// and a number bumped whenever it changes.
+    sql_tenants: arc_swap::ArcSwap<crate::domain::tenancy::SqlMapping>,
+    sql_generation: std::sync::atomic::AtomicU64,
+    /// Woken by every commit that appends to the event stream (long polls).
+    stream_notify: tokio::sync::Notify,
     /// Providers with an instance that became missing or came back since the
     /// last merge (a missing, unlisted instance is retired by the next one).
     missing_moved: Mutex<std::collections::HashSet<String>>,
@@ -195,6 +203,9 @@ impl Supervisor {
             pipelines: TaskTracker::new(),
             summaries: Mutex::new(HashMap::new()),
             synced: Mutex::new(HashMap::new()),
+            sql_tenants: arc_swap::ArcSwap::from_pointee(Default::default()),
+            sql_generation: Default::default(),
+            stream_notify: tokio::sync::Notify::new(),
             missing_moved: Mutex::new(Default::default()),
             discovery_failing: Mutex::new(Default::default()),
             orphans_checked: Default::default(),

@@ -76,10 +76,15 @@ impl Supervisor {
                 return Ok(None); // nothing to write: healthy instances cost no write
             }
             let notices: Vec<&Notice> = out.notices().collect();
-            let outbox = self.route(&notices);
-            match self.store.commit_step(&r, &out, &outbox, now).await {
+            let mut outbox = self.route(&notices);
+            self.add_told(&notices, &mut outbox).await?;
+            let prev_cause = r.state.outage.as_ref().map(|o| o.cause.as_str());
+            let events = crate::domain::stream::of_step(&out.changes, &out.state, prev_cause, key, &r.tenant, now);
+            let stream = self.stream_outs(events);
+            match self.store.commit_step_streamed(&r, &out, &outbox, &stream, now).await {
                 Ok(_) => {
                     self.after_commit(&r, &out, spawn_recoveries);
+                    self.streamed(&stream);
                     return Ok(Some(out));
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -89,6 +94,31 @@ impl Supervisor {
         Err(SupervisorError::Refused(format!(
             "{key}: the instance kept changing concurrently; giving up this observation"
         )))
+    }
+
+    /// An outage's closing notice also goes to whoever was told of its
+    /// start, whatever the routes say now (the instance may have moved to
+    /// another tenant, a filter may have changed): a receiver that opened an
+    /// incident must be able to close it.
+    pub(super) async fn add_told(
+        &self,
+        notices: &[&Notice],
+        outbox: &mut Vec<crate::store::OutboxEntry>,
+    ) -> Result<(), SupervisorError> {
+        use crate::domain::NoticeKind;
+        for n in
+            notices.iter().filter(|n| matches!(n.kind, NoticeKind::InstanceRecovered | NoticeKind::InstanceRetired))
+        {
+            let Some(outage) = &n.outage_id else { continue };
+            for told in self.store.notifiers_told(outage).await? {
+                let configured = self.cfg.notifiers.iter().any(|c| c.name == told);
+                let routed = outbox.iter().any(|e| e.dedup_key == n.dedup_key && e.notifier == told);
+                if configured && !routed {
+                    outbox.push(crate::notify::entry(n, &told));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Is an outage of `provider` that holds instance verdicts open (any but

@@ -85,7 +85,7 @@ async fn issue11_3_a_retired_instance_keeps_its_history_and_its_name_gets_a_fres
     let ctx =
         Ctx { now: Ts(2000), key: &k, tenant: &down.tenant, new_id: "x", may_recover: true, watching_since: Ts(0) };
     let out = step(&down.state, Observation::Retired, &ctx, &Policy::default());
-    store.commit_step_and(&down, &out, &outbox_for(&out), Ts(2000), true).await.unwrap();
+    store.commit_step_and(&down, &out, &outbox_for(&out), Ts(2000), true, &[]).await.unwrap();
     assert!(store.instance(&key()).await.unwrap().is_none(), "a retired instance is not present");
     assert!(store.instances(&InstanceFilter::default()).await.unwrap().is_empty(), "nor listed, nor counted");
     let (health, open) = store.gauge_counts_of("evo").await.unwrap();

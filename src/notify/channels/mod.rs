@@ -13,6 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use http::DeliveryError;
+pub(crate) use http::post_bytes;
 pub use webhook::signature as webhook_signature;
 
 use super::render::Rendered;

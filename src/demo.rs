@@ -288,6 +288,17 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
             ..Default::default()
         });
     }
+    // The SaaS application's side: a subscriber that verifies each event's
+    // signature and shows it on the console (`EVENT …` lines).
+    let subscriber_secret = uuid::Uuid::new_v4().simple().to_string();
+    let subscriber =
+        console_subscriber(subscriber_secret.clone(), shutdown.child_token()).await.map_err(DemoError::Simulator)?;
+    raw.subscribers.push(crate::config::raw::RawSubscriber {
+        name: "app".into(),
+        url: Some(format!("http://{subscriber}/wa-sentinel/events")),
+        secret: Some(subscriber_secret),
+        ..Default::default()
+    });
     let cfg = config::validate(raw, &|_| "demo".into()).map_err(|e| DemoError::Config(e.to_string()))?;
 
     println!("wa-sentinel demo");
@@ -301,7 +312,8 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         log_file.display(),
         if opts.verbose { " (and below)" } else { "   (--verbose: also here)" }
     );
-    println!("  notices appear on the console as `NOTICE ...` lines; Ctrl-C to stop.");
+    println!("  notices appear on the console as `NOTICE ...` lines, and the events an application");
+    println!("  subscribed to (signature checked) as `EVENT ...` lines; Ctrl-C to stop.");
     println!();
 
     let stop_daemon = shutdown.child_token();
@@ -357,6 +369,43 @@ async fn daemons(
     let (_no_reloads, reload) = tokio::sync::mpsc::channel(1);
     let signals = crate::daemon::Signals { shutdown, reload };
     crate::daemon::run(cfg, signals, None).await
+}
+
+/// A SaaS application's endpoint, as `[[subscribers]]` posts to it: each
+/// event's signature is checked, and the event shown on one line.
+async fn console_subscriber(secret: String, stop: CancellationToken) -> std::io::Result<std::net::SocketAddr> {
+    use axum::http::{HeaderMap, StatusCode};
+    let app = axum::Router::new().route(
+        "/wa-sentinel/events",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let secret = secret.clone();
+            async move {
+                let sig = headers.get("x-wa-sentinel-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let now_s = crate::clock::now().0 / 1000;
+                if !crate::notify::subscriber::verify(secret.as_bytes(), sig, body.as_bytes(), now_s, 300) {
+                    println!("EVENT refused: bad signature");
+                    return StatusCode::UNAUTHORIZED;
+                }
+                if let Ok(e) = serde_json::from_str::<serde_json::Value>(&body) {
+                    let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                    let change = match s("event").as_str() {
+                        "health_changed" | "tenant_changed" => format!("{} → {}", s("from"), s("to")),
+                        "outage_opened" => format!("cause {}", s("cause")),
+                        "outage_closed" => format!("recovered by {}", s("recovered_by")),
+                        _ => String::new(),
+                    };
+                    println!("EVENT #{} {} {}/{} {change}", e["seq"], s("event"), s("provider"), s("instance"));
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+    });
+    Ok(addr)
 }
 
 /// The database is throw-away; the log stays for reading after the demo.

@@ -292,7 +292,7 @@ fn summary(r: &InstanceRecord, now: Ts, policy: &crate::domain::Policy) -> Strin
          <dt>Health</dt><dd><span class=\"h {h}\">{h}</span> {}</dd>\
          <dt>Cause</dt><dd>{}</dd>\
          <dt>Since</dt><dd>{} UTC ({})</dd>\
-         <dt>Tenant</dt><dd>{}</dd>\
+         <dt>Tenant</dt><dd>{} <span class=\"muted\">(from {})</span></dd>\
          <dt>Last webhook</dt><dd>{}</dd>\
          <dt>Last poll</dt><dd>{}</dd>\
          <dt>Recovery attempts</dt><dd>{} in this outage · last {}</dd>\
@@ -305,6 +305,7 @@ fn summary(r: &InstanceRecord, now: Ts, policy: &crate::domain::Policy) -> Strin
         esc(&s.health_since.rfc3339()),
         ago(now, Some(s.health_since)),
         esc(&r.tenant),
+        esc(&r.tenant_source),
         ago(now, s.last_webhook_at),
         ago(now, r.last_health_check),
         s.outage.as_ref().map_or(0, |o| o.restart_attempts),

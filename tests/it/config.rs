@@ -35,6 +35,10 @@ fn set_full_env(jail: &mut Jail) {
         ("ZAPI_CLIENT_TOKEN", "zapi-client"),
         ("ZAPI_WEBHOOK_TOKEN", "zapi-hook"),
         ("ZAPI_TOKEN_3C2A", "zapi-inst"),
+        ("WA_SENTINEL_EVENTS_TOKEN", "reader"),
+        ("APP_DATABASE_URL", "postgres://reader:pw@app-db/app"),
+        ("APP_EVENTS_URL", "https://app.example.com/wa-sentinel/events"),
+        ("APP_EVENTS_SECRET", "whsec"),
     ] {
         jail.set_env(k, v);
     }
@@ -56,6 +60,18 @@ fn every_documented_key_parses() {
         assert_eq!(c.server.public_url.as_deref(), Some("https://sentinel.example.com"), "trailing slash trimmed");
         assert_eq!(c.server.admin_token.as_ref().unwrap().expose(), "admintoken");
         assert_eq!(c.server.max_body, 1024 * 1024);
+        assert_eq!(c.server.events_token.as_ref().unwrap().expose(), "reader");
+        let src = c.tenants.source.as_ref().expect("[tenants] source");
+        assert_eq!((src.refresh.as_secs(), src.statement_timeout.as_secs()), (120, 3));
+        assert!(src.query.starts_with("SELECT provider"));
+        assert_eq!(c.subscribers.len(), 1);
+        assert_eq!(c.subscribers[0].outbox_name(), "subscriber:app");
+        assert!(c.subscribers[0].accepts("outage_opened", "tenant_1"));
+        assert!(
+            !c.subscribers[0].accepts("maintenance_on", "tenant_1") && !c.subscribers[0].accepts("outage_opened", "t2")
+        );
+        let pattern = c.providers[0].tenant_pattern.as_ref().expect("tenant_pattern");
+        assert_eq!(pattern.tenant_of("tenant_4_inst_2").as_deref(), Some("tenant_4"));
         assert_eq!(c.supervisor.request_timeout.as_secs(), 5);
         assert_eq!(
             (c.supervisor.concurrency, c.supervisor.per_provider_concurrency, c.supervisor.recovery_concurrency),
@@ -241,6 +257,18 @@ fn each_validation_error_names_its_key() {
             "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\nremediate_command = [\"/bin/true\"]\nremediate_env = [\"DOCKER HOST\"]\n",
             "providers[0].remediate_env[0]",
             "not an environment variable name",
+        ),
+        (
+            "[[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\ntenant_pattern = \"^([a-z]+)_inst$\"\n",
+            "providers[0].tenant_pattern",
+            "no group named `tenant`",
+        ),
+        ("[tenants]\nsource_url = \"mysql://x/y\"\n", "tenants.source_url", "must be a PostgreSQL URL"),
+        ("[[subscribers]]\nname = \"app\"\nurl = \"https://a/b\"\n", "subscribers[0].secret", "is required"),
+        (
+            "[[subscribers]]\nname = \"app\"\nurl = \"https://a/b\"\nsecret = \"s\"\nevents = [\"health\"]\n",
+            "subscribers[0].events[0]",
+            "is not an event",
         ),
         ("[log]\nlevel = \"info,[\"\n", "log.level", "log filter"),
         ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),

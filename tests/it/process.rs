@@ -173,6 +173,11 @@ fn the_demo_reaches_all_scenarios_by_itself() {
     }
     // The console: header, notices and checklist; the daemon's log goes to a file (path printed).
     assert!(stdout.lines().any(|l| l.starts_with("NOTICE ")), "notices are shown on the console:\n{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("EVENT #") && l.contains("health_changed")),
+        "the subscriber's events are shown on the console:\n{stdout}"
+    );
+    assert!(!stdout.contains("EVENT refused"), "every event's signature verifies");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stdout.contains(" INFO ") && !stderr.contains(" INFO "),

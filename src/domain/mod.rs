@@ -11,7 +11,8 @@
 //! - [`provider`]: [`provider::provider_step`], the provider-wide outage state machine.
 //! - [`gate`]: the one policy gate — may we act on an instance, may we speak about it.
 //! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
-//! - [`assignment`]: which replica leads which provider (replicas share the polling).
+//! - [`assignment`]: how providers are shared out among replicas.
+//! - [`leadership`]: the shared plan and the lease decisions of one replica round (and the safety net).
 //! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
 //! - [`watch`]: since when a provider has been watched without a gap (what silence is measured from).
 //! - [`describe`]: observations in an operator's words, for the audit log people read.
@@ -23,6 +24,7 @@ pub mod describe;
 pub mod gate;
 pub mod health;
 pub mod instance;
+pub mod leadership;
 pub mod notice;
 pub mod policy;
 pub mod provider;

@@ -160,8 +160,13 @@ pub async fn round(
 ) -> Result<Vec<String>, StoreError> {
     let now = crate::clock::now();
     store.publish_view(holder, &local.providers, &local.instances, now).await?;
+    // The heartbeat is taken here only when it is not live (this replica's
+    // first round, or after a stall), so the plan counts a joining replica
+    // at once; it is extended only at the end of the round, after the
+    // provider leases: a replica that dies mid-round leaves no heartbeat
+    // that outlives its leases.
     let heartbeat = replica_lease(holder);
-    store.try_lease(&heartbeat, holder, ttl, now).await?;
+    store.start_lease(&heartbeat, holder, ttl, now).await?;
     let mut live: Views = store.live_views(now).await?.into_iter().map(|v| (v.holder, v.providers)).collect();
     live.insert(holder.to_string(), local.providers.clone());
     let counts: BTreeMap<String, u64> =
@@ -243,8 +248,9 @@ pub async fn round(
             p.leader.store(false, Ordering::SeqCst);
         }
     }
-    // Renewed last, so a replica's heartbeat outlives its provider leases:
-    // whoever sees it gone can take its providers at once.
+    // Renewed last, so a replica's heartbeat never outlives its provider
+    // leases by more than a round's own duration: whoever sees it gone can
+    // take its providers at once.
     store.renew_lease(&heartbeat, holder, ttl, now).await?;
     Ok(led)
 }

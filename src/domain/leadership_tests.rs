@@ -305,9 +305,9 @@ impl Rng {
 struct Outcome {
     /// The longest stretch (model units) a provider configured by a live
     /// replica had no leader, counted from the later of its start and the
-    /// last replica death.
+    /// last replica death or reload.
     worst_gap: i64,
-    /// The same, counted from its start whatever died meanwhile (several
+    /// The same, counted from its start whatever happened meanwhile (several
     /// replicas dying one after another each cost a TTL).
     worst_raw_gap: i64,
     plan_writes: usize,
@@ -324,6 +324,11 @@ enum Ev {
 
 fn alive(r: &ReplicaPlan, t: i64) -> bool {
     t >= r.start && r.death.is_none_or(|d| t < d)
+}
+
+/// The last death or reload at or before `t`.
+fn last_change(s: &Scenario, t: i64) -> Option<i64> {
+    s.replicas.iter().flat_map(|r| [r.death, r.reload.as_ref().map(|(at, _)| *at)]).flatten().filter(|c| *c <= t).max()
 }
 
 /// Run one scenario; panics when a provider has two leaders at once.
@@ -395,7 +400,11 @@ fn simulate(s: &Scenario) -> Outcome {
                     }
                     let sim = &mut sims[i];
                     table.views.insert(me.clone(), sim.known.clone());
-                    table.heartbeats.insert(me.clone(), t + TTL);
+                    // The heartbeat is taken at the start only when it is
+                    // not live (the first round); renewed at the end.
+                    if table.heartbeats.get(&me).is_none_or(|exp| *exp <= t) {
+                        table.heartbeats.insert(me.clone(), t + TTL);
+                    }
                     let mut live: Views = table
                         .heartbeats
                         .iter()
@@ -505,17 +514,17 @@ fn simulate(s: &Scenario) -> Outcome {
                     eprintln!("{p} leaderless from {since} to {t}");
                 }
                 out.worst_raw_gap = out.worst_raw_gap.max(t - since);
-                // A replica that dies holding (or about to take) a provider
-                // costs a TTL of its own: measured from the last death.
-                let last_death = s.replicas.iter().filter_map(|r| r.death).filter(|d| *d <= t).max();
-                out.worst_gap = out.worst_gap.max(t - last_death.map_or(since, |d| d.max(since)));
+                // A replica that dies or reloads holding (or about to take)
+                // a provider starts its own wait: measured from the last one.
+                let last = last_change(s, t);
+                out.worst_gap = out.worst_gap.max(t - last.map_or(since, |d| d.max(since)));
             }
         }
     }
-    let last_death = s.replicas.iter().filter_map(|r| r.death).max();
+    let last = last_change(s, s.end);
     for since in unled_since.values() {
         out.worst_raw_gap = out.worst_raw_gap.max(s.end - since);
-        out.worst_gap = out.worst_gap.max(s.end - last_death.map_or(*since, |d| d.max(*since)));
+        out.worst_gap = out.worst_gap.max(s.end - last.map_or(*since, |d| d.max(*since)));
     }
     out.plan_writes = table.writes;
     out.events += s.replicas.iter().filter(|r| r.death.is_some()).count() + s.replicas.len();
@@ -582,7 +591,7 @@ fn worst_leaderless_stretch_in_the_model_is_within_ttl_and_a_period() {
         raw = raw.max(out.worst_raw_gap);
     }
     eprintln!(
-        "worst leaderless stretch: {:.1} s after the last death ({:.1} s across deaths in a row); TTL {} s, period {} s",
+        "worst leaderless stretch: {:.1} s after the last death or reload ({:.1} s across several in a row); TTL {} s, period {} s",
         worst as f64 / 10.0,
         raw as f64 / 10.0,
         TTL / 10,

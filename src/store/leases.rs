@@ -66,6 +66,41 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Take the lease `name` for `holder` only if it is free or expired —
+    /// never extend a live one, not even the holder's own (a replica's
+    /// heartbeat at the start of its round: visible from its first round, but
+    /// extended only at the end of a round, after its provider leases).
+    pub async fn start_lease(&self, name: &str, holder: &str, ttl: Duration, now: Ts) -> Result<bool> {
+        let ttl_ms = crate::domain::time::duration_ms(ttl);
+        let n = match &self.db {
+            Db::Postgres(p) => sqlx::query(
+                "INSERT INTO leases (name, holder, expires_at) \
+                 VALUES ($1, $2, (extract(epoch from clock_timestamp()) * 1000)::bigint + $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at <= (extract(epoch from clock_timestamp()) * 1000)::bigint",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(ttl_ms)
+            .execute(p)
+            .await?
+            .rows_affected(),
+            Db::Sqlite(p) => sqlx::query(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at <= $4",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(now.0 + ttl_ms)
+            .bind(now.0)
+            .execute(p)
+            .await?
+            .rows_affected(),
+        };
+        Ok(n == 1)
+    }
+
     /// Give the lease up (on shutdown), so another replica takes over at once.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
         on_pool!(self, p => {

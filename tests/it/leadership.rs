@@ -253,3 +253,16 @@ async fn on_sqlite_the_one_process_retires_what_its_config_removed() {
     supervisor(&db.store, cfg(raw(&["p1"], &[("p1", "x1")])), &clock).sync_inventory().await.unwrap();
     assert_eq!(present(&db.store).await, ["p1/x1"]);
 }
+
+#[tokio::test]
+async fn on_sqlite_the_plan_table_migrates_and_one_round_leads_every_provider() {
+    let db = TestDb::sqlite().await;
+    let mut only = Replica::new("only", cfg(raw(&["p1", "p2"], &[])));
+    assert_eq!(only.round(&db.store).await, ["p1", "p2"]);
+    let plan = db.store.leadership_plan().await.unwrap().expect("a plan was written");
+    assert_eq!(plan.version, 1);
+    assert!(plan.leaders.values().all(|r| r == "only"));
+    // Nothing changed: the next round writes no new version.
+    only.round(&db.store).await;
+    assert_eq!(db.store.leadership_plan().await.unwrap().unwrap().version, 1);
+}

@@ -228,13 +228,16 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
                 })
             };
             let st = state.clone();
-            let providers = move || st.sup().config().providers.iter().map(|p| p.name.clone()).collect();
+            let local = move || crate::lease::Local::of(st.sup().config());
+            // Retirement by configuration leaves out this replica's own
+            // published view: its current config speaks for it.
+            let _ = ticks.holder.set(holder.clone());
             Some(tokio::spawn(crate::lease::run(
                 store.clone(),
                 holder,
                 LEASE_TTL,
                 ticks.clone(),
-                providers,
+                local,
                 stop_lease.clone(),
                 refresh,
             )))

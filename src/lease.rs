@@ -1,21 +1,27 @@
-//! Who supervises what (SPEC §8). Every replica serves webhooks and delivers
-//! the outbox. On PostgreSQL the replicas *share* the providers: each one
-//! heartbeats a `replica:<holder>` lease, and every round each computes the
-//! same plan ([`crate::domain::assignment`]) from the live replicas and each
-//! provider's instance count, then holds the `provider:<name>` leases the plan
-//! gives it. A provider's leader polls it, recovers its instances, audits
-//! their webhooks and decides its verdicts; the others leave it alone. The
-//! lease makes sure a provider never has two leaders while the plan changes
-//! hands: a replica gives a provider up only between two of its cycles, and
-//! the new leader takes it at its next round. A killed replica's heartbeat
-//! and leases expire after one period; the plan then moves its providers.
-//! Recovery state (`last_restart_attempt`) lives in the database, so a
+//! Who supervises what (docs/operations.md "Several replicas"). Every
+//! replica serves webhooks and delivers the outbox. On PostgreSQL the
+//! replicas *share* the providers through one plan stored in the database
+//! (`leadership_plan`, one version for all): every round each replica
+//! publishes what it configures (`replica_views`), heartbeats a
+//! `replica:<holder>` lease, reads the shared snapshot, writes a new plan
+//! version only when the membership or a provider's place must change
+//! (compare-and-set), and takes, keeps or hands over the `provider:<name>`
+//! leases as [`crate::domain::leadership`] decides. A provider's leader polls
+//! it, recovers its instances, audits their webhooks and decides its
+//! verdicts; the others leave it alone. The lease makes sure a provider never
+//! has two leaders while the plan changes hands: a replica gives a provider
+//! up only between two of its cycles, and the new leader takes it at its
+//! next round. A killed replica's heartbeat and leases expire after one TTL;
+//! the plan then moves its providers. The safety net: a provider without a
+//! live lease for a whole TTL is taken by any live replica that configures
+//! it. Recovery state (`last_restart_attempt`) lives in the database, so a
 //! takeover never repeats a recovery inside its cooldown.
 //!
 //! SQLite supports one process: an exclusive lock on `<database>.lock` makes a
 //! second process on the same file refuse to start (the OS drops the lock when
 //! a process dies, even by SIGKILL), and that process leads every provider.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -24,7 +30,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::config::Config;
+use crate::domain::InstanceKey;
+pub use crate::domain::leadership::Memory;
+use crate::domain::leadership::{self, LeaseAction, Views};
+use crate::store::{Store, StoreError};
 use crate::supervisor::scheduler::Ticks;
 
 /// The heartbeat lease of one replica.
@@ -62,25 +72,43 @@ pub fn lock_sqlite(db: &Path) -> Result<File, String> {
     }
 }
 
+/// What this replica configures: the providers it can lead and the
+/// `[[instances]]` it keeps, published at every round (`replica_views`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Local {
+    pub providers: BTreeSet<String>,
+    pub instances: BTreeSet<InstanceKey>,
+}
+
+impl Local {
+    pub fn of(cfg: &Config) -> Local {
+        Local {
+            providers: cfg.providers.iter().map(|p| p.name.clone()).collect(),
+            instances: cfg.instances.iter().map(|i| InstanceKey::new(&i.provider, &i.name)).collect(),
+        }
+    }
+}
+
 /// Share the providers with the other replicas until `shutdown`; flips each
-/// provider's `leader` flag in `ticks`. `providers` gives the configured
-/// provider names (a reload may change them); `on_follow` runs each round
-/// with the providers another replica leads (to refresh their part of the
+/// provider's `leader` flag in `ticks`. `local` gives what this replica
+/// configures (a reload may change it); `on_follow` runs each round with the
+/// configured providers another replica leads (to refresh their part of the
 /// receiver's index).
 pub async fn run(
     store: Store,
     holder: String,
     ttl: Duration,
     ticks: Arc<Ticks>,
-    providers: impl Fn() -> Vec<String> + Send + 'static,
+    local: impl Fn() -> Local + Send + 'static,
     shutdown: CancellationToken,
     on_follow: impl Fn(Vec<String>) -> tokio::task::JoinHandle<()> + Send + 'static,
 ) {
     let every = ttl / 3;
     let mut led_before: Option<Vec<String>> = None;
+    let mut memory = Memory::default();
     loop {
-        let names = providers();
-        let led = match round(&store, &holder, ttl, &ticks, &names).await {
+        let mine = local();
+        let led = match round(&store, &holder, ttl, &ticks, &mine, &mut memory).await {
             Ok(led) => led,
             Err(e) => {
                 // Without the database nobody can prove a lease: stand down.
@@ -91,12 +119,13 @@ pub async fn run(
                 Vec::new()
             }
         };
+        let of = mine.providers.len();
         if led_before.as_ref() != Some(&led) {
-            tracing::info!(%holder, led = ?led, of = names.len(), "provider leadership changed");
-            crate::systemd::status(&format!("leading {} of {} providers", led.len(), names.len()));
+            tracing::info!(%holder, led = ?led, of, "provider leadership changed");
+            crate::systemd::status(&format!("leading {} of {of} providers", led.len()));
             led_before = Some(led.clone());
         }
-        let followed: Vec<String> = names.iter().filter(|n| !led.contains(n)).cloned().collect();
+        let followed: Vec<String> = mine.providers.iter().filter(|n| !led.contains(n)).cloned().collect();
         if !followed.is_empty() {
             let _ = on_follow(followed).await;
         }
@@ -114,57 +143,114 @@ pub async fn run(
     tracing::info!("released the provider leases");
 }
 
-/// One round: heartbeat, plan, then take, keep or hand over each provider's
-/// lease. Returns the providers this replica leads now.
-async fn round(
+/// One round: publish this replica's view and heartbeat, read the shared
+/// snapshot (live replicas and their views, the plan, the provider leases),
+/// write a new plan version when [`leadership::next_plan`] says so
+/// (compare-and-set: a replica that loses follows the winner's), then take,
+/// keep, hand over or rescue each provider's lease as
+/// [`leadership::lease_actions`] decides. Returns the providers this replica
+/// leads now.
+pub async fn round(
     store: &Store,
     holder: &str,
     ttl: Duration,
     ticks: &Ticks,
-    names: &[String],
-) -> Result<Vec<String>, crate::store::StoreError> {
+    local: &Local,
+    memory: &mut Memory,
+) -> Result<Vec<String>, StoreError> {
     let now = crate::clock::now();
-    store.try_lease(&replica_lease(holder), holder, ttl, now).await?;
-    let replicas: Vec<String> = store
-        .live_lease_holders("replica:", now)
+    store.publish_view(holder, &local.providers, &local.instances, now).await?;
+    // The heartbeat is taken here only when it is not live (this replica's
+    // first round, or after a stall), so the plan counts a joining replica
+    // at once; it is extended only at the end of the round, after the
+    // provider leases: a replica that dies mid-round leaves no heartbeat
+    // that outlives its leases.
+    let heartbeat = replica_lease(holder);
+    store.start_lease(&heartbeat, holder, ttl, now).await?;
+    let mut live: Views = store.live_views(now).await?.into_iter().map(|v| (v.holder, v.providers)).collect();
+    live.insert(holder.to_string(), local.providers.clone());
+    let counts: BTreeMap<String, u64> =
+        store.instance_counts().await?.into_iter().map(|(p, n)| (p, n.max(0) as u64)).collect();
+    let current = store.leadership_plan().await?;
+    let plan = match leadership::next_plan(current.as_ref(), &live, &counts) {
+        Some(next) => {
+            if store.write_plan(current.as_ref().map(|p| p.version), &next, holder, now).await? {
+                tracing::info!(version = next.version, replicas = ?next.members, leaders = ?next.leaders, "wrote a new leadership plan");
+                Some(next)
+            } else {
+                // Another replica wrote first: follow its version.
+                store.leadership_plan().await?
+            }
+        }
+        None => current,
+    };
+    let plan = plan.ok_or_else(|| StoreError::Corrupt("the leadership plan is missing after a write".into()))?;
+    let leases: BTreeMap<String, String> = store
+        .live_leases("provider:", now)
         .await?
         .into_iter()
-        .chain(std::iter::once(holder.to_string()))
+        .filter_map(|(name, h)| name.strip_prefix("provider:").map(|p| (p.to_string(), h)))
         .collect();
-    let counts = store.instance_counts().await?;
-    let sized: Vec<(String, u64)> = names
-        .iter()
-        .map(|n| (n.clone(), counts.iter().find(|(p, _)| p == n).map_or(0, |c| c.1.max(0) as u64)))
+    let busy: BTreeSet<String> = ticks
+        .all_providers()
+        .into_iter()
+        .filter(|(_, p)| p.started.load(Ordering::SeqCst) != 0)
+        .map(|(n, _)| n)
         .collect();
-    let plan = crate::domain::assignment::assign(&replicas, &sized);
+    let ttl_ms = crate::domain::time::duration_ms(ttl);
+    let view = leadership::Round {
+        me: holder,
+        known: &local.providers,
+        plan: &plan,
+        leases: &leases,
+        busy: &busy,
+        now_ms: now.0,
+        ttl_ms,
+    };
+    let actions = leadership::lease_actions(&view, memory);
     let mut led = Vec::new();
-    for name in names {
-        let p = ticks.provider(name);
-        let mine = plan.get(name).is_some_and(|r| r == holder);
-        let busy = p.started.load(Ordering::SeqCst) != 0;
-        let lease = provider_lease(name);
-        if mine {
-            let held = store.try_lease(&lease, holder, ttl, now).await?;
-            if held && !p.leader.swap(true, Ordering::SeqCst) {
-                // Taken just now: what happened before was watched by another
-                // replica (or nobody); silences are measured from here.
-                p.led_since.store(now.0, Ordering::SeqCst);
+    for (name, action) in actions {
+        let p = ticks.provider(&name);
+        let lease = provider_lease(&name);
+        match action {
+            LeaseAction::Take | LeaseAction::Rescue => {
+                let held = store.try_lease(&lease, holder, ttl, now).await?;
+                if !held {
+                    p.leader.store(false, Ordering::SeqCst);
+                    continue;
+                }
+                if action == LeaseAction::Rescue {
+                    memory.rescued(&name, plan.version);
+                    tracing::warn!(provider = %name, plan = plan.version, "took over a provider that had no leader for a whole lease period; keeping it until the plan changes");
+                }
+                if !p.leader.swap(true, Ordering::SeqCst) {
+                    // Taken just now: what happened before was watched by
+                    // another replica (or nobody); silences are measured from here.
+                    p.led_since.store(now.0, Ordering::SeqCst);
+                }
+                led.push(name);
             }
-            p.leader.store(held, Ordering::SeqCst);
-            if held {
-                led.push(name.clone());
-            }
-        } else {
-            // The plan gave it to another replica: start nothing new for it at
+            // Another replica should lead it: start nothing new for it at
             // once, keep the lease only until a running cycle ends, then hand
             // it over (never two leaders at a time).
-            p.leader.store(false, Ordering::SeqCst);
-            if busy {
+            LeaseAction::Renew => {
+                p.leader.store(false, Ordering::SeqCst);
                 store.renew_lease(&lease, holder, ttl, now).await?;
-            } else {
+            }
+            LeaseAction::Release => {
+                p.leader.store(false, Ordering::SeqCst);
                 store.release_lease(&lease, holder).await?;
             }
         }
     }
+    for (name, p) in ticks.all_providers() {
+        if !led.contains(&name) {
+            p.leader.store(false, Ordering::SeqCst);
+        }
+    }
+    // Renewed last, so a replica's heartbeat never outlives its provider
+    // leases by more than a round's own duration: whoever sees it gone can
+    // take its providers at once.
+    store.renew_lease(&heartbeat, holder, ttl, now).await?;
     Ok(led)
 }

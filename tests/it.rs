@@ -8,6 +8,7 @@ mod it {
     pub mod config;
     pub mod faults;
     pub mod judgments;
+    pub mod leadership;
     pub mod logs;
     pub mod notify;
     pub mod observability;

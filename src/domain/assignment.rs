@@ -1,38 +1,48 @@
-//! Which replica leads which provider (SPEC §8, issue 17): replicas on one
-//! PostgreSQL *share* the polling. Every replica computes the same plan from
-//! the same facts — the live replicas and each provider's instance count — so
-//! no coordination is needed beyond the per-provider leases that make sure a
-//! provider never has two leaders while the plan changes hands.
-//!
-//! The plan is a greedy "largest provider first, to the least-loaded replica"
-//! (LPT): balanced by instances to within the largest provider, stable while
-//! the membership and the counts are stable (no flapping), and deterministic
-//! whatever order the facts arrive in.
+//! How providers are shared out among replicas (rule 15 and
+//! docs/operations.md "Several replicas"): a greedy "largest provider first,
+//! to the least-loaded replica" (LPT), balanced by instances to within the
+//! largest provider and deterministic whatever order the facts arrive in.
+//! Each provider goes only to a replica that configures it. The plan is not
+//! computed by each replica on its own: [`crate::domain::leadership`] keeps one
+//! shared version of it, replanned only when the membership changes.
 
 use std::collections::BTreeMap;
 
-/// `provider → replica` for these replicas and `(provider, instances)`.
-/// Empty when there is no replica.
+/// `provider → replica` for these replicas and `(provider, instances)`, every
+/// replica able to lead every provider. Empty when there is no replica.
 pub fn assign(replicas: &[String], providers: &[(String, u64)]) -> BTreeMap<String, String> {
-    let mut plan = BTreeMap::new();
-    let mut replicas: Vec<&String> = replicas.iter().collect();
-    replicas.sort();
-    replicas.dedup();
-    if replicas.is_empty() {
-        return plan;
-    }
-    let mut load: Vec<(u64, &String)> = replicas.iter().map(|r| (0, *r)).collect();
+    let mut load: BTreeMap<&String, u64> = replicas.iter().map(|r| (r, 0)).collect();
+    let all: Vec<&String> = load.keys().copied().collect();
+    assign_eligible(&mut load, providers, |_| all.clone(), |_| None).into_iter().collect()
+}
+
+/// Give each of `providers` (`(name, weight)`) to the least-loaded replica in
+/// `load` that `eligible` allows for it, largest first (ties: the provider's
+/// `previous` leader, then by name), adding its weight (at least one: a
+/// provider without instances still needs a leader) to that replica's load.
+/// A provider nobody is eligible for is left out.
+pub fn assign_eligible<'a>(
+    load: &mut BTreeMap<&'a String, u64>,
+    providers: &[(String, u64)],
+    eligible: impl Fn(&str) -> Vec<&'a String>,
+    previous: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
     let mut order: Vec<&(String, u64)> = providers.iter().collect();
-    // Largest first; a provider without instances still needs a leader (its
-    // discovery may find some), and weighs one.
     order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     order.dedup_by(|a, b| a.0 == b.0);
+    let mut out = Vec::new();
     for (provider, n) in order {
-        let slot = load.iter_mut().min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1))).expect("non-empty");
-        slot.0 += (*n).max(1);
-        plan.insert(provider.clone(), slot.1.clone());
+        let before = previous(provider);
+        let pick = eligible(provider)
+            .into_iter()
+            .filter(|r| load.contains_key(r))
+            .min_by_key(|r| (load[r], before.as_deref() != Some(r.as_str()), *r));
+        if let Some(r) = pick {
+            *load.get_mut(r).expect("eligible replicas have a load") += (*n).max(1);
+            out.push((provider.clone(), r.clone()));
+        }
     }
-    plan
+    out
 }
 
 #[cfg(test)]

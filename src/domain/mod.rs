@@ -11,7 +11,8 @@
 //! - [`provider`]: [`provider::provider_step`], the provider-wide outage state machine.
 //! - [`gate`]: the one policy gate — may we act on an instance, may we speak about it.
 //! - [`breaker`]: the circuit breaker of a provider's poll pipeline.
-//! - [`assignment`]: which replica leads which provider (replicas share the polling).
+//! - [`assignment`]: how providers are shared out among replicas.
+//! - [`leadership`]: the shared plan and the lease decisions of one replica round (and the safety net).
 //! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
 //! - [`tenancy`]: whose an instance is — one resolution over config, API, SQL source, pattern, default.
 //! - [`stream`]: the events a SaaS application follows (health changes, outages, maintenance, tenants).
@@ -25,6 +26,7 @@ pub mod describe;
 pub mod gate;
 pub mod health;
 pub mod instance;
+pub mod leadership;
 pub mod notice;
 pub mod policy;
 pub mod provider;

@@ -27,6 +27,7 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 pub use availability::{HistoryFilter, InstanceHistory};
 pub use instances::NewInstance;
+pub use leases::ReplicaView;
 pub use providers::ProviderOverview;
 pub use records::{
     EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,

@@ -2,8 +2,12 @@
 //! pure merge of [`super::inventory`] written to the store (retirements first,
 //! so a recreated name gets a fresh row), and the receiver's index refreshed
 //! for that provider only. Instances of providers removed from the config are
-//! retired once per config generation.
+//! retired once per config generation. Retirement because something was
+//! removed from the configuration waits while another live replica still
+//! configures it (its published view): a replica never retires by config what
+//! it merely does not know.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,6 +18,10 @@ use crate::config::ProviderConfig;
 use crate::domain::InstanceKey;
 use crate::providers::Provider;
 use crate::store::{InstanceFilter, InstanceRecord, NewInstance};
+
+/// While another live replica still configures a provider this one no longer
+/// has, its instances are looked at again this often.
+const ORPHANS_AGAIN_MS: i64 = 60_000;
 
 impl Supervisor {
     /// Bring provider `p`'s stored instances in line with its config and (when
@@ -44,7 +52,12 @@ impl Supervisor {
         let tenants = inventory::TenantInputs { api: &api, sql: &sql };
         let wanted = inventory::wanted(&self.cfg, p, listing.as_deref(), tenants);
         let stored = self.store.inventory(Some(&p.name)).await?;
-        let d = inventory::diff(p, &stored, &wanted, listing.is_some());
+        let mut d = inventory::diff(p, &stored, &wanted, listing.is_some());
+        let mut held = Vec::new();
+        if d.retire.iter().any(|(_, why)| *why == inventory::REMOVED_FROM_CONFIG) {
+            let (_, elsewhere) = self.configured_elsewhere().await?;
+            held = inventory::hold_back(&mut d, &stored, &elsewhere);
+        }
         let now = self.now();
         for (id, why) in &d.retire {
             if let Some(r) = self.store.instance_by_id(id).await? {
@@ -89,8 +102,33 @@ impl Supervisor {
         } else if !self.index.has_provider(&p.name) {
             self.index.refresh_provider(&p.name, &stored);
         }
-        self.synced.lock().expect("synced lock").insert(p.name.clone(), fingerprint);
+        if held.is_empty() {
+            self.synced.lock().expect("synced lock").insert(p.name.clone(), fingerprint);
+        } else {
+            // Not recorded as merged: the next cycle looks again.
+            tracing::debug!(
+                provider = %p.name,
+                instances = ?held.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+                "not retiring instances removed from this configuration: another live replica still configures them"
+            );
+        }
         Ok(())
+    }
+
+    /// The providers and instances that another live replica configures (its
+    /// published view; this replica's own view is left out: its current
+    /// config speaks for it). Nothing on SQLite, where one process runs.
+    async fn configured_elsewhere(&self) -> Result<(BTreeSet<String>, BTreeSet<InstanceKey>), SupervisorError> {
+        let me = self.ticks().holder.get().cloned();
+        let mut providers = BTreeSet::new();
+        let mut instances = BTreeSet::new();
+        for v in self.store.live_views(self.now()).await? {
+            if me.as_ref() != Some(&v.holder) {
+                providers.extend(v.providers);
+                instances.extend(v.instances);
+            }
+        }
+        Ok((providers, instances))
     }
 
     /// Note that an instance of `provider` became missing or stopped being
@@ -136,17 +174,39 @@ impl Supervisor {
         }
     }
 
-    /// Retire the instances of providers that are no longer configured (once
-    /// per config generation: only a reload or a restart removes a provider).
+    /// Retire the instances of providers that are no longer configured —
+    /// unless another live replica still configures the provider (a rolling
+    /// reload, or a replica behind): those wait, and are looked at again a
+    /// minute later. Once none is left, not again in this generation (only a
+    /// reload or a restart removes a provider).
     pub(super) async fn retire_orphans(self: &Arc<Self>) -> Result<(), SupervisorError> {
-        if self.orphans_checked.load(Ordering::Acquire) {
+        let now = self.now();
+        if now.0 < self.orphans_next.load(Ordering::Acquire) {
             return Ok(());
         }
         let all = self.store.instances(&InstanceFilter::default()).await?;
-        for r in all.into_iter().filter(|r| !self.providers.contains_key(&r.key.provider)) {
-            self.retire(r, "its provider was removed from the configuration").await?;
+        let orphans: Vec<InstanceRecord> =
+            all.into_iter().filter(|r| !self.providers.contains_key(&r.key.provider)).collect();
+        let mut waiting = BTreeSet::new();
+        if !orphans.is_empty() {
+            let (elsewhere, _) = self.configured_elsewhere().await?;
+            for r in orphans {
+                if elsewhere.contains(&r.key.provider) {
+                    waiting.insert(r.key.provider.clone());
+                } else {
+                    self.retire(r, "its provider was removed from the configuration").await?;
+                }
+            }
         }
-        self.orphans_checked.store(true, Ordering::Release);
+        if waiting.is_empty() {
+            self.orphans_next.store(i64::MAX, Ordering::Release);
+        } else {
+            tracing::info!(
+                providers = ?waiting,
+                "not retiring the instances of providers removed from this configuration: another live replica still configures them (looking again in a minute)"
+            );
+            self.orphans_next.store(now.0 + ORPHANS_AGAIN_MS, Ordering::Release);
+        }
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 //! diff retires has its outage closed by the caller, and a recreated instance
 //! (a new provider-side id under a known name) gets a fresh row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{Config, ProviderConfig};
 use crate::domain::tenancy::{SqlMapping, TenantSource, resolve};
@@ -88,6 +88,9 @@ pub fn wanted(cfg: &Config, p: &ProviderConfig, listing: Option<&[Listed]>, tena
     out.into_values().collect()
 }
 
+/// Why an instance the config no longer lists is retired.
+pub const REMOVED_FROM_CONFIG: &str = "removed from the configuration";
+
 /// What to change in the store so that it matches `wanted`.
 #[derive(Debug, Default, PartialEq)]
 pub struct InventoryDiff {
@@ -128,12 +131,36 @@ pub fn diff(p: &ProviderConfig, stored: &[InventoryRow], wanted: &[Wanted], list
     }
     for r in stored.iter().filter(|r| !wanted_keys.contains_key(&r.key)) {
         if !p.discover {
-            d.retire.push((r.id.clone(), "removed from the configuration"));
+            d.retire.push((r.id.clone(), REMOVED_FROM_CONFIG));
         } else if listing_ok && r.health == Health::Missing {
             d.retire.push((r.id.clone(), "deleted on the provider"));
         }
     }
     d
+}
+
+/// Keep back the retirements "removed from the configuration" of instances
+/// that another live replica still configures (`elsewhere`): a replica never
+/// retires by config what another's config still has (a rolling reload, or
+/// one replica behind). Returns the instances kept back; the next merge
+/// looks again.
+pub fn hold_back(
+    d: &mut InventoryDiff,
+    stored: &[InventoryRow],
+    elsewhere: &BTreeSet<InstanceKey>,
+) -> Vec<InstanceKey> {
+    let mut held = Vec::new();
+    d.retire.retain(|(id, why)| {
+        let key = stored.iter().find(|r| r.id == *id).map(|r| &r.key);
+        match key {
+            Some(k) if *why == REMOVED_FROM_CONFIG && elsewhere.contains(k) => {
+                held.push(k.clone());
+                false
+            }
+            _ => true,
+        }
+    });
+    held
 }
 
 #[cfg(test)]
@@ -251,5 +278,22 @@ mod tests {
         let d = diff(&p, &rows, &wanted(&c, &p, None, none()), false);
         assert_eq!(d.retire, vec![("r2".to_string(), "removed from the configuration")]);
         assert!(d.upsert.is_empty());
+    }
+
+    #[test]
+    fn an_instance_another_live_replica_still_configures_is_not_retired_by_config() {
+        let p = provider(false);
+        let c = cfg(&p, &[]);
+        let rows = [
+            stored("theirs", "r1", None, Health::Connected, "config"),
+            stored("nobodys", "r2", None, Health::Connected, "config"),
+            stored("gone", "r3", None, Health::Missing, "discovered"),
+        ];
+        let mut d = diff(&p, &rows, &wanted(&c, &p, None, none()), false);
+        let elsewhere: BTreeSet<InstanceKey> = [InstanceKey::new("evo", "theirs")].into();
+        let held = hold_back(&mut d, &rows, &elsewhere);
+        assert_eq!(held, vec![InstanceKey::new("evo", "theirs")]);
+        let ids: Vec<&str> = d.retire.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(ids, vec!["r2", "r3"]);
     }
 }

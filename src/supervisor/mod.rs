@@ -115,8 +115,10 @@ pub struct Supervisor {
     missing_moved: Mutex<std::collections::HashSet<String>>,
     /// Providers whose discovery is failing (logged once per episode).
     discovery_failing: Mutex<episodes::Episodes>,
-    /// Instances of providers no longer configured are retired once per generation.
-    orphans_checked: std::sync::atomic::AtomicBool,
+    /// When to look for instances of providers no longer configured (Unix
+    /// ms): 0 at first, never again once none is left, a minute later while
+    /// another live replica still configures one (see `retire_orphans`).
+    orphans_next: std::sync::atomic::AtomicI64,
     /// When the heartbeat URL was last pinged (Unix ms).
     last_heartbeat: std::sync::atomic::AtomicI64,
     /// Instances whose W-API token comes from the config (discovery may not replace it).
@@ -208,7 +210,7 @@ impl Supervisor {
             stream_notify: tokio::sync::Notify::new(),
             missing_moved: Mutex::new(Default::default()),
             discovery_failing: Mutex::new(Default::default()),
-            orphans_checked: Default::default(),
+            orphans_next: Default::default(),
             last_heartbeat: Default::default(),
             configured_tokens,
             http: reqwest::Client::builder()

@@ -34,6 +34,9 @@ pub struct Ticks {
     /// This process leads every provider (SQLite: one process). Otherwise each
     /// provider's `leader` flag says (PostgreSQL: the replicas share them).
     pub lead_all: AtomicBool,
+    /// This replica's `replica:<holder>` name, once its lease task started
+    /// (PostgreSQL): its own published view is not "another replica's".
+    pub holder: std::sync::OnceLock<String>,
     /// One entry per provider, created on first use.
     providers: std::sync::Mutex<HashMap<String, Arc<ProviderProgress>>>,
 }

@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo bench --bench bench -- all        # every scenario at full size, a markdown table
 //! cargo bench --bench bench -- smoke      # every scenario at tiny size (< 60 s; .ci/run)
-//! cargo bench --bench bench -- receiver|latency|poll|writes|claim|unauth|scale|replicas [--postgres URL | --no-postgres] [--poll-sizes 1000,10000] [--scale-sizes 100000,10000]
+//! cargo bench --bench bench -- receiver|latency|poll|writes|claim|unauth|scale|replicas|events [--postgres URL | --no-postgres] [--poll-sizes 1000,10000] [--scale-sizes 100000,10000]
 //! ```
 //!
 //! The real daemon (`target/release/wa-sentinel`, built by cargo for this
@@ -36,6 +36,10 @@
 //!   whole periods, peak RSS; SQLite, and PostgreSQL (with its writes per
 //!   steady cycle) when a URL is given. `--scale-sizes 100000,10000`.
 //!
+//! - `events` ([`events`]): the event stream to one local subscriber: the
+//!   delivery rate of the first cycle's burst, and the delay from a change's
+//!   commit to its delivery at 10,000 instances with 1 % changing per minute.
+//!
 //! `BENCH_DAEMON_WRAPPER="valgrind --tool=callgrind"` runs the daemon under a profiler
 //! (stopped with SIGTERM so the profile is written).
 
@@ -52,6 +56,8 @@ use tokio::sync::mpsc;
 use wa_sentinel::domain::Ts;
 use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::{OutboxEntry, Store};
+
+mod events;
 
 const WEBHOOK_TOKEN: &str = "hooktoken";
 const ADMIN_TOKEN: &str = "bench-admin";
@@ -96,6 +102,9 @@ struct Size {
     /// The `replicas` scenario: this many instances (over `scale_providers`)
     /// shared by three replicas on one PostgreSQL.
     replica_instances: usize,
+    /// The `events` scenario: instances, and how long 1 % of them per minute change.
+    events_instances: usize,
+    events_run: Duration,
 }
 
 impl Size {
@@ -126,6 +135,8 @@ impl Size {
                 scale_period: Duration::from_secs(30),
                 scale_periods: 3,
                 replica_instances: 60_000,
+                events_instances: 10_000,
+                events_run: Duration::from_secs(180),
             },
             Mode::Smoke => Size {
                 mode,
@@ -152,6 +163,8 @@ impl Size {
                 scale_period: Duration::from_secs(2),
                 scale_periods: 2,
                 replica_instances: 300,
+                events_instances: 200,
+                events_run: Duration::from_secs(3),
             },
         }
     }
@@ -1959,11 +1972,11 @@ fn main() -> Result<()> {
                 scale_sizes = Some(v.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?);
             }
             "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" | "claim" | "unauth" | "scale"
-            | "replicas" => scenario = Some(a.clone()),
+            | "replicas" | "events" => scenario = Some(a.clone()),
             other if other.starts_with('-') => {} // libtest-style flags cargo may pass
             other => {
                 bail!(
-                    "unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth | scale | replicas"
+                    "unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth | scale | replicas | events"
                 )
             }
         }
@@ -2013,6 +2026,9 @@ fn main() -> Result<()> {
         }
         if all || scenario == "replicas" {
             scale_replicas(&size, pg, &mut rep).await?;
+        }
+        if all || scenario == "events" {
+            events::events(&size, &mut rep).await?;
         }
         Ok(())
     });

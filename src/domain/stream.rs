@@ -37,7 +37,7 @@ pub struct StreamEvent {
 }
 
 fn rfc3339<S: serde::Serializer>(t: &Ts, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.rfc3339())
+    s.serialize_str(&t.rfc3339_millis())
 }
 
 impl StreamEvent {
@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(ev[1].recovered_by.as_deref(), Some("restart"));
         let json = ev[1].json(7);
         assert_eq!(json["seq"], 7);
-        assert_eq!(json["at"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["at"], "1970-01-01T00:00:00.003Z");
         assert_eq!(json["cause"], "disconnected");
     }
 }

@@ -29,6 +29,15 @@ impl Ts {
             None => format!("@{}ms", self.0),
         }
     }
+
+    /// RFC 3339 UTC with milliseconds (`2026-12-05T10:00:00.123Z`): for the
+    /// event stream, whose consumers measure delays.
+    pub fn rfc3339_millis(self) -> String {
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            None => format!("@{}ms", self.0),
+        }
+    }
 }
 
 /// Serde: an instant as RFC 3339 UTC text, the one time format of every JSON

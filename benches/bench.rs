@@ -781,7 +781,7 @@ fn spread(v: &[f64]) -> (f64, f64) {
     v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
 }
 
-/// The wrk script shipped in `benches/` (issue 17 §1).
+/// The wrk script shipped in `benches/`.
 const WRK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/receiver.lua");
 
 /// One `wrk -t1 -c32` run against `port` with `benches/receiver.lua`:
@@ -1902,7 +1902,7 @@ async fn scale(size: &Size, pg_url: Option<&str>, rep: &mut Report) -> Result<()
     Ok(())
 }
 
-/// Issue 17 §3: three replicas on one PostgreSQL share `replica_instances`
+/// Three replicas on one PostgreSQL share `replica_instances`
 /// over `scale_providers` simulated providers: per-replica CPU and providers,
 /// the slowest provider's cycle, and no provider polled twice in a period.
 async fn scale_replicas(size: &Size, pg_url: Option<&str>, rep: &mut Report) -> Result<()> {

@@ -98,8 +98,9 @@ pub(super) async fn events(size: &Size, rep: &mut Report) -> Result<()> {
 
     // 2. 1 % of the instances per minute.
     let names = names(n);
-    let every = Duration::from_millis((60_000 / (n / 100).max(1)) as u64);
     let run = size.events_run;
+    // (At smoke size, faster: a few changes within the short run.)
+    let every = Duration::from_millis((60_000 / (n / 100).max(1)) as u64).min(run / 3);
     let changes = (run.as_millis() / every.as_millis().max(1)) as usize;
     let start = Instant::now();
     for i in 0..changes {

@@ -1,4 +1,4 @@
--- wrk load for the webhook receiver (issue 17 §1): realistic ~1 KB Evolution v2
+-- wrk load for the webhook receiver: realistic ~1 KB Evolution v2
 -- `messages.upsert` bodies, rotating over N known instances `inst-00000` … .
 --
 --   wrk -t1 -c32 -d5s -s benches/receiver.lua http://127.0.0.1:PORT -- TOKEN N [PROVIDER]

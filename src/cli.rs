@@ -1,4 +1,4 @@
-//! The commands behind the binary (SPEC §1). Each command is a small function
+//! The commands behind the binary (docs/cli.md). Each command is a small function
 //! over the library; this is the only place that uses `anyhow`. The grammar
 //! itself is in [`args`] (shared with `build.rs`).
 

@@ -27,7 +27,7 @@ pub struct Entry {
     /// When a `connecting` signal was last forwarded (debounce, Unix ms).
     last_connecting: AtomicI64,
     /// The row version whose state was last seen, and whether it was settled
-    /// ([`InstanceState::settled`]): the poll's fast path (issue 17) trusts it
+    /// ([`InstanceState::settled`]): the poll's fast path trusts it
     /// only while the database still holds that very version.
     settled: Mutex<(i64, Option<Settled>)>,
 }
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(e.health(), Health::LoggedOut);
     }
 
-    /// Issue 17's fast path trusts a cached settled state only for the very
+    /// The poll's fast path trusts a cached settled state only for the very
     /// row version it was read from, and an older read never replaces it.
     #[test]
     fn settled_facts_belong_to_one_row_version() {
@@ -235,11 +235,11 @@ mod tests {
         assert_eq!(e.health(), Health::Unknown);
     }
 
-    /// Issue 11 §5: the health/version pair was updated with a read-then-store;
+    /// The health/version pair was updated with a read-then-store;
     /// two racing writers could leave the older health cached. Whatever the
     /// interleaving, the health of the highest version must win.
     #[test]
-    fn issue11_5_racing_writers_leave_the_newest_version_cached() {
+    fn racing_writers_leave_the_newest_version_cached() {
         for round in 0..200 {
             let e = Arc::new(Entry::new("id".into(), "t".into(), Health::Unknown, 0, None));
             let threads: Vec<_> = (1..=8i64)

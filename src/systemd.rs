@@ -2,7 +2,7 @@
 //! listener is bound, `STATUS=` summaries, `STOPPING=1` on shutdown, and
 //! `WATCHDOG=1` only while the scheduler is ticking — a wedged scheduler stops
 //! the pings and systemd restarts the process. A slow or hanging *provider* is
-//! never a reason (SPEC §5 rule 15): its pipeline is reported (`/readyz`,
+//! never a reason (rule 15, docs/rules.md): its pipeline is reported (`/readyz`,
 //! `wa_sentinel_provider_cycle_seconds`, `wa_sentinel_provider_breaker_open`),
 //! and only a process whose every running pipeline is stuck for 30 minutes,
 //! with none finishing, stops the pings. Without `NOTIFY_SOCKET` every

@@ -276,7 +276,7 @@ impl NotifierConfig {
         }
     }
 
-    /// Does this notifier take this notice? (`tenants` and `kinds` filters, SPEC §2.)
+    /// Does this notifier take this notice? (`tenants` and `kinds` filters, docs/configuration.md.)
     /// Notices with no tenant (provider-wide) go where `provider_notices` says.
     pub fn accepts(&self, kind: NoticeKind, tenant: Option<&str>) -> bool {
         let kind_ok = self.kinds.as_ref().is_none_or(|ks| ks.contains(&kind));
@@ -625,7 +625,7 @@ impl Validator<'_> {
         };
         let log = self.log(&r.log);
         let providers = self.providers(&r.providers);
-        // Each provider kind accepts its own event names (issue 11 §5): name
+        // Each provider kind accepts its own event names: name
         // the bad entry now rather than fail every audit with a 400 later.
         for (i, e) in r.webhook.events.iter().enumerate() {
             if let Some(why) = providers.iter().find_map(|p| events::rejection(p, e)) {

@@ -1,4 +1,4 @@
-//! The configuration exactly as written (SPEC §2): serde shapes with the
+//! The configuration exactly as written (docs/configuration.md): serde shapes with the
 //! built-in defaults. Durations, sizes and URLs stay strings here so that
 //! validation ([`super::validate`]) can name the key of any bad value.
 

@@ -1,4 +1,4 @@
-//! The circuit breaker of one provider's poll pipeline (SPEC §5 rule 15).
+//! The circuit breaker of one provider's poll pipeline (rule 15, docs/rules.md).
 //!
 //! A provider that accepts connections but never answers costs a full
 //! `request_timeout` per call. After [`Breaker::threshold`] consecutive

@@ -1,4 +1,4 @@
-//! The one policy gate (SPEC §5 rule 16): may wa-sentinel *act* on an
+//! The one policy gate (rule 16, docs/rules.md): may wa-sentinel *act* on an
 //! instance (recovery calls, webhook config writes) and may it *speak* about
 //! it (notices)? Polls, webhooks, the webhook audit and provider-wide fan-out
 //! all ask here instead of checking maintenance on their own.

@@ -2,7 +2,7 @@
 //! one [`Observation`], the clock and the [`Policy`], and returns the new state,
 //! the [`Action`]s to take after the commit, and the [`Change`]s to record.
 //!
-//! It implements SPEC §5 rules 2–7: `down_after`, outage open/close, the
+//! It implements rules 2–7 (docs/rules.md): `down_after`, outage open/close, the
 //! situation-specific recovery action under a growing cooldown and a per-outage
 //! budget, logged-out/banned/missing → one notice and no restart, repeated 440
 //! → no restart, flapping → one `instance_flapping`, maintenance, reminders, and
@@ -72,7 +72,7 @@ impl Cause {
         .find(|c| c.as_str() == s)
     }
 
-    /// How much a cause says (SPEC §5 rule 12): within an outage the cause only
+    /// How much a cause says (rule 12, docs/rules.md): within an outage the cause only
     /// moves up this order — gone (missing: it supersedes a logout, and is what
     /// retires the instance) > terminal (logged out, banned) > needs a
     /// person (QR, unknown state) > replaced (440) > a transient close or a
@@ -253,7 +253,7 @@ impl InstanceState {
     /// The state as far as a poll that finds the session open is concerned:
     /// `Some` when that poll can change nothing but the silence clock, which
     /// [`Settled::open_poll_is_noop`] then decides. This is the poll's fast
-    /// path at scale (issue 17): a settled instance's poll skips reading its
+    /// path at scale: a settled instance's poll skips reading its
     /// record and stepping it. `step_of_a_settled_open_poll_changes_nothing`
     /// (a property test over random histories and random states) holds the
     /// two to [`step`].

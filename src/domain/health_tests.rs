@@ -1,4 +1,4 @@
-//! Tests of [`super::step`], one per behaviour rule (SPEC §5), plus property
+//! Tests of [`super::step`], one per behaviour rule (docs/rules.md), plus property
 //! tests of its invariants over random observation sequences.
 
 use std::collections::HashMap;
@@ -149,7 +149,7 @@ fn rule5_logged_out_gets_one_notice_and_no_restart() {
     assert!(s.recoveries.is_empty());
     assert_eq!(s.kinds(), vec![NoticeKind::InstanceLoggedOut]);
     assert_eq!(s.state.health, Health::LoggedOut);
-    // Issue 15 §5: the renderer gets the cause and the code, not only prose.
+    // The renderer gets the cause and the code, not only prose.
     assert_eq!((s.notices[0].cause.as_deref(), s.notices[0].code), (Some("logged_out"), Some(401)));
 }
 
@@ -186,7 +186,7 @@ fn missing_instance_is_announced_once() {
 }
 
 #[test]
-fn issue11_2_repeated_440_from_real_webhooks_stops_restarts_and_says_why() {
+fn repeated_440_from_real_webhooks_stops_restarts_and_says_why() {
     // What a real server sends when two consumers share a session: a close
     // webhook with statusReason 440, Evolution's own reconnect (`open`), and
     // the next 440 — the session opens in between every time.
@@ -208,7 +208,7 @@ fn issue11_2_repeated_440_from_real_webhooks_stops_restarts_and_says_why() {
 }
 
 #[test]
-fn issue11_2_440s_far_apart_are_each_a_transient_drop() {
+fn replaced_closes_far_apart_are_each_a_transient_drop() {
     let p = Policy { down_after: 2, cooldown: Duration::from_secs(60), ..Policy::default() };
     let mut s = Sim::new(p);
     s.at(0).poll(ProviderStatus::Connected);
@@ -518,7 +518,7 @@ proptest! {
             t += dt;
             s.at(t);
             let before = s.state.clone();
-            // Issue 17's fast path, on every reachable state.
+            // The poll's fast path, on every reachable state.
             if let Some(settled) = before.settled()
                 && settled.open_poll_is_noop(s.now, s.watch, &p)
             {
@@ -620,14 +620,14 @@ proptest! {
     }
 }
 
-// ------------------------------------------- issue 11 §2: causes never downgrade
+// ------------------------------------------- causes never downgrade
 
 fn hook(s: &mut Sim, sig: WebhookSignal) -> StepOutput {
     s.obs(Observation::Webhook(sig))
 }
 
 #[test]
-fn issue11_2_a_qr_webhook_then_a_plain_connecting_poll_keeps_needs_qr_and_never_reconnects() {
+fn a_qr_webhook_then_a_plain_connecting_poll_keeps_needs_qr_and_never_reconnects() {
     let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
     s.at(0).poll(ProviderStatus::Connected);
     hook(s.at(1), WebhookSignal::Connecting { qr_pending: true });
@@ -642,7 +642,7 @@ fn issue11_2_a_qr_webhook_then_a_plain_connecting_poll_keeps_needs_qr_and_never_
 }
 
 #[test]
-fn issue11_2_a_logout_followed_by_polls_without_a_reason_stays_logged_out() {
+fn a_logout_followed_by_polls_without_a_reason_stays_logged_out() {
     // v1 polls never carry a reason; v2's fetchInstances follow-up may fail.
     let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
     s.at(0).poll(ProviderStatus::Connected);
@@ -659,7 +659,7 @@ fn issue11_2_a_logout_followed_by_polls_without_a_reason_stays_logged_out() {
 }
 
 #[test]
-fn issue11_2_a_never_paired_instance_waits_for_a_qr_from_the_first_poll() {
+fn a_never_paired_instance_waits_for_a_qr_from_the_first_poll() {
     let mut s = Sim::new(Policy::default()); // down_after 2: needs-a-person needs no second look
     let out = s.at(0).poll(ProviderStatus::Unpaired);
     assert_eq!(out.state.outage.as_ref().map(|o| o.cause), Some(Cause::NeedsQr));
@@ -674,7 +674,7 @@ fn issue11_2_a_never_paired_instance_waits_for_a_qr_from_the_first_poll() {
 }
 
 #[test]
-fn issue11_2_a_reconnect_loop_keeps_cause_and_since_and_writes_no_event_per_flip() {
+fn a_reconnect_loop_keeps_cause_and_since_and_writes_no_event_per_flip() {
     // The real server: every poll says `close`, the debounced `connecting`
     // webhooks (one per 5 s) keep coming.
     let mut s = Sim::new(Policy::default());
@@ -702,7 +702,7 @@ fn issue11_2_a_reconnect_loop_keeps_cause_and_since_and_writes_no_event_per_flip
 }
 
 #[test]
-fn issue11_2_a_logged_out_outage_ends_on_a_live_session_not_on_a_late_message() {
+fn a_logged_out_outage_ends_on_a_live_session_not_on_a_late_message() {
     let mut s = Sim::new(Policy::default());
     s.at(0).poll(ProviderStatus::Connected);
     hook(s.at(1), WebhookSignal::LoggedOut { reason: Some(401) });
@@ -717,7 +717,7 @@ fn issue11_2_a_logged_out_outage_ends_on_a_live_session_not_on_a_late_message() 
 }
 
 #[test]
-fn issue11_2_a_message_still_recovers_a_transient_outage_at_once() {
+fn a_message_still_recovers_a_transient_outage_at_once() {
     let mut s = Sim::new(Policy::default());
     s.at(0).poll(ProviderStatus::Connected);
     hook(s.at(1), WebhookSignal::Closed { reason: Some(428) });
@@ -726,7 +726,7 @@ fn issue11_2_a_message_still_recovers_a_transient_outage_at_once() {
 }
 
 #[test]
-fn issue11_2_missing_is_contradicted_by_a_provider_that_lists_the_instance_again() {
+fn missing_is_contradicted_by_a_provider_that_lists_the_instance_again() {
     let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
     s.at(0).poll(ProviderStatus::NotFound);
     assert_eq!(s.state.outage.as_ref().unwrap().cause, Cause::Missing);
@@ -735,10 +735,10 @@ fn issue11_2_missing_is_contradicted_by_a_provider_that_lists_the_instance_again
     assert_eq!(s.recoveries.len(), 1);
 }
 
-// ------------------------------------------------- issue 11 §3: lifecycle
+// ------------------------------------------------- lifecycle
 
 #[test]
-fn issue11_3_retiring_closes_an_announced_outage_with_one_final_notice() {
+fn retiring_closes_an_announced_outage_with_one_final_notice() {
     let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
     s.at(0).poll(ProviderStatus::Connected);
     s.at(1).poll(closed(428));
@@ -752,7 +752,7 @@ fn issue11_3_retiring_closes_an_announced_outage_with_one_final_notice() {
 }
 
 #[test]
-fn issue11_3_retiring_without_an_announced_outage_says_nothing() {
+fn retiring_without_an_announced_outage_says_nothing() {
     let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
     s.at(0).obs(Observation::Maintenance(Some(Ts(60 * MIN))));
     s.at(1).poll(closed(428)); // an outage nobody was told about
@@ -765,10 +765,10 @@ fn issue11_3_retiring_without_an_announced_outage_says_nothing() {
     assert!(out.actions.is_empty());
 }
 
-// ------------------------------------------------ issue 11 §4: maintenance
+// ------------------------------------------------ maintenance
 
 #[test]
-fn issue11_4_an_outage_announced_before_maintenance_gets_its_recovery_notice() {
+fn an_outage_announced_before_maintenance_gets_its_recovery_notice() {
     let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
     s.at(0).poll(ProviderStatus::Connected);
     s.at(1).poll(closed(428));
@@ -778,7 +778,7 @@ fn issue11_4_an_outage_announced_before_maintenance_gets_its_recovery_notice() {
 }
 
 #[test]
-fn issue11_4_an_outage_that_began_and_ended_inside_maintenance_stays_silent() {
+fn an_outage_that_began_and_ended_inside_maintenance_stays_silent() {
     let mut s = Sim::new(Policy { down_after: 1, ..Policy::default() });
     s.at(0).obs(Observation::Maintenance(Some(Ts(60 * MIN))));
     s.at(1).poll(closed(428));
@@ -788,11 +788,11 @@ fn issue11_4_an_outage_that_began_and_ended_inside_maintenance_stays_silent() {
     assert!(s.recoveries.is_empty());
 }
 
-/// Issue 15 §5: a logout read "logged out: logged out (statusReason 401)".
+/// A logout read "logged out: logged out (statusReason 401)".
 /// The stored reason says each thing once and keeps the code for machines;
 /// the notice carries the cause and the code for the renderer.
 #[test]
-fn issue15_5_reasons_say_each_thing_once_and_notices_carry_cause_and_code() {
+fn reasons_say_each_thing_once_and_notices_carry_cause_and_code() {
     assert_eq!(describe("logged out", Some(401)), "logged out (statusReason 401)");
     assert_eq!(describe("connection closed", Some(515)), "connection closed: restart required (statusReason 515)");
     assert_eq!(describe("connection closed", None), "connection closed");
@@ -804,7 +804,7 @@ fn issue15_5_reasons_say_each_thing_once_and_notices_carry_cause_and_code() {
     assert_eq!(v.reason, "logged out (statusReason 401)");
 }
 
-// ------------------------------------------- issue 17: the poll's fast path
+// ------------------------------------------- the poll's fast path
 
 /// What `Supervisor::observe_with` checks before it skips a write.
 fn open_poll_changes_nothing(state: &InstanceState, now: Ts, watching_since: Ts, policy: &Policy) -> bool {
@@ -867,7 +867,7 @@ fn any_state() -> impl Strategy<Value = InstanceState> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
 
-    /// Issue 17: a poll that finds a settled instance open, before its silence
+    /// A poll that finds a settled instance open, before its silence
     /// is due, is exactly the no-op `step` would have found — whatever else
     /// the state holds (restart budget, flap history, 440 counts).
     #[test]
@@ -887,7 +887,7 @@ proptest! {
 /// webhooks flow is settled, and stops being a no-op exactly when its
 /// silence is due (then the full step runs and decides the zombie).
 #[test]
-fn issue17_a_connected_instance_is_settled_until_its_silence_is_due() {
+fn a_connected_instance_is_settled_until_its_silence_is_due() {
     let p = Policy { stale_webhook_after: Duration::from_secs(30 * 60), ..Policy::default() };
     let mut s = Sim::new(p.clone());
     s.at(0).poll(ProviderStatus::Connected);

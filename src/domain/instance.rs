@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// An instance is named by its provider and its name on that provider —
-/// never by "the first tenant" (SPEC §5 rule 9).
+/// never by "the first tenant" (rule 9, docs/rules.md).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct InstanceKey {
     pub provider: String,

@@ -5,7 +5,7 @@
 //!
 //! - [`instance`]: who an instance is ([`InstanceKey`]) and how healthy it is ([`Health`]).
 //! - [`status`]: the normalised provider status and provider error classes.
-//! - [`policy`]: the knobs of SPEC §5 (cooldowns, thresholds), already validated.
+//! - [`policy`]: the knobs of the behaviour rules (docs/rules.md: cooldowns, thresholds), already validated.
 //! - [`notice`]: notice kinds, severities and dedup keys.
 //! - [`health`]: [`health::step`], the instance state machine.
 //! - [`provider`]: [`provider::provider_step`], the provider-wide outage state machine.

@@ -28,7 +28,7 @@ pub enum NoticeKind {
     /// was told it began can close the incident.
     InstanceRetired,
     /// Every session of a provider is open but no webhook arrives from any of
-    /// them: the server's webhook dispatcher is stuck (issue 14).
+    /// them: the server's webhook dispatcher is stuck.
     ProviderSilent,
     /// The remediation command ran as often as allowed and the provider outage lasts.
     RemediationExhausted,
@@ -80,7 +80,7 @@ impl NoticeKind {
         NoticeKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The kinds that announce an outage; exactly one of them per outage (SPEC §5 rule 6).
+    /// The kinds that announce an outage; exactly one of them per outage (rule 6, docs/rules.md).
     pub fn is_down_class(self) -> bool {
         matches!(self, NoticeKind::InstanceDown | NoticeKind::InstanceLoggedOut | NoticeKind::InstanceMissing)
     }
@@ -150,7 +150,7 @@ impl RecoveredBy {
     }
 }
 
-/// The facts of one notice; channels render them (SPEC §4 payload).
+/// The facts of one notice; channels render them (the notice JSON, docs/http-api.md#notices).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     pub kind: NoticeKind,

@@ -1,5 +1,5 @@
 //! Provider-wide health: the outages that belong to a provider, not to its
-//! instances (SPEC §5 rule 2, issue 14).
+//! instances (rule 2, docs/rules.md).
 //!
 //! - **Unreachable** (or **unlicensed**): every status call of a cycle fails
 //!   with a provider error for `down_after` cycles. One `provider_unreachable`

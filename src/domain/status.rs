@@ -29,12 +29,12 @@ pub enum ProviderStatus {
     /// waiting for its first QR scan. Needs a person; never recovered by a call.
     Unpaired,
     /// A state the client does not recognise (WAHA `PASSKEY_REQUIRED` or newer
-    /// ones): a person must look; never recovered by a call (SPEC §5 rule 13).
+    /// ones): a person must look; never recovered by a call (rule 13, docs/rules.md).
     NeedsHuman,
 }
 
 /// Why a provider call failed. Any of these makes the *provider* suspect and
-/// the instance `unknown` — never `disconnected` (SPEC §5 rule 2).
+/// the instance `unknown` — never `disconnected` (rule 2, docs/rules.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderErrorKind {

@@ -1,5 +1,5 @@
 //! Notifications: which notifier gets which notice (routing by tenant and
-//! kind, SPEC §2), as outbox rows written in the same transaction as the state
+//! kind, docs/configuration.md), as outbox rows written in the same transaction as the state
 //! change that caused them, then rendering ([`render`]) and delivery through
 //! the channels ([`channels`]) by the outbox worker ([`worker`]).
 

@@ -1,6 +1,6 @@
 //! Notices for people: a title, a one-line summary and a body with what
 //! happened, since when, what wa-sentinel already did and what the operator
-//! should do — in English or Brazilian Portuguese — plus the SPEC §4 JSON
+//! should do — in English or Brazilian Portuguese — plus the notice JSON (docs/http-api.md#notices)
 //! payload of the generic webhook.
 
 use crate::config::Language;
@@ -441,7 +441,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
     }
 }
 
-/// The generic webhook payload (SPEC §4).
+/// The generic webhook payload (docs/http-api.md#notices).
 pub fn payload(n: &Notice, lang: Language) -> serde_json::Value {
     let r = render(n, lang);
     serde_json::json!({
@@ -649,7 +649,7 @@ mod tests {
         out
     }
 
-    /// Issue 15 §5: each text exactly as an operator reads it, kept in
+    /// Each text exactly as an operator reads it, kept in
     /// docs/notice-texts.md; a change to any text shows up in review.
     #[test]
     fn notice_texts_match_docs() {
@@ -664,7 +664,7 @@ mod tests {
         );
     }
 
-    /// Issue 15 §5: no phrase said twice, no English reason inside a pt-BR
+    /// No phrase said twice, no English reason inside a pt-BR
     /// text, and the raw reason is still in the JSON for machines.
     #[test]
     fn notice_texts_repeat_nothing_and_speak_one_language() {

@@ -82,7 +82,7 @@ pub struct Discovered {
     pub token: Option<Secret>,
     /// The provider's own id of the instance (Evolution's uuid), when it has
     /// one apart from the name: a different id under a known name is a new
-    /// instance (SPEC §5 rule 14).
+    /// instance (rule 14, docs/rules.md).
     pub provider_id: Option<String>,
 }
 
@@ -398,7 +398,7 @@ pub trait Provider {
 
     /// Read-only audit: why the instance's webhook config differs from the
     /// desired one (empty: it matches). Used while the instance is in
-    /// maintenance, when nothing may be written (SPEC §5 rule 16).
+    /// maintenance, when nothing may be written (rule 16, docs/rules.md).
     fn check_webhook(
         &self,
         inst: &InstanceRef,

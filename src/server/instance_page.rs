@@ -24,7 +24,7 @@
 //! that event's outcome (`?action=<event id>`: nothing from the URL is echoed).
 //!
 //! **Replicas**: a provider call is made only by the replica that leads the
-//! provider (SPEC §8). Single-process (SQLite, or a replica leading it) the
+//! provider (docs/operations.md#several-replicas-postgresql). Single-process (SQLite, or a replica leading it) the
 //! call is made at once; on a replica that does not lead the provider,
 //! restart and webhook re-apply are recorded for the leader, which carries
 //! them out at the start of its next poll cycle of that provider

@@ -1,4 +1,4 @@
-//! The HTTP surface (SPEC §3): provider webhooks, health and readiness,
+//! The HTTP surface (docs/http-api.md): provider webhooks, health and readiness,
 //! Prometheus metrics, the admin JSON API and the status page — on one
 //! listener, or split by [`Surface`] between a public listener and
 //! `server.admin_listen`. [`router`] builds the routes; [`serve_surface`] runs

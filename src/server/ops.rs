@@ -1,6 +1,6 @@
 //! `/healthz` (the process answers), `/readyz` (database reachable, migrations
 //! current, scheduler ticking; what is wrong in operator words, details in
-//! the log) and `/metrics` (Prometheus text, SPEC §6).
+//! the log) and `/metrics` (Prometheus text, docs/operations.md#metrics).
 
 use std::sync::atomic::Ordering;
 

@@ -1,4 +1,4 @@
-//! `POST /webhooks/{provider}/{token}[/{*event}]` (SPEC §3, rule 7).
+//! `POST /webhooks/{provider}/{token}[/{*event}]` (docs/http-api.md, rule 7).
 //!
 //! WAHA extras: with `webhook_hmac_key`, a present `X-Webhook-Hmac` must
 //! verify (401 otherwise); deliveries are deduplicated on

@@ -120,7 +120,7 @@ pub struct OutboxEntry {
     pub dedup_key: String,
     pub notifier: String,
     pub kind: String,
-    /// The notice as JSON (the SPEC §4 payload facts).
+    /// The notice as JSON (the facts of the notice JSON, docs/http-api.md#notices).
     pub payload: String,
 }
 

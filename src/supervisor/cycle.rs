@@ -1,4 +1,4 @@
-//! The poll cycle (SPEC §5 rules 1, 2 and 15): one independent pipeline per
+//! The poll cycle (rules 1, 2 and 15, docs/rules.md): one independent pipeline per
 //! provider. Each has its own queue (its present instances, disconnected ones
 //! included), its own concurrency — its fair share of `supervisor.concurrency`,
 //! at most `per_provider_concurrency` — a circuit breaker
@@ -43,13 +43,13 @@ pub struct CycleReport {
     /// Instances not called because the provider's circuit breaker was open.
     pub held: u32,
     /// Polls that found a settled instance open: decided from the index,
-    /// with no record read and no step (issue 17's fast path).
+    /// with no record read and no step (the poll's fast path).
     pub settled: u32,
 }
 
 /// One instance to poll: which, at which row version, and either its full
 /// record or — when the index saw that very version settled — what the
-/// poll's fast path needs instead (issue 17: a settled instance found open
+/// poll's fast path needs instead (a settled instance found open
 /// costs no record read and no step).
 struct Item {
     key: InstanceKey,
@@ -265,7 +265,7 @@ impl Supervisor {
         self.sync_provider(p, !was_open).await?;
         let inventory_ms = started.elapsed().as_millis() as u64;
         // Before any poll: is this provider as a whole silent? Then no
-        // instance of it is judged a zombie on its own this cycle (issue 14).
+        // instance of it is judged a zombie on its own this cycle.
         let prev_state = self.store.provider_state(&p.name).await?;
         self.start_watch(&p.name, &prev_state);
         let hooks = self.provider_webhooks(&p.name).await?;

@@ -241,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn issue11_3_a_new_provider_side_id_under_a_known_name_is_a_new_instance() {
+    fn a_new_provider_side_id_under_a_known_name_is_a_new_instance() {
         let p = provider(true);
         let c = cfg(&p, &[]);
         let rows = [stored("x", "row1", Some("uuid-1"), Health::Disconnected, "discovered")];

@@ -1,4 +1,4 @@
-//! Instances have a lifecycle (SPEC §5 rule 14). Retiring one — deleted on the
+//! Instances have a lifecycle (rule 14, docs/rules.md). Retiring one — deleted on the
 //! provider, removed from the config, or its provider removed — closes its
 //! open outage (`recovered_by = "retired"`) with one final notice to whoever
 //! was told about that outage, in the transaction that marks it absent. A new

@@ -1,5 +1,5 @@
 //! The supervisor: the poll cycle, recovery actions, the webhook audit and
-//! retention — SPEC §5 rules 1–9 at the edges, around the pure core.
+//! retention — rules 1–9 (docs/rules.md) at the edges, around the pure core.
 //!
 //! Every observation goes the same way: load the instance, `step` it, commit
 //! the new state with its outage rows, events and outbox rows in one
@@ -124,7 +124,7 @@ pub struct Supervisor {
     /// Instances whose W-API token comes from the config (discovery may not replace it).
     configured_tokens: std::collections::HashSet<InstanceKey>,
     /// When this supervisor started watching: a provider silence is never
-    /// measured from earlier (issue 14).
+    /// measured from earlier.
     started_at: Ts,
     /// Providers whose instances' own silence is not judged now: the whole
     /// provider is silent (or as quiet as a zombie would be), so a zombie
@@ -240,7 +240,7 @@ impl Supervisor {
     }
 
     /// Does this process lead `provider`? Followers record what they see and
-    /// leave recovery actions, audits and verdicts to its leader (SPEC §8).
+    /// leave recovery actions, audits and verdicts to its leader (docs/operations.md#several-replicas-postgresql).
     pub fn leads(&self, provider: &str) -> bool {
         self.ticks.get().is_none_or(|t| t.leads(provider))
     }
@@ -254,7 +254,7 @@ impl Supervisor {
     }
 
     /// The policy `step` uses for an instance of `provider`: without instance
-    /// staleness while the provider's silence is held (issue 14).
+    /// staleness while the provider's silence is held.
     pub(super) fn policy_for(&self, provider: &str) -> &crate::domain::Policy {
         if self.silence_held.lock().expect("silence lock").contains(provider) {
             &self.policy_held

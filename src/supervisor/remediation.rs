@@ -1,4 +1,4 @@
-//! The remediation hook (issue 14): the operator's command, run when a
+//! The remediation hook: the operator's command, run when a
 //! provider outage of a cause in `remediate_on` opens and after each cooldown.
 //!
 //! The attempt (its count and start) is committed by `provider_cycle` before

@@ -1,5 +1,5 @@
 //! Status-page actions that call a provider (restart, webhook re-apply).
-//! Only a provider's leader calls it (SPEC §8): on the leader — and in a
+//! Only a provider's leader calls it (docs/operations.md#several-replicas-postgresql): on the leader — and in a
 //! single process, which leads every provider — the action is carried out at
 //! once; on a replica that does not lead the provider it is recorded
 //! (`action_requests`) and the leader carries it out at the start of its next

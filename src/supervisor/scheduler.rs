@@ -35,7 +35,7 @@ pub struct Ticks {
     /// provider's `leader` flag says (PostgreSQL: the replicas share them).
     pub lead_all: AtomicBool,
     /// This replica's `replica:<holder>` name, once its lease task started
-    /// (PostgreSQL): its own published view is not "another replica's".
+    /// PostgreSQL: its own published view is not "another replica's".
     pub holder: std::sync::OnceLock<String>,
     /// One entry per provider, created on first use.
     providers: std::sync::Mutex<HashMap<String, Arc<ProviderProgress>>>,
@@ -156,7 +156,7 @@ impl Ticks {
 
     /// Is the process wedged? Pipelines are running, every one of them for
     /// longer than `limit_ms`, and none finished within `limit_ms`. One slow or
-    /// hanging provider next to a lively one never is (SPEC §5 rule 15).
+    /// hanging provider next to a lively one never is (rule 15, docs/rules.md).
     pub fn wedged(&self, now_ms: i64, limit_ms: i64) -> bool {
         let all = self.all_providers();
         let running: Vec<_> = all.iter().filter(|(_, p)| p.started.load(Ordering::Relaxed) != 0).collect();

@@ -1,4 +1,4 @@
-//! The binary's exit codes and messages (SPEC §1), run as a real process.
+//! The binary's exit codes and messages (docs/cli.md), run as a real process.
 
 use std::process::Command;
 
@@ -63,11 +63,11 @@ fn migrate_status_history_and_maintenance_work_on_a_fresh_database() {
     assert!(err.contains("PROVIDER/INSTANCE"), "{err}");
 }
 
-/// Issue 15 §3: `report` prints, as JSON, exactly what `report::build` (the
+/// `report` prints, as JSON, exactly what `report::build` (the
 /// function behind the status page's figures and `/api/report`) computes;
 /// the table and the CSV carry the same numbers; an empty window is bad usage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_report_prints_the_figures_of_the_one_function() {
+async fn report_prints_the_figures_of_the_one_function() {
     use std::collections::BTreeMap;
 
     use wa_sentinel::domain::health::{Ctx, Observation};

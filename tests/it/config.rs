@@ -1,4 +1,4 @@
-//! Configuration (SPEC §2): every documented key parses, env overrides the
+//! Configuration (docs/configuration.md): every documented key parses, env overrides the
 //! file, secrets are read raw, and each validation error names its key.
 
 // figment's `Jail` closures return figment::Error, which is large; not ours to shrink.
@@ -272,7 +272,7 @@ fn each_validation_error_names_its_key() {
         ),
         ("[log]\nlevel = \"info,[\"\n", "log.level", "log filter"),
         ("[webhook]\nevents = [\"messages.upsert\"]\n", "webhook.events[0]", "UPPER_SNAKE"),
-        // Issue 11 §5: the event name a real Evolution 2.3.6 rejected with a 400 on every audit.
+        // The event name a real Evolution 2.3.6 rejected with a 400 on every audit.
         (
             "[webhook]\nevents = [\"MESSAGES_UPSERT\", \"CONNECTION_UPDATES\"]\n\
              [[providers]]\nname = \"e\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n",

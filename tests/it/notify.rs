@@ -1,4 +1,4 @@
-//! Notifications (SPEC §4, rule 10): each channel's request shape against
+//! Notifications (docs/http-api.md#notices, rule 10): each channel's request shape against
 //! local servers (wiremock, and a real SMTP conversation with an in-process
 //! sink), retries that deliver exactly once more, pending notices surviving a
 //! restart, routing by tenant and kind, dedup across replays, rendering.

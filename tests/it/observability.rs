@@ -1,4 +1,4 @@
-//! Prometheus and Grafana as shipped (issue 15 §4): the alert rules pass
+//! Prometheus and Grafana as shipped: the alert rules pass
 //! `promtool check rules` and their unit tests (`promtool test rules`), a live
 //! daemon's `/metrics` passes `promtool check metrics`, every exported family
 //! has a help text in `metrics_catalog`, and the rules and the dashboard name

@@ -1,4 +1,4 @@
-//! Issue 15, the operator surface: `/api/report` (the JSON of `wa-sentinel
+//! The operator surface: `/api/report` (the JSON of `wa-sentinel
 //! report`), the status page's uptime bars and tenant figures, the page of
 //! one instance, and actions taken from the page (CSRF, audit events), with
 //! the page rendered and an action performed in headless Chromium.
@@ -14,7 +14,7 @@ use crate::it::receiver::{ADMIN, Live};
 /// `/api/report` is behind the admin token and returns what `report::build`
 /// computes for the same window; bad windows are 400s in the one error shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_api_report_is_the_report_json_behind_the_admin_token() {
+async fn api_report_is_the_report_json_behind_the_admin_token() {
     let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |_| {}).await;
     live.sup.poll_cycle().await.unwrap();
     let get = |q: &str, token: Option<&str>| {
@@ -114,12 +114,12 @@ fn row_of<'a>(page: &'a str, name: &str) -> &'a str {
     &page[start..end]
 }
 
-/// Issue 15 §2: every instance row has a 90-segment uptime bar and its 24 h /
+/// Every instance row has a 90-segment uptime bar and its 24 h /
 /// 30 d figures, a tenant summary carries the same figures, the 7 d / 30 d
 /// switch works, and the page is served under `default-src 'self'` with its
 /// stylesheet from `/status.css` (no inline style or script).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_status_page_has_uptime_bars_and_tenant_figures() {
+async fn status_page_has_uptime_bars_and_tenant_figures() {
     let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |_| {}).await;
     live.sup.poll_cycle().await.unwrap();
     let (code, headers, page) = get_page(&live, "/", None).await;
@@ -161,11 +161,11 @@ async fn issue15_status_page_has_uptime_bars_and_tenant_figures() {
     assert!(week.contains("<th>Uptime (7 d)</th>"));
 }
 
-/// Issue 15 §2: the page of one instance — health and cause, cooldown,
+/// The page of one instance — health and cause, cooldown,
 /// outages with how each ended, the timeline of events and notices; names are
 /// escaped; an unknown instance is a 404; HTTP Basic may look, not act.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_instance_page_shows_health_outages_and_timeline() {
+async fn instance_page_shows_health_outages_and_timeline() {
     let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |_| {}).await;
     live.sup.poll_cycle().await.unwrap();
     live.sup.wait_idle().await;
@@ -198,12 +198,12 @@ async fn issue15_instance_page_shows_health_outages_and_timeline() {
     assert_eq!(anon.status().as_u16(), 401, "signed-in viewers only");
 }
 
-/// Issue 15 §2: actions need a signed-in session and that session's CSRF
+/// Actions need a signed-in session and that session's CSRF
 /// token; each goes through the supervisor's path (the cooldown refuses a
 /// second restart unless forced; maintenance lands in the state; the webhook
 /// config is applied) and is an audit event with the actor and address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_actions_need_the_session_csrf_token_and_are_audited() {
+async fn actions_need_the_session_csrf_token_and_are_audited() {
     let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |r| {
         r.server.public_url = Some("http://sentinel.test".into());
     })
@@ -496,7 +496,7 @@ impl Browser {
     }
 }
 
-/// Issue 15 §2, in headless Chromium driven through chromedriver: sign in
+/// In headless Chromium driven through chromedriver: sign in
 /// with the form, see the uptime bars drawn by the stylesheet (CSP
 /// `default-src 'self'` lets `/status.css` in), open an instance's page and
 /// put it in maintenance with its form; the state and the audit log show it.
@@ -504,7 +504,7 @@ impl Browser {
 /// `docs/` with `WA_SENTINEL_SCREENSHOTS=docs`. Skipped when Chromium or
 /// chromedriver is absent, except under `CI=true` (`.ci/run` installs both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_an_operator_puts_an_instance_in_maintenance_from_the_page_in_chromium() {
+async fn an_operator_puts_an_instance_in_maintenance_from_the_page_in_chromium() {
     fn found(names: &[&'static str]) -> Option<&'static str> {
         names
             .iter()
@@ -586,7 +586,7 @@ fn which(program: &str) -> String {
         .unwrap_or_else(|| program.to_string())
 }
 
-/// Issue 15 §2, replicas: on a replica that does not lead the provider, a
+/// Replicas: on a replica that does not lead the provider, a
 /// restart from the page is recorded (`queued`) and nothing is sent; the
 /// provider's leader carries it out at its next cycle and audits the outcome
 /// with the page's actor and address. Maintenance is done at once anywhere.
@@ -603,7 +603,7 @@ fn leader_of(live: &Live) -> std::sync::Arc<wa_sentinel::supervisor::Supervisor>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_a_follower_queues_provider_actions_for_the_leader() {
+async fn a_follower_queues_provider_actions_for_the_leader() {
     use std::sync::Arc;
     use wa_sentinel::supervisor::scheduler::Ticks;
 
@@ -672,7 +672,7 @@ async fn issue15_a_follower_queues_provider_actions_for_the_leader() {
 /// does not lead the provider never calls it, it records the request (202)
 /// and the leader carries it out once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue15_api_restart_on_a_follower_is_queued_for_the_leader() {
+async fn api_restart_on_a_follower_is_queued_for_the_leader() {
     use std::sync::Arc;
     use wa_sentinel::supervisor::scheduler::Ticks;
 

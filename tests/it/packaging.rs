@@ -6,7 +6,7 @@
 //! extracted tree (the files, modes and conffiles, and the installed binary's
 //! `check-config` on the installed config), and installed into a scratch root
 //! with `dpkg --root` running its maintainer scripts against that root
-//! (`DPKG_ROOT`): user, enablement, upgrade, purge.
+//! `DPKG_ROOT`: user, enablement, upgrade, purge.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Issue 11 §1 / SPEC §5 rule 15, with the real binary: one slow provider
+//! Rule 15 (docs/rules.md), with the real binary: one slow provider
 //! never delays the others. Provider `a` accepts connections and never
 //! answers (300 instances, `request_timeout = 2s`); provider `b` is a healthy
 //! simulator with 5 instances. A drop on `b` is still seen within
@@ -42,7 +42,7 @@ async fn kinds(sink: &wiremock::MockServer) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue11_1_a_hanging_provider_never_delays_another() {
+async fn a_hanging_provider_never_delays_another() {
     let dir = tempfile::tempdir().unwrap();
     let (hole, _hole) = black_hole().await;
     let names: Vec<String> = (1..=5).map(|i| format!("b{i}")).collect();

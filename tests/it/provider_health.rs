@@ -1,4 +1,4 @@
-//! Provider-level health (issue 14) with the real engine, the real receiver
+//! Provider-level health with the real engine, the real receiver
 //! and the Evolution simulator, on SQLite and PostgreSQL: a server whose
 //! sessions are open but whose webhooks stopped, the remediation hook, one
 //! silent instance among lively ones, and version changes. The real binary

@@ -1,4 +1,4 @@
-//! The embedded receiver and operator surface (SPEC §3, rule 7): every status
+//! The embedded receiver and operator surface (docs/http-api.md, rule 7): every status
 //! code, by-events paths, header auth, webhook-driven recovery under a second
 //! end to end, debounce, idempotent duplicates, health/readiness/metrics, the
 //! admin API and the status page — against the real server on a socket.
@@ -456,7 +456,7 @@ async fn admin_api_needs_the_token_and_answers_json() {
     assert_eq!(one["instance"]["health"], "disconnected");
     assert!(!one["events"].as_array().unwrap().is_empty());
     assert_eq!(get("/api/instances/evo/zzz", Some(ADMIN)).await.unwrap().status().as_u16(), 404);
-    // The providers' section as JSON (issue 14 §4).
+    // The providers' section as JSON.
     assert_eq!(get("/api/providers", None).await.unwrap().status().as_u16(), 401);
     let provs: Value = get("/api/providers", Some(ADMIN)).await.unwrap().json().await.unwrap();
     assert_eq!(provs.as_array().map(Vec::len), Some(1), "{provs}");

@@ -1,4 +1,4 @@
-//! Issue 17 §3 with the real binary: replicas on one PostgreSQL *share* the
+//!  with the real binary: replicas on one PostgreSQL *share* the
 //! providers. Three replicas over six providers: each provider is polled by
 //! exactly one replica, one recovery call and one notice per outage; SIGKILL
 //! one replica and its providers are polled again within the lease TTL and a
@@ -37,7 +37,7 @@ fn pollers(cfgs: &[PathBuf], from: &[usize]) -> BTreeMap<String, BTreeSet<usize>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue17_3_three_replicas_share_six_providers_and_take_over_a_killed_one() {
+async fn three_replicas_share_six_providers_and_take_over_a_killed_one() {
     let Some(db) = TestDb::postgres().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut sims = Vec::new();

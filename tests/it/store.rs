@@ -9,7 +9,7 @@ use wa_sentinel::store::{InstanceFilter, InstanceRecord, OutboxEntry, Store, Sto
 use crate::on_both_backends;
 
 on_both_backends!(
-    issue11_3_a_retired_instance_keeps_its_history_and_its_name_gets_a_fresh_row,
+    a_retired_instance_keeps_its_history_and_its_name_gets_a_fresh_row,
     instances_are_inserted_and_rediscovered,
     state_and_outbox_commit_together,
     a_failure_rolls_back_state_and_outbox,
@@ -20,8 +20,8 @@ on_both_backends!(
     last_webhook_never_moves_backwards,
     migrations_are_current_and_idempotent,
     sessions_expire_and_belong_to_one_admin_token,
-    issue15_availability_from_stored_outages_maintenance_and_provider_outages,
-    issue15_action_requests_are_taken_once_and_expire,
+    availability_from_stored_outages_maintenance_and_provider_outages,
+    action_requests_are_taken_once_and_expire,
 );
 
 fn key() -> InstanceKey {
@@ -73,9 +73,9 @@ async fn instances_are_inserted_and_rediscovered(store: Store) {
     assert_eq!(t9.len(), 1);
 }
 
-/// Issue 11 §3: a retired row keeps its history, and the same name seen again
+/// A retired row keeps its history, and the same name seen again
 /// starts with a fresh record — no inherited outage, budget or cooldown.
-async fn issue11_3_a_retired_instance_keeps_its_history_and_its_name_gets_a_fresh_row(store: Store) {
+async fn a_retired_instance_keeps_its_history_and_its_name_gets_a_fresh_row(store: Store) {
     store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", Some("uuid-1"), Ts(0)).await.unwrap();
     let down =
         observe(&store, 1000, Observation::Polled(ProviderStatus::Disconnected { reason: Some(428) }), "o1").await;
@@ -94,7 +94,7 @@ async fn issue11_3_a_retired_instance_keeps_its_history_and_its_name_gets_a_fres
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].recovered_by.as_deref(), Some("retired"));
     assert!(store.outages(None, true, 10).await.unwrap().is_empty(), "no outage left open");
-    // Issue 11 §5: one time format wherever a user reads JSON (`history --json`, `/api/outages`).
+    // One time format wherever a user reads JSON (`history --json`, `/api/outages`).
     let j = serde_json::to_value(&history[0]).unwrap();
     assert_eq!(j["started_at"], "1970-01-01T00:00:01Z");
     assert_eq!(j["ended_at"], "1970-01-01T00:00:02Z");
@@ -301,11 +301,11 @@ async fn sessions_expire_and_belong_to_one_admin_token(store: Store) {
     assert!(!store.session_valid("s2", "token-b", Ts(2002)).await.unwrap());
 }
 
-/// Issue 15 §1/§3: the report reads the stored history — the instance's own
+/// The report reads the stored history — the instance's own
 /// outage, a maintenance window (from its audit events) and a provider outage
 /// — and computes the same figures on both backends; filters by tenant and
 /// provider; an instance created after the window is not in it.
-async fn issue15_availability_from_stored_outages_maintenance_and_provider_outages(store: Store) {
+async fn availability_from_stored_outages_maintenance_and_provider_outages(store: Store) {
     use wa_sentinel::domain::provider::{ProviderChange, ProviderOutage, ProviderState, ProviderStepOutput};
     use wa_sentinel::report::{ReportQuery, build};
 
@@ -382,9 +382,9 @@ async fn issue15_availability_from_stored_outages_maintenance_and_provider_outag
     assert!(j["instances"][0].get("recovered").is_none());
 }
 
-/// Issue 15 §2: requests recorded for a provider's leader are taken once,
+/// Requests recorded for a provider's leader are taken once,
 /// oldest first, per provider; one left too long expires instead.
-async fn issue15_action_requests_are_taken_once_and_expire(store: Store) {
+async fn action_requests_are_taken_once_and_expire(store: Store) {
     use wa_sentinel::store::ActionRequest;
     let rec = store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
     let req = |id: &str, at: i64, provider: &str| ActionRequest {

@@ -1,4 +1,4 @@
-//! The supervisor engine end to end (SPEC §5 rules 1–9): the real engine
+//! The supervisor engine end to end (rules 1–9, docs/rules.md): the real engine
 //! against the Evolution simulator and a real database, one test per rule, on
 //! SQLite and PostgreSQL alike.
 
@@ -118,16 +118,16 @@ on_both_backends!(
     rule8_webhook_missing_wrong_url_or_missing_events_repaired_once_then_left_alone,
     rule9_tenant_comes_from_the_mapping_never_from_a_guess,
     zombie_open_instance_is_restarted_not_reconnected,
-    issue11_3_deleted_instance_is_reported_missing_then_retired,
-    issue11_3_deleting_an_instance_in_an_outage_closes_the_outage_as_retired,
-    issue11_3_a_recreated_instance_starts_with_a_fresh_record,
-    issue11_2_a_never_paired_instance_gets_one_needs_qr_notice_and_no_recovery_call,
-    issue11_2_ten_minutes_of_a_reconnect_loop_write_a_handful_of_events,
-    issue11_4_the_audit_reports_but_never_rewrites_an_instance_in_maintenance,
-    issue11_4_ungrouped_provider_notices_skip_instances_in_maintenance,
-    issue11_5_a_verification_poll_older_than_a_webhook_recovery_is_dropped,
-    issue11_5_webhook_repaired_notices_belong_to_no_outage,
-    issue17_a_settled_instance_costs_no_record_read_and_a_newer_commit_is_never_skipped,
+    deleted_instance_is_reported_missing_then_retired,
+    deleting_an_instance_in_an_outage_closes_the_outage_as_retired,
+    a_recreated_instance_starts_with_a_fresh_record,
+    a_never_paired_instance_gets_one_needs_qr_notice_and_no_recovery_call,
+    ten_minutes_of_a_reconnect_loop_write_a_handful_of_events,
+    the_audit_reports_but_never_rewrites_an_instance_in_maintenance,
+    ungrouped_provider_notices_skip_instances_in_maintenance,
+    a_verification_poll_older_than_a_webhook_recovery_is_dropped,
+    webhook_repaired_notices_belong_to_no_outage,
+    a_settled_instance_costs_no_record_read_and_a_newer_commit_is_never_skipped,
 );
 
 async fn rule1_every_instance_is_polled_every_cycle_including_disconnected_ones(store: Store) {
@@ -359,10 +359,10 @@ async fn zombie_open_instance_is_restarted_not_reconnected(store: Store) {
     assert_eq!(rig.restarts("z"), 1);
 }
 
-/// Issue 11 §3 (observed on a real server): a deleted instance is announced
+///  (observed on a real server): a deleted instance is announced
 /// missing, then retired — its outage closed, one final notice — and no
 /// longer polled or counted.
-async fn issue11_3_deleted_instance_is_reported_missing_then_retired(store: Store) {
+async fn deleted_instance_is_reported_missing_then_retired(store: Store) {
     let rig = Rig::new(store, &[("gone", Behaviour::Open), ("stays", Behaviour::Open)], |_| {}).await;
     rig.cycle().await;
     rig.sim.remove_instance("gone");
@@ -383,9 +383,9 @@ async fn issue11_3_deleted_instance_is_reported_missing_then_retired(store: Stor
     assert_eq!(rig.sim.calls("GET", "/instance/connectionState/gone"), calls, "not polled any more");
 }
 
-/// Issue 11 §3: deleting an instance that is in an outage used to change the
+/// Deleting an instance that is in an outage used to change the
 /// cause to `missing`, send nothing, and leave the outage open forever.
-async fn issue11_3_deleting_an_instance_in_an_outage_closes_the_outage_as_retired(store: Store) {
+async fn deleting_an_instance_in_an_outage_closes_the_outage_as_retired(store: Store) {
     let rig = Rig::new(store, &[("down", Behaviour::LoggedOut)], |_| {}).await;
     rig.cycle().await;
     assert_eq!(rig.notice_kinds().await, vec!["instance_logged_out"]);
@@ -401,10 +401,10 @@ async fn issue11_3_deleting_an_instance_in_an_outage_closes_the_outage_as_retire
     assert!(history[0].ended_at.is_some());
 }
 
-/// Issue 11 §3: a new instance under an old name — deleted and recreated
+/// A new instance under an old name — deleted and recreated
 /// between two cycles (a new provider-side id), or seen again after it was
 /// retired — starts with a fresh record: no inherited outage, budget or cooldown.
-async fn issue11_3_a_recreated_instance_starts_with_a_fresh_record(store: Store) {
+async fn a_recreated_instance_starts_with_a_fresh_record(store: Store) {
     let rig = Rig::new(store, &[("x", Behaviour::ClosedTransient { reason: 428 })], |r| {
         r.supervisor.down_after = 1;
         r.restart.max_attempts_per_outage = 1;
@@ -447,10 +447,10 @@ async fn issue11_3_a_recreated_instance_starts_with_a_fresh_record(store: Store)
     assert_eq!(third.state.restart_attempts, 1, "its own first attempt, not attempt 2 of an old budget");
 }
 
-/// Issue 11 §2 (observed on a real 2.3.6 server): a never-paired instance got
+///  (observed on a real 2.3.6 server): a never-paired instance got
 /// `instance_down` and three `GET /instance/connect` calls, each starting a
 /// socket that loops `connecting`. Now: one needs-QR notice, no call, ever.
-async fn issue11_2_a_never_paired_instance_gets_one_needs_qr_notice_and_no_recovery_call(store: Store) {
+async fn a_never_paired_instance_gets_one_needs_qr_notice_and_no_recovery_call(store: Store) {
     let rig = Rig::new(store, &[("fresh", Behaviour::Unpaired)], |r| {
         r.supervisor.down_after = 1;
         r.restart.cooldown = "1m".into();
@@ -469,12 +469,12 @@ async fn issue11_2_a_never_paired_instance_gets_one_needs_qr_notice_and_no_recov
     assert!(o.reason.contains("QR"), "{}", o.reason);
 }
 
-/// Issue 11 §2, measured: on a real 2.3.6 server one instance in a reconnect
+/// On a real 2.3.6 server one instance in a reconnect
 /// loop (every poll `close`, ~3 `connecting` webhooks a second) wrote 256
 /// `health_changed`/`cause_changed` events in 16 minutes and its `since`
 /// reset every 5 s. Ten minutes of the same through the real receiver now
 /// write a handful: the outage, its notice, its recovery attempt.
-async fn issue11_2_ten_minutes_of_a_reconnect_loop_write_a_handful_of_events(store: Store) {
+async fn ten_minutes_of_a_reconnect_loop_write_a_handful_of_events(store: Store) {
     let rig = Rig::new(store, &[("loop", Behaviour::Open)], |_| {}).await; // down_after 2, cooldown 30m
     rig.cycle().await;
     let url = rig.receiver().await;
@@ -590,9 +590,9 @@ async fn maintain(rig: &Rig, name: &str, minutes: i64) {
     rig.sup.observe(&InstanceKey::new("evo", name), obs, None).await.unwrap();
 }
 
-/// Issue 11 §4: maintenance is hands-off — the audit reads and reports the
+/// Maintenance is hands-off — the audit reads and reports the
 /// drift but writes nothing; the first audit after maintenance repairs it.
-async fn issue11_4_the_audit_reports_but_never_rewrites_an_instance_in_maintenance(store: Store) {
+async fn the_audit_reports_but_never_rewrites_an_instance_in_maintenance(store: Store) {
     let rig = Rig::new(store, &[("m", Behaviour::Open)], |_| {}).await;
     rig.sup.sync_inventory().await.unwrap();
     maintain(&rig, "m", 60).await;
@@ -609,8 +609,8 @@ async fn issue11_4_the_audit_reports_but_never_rewrites_an_instance_in_maintenan
     assert_eq!(rig.sim.calls("POST", "/webhook/set/m"), 1);
 }
 
-/// Issue 11 §4: provider notices fanned out per instance skip instances in maintenance.
-async fn issue11_4_ungrouped_provider_notices_skip_instances_in_maintenance(store: Store) {
+/// Provider notices fanned out per instance skip instances in maintenance.
+async fn ungrouped_provider_notices_skip_instances_in_maintenance(store: Store) {
     let rig = Rig::new(store, &[("a", Behaviour::Open), ("quiet", Behaviour::Open)], |r| {
         r.supervisor.down_after = 1;
         r.alerts.group_provider_outage = false;
@@ -627,10 +627,10 @@ async fn issue11_4_ungrouped_provider_notices_skip_instances_in_maintenance(stor
     assert!(!rows[0].0.ends_with(&quiet.id), "{rows:?}");
 }
 
-/// Issue 11 §5: the verification poll after a recovery had no staleness
+/// The verification poll after a recovery had no staleness
 /// guard: a status read that started before a webhook-driven recovery
 /// committed was applied on top of it (a spurious flap).
-async fn issue11_5_a_verification_poll_older_than_a_webhook_recovery_is_dropped(store: Store) {
+async fn a_verification_poll_older_than_a_webhook_recovery_is_dropped(store: Store) {
     let rig = Rig::new(store, &[("v", Behaviour::ClosedTransient { reason: 428 })], |r| {
         r.supervisor.down_after = 1;
         r.supervisor.settle_delay = "200ms".into();
@@ -653,9 +653,9 @@ async fn issue11_5_a_verification_poll_older_than_a_webhook_recovery_is_dropped(
     assert_eq!(rig.store.outages(Some(&key), false, 10).await.unwrap().len(), 1, "no spurious second outage");
 }
 
-/// Issue 11 §5: a `webhook_repaired` notice belongs to no outage: `outage_id:
+/// A `webhook_repaired` notice belongs to no outage: `outage_id:
 /// null` and a dedup key of its own namespace.
-async fn issue11_5_webhook_repaired_notices_belong_to_no_outage(store: Store) {
+async fn webhook_repaired_notices_belong_to_no_outage(store: Store) {
     let rig = Rig::new(store, &[("w", Behaviour::Open)], |r| {
         r.notifiers.push(wa_sentinel::config::raw::RawNotifier {
             name: "repairs".into(),
@@ -673,11 +673,11 @@ async fn issue11_5_webhook_repaired_notices_belong_to_no_outage(store: Store) {
     assert!(keys[0].starts_with(&format!("webhook:{}:", rec.id)), "{keys:?}");
 }
 
-/// Issue 17's fast path: once an instance's settled state is cached for its
+/// The poll's fast path: once an instance's settled state is cached for its
 /// row version, a poll that finds it open reads no record and steps nothing;
 /// but a commit by another writer (a webhook taken by another replica) bumps
 /// the version, and the next poll reads and steps the record again.
-async fn issue17_a_settled_instance_costs_no_record_read_and_a_newer_commit_is_never_skipped(store: Store) {
+async fn a_settled_instance_costs_no_record_read_and_a_newer_commit_is_never_skipped(store: Store) {
     use wa_sentinel::domain::health::{Ctx, Observation};
     use wa_sentinel::domain::{Policy, WebhookSignal, step};
     let rig = Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open)], |_| {}).await;

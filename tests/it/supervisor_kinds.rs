@@ -1,4 +1,4 @@
-//! The supervisor rules (SPEC §5) for the WAHA and Z-API kinds, on SQLite and
+//! The supervisor rules (docs/rules.md) for the WAHA and Z-API kinds, on SQLite and
 //! PostgreSQL alike: the real engine and receiver against the WAHA and Z-API
 //! simulators — every instance polled every cycle, recovery under the
 //! cooldown with the kind's own call, needs-human never restarted, one

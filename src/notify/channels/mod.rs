@@ -1,4 +1,4 @@
-//! The notification channels (SPEC §4), each a small module behind one trait,
+//! The notification channels (docs/http-api.md#notices), each a small module behind one trait,
 //! [`Channel`]; [`Notifier`] holds whichever one a `[[notifiers]]` entry names.
 
 mod discord;

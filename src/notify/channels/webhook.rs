@@ -1,4 +1,4 @@
-//! The generic webhook: the SPEC §4 JSON, `Idempotency-Key: <dedup_key>` (so
+//! The generic webhook: the notice JSON (docs/http-api.md#notices), `Idempotency-Key: <dedup_key>` (so
 //! at-least-once delivery is exactly-once for the receiver), and, with a
 //! configured secret, `X-Wa-Sentinel-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 

@@ -104,11 +104,11 @@ async fn v1_close_asks_fetch_instances_only_whether_the_instance_was_ever_paired
     assert_eq!(r.status, ProviderStatus::Disconnected { reason: None });
 }
 
-/// Issue 11 §2: a never-paired instance (`ownerJid` null on v2, no `owner` on
+/// A never-paired instance (`ownerJid` null on v2, no `owner` on
 /// v1; observed on a real 2.3.6 server) is waiting for its first QR scan — not
 /// a drop to reconnect.
 #[tokio::test]
-async fn issue11_2_close_of_a_never_paired_instance_is_unpaired_on_both_versions() {
+async fn close_of_a_never_paired_instance_is_unpaired_on_both_versions() {
     let mut v2 = fixture_json("evolution/v2-fetchInstances.json");
     v2[0]["ownerJid"] = serde_json::Value::Null;
     v2[0]["connectionStatus"] = json!("close");
@@ -131,20 +131,20 @@ async fn issue11_2_close_of_a_never_paired_instance_is_unpaired_on_both_versions
     }
 }
 
-/// Issue 11 §2: a terminal reason wins over a missing owner (Evolution may
+/// A terminal reason wins over a missing owner (Evolution may
 /// clear the owner on logout): still logged out, not "never paired".
 #[test]
-fn issue11_2_a_logout_without_an_owner_stays_logged_out() {
+fn a_logout_without_an_owner_stays_logged_out() {
     let mut rows = fixture_json("evolution/v2-fetchInstances.json");
     rows[1]["ownerJid"] = serde_json::Value::Null;
     let st = wa_sentinel::providers::evolution::close_status_from_rows(&rows, "support-line");
     assert_eq!(st, ProviderStatus::LoggedOut { reason: Some(401) });
 }
 
-/// Issue 11 §5: after a reload every instance's first call wanted the
+/// After a reload every instance's first call wanted the
 /// version: one `GET /` per provider, however many calls start at once.
 #[tokio::test]
-async fn issue11_5_concurrent_first_calls_probe_the_version_once() {
+async fn concurrent_first_calls_probe_the_version_once() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/"))
@@ -539,7 +539,7 @@ async fn discovery_reads_every_fetch_instances_shape() {
     }
 }
 
-/// Issue 14: `GET /` is asked for the version every time (an upgrade shows
+/// `GET /` is asked for the version every time (an upgrade shows
 /// at the next cycle), unlike the cached major version.
 #[tokio::test]
 async fn the_server_version_is_read_from_get_root_every_time() {

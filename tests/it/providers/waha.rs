@@ -511,7 +511,7 @@ async fn simulator_round_trip_status_recovery_audit_and_signed_webhooks() {
     assert_eq!(c.status(&s("ok")).await.unwrap_err().class, ErrorClass::ServerError);
 }
 
-/// Issue 14: the version, from `GET /api/server/version` with the key;
+/// The version, from `GET /api/server/version` with the key;
 /// `None` when WAHA does not tell it (an older core, an error).
 #[tokio::test]
 async fn the_server_version_is_read_from_api_server_version() {

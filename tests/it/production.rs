@@ -166,7 +166,8 @@ async fn sighup_applies_a_valid_config_and_rejects_an_invalid_one() {
         "the reloaded provider is not polled:\n{}",
         log_of(&cfg)
     );
-    assert!(log_of(&cfg).contains("config reloaded"));
+    // The new generation may poll before the line saying so is written.
+    assert!(wait_for(Duration::from_secs(10), || log_of(&cfg).contains("config reloaded")).await, "{}", log_of(&cfg));
 
     // Invalid: rejected with a log line, the old config keeps running.
     std::fs::write(&cfg, "[supervisor]\ndown_after = 0\n").unwrap();

@@ -1,6 +1,6 @@
 //! The commands behind the binary (docs/cli.md). Each command is a small function
 //! over the library; this is the only place that uses `anyhow`. The grammar
-//! itself is in [`args`] (shared with `build.rs`).
+//! itself is in `args` (shared with `build.rs`).
 
 mod args;
 

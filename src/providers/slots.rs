@@ -103,7 +103,7 @@ pub struct Unmatched {
 }
 
 impl Unmatched {
-    /// "`<field>` is <got> instead of <wanted>", URLs redacted.
+    /// "`<field>` is \<got\> instead of \<wanted\>", URLs redacted.
     pub fn describe(&self) -> String {
         format!(
             "`{}` is {} instead of {}",

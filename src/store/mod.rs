@@ -2,15 +2,16 @@
 //! default: file created if missing, WAL, foreign keys on) or PostgreSQL
 //! (production, several replicas). The SQL text is shared: both backends take
 //! `$N` placeholders, instants are `BIGINT` milliseconds and JSON is `TEXT`, so
-//! each method is written once and expanded for each pool by [`on_pool!`].
+//! each method is written once and expanded for each pool by `on_pool!`.
 //! Where the dialects differ (row claiming), the method says so.
 //!
-//! One file per table family, each an `impl Store` block: [`instances`]
-//! (inventory and state-machine commits), [`outages`], [`events`],
-//! [`availability`] (what availability is computed from), [`requests`]
-//! (status-page actions waiting for a provider's leader),
-//! [`providers`] (provider-wide state), [`leases`], [`outbox`],
-//! [`sessions`] (status-page sign-ins) and [`retention`]. The shared macros
+//! One file per table family, each an `impl Store` block: `instances`
+//! (inventory and state-machine commits), `outages`, `events`,
+//! `availability` (what availability is computed from), `requests`
+//! (status-page actions waiting for a provider's leader), `providers`
+//! (provider-wide state), `leases` (and the shared leadership plan), `outbox`, `sessions` (status-page
+//! sign-ins), `retention`, `stream` (the event stream) and `tenants` (tenants
+//! assigned through the API). The shared macros
 //! live here, above the module declarations, so every file can use them.
 //!
 //! DDL runs only in migrations (`migrations/sqlite`, `migrations/postgres`),

@@ -17,7 +17,7 @@
 //! - a provider error never opens an outage nor marks an instance unhealthy.
 
 //!
-//! Layout: [`state`] (what is remembered: causes, outages, the instance's
+//! Layout: `state` (what is remembered: causes, outages, the instance's
 //! state), `verdict` (what one observation says, before history), `machine`
 //! (history applied: outages, recovery under cooldown, notices), and here the
 //! observations, the changes and [`step`] itself.

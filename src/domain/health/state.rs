@@ -239,7 +239,7 @@ impl InstanceState {
     /// path at scale: a settled instance's poll skips reading its
     /// record and stepping it. `step_of_a_settled_open_poll_changes_nothing`
     /// (a property test over random histories and random states) holds the
-    /// two to [`step`].
+    /// two to [`step`](super::step).
     pub fn settled(&self) -> Option<Settled> {
         let settled = self.health == Health::Connected
             && self.reason == OPEN_REASON

@@ -36,7 +36,7 @@ pub(super) fn describe(what: &str, code: Option<u16>) -> String {
     }
 }
 
-/// The code [`describe`] wrote into a reason, if any.
+/// The code `describe` wrote into a reason, if any.
 pub fn status_code_in(reason: &str) -> Option<u16> {
     let (_, tail) = reason.rsplit_once("(statusReason ")?;
     tail.strip_suffix(')')?.parse().ok()

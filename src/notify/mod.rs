@@ -4,6 +4,7 @@
 //! the channels ([`channels`]) by the outbox worker ([`worker`]).
 
 pub mod channels;
+pub mod chat;
 pub mod render;
 pub mod worker;
 

@@ -30,7 +30,7 @@ pub use instances::NewInstance;
 pub use providers::ProviderOverview;
 pub use records::{
     EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
-    PollRow, RecordRef,
+    OutboxView, PollRow, RecordRef,
 };
 pub use requests::ActionRequest;
 

@@ -105,3 +105,10 @@ pub fn operator_action(key: &InstanceKey, action: &str, outcome: &str, client: &
 pub fn requested_action(key: &InstanceKey, action: &str, outcome: &str) {
     tracing::info!(instance = %key, action, outcome, "requested action carried out by the leader");
 }
+
+/// A notice its notifier could not deliver went to the notifier's fallback.
+pub fn notice_handed_over(notifier: &str, fallback: &str, kind: &str, dedup_key: &str, why: &str) {
+    tracing::warn!(notifier, fallback, kind, dedup_key, why, "notice handed to the fallback notifier");
+    metrics::counter!("wa_sentinel_notifications_total", "notifier" => notifier.to_string(), "kind" => kind.to_string(), "result" => "handed_over")
+        .increment(1);
+}

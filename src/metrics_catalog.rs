@@ -70,7 +70,7 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
     (
         "wa_sentinel_notifications_total",
         Kind::Counter,
-        "Notice deliveries by notifier, kind and result (delivered, retry, dead).",
+        "Notice deliveries by notifier, kind and result (delivered, retry, dead, handed_over: to the notifier's fallback).",
     ),
     (
         "wa_sentinel_ticks_skipped_total",

@@ -26,4 +26,5 @@ mod it {
     pub mod supervisor;
     pub mod supervisor_kinds;
     pub mod upgrade;
+    pub mod whatsapp;
 }

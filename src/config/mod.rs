@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod raw;
+pub mod recipients;
 pub mod secret;
 mod tenancy;
 
@@ -247,6 +248,17 @@ pub enum NotifierTarget {
         from: String,
         to: Vec<String>,
     },
+    /// WhatsApp messages through an instance wa-sentinel watches.
+    WhatsApp {
+        provider: String,
+        instance: String,
+        /// E.164 digits (no `+`) or group ids in the provider's form.
+        to: Vec<String>,
+        /// Notices queued within this long go out as one digest (zero: none).
+        digest_window: Duration,
+        /// The least time between two messages through the instance.
+        min_gap: Duration,
+    },
     Log,
 }
 
@@ -262,6 +274,10 @@ pub struct NotifierConfig {
     /// `sentinel_isolated`). A tenant-scoped notifier does not by default:
     /// they would tell its tenant that other tenants are affected.
     pub provider_notices: bool,
+    /// The notifier that gets what this one cannot deliver (`whatsapp`).
+    pub fallback: Option<String>,
+    /// Routed nothing: takes only what other notifiers hand over.
+    pub fallback_only: bool,
 }
 
 impl NotifierConfig {
@@ -272,13 +288,19 @@ impl NotifierConfig {
             NotifierTarget::Discord { .. } => "discord",
             NotifierTarget::Telegram { .. } => "telegram",
             NotifierTarget::Email { .. } => "email",
+            NotifierTarget::WhatsApp { .. } => "whatsapp",
             NotifierTarget::Log => "log",
         }
     }
 
     /// Does this notifier take this notice? (`tenants` and `kinds` filters, docs/configuration.md.)
     /// Notices with no tenant (provider-wide) go where `provider_notices` says.
+    /// A `fallback_only` notifier takes nothing: it gets only what another
+    /// notifier hands over.
     pub fn accepts(&self, kind: NoticeKind, tenant: Option<&str>) -> bool {
+        if self.fallback_only {
+            return false;
+        }
         let kind_ok = self.kinds.as_ref().is_none_or(|ks| ks.contains(&kind));
         let tenant_ok = match (&self.tenants, tenant) {
             (_, None) => self.provider_notices,
@@ -633,7 +655,7 @@ impl Validator<'_> {
             }
         }
         let instances = self.instances(&r.instances, &providers);
-        let mut notifiers = self.notifiers(&r.notifiers);
+        let mut notifiers = self.notifiers(&r.notifiers, &providers, &instances);
         if r.notifiers.is_empty() {
             // With nothing configured, notices still show up: on the console.
             notifiers.push(NotifierConfig {
@@ -642,6 +664,8 @@ impl Validator<'_> {
                 tenants: None,
                 kinds: None,
                 provider_notices: true,
+                fallback: None,
+                fallback_only: false,
             });
         }
 
@@ -965,7 +989,12 @@ impl Validator<'_> {
         out
     }
 
-    fn notifiers(&mut self, raws: &[raw::RawNotifier]) -> Vec<NotifierConfig> {
+    fn notifiers(
+        &mut self,
+        raws: &[raw::RawNotifier],
+        providers: &[ProviderConfig],
+        instances: &[InstanceConfig],
+    ) -> Vec<NotifierConfig> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (i, n) in raws.iter().enumerate() {
@@ -1018,11 +1047,12 @@ impl Validator<'_> {
                 "slack" | "discord" => &["url"],
                 "telegram" => &["bot_token", "chat_id", "api_base"],
                 "email" => &["smtp_host", "smtp_port", "smtp_tls", "username", "password", "from", "to"],
+                "whatsapp" => &["provider", "instance", "to", "fallback", "digest_window", "min_gap"],
                 "log" => &[],
                 other => {
                     self.bad(
                         k("kind"),
-                        format!("`{other}`: must be one of webhook, slack, discord, telegram, email, log"),
+                        format!("`{other}`: must be one of webhook, slack, discord, telegram, email, whatsapp, log"),
                     );
                     continue;
                 }
@@ -1040,6 +1070,11 @@ impl Validator<'_> {
                 ("password", password.is_some()),
                 ("from", n.from.is_some()),
                 ("to", n.to.is_some()),
+                ("provider", n.provider.is_some()),
+                ("instance", n.instance.is_some()),
+                ("fallback", n.fallback.is_some()),
+                ("digest_window", n.digest_window.is_some()),
+                ("min_gap", n.min_gap.is_some()),
             ];
             for (field, is_set) in present {
                 if is_set && !used.contains(&field) {
@@ -1124,12 +1159,132 @@ impl Validator<'_> {
                         to: to.clone(),
                     }
                 }
+                "whatsapp" => match self.whatsapp(i, n, providers, instances) {
+                    Some(t) => t,
+                    None => continue,
+                },
                 _ => NotifierTarget::Log,
             };
             let provider_notices = n.provider_notices.unwrap_or(tenants.is_none());
-            out.push(NotifierConfig { name: n.name.clone(), target, tenants, kinds, provider_notices });
+            out.push(NotifierConfig {
+                name: n.name.clone(),
+                target,
+                tenants,
+                kinds,
+                provider_notices,
+                fallback: n.fallback.clone(),
+                fallback_only: n.fallback_only.unwrap_or(false),
+            });
         }
+        self.fallbacks(raws);
         out
+    }
+
+    /// A `whatsapp` notifier's target: a configured provider, an instance of
+    /// it listed in `[[instances]]` (wa-sentinel must watch the instance it
+    /// sends through), recipients in that provider's forms, its pacing.
+    fn whatsapp(
+        &mut self,
+        i: usize,
+        n: &raw::RawNotifier,
+        providers: &[ProviderConfig],
+        instances: &[InstanceConfig],
+    ) -> Option<NotifierTarget> {
+        let k = |f: &str| format!("notifiers[{i}].{f}");
+        let Some(pname) = &n.provider else {
+            self.bad(k("provider"), "required for a `whatsapp` notifier: the provider that sends its messages");
+            return None;
+        };
+        let Some(p) = providers.iter().find(|p| &p.name == pname) else {
+            self.bad(k("provider"), format!("`{pname}` is not the name of a configured provider"));
+            return None;
+        };
+        let Some(iname) = &n.instance else {
+            self.bad(k("instance"), "required for a `whatsapp` notifier: the instance that sends its messages");
+            return None;
+        };
+        match instances.iter().find(|x| &x.provider == pname && &x.name == iname) {
+            None => self.bad(
+                k("instance"),
+                format!(
+                    "`{iname}` is not listed in [[instances]] under provider `{pname}`: list it there, so                      wa-sentinel watches the instance it sends through"
+                ),
+            ),
+            Some(x) if p.kind == ProviderKind::Wapi && x.token.is_none() => self.bad(
+                k("instance"),
+                format!("a W-API instance sends with its own Bearer token: set `token_env` on `{iname}` in [[instances]]"),
+            ),
+            Some(_) => {}
+        }
+        let mut to = Vec::new();
+        match &n.to {
+            None => self.bad(k("to"), "required for a `whatsapp` notifier: the numbers or groups to tell"),
+            Some(list) if list.is_empty() => self.bad(k("to"), "must list at least one number or group"),
+            Some(list) => {
+                for (j, r) in list.iter().enumerate() {
+                    match recipients::recipient(p.kind, r) {
+                        Ok(norm) => to.push(norm),
+                        Err(why) => self.bad(format!("notifiers[{i}].to[{j}]"), why),
+                    }
+                }
+            }
+        }
+        let digest_window = self.duration(&k("digest_window"), n.digest_window.as_deref().unwrap_or("5s"));
+        if digest_window > Duration::from_secs(60) {
+            self.bad(k("digest_window"), "must be at most 1m: a notice waits that long before it is sent");
+        }
+        let min_gap = self.duration(&k("min_gap"), n.min_gap.as_deref().unwrap_or("3s"));
+        if min_gap > Duration::from_secs(60) {
+            self.bad(k("min_gap"), "must be at most 1m: every notice behind the first waits that long per message");
+        }
+        Some(NotifierTarget::WhatsApp { provider: pname.clone(), instance: iname.clone(), to, digest_window, min_gap })
+    }
+
+    /// Across notifiers: each `fallback` names another notifier, the chains
+    /// end (no cycle), and each `fallback_only` notifier is someone's fallback.
+    fn fallbacks(&mut self, raws: &[raw::RawNotifier]) {
+        let index = |name: &str| raws.iter().position(|n| n.name == name);
+        for (i, n) in raws.iter().enumerate() {
+            let Some(f) = &n.fallback else { continue };
+            if f == &n.name {
+                self.bad(format!("notifiers[{i}].fallback"), "a notifier cannot be its own fallback");
+            } else if index(f).is_none() {
+                self.bad(format!("notifiers[{i}].fallback"), format!("`{f}` is not the name of another notifier"));
+            }
+        }
+        let mut reported: HashSet<usize> = HashSet::new();
+        for start in 0..raws.len() {
+            let mut chain = vec![start];
+            let mut at = start;
+            while let Some(next) = raws[at].fallback.as_deref().and_then(index).filter(|&j| j != at) {
+                if let Some(pos) = chain.iter().position(|&c| c == next) {
+                    let cycle = &chain[pos..];
+                    if cycle.iter().all(|c| !reported.contains(c)) {
+                        reported.extend(cycle.iter().copied());
+                        let first = *cycle.iter().min().expect("a cycle has members");
+                        let names: Vec<&str> = cycle.iter().chain([&next]).map(|&c| raws[c].name.as_str()).collect();
+                        self.bad(
+                            format!("notifiers[{first}].fallback"),
+                            format!(
+                                "{}: fallbacks form a cycle, so a notice none of them can deliver would never settle;                                  end the chain with a notifier that has no fallback",
+                                names.join(" → ")
+                            ),
+                        );
+                    }
+                    break;
+                }
+                chain.push(next);
+                at = next;
+            }
+        }
+        for (i, n) in raws.iter().enumerate() {
+            if n.fallback_only == Some(true) && !raws.iter().any(|o| o.fallback.as_deref() == Some(&n.name)) {
+                self.bad(
+                    format!("notifiers[{i}].fallback_only"),
+                    format!("no notifier names `{}` as its `fallback`, so it would receive nothing", n.name),
+                );
+            }
+        }
     }
 }
 

@@ -370,5 +370,20 @@ pub struct RawNotifier {
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
     pub from: Option<String>,
+    /// `email`: addresses; `whatsapp`: E.164 numbers or group ids.
     pub to: Option<Vec<String>>,
+    /// `whatsapp`: the configured provider, and the instance of it (listed
+    /// in `[[instances]]`) that sends the notices.
+    pub provider: Option<String>,
+    pub instance: Option<String>,
+    /// `whatsapp`: the notifier that gets what this one cannot deliver.
+    pub fallback: Option<String>,
+    /// Takes only what other notifiers hand over (default false).
+    pub fallback_only: Option<bool>,
+    /// `whatsapp`: notices queued within this long go out as one message
+    /// (default `5s`; `0s`: one message per notice).
+    pub digest_window: Option<String>,
+    /// `whatsapp`: the least time between two messages through the instance
+    /// (default `3s`).
+    pub min_gap: Option<String>,
 }

@@ -18,6 +18,7 @@
 //! - [`stream`]: the events a SaaS application follows (health changes, outages, maintenance, tenants).
 //! - [`watch`]: since when a provider has been watched without a gap (what silence is measured from).
 //! - [`describe`]: observations in an operator's words, for the audit log people read.
+//! - [`ops_channel`]: whether a notice may go through a `whatsapp` notifier's instance, digests, pacing.
 
 pub mod assignment;
 pub mod availability;
@@ -28,6 +29,7 @@ pub mod health;
 pub mod instance;
 pub mod leadership;
 pub mod notice;
+pub mod ops_channel;
 pub mod policy;
 pub mod provider;
 pub mod status;

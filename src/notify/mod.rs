@@ -4,8 +4,10 @@
 //! the channels ([`channels`]) by the outbox worker ([`worker`]).
 
 pub mod channels;
+pub mod chat;
 pub mod render;
 pub mod subscriber;
+pub mod whatsapp;
 pub mod worker;
 
 use crate::config::NotifierConfig;
@@ -13,7 +15,9 @@ use crate::domain::Notice;
 use crate::store::OutboxEntry;
 
 /// One outbox row per (notice, matching notifier); each keeps the notice's
-/// dedup key, so a replay can never queue it twice for the same notifier.
+/// dedup key, so a replay can never queue it twice for the same notifier. A
+/// `fallback_only` notifier matches nothing: it gets rows only when a
+/// `whatsapp` notifier hands one over (`Store::outbox_hand_over`).
 pub fn route<'a>(notifiers: &[NotifierConfig], notices: impl IntoIterator<Item = &'a Notice>) -> Vec<OutboxEntry> {
     let mut out = Vec::new();
     for n in notices {

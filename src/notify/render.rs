@@ -16,6 +16,8 @@ pub struct Rendered {
     pub summary: String,
     /// Several lines: what, since when, what was done, what to do.
     pub body: String,
+    /// What the operator should do, alone (the body's last line).
+    pub todo: String,
 }
 
 /// Terminal reasons that hint at a ban rather than a plain logout.
@@ -310,7 +312,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
             };
             let body = format!("{summary}.\nSince: {since} ({dur} ago).\nWhat to do: {todo}");
-            Rendered { title, summary, body }
+            Rendered { title, summary, body, todo }
         }
         Language::PtBr => {
             let did = match a {
@@ -436,7 +438,7 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                 ),
             };
             let body = format!("{summary}.\nDesde: {since} (há {dur}).\nO que fazer: {todo}");
-            Rendered { title, summary, body }
+            Rendered { title, summary, body, todo }
         }
     }
 }
@@ -635,9 +637,11 @@ mod tests {
     fn document() -> String {
         let mut out = String::from(
             "# Notice texts\n\nEvery notice kind as an operator reads it, in both languages (`alerts.language`),\n\
-             for an outage that began 30 minutes before the notice. Generated and checked by\n\
-             `cargo test --lib notice_texts` (`UPDATE_NOTICE_TEXTS=1` rewrites this file);\n\
-             machines read the JSON payload, whose `reason` keeps the raw English reason.\n",
+             for an outage that began 30 minutes before the notice: first as Slack, Discord, Telegram\n\
+             and e-mail show it, then as a `whatsapp` notifier's message (WhatsApp markup: `*bold*`,\n\
+             `_italic_`; the last line is the message's reference, here for the number 5511988887777).\n\
+             Generated and checked by `cargo test --lib notice_texts` (`UPDATE_NOTICE_TEXTS=1` rewrites\n\
+             this file); machines read the JSON payload, whose `reason` keeps the raw English reason.\n",
         );
         for (what, n) in samples() {
             out.push_str(&format!("\n## {what}\n"));
@@ -645,9 +649,36 @@ mod tests {
                 let r = render(&n, lang);
                 out.push_str(&format!("\n{tag}:\n\n```text\n{}\n{}\n```\n", r.title, r.body));
             }
+            for (lang, tag) in [(Language::En, "en"), (Language::PtBr, "pt-BR")] {
+                let m = super::super::chat::message(&n, lang, CHAT_TO);
+                out.push_str(&format!("\nWhatsApp, {tag}:\n\n```text\n{m}\n```\n"));
+            }
+        }
+        out.push_str(
+            "\n## A digest: notices queued within a `whatsapp` notifier's `digest_window`\n\n\
+             Up to 15 lines, then a count; the reference line names every notice in it.\n",
+        );
+        let all: Vec<Notice> = samples().into_iter().map(|(_, n)| n).collect();
+        let digest: Vec<Notice> =
+            [(0, "loja-centro", "0193abce"), (3, "loja-norte", "0193abcf"), (6, "loja-sul", "0193abd0")]
+                .into_iter()
+                .map(|(i, inst, outage)| {
+                    let mut n = all[i].clone();
+                    n.instance = Some(inst.into());
+                    n.dedup_key = dedup_key(outage, n.kind, 0);
+                    n
+                })
+                .collect();
+        let refs: Vec<&Notice> = digest.iter().collect();
+        for (lang, tag) in [(Language::En, "en"), (Language::PtBr, "pt-BR")] {
+            let m = super::super::chat::digest(&refs, lang, CHAT_TO);
+            out.push_str(&format!("\n{tag}:\n\n```text\n{m}\n```\n"));
         }
         out
     }
+
+    /// The recipient the WhatsApp texts in docs/notice-texts.md are shown for.
+    const CHAT_TO: &str = "5511988887777";
 
     /// Each text exactly as an operator reads it, kept in
     /// docs/notice-texts.md; a change to any text shows up in review.

@@ -12,6 +12,10 @@
 //! clock before every delivery); only its holder records an outcome, so with
 //! several replicas (or the two generations of a config reload) a notice is
 //! sent once even behind a slow notifier.
+//!
+//! A `whatsapp` notifier's claimed rows are delivered together by
+//! [`super::whatsapp::deliver`] (digests, pacing, hand-over to a fallback,
+//! message ids kept per recipient).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::channels::{DeliveryError, Notifier};
 use super::render::render;
+use super::whatsapp;
 use crate::config::{Config, Language};
 use crate::domain::{Notice, Ts};
-use crate::store::{OutboxRow, Store};
+use crate::store::{OutboxRow, Store, StoreError};
 
 /// How deliveries are retried.
 #[derive(Debug, Clone)]
@@ -74,7 +79,7 @@ impl DeliveryPolicy {
 }
 
 /// The clock, read at every step of a drain.
-type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
+pub(super) type Clock = Arc<dyn Fn() -> Ts + Send + Sync>;
 
 struct Inner {
     store: Store,
@@ -86,6 +91,8 @@ struct Inner {
     lang: Language,
     policy: DeliveryPolicy,
     wake: Notify,
+    /// When the last message went through each `whatsapp` notifier's instance.
+    pace: whatsapp::Pace,
 }
 
 /// Cheap to clone; every clone wakes and drains the same worker state.
@@ -100,6 +107,8 @@ pub struct DrainReport {
     pub delivered: u32,
     pub failed: u32,
     pub dead: u32,
+    /// Handed to the notifier's fallback (`whatsapp` notifiers).
+    pub handed_over: u32,
 }
 
 impl OutboxWorker {
@@ -107,7 +116,7 @@ impl OutboxWorker {
     pub fn new(store: Store, cfg: &Config, policy: DeliveryPolicy) -> Result<Self, String> {
         let mut notifiers = HashMap::new();
         for n in &cfg.notifiers {
-            let built = Notifier::new(n, cfg.alerts.language, policy.timeout)
+            let built = Notifier::new(n, cfg, policy.timeout)
                 .map_err(|e| format!("notifier `{}` ({}): {e}", n.name, n.kind_name()))?;
             notifiers.insert(n.name.clone(), built);
         }
@@ -126,6 +135,7 @@ impl OutboxWorker {
                 lang: cfg.alerts.language,
                 policy,
                 wake: Notify::new(),
+                pace: whatsapp::Pace::default(),
             }),
         })
     }
@@ -173,15 +183,18 @@ impl OutboxWorker {
                 let (me, clock) = (self.clone(), clock.clone());
                 set.spawn(async move { me.deliver_group(group, clock).await });
             }
-            let mut progressed = false;
+            let (mut progressed, mut handed) = (false, false);
             while let Some(res) = set.join_next().await {
                 let r = res.expect("delivery task does not panic")?;
-                progressed |= r.delivered + r.dead > 0;
+                progressed |= r.delivered + r.dead + r.handed_over > 0;
+                // A notice handed over is a new row for the fallback: claim again.
+                handed |= r.handed_over > 0;
                 total.delivered += r.delivered;
                 total.failed += r.failed;
                 total.dead += r.dead;
+                total.handed_over += r.handed_over;
             }
-            if !progressed || n < p.batch as usize {
+            if !progressed || (n < p.batch as usize && !handed) {
                 break;
             }
         }
@@ -206,6 +219,10 @@ impl OutboxWorker {
     async fn deliver_group(&self, rows: Vec<OutboxRow>, clock: Clock) -> Result<DrainReport, crate::store::StoreError> {
         let store = &self.inner.store;
         let policy = &self.inner.policy;
+        if let Some(Notifier::WhatsApp(ch)) = rows.first().and_then(|r| self.inner.notifiers.get(&r.notifier)) {
+            let cx = whatsapp::Cx { store, clock: &clock, policy, pace: &self.inner.pace };
+            return whatsapp::deliver(ch, rows, &cx).await;
+        }
         let mut rep = DrainReport::default();
         for (i, row) in rows.iter().enumerate() {
             let rest: Vec<i64> = rows[i..].iter().map(|r| r.id).collect();
@@ -218,35 +235,11 @@ impl OutboxWorker {
             let outcome = self.deliver(row).await;
             let now = clock();
             let (recorded, retry_later) = match outcome {
-                Ok(()) => {
-                    let recorded = store.outbox_delivered(row, now).await?;
-                    if recorded {
-                        metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => "delivered").increment(1);
-                        tracing::debug!(notifier = %row.notifier, dedup_key = %row.dedup_key, "notice delivered");
-                        rep.delivered += 1;
-                    }
-                    (recorded, false)
-                }
-                Err(e) => {
-                    let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
-                    let age = now.since(Ts(row.created_at));
-                    let wait = e.retry_after.unwrap_or_default().max(policy.delay(attempts));
-                    let give_up = e.permanent || age + wait > policy.max_age;
-                    let next = (!give_up).then(|| now.plus(wait));
-                    let recorded = store.outbox_failed(row, &e.detail, next).await?;
-                    if recorded {
-                        let result = if give_up { "dead" } else { "retry" };
-                        metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => result).increment(1);
-                        if give_up {
-                            tracing::error!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, error = %e.detail, "notice dead: giving up");
-                            rep.dead += 1;
-                        } else {
-                            tracing::warn!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, retry_in = ?wait, error = %e.detail, "notice delivery failed; will retry");
-                            rep.failed += 1;
-                        }
-                    }
-                    (recorded, !give_up)
-                }
+                Ok(()) => (record_delivered(store, row, now, &mut rep).await?, false),
+                Err(e) => match record_failure(store, policy, row, &e, now, &mut rep).await? {
+                    Some(retry_later) => (true, retry_later),
+                    None => (false, false),
+                },
             };
             if !recorded {
                 // The lease ran out while this worker was sending (a stalled
@@ -275,6 +268,7 @@ impl OutboxWorker {
                 .await
                 .unwrap_or_else(|_| Err(DeliveryError::transient(format!("no answer within {}s", timeout.as_secs()))));
         }
+        // `whatsapp` notifiers deliver whole groups (`whatsapp::deliver`).
         let Some(notifier) = self.inner.notifiers.get(&row.notifier) else {
             return Err(DeliveryError::permanent(format!("notifier `{}` is no longer configured", row.notifier)));
         };
@@ -287,6 +281,55 @@ impl OutboxWorker {
             .await
             .unwrap_or_else(|_| Err(DeliveryError::transient(format!("no answer within {}s", timeout.as_secs()))))
     }
+}
+
+/// Record a delivery (only the claim's holder can): false when the row was
+/// taken over meanwhile.
+pub(super) async fn record_delivered(
+    store: &Store,
+    row: &OutboxRow,
+    now: Ts,
+    rep: &mut DrainReport,
+) -> Result<bool, StoreError> {
+    let recorded = store.outbox_delivered(row, now).await?;
+    if recorded {
+        metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => "delivered").increment(1);
+        tracing::debug!(notifier = %row.notifier, dedup_key = %row.dedup_key, "notice delivered");
+        rep.delivered += 1;
+    }
+    Ok(recorded)
+}
+
+/// Record a failed attempt: retried after the backoff (or the receiver's
+/// `Retry-After`), or dead when it can never work or the notice would be
+/// older than `delivery_max_age`. `None` when the row was taken over
+/// meanwhile (nothing written); else whether it will be retried.
+pub(super) async fn record_failure(
+    store: &Store,
+    policy: &DeliveryPolicy,
+    row: &OutboxRow,
+    e: &DeliveryError,
+    now: Ts,
+    rep: &mut DrainReport,
+) -> Result<Option<bool>, StoreError> {
+    let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+    let age = now.since(Ts(row.created_at));
+    let wait = e.retry_after.unwrap_or_default().max(policy.delay(attempts));
+    let give_up = e.permanent || age + wait > policy.max_age;
+    let next = (!give_up).then(|| now.plus(wait));
+    if !store.outbox_failed(row, &e.detail, next).await? {
+        return Ok(None);
+    }
+    let result = if give_up { "dead" } else { "retry" };
+    metrics::counter!("wa_sentinel_notifications_total", "notifier" => row.notifier.clone(), "kind" => row.kind.clone(), "result" => result).increment(1);
+    if give_up {
+        tracing::error!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, error = %e.detail, "notice dead: giving up");
+        rep.dead += 1;
+    } else {
+        tracing::warn!(notifier = %row.notifier, dedup_key = %row.dedup_key, attempts, retry_in = ?wait, error = %e.detail, "notice delivery failed; will retry");
+        rep.failed += 1;
+    }
+    Ok(Some(!give_up))
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub const MAX_REPLY: usize = 4 * 1024 * 1024;
 /// Evolution instances of about 1 KiB each.
 pub const MAX_LIST_REPLY: usize = 32 * 1024 * 1024;
 
-async fn read_capped(resp: reqwest::Response, what: &str, status: u16) -> Result<String, ProviderError> {
+pub(super) async fn read_capped(resp: reqwest::Response, what: &str, status: u16) -> Result<String, ProviderError> {
     let buf = read_capped_bytes(resp, what, status, MAX_REPLY).await?;
     Ok(match String::from_utf8(buf) {
         Ok(s) => s,
@@ -158,7 +158,7 @@ pub struct Reply {
     pub json: Value,
 }
 
-fn transport_error(what: &str, e: reqwest::Error) -> ProviderError {
+pub(super) fn transport_error(what: &str, e: reqwest::Error) -> ProviderError {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -12,12 +12,15 @@
 //! - [`waha`]: WAHA (`X-Api-Key`, sessions, one full-config `PUT` that restarts the session).
 //! - [`zapi`]: Z-API (credentials in the URL path, six webhook slots).
 //! - [`slots`]: the slot-per-event-kind webhook repair W-API and Z-API share.
+//! - [`messaging`]: sending a text through an instance (the `whatsapp`
+//!   notifier) and reading back what it sent.
 //! - [`simulator`]: an in-process Evolution-v2-compatible server for the demo,
 //!   integration tests and benchmarks; [`sim_waha`] and [`sim_zapi`] do the
 //!   same for WAHA and Z-API, on the shared [`sim_server`].
 
 pub mod evolution;
 pub mod http;
+pub mod messaging;
 pub mod sim_server;
 pub mod sim_waha;
 pub mod sim_zapi;

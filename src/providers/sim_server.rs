@@ -43,6 +43,21 @@ impl SimRequest {
     }
 }
 
+/// A text a simulated instance was asked to send, as the simulator recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMessage {
+    pub instance: String,
+    /// The recipient exactly as the request named it (`number`, `chatId`, `phone`).
+    pub to: String,
+    pub text: String,
+    /// The message id the simulator answered with.
+    pub id: String,
+    pub at: crate::domain::Ts,
+    /// Z-API: accepted while the instance was not connected, so held in its
+    /// queue (Z-API sends such messages when the phone reconnects).
+    pub queued: bool,
+}
+
 /// What a simulated provider answers.
 pub trait SimBackend: Send + Sync + 'static {
     fn handle(&self, req: &SimRequest) -> Response;

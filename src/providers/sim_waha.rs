@@ -10,6 +10,12 @@
 //! `WAHA_HTTP_STRICT_MODE=true` (400 `property name should not exist`). Each session follows a scripted [`WahaBehaviour`];
 //! [`WahaSim::post_webhook`] posts an event to every configured webhook that
 //! subscribes to it, signed (`X-Webhook-Hmac`) when the entry has a key.
+//!
+//! Texts: `POST /api/sendText` is accepted from a `WORKING` session and
+//! recorded ([`WahaSim::sent_messages`]; the answer is NOWEB's `WAMessage`),
+//! else 422 with the bare "Session status is not as expected" object; `GET
+//! /api/{s}/chats/{chatId}/messages` lists what the session sent to that chat
+//! (`filter.fromMe`, `filter.timestamp.gte`, `limit`).
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -19,7 +25,7 @@ use axum::response::Response;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
-use super::sim_server::{SimBackend, SimRequest, SimServer, json_reply, lock};
+use super::sim_server::{SimBackend, SimMessage, SimRequest, SimServer, json_reply, lock};
 use super::simulator::Delivery;
 use crate::config::{ProviderConfig, ProviderKind, Secret};
 
@@ -94,6 +100,7 @@ struct Session {
 struct Backend {
     api_key: Option<String>,
     sessions: Mutex<BTreeMap<String, Session>>,
+    sent: Mutex<Vec<SimMessage>>,
 }
 
 /// The running WAHA simulator; derefs to its [`SimServer`] (faults, counts).
@@ -131,6 +138,13 @@ impl SimBackend for Backend {
         }
         let mut sessions = lock(&self.sessions);
         match (req.method.as_str(), req.segs().as_slice()) {
+            ("POST", ["api", "sendText"]) => self.send_text(&sessions, req),
+            ("GET", ["api", session, "chats", chat, "messages"]) => {
+                if !sessions.contains_key(*session) {
+                    return err(404, "Session not found", "Not Found");
+                }
+                self.messages(session, chat, req)
+            }
             ("GET", ["api", "sessions"]) => {
                 let all = req.query("all").as_deref() == Some("true");
                 let list: Vec<Value> = sessions
@@ -193,6 +207,64 @@ impl SimBackend for Backend {
     }
 }
 
+impl Backend {
+    fn send_text(&self, sessions: &BTreeMap<String, Session>, req: &SimRequest) -> Response {
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            return err(400, "the body is not JSON", "Bad Request");
+        };
+        let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        let (Some(session), Some(chat), Some(text)) = (field("session"), field("chatId"), field("text")) else {
+            return err(400, "session, chatId and text are required", "Bad Request");
+        };
+        let Some(s) = sessions.get(&session) else {
+            return err(404, &format!("We didn't find a session with name '{session}'."), "Not Found");
+        };
+        if s.behaviour.status() != "WORKING" {
+            return json_reply(
+                422,
+                json!({"error": "Session status is not as expected. Try again later or restart the session",
+                       "session": session, "status": s.behaviour.status(), "expected": ["WORKING"]}),
+            );
+        }
+        // WAHA appends `@c.us` to a chat id without `@`.
+        let chat = if chat.contains('@') { chat } else { format!("{chat}@c.us") };
+        let mut sent = lock(&self.sent);
+        let at = crate::clock::now();
+        let id = format!("true_{chat}_3EB0{:018X}", sent.len() + 1);
+        sent.push(SimMessage {
+            instance: session,
+            to: chat.clone(),
+            text: text.clone(),
+            id: id.clone(),
+            at,
+            queued: false,
+        });
+        json_reply(
+            201,
+            json!({"id": id, "timestamp": at.0 / 1000, "from": "5516993630000@c.us", "fromMe": true, "source": "api",
+                   "body": text, "hasMedia": false, "media": null, "ack": 0, "ackName": "PENDING", "replyTo": null,
+                   "_data": {"key": {"remoteJid": chat, "fromMe": true}}}),
+        )
+    }
+
+    fn messages(&self, session: &str, chat: &str, req: &SimRequest) -> Response {
+        let since = req.query("filter.timestamp.gte").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+        let limit = req.query("limit").and_then(|s| s.parse::<usize>().ok()).unwrap_or(100);
+        let list: Vec<Value> = lock(&self.sent)
+            .iter()
+            .rev()
+            .filter(|m| m.instance == session && m.to == chat && m.at.0 / 1000 >= since)
+            .take(limit)
+            .map(|m| {
+                json!({"id": m.id, "timestamp": m.at.0 / 1000, "from": "5516993630000@c.us", "fromMe": true,
+                       "source": "api", "body": m.text, "to": m.to, "hasMedia": false, "ack": 2,
+                       "ackName": "DEVICE", "replyTo": null, "_data": {}})
+            })
+            .collect();
+        json_reply(200, Value::Array(list))
+    }
+}
+
 /// What `PUT /api/sessions/{s}` accepts (WAHA's `SessionUpdateRequest`,
 /// `SessionConfig` and `WebhookConfig`; devlikeapro/waha 2024.10,
 /// `src/structures/sessions.dto.ts`): with `WAHA_HTTP_STRICT_MODE=true` its
@@ -233,7 +305,11 @@ fn sign(key: &str, body: &[u8]) -> String {
 impl WahaSim {
     /// Serve these sessions (empty webhook configs), with this `X-Api-Key` if any.
     pub async fn start(api_key: Option<&str>, sessions: &[(&str, WahaBehaviour)]) -> std::io::Result<WahaSim> {
-        let backend = Arc::new(Backend { api_key: api_key.map(str::to_string), sessions: Mutex::default() });
+        let backend = Arc::new(Backend {
+            api_key: api_key.map(str::to_string),
+            sessions: Mutex::default(),
+            sent: Mutex::default(),
+        });
         let server = SimServer::start(backend.clone()).await?;
         let sim = WahaSim { server, backend };
         for (name, b) in sessions {
@@ -283,6 +359,11 @@ impl WahaSim {
         if let Some(s) = lock(&self.backend.sessions).get_mut(name) {
             s.config = config;
         }
+    }
+
+    /// Every text sent through any session, oldest first.
+    pub fn sent_messages(&self) -> Vec<SimMessage> {
+        lock(&self.backend.sent).clone()
     }
 
     /// Session config writes (`PUT /api/sessions/{s}`), each one a session restart.

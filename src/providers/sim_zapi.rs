@@ -9,6 +9,11 @@
 //! "Instance not found"}` (an assumption: Z-API does not document it). Each
 //! instance follows a scripted [`ZapiBehaviour`]; [`ZapiSim::post_webhook`]
 //! posts a callback to the URL configured for its slot.
+//!
+//! Texts: `POST …/send-text` `{phone, message}` answers `{zaapId, messageId,
+//! id}` and is recorded ([`ZapiSim::sent_messages`]) whatever the instance's
+//! state: as Z-API documents, a message sent while the phone is not
+//! connected is queued (`queued: true`) and goes out when it reconnects.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -17,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::sim_server::{SimBackend, SimRequest, SimServer, json_reply, lock};
+use super::sim_server::{SimBackend, SimMessage, SimRequest, SimServer, json_reply, lock};
 use super::simulator::Delivery;
 use super::zapi::SLOTS;
 use crate::config::{ProviderConfig, ProviderKind, Secret};
@@ -69,6 +74,7 @@ struct Instance {
 struct Backend {
     client_token: Option<String>,
     instances: Mutex<BTreeMap<String, Instance>>,
+    sent: Mutex<Vec<SimMessage>>,
 }
 
 /// The running Z-API simulator; derefs to its [`SimServer`] (faults, counts).
@@ -111,6 +117,21 @@ impl SimBackend for Backend {
         };
         match (req.method.as_str(), *method) {
             ("GET", "status") => json_reply(200, status_json(inst.behaviour)),
+            ("POST", "send-text") => {
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+                let (Some(phone), Some(message)) = (field("phone"), field("message")) else {
+                    return json_reply(400, json!({"error": "phone and message are required"}));
+                };
+                let mut sent = lock(&self.sent);
+                let n = sent.len() + 1;
+                let (zaap, msg) = (format!("3999984263738042930CD6ECDE9{n:05X}"), format!("D241{n:016X}"));
+                let queued = !matches!(inst.behaviour, ZapiBehaviour::Connected | ZapiBehaviour::Zombie);
+                let at = crate::clock::now();
+                let instance = (*id).to_string();
+                sent.push(SimMessage { instance, to: phone, text: message, id: msg.clone(), at, queued });
+                json_reply(200, json!({"zaapId": zaap, "messageId": msg, "id": msg}))
+            }
             ("GET", "restore-session") => {
                 if inst.behaviour == ZapiBehaviour::NeedsRestore {
                     inst.behaviour = ZapiBehaviour::Connected;
@@ -158,7 +179,11 @@ impl ZapiSim {
         client_token: Option<&str>,
         instances: &[(&str, &str, ZapiBehaviour)],
     ) -> std::io::Result<ZapiSim> {
-        let backend = Arc::new(Backend { client_token: client_token.map(str::to_string), instances: Mutex::default() });
+        let backend = Arc::new(Backend {
+            client_token: client_token.map(str::to_string),
+            instances: Mutex::default(),
+            sent: Mutex::default(),
+        });
         let server = SimServer::start(backend.clone()).await?;
         let sim = ZapiSim { server, backend };
         for (id, token, b) in instances {
@@ -202,6 +227,11 @@ impl ZapiSim {
         {
             i.callbacks.insert(slot.field, url.to_string());
         }
+    }
+
+    /// Every text sent through any instance (queued ones included), oldest first.
+    pub fn sent_messages(&self) -> Vec<SimMessage> {
+        lock(&self.backend.sent).clone()
     }
 
     /// The path of one instance call, for [`SimServer::calls`].

@@ -15,6 +15,16 @@
 //! injected; every request is counted per (method, path). [`Simulator::post_webhook`]
 //! sends an Evolution v2 webhook to the instance's configured URL.
 //!
+//! Texts: `POST /message/sendText/{i}` (the v2 body, or v1's while
+//! [`Simulator::set_version`] says 1.x) is accepted from an `open` instance
+//! and recorded ([`Simulator::sent_messages`]), else 400 `Error: Connection
+//! Closed`; `POST /chat/findMessages/{i}` lists what was sent, by id, chat or
+//! time window, unless message storage is off
+//! ([`Simulator::set_store_messages`], Evolution's
+//! `DATABASE_SAVE_DATA_NEW_MESSAGE`). [`Simulator::set_send_delay`] makes a
+//! send answer late, after it was recorded (a client timeout whose message
+//! went out).
+//!
 //! State lives in an `Arc<Mutex<…>>` (std mutex: never held across an await).
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +36,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::sim_server::SimMessage;
 use crate::config::{ProviderConfig, ProviderKind, Secret};
 
 /// What a simulated instance does.
@@ -197,6 +208,12 @@ struct Inner {
     calls: HashMap<(String, String), u64>,
     rng: u64,
     seq: u64,
+    /// Texts sent through any instance, oldest first.
+    sent: Vec<SimMessage>,
+    /// `DATABASE_SAVE_DATA_NEW_MESSAGE`: findMessages finds nothing without it.
+    store_messages: bool,
+    /// A send answers this late, after it was recorded.
+    send_delay: Duration,
 }
 
 impl Inner {
@@ -261,6 +278,9 @@ impl Simulator {
             calls: HashMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
             seq: 0,
+            sent: Vec::new(),
+            store_messages: true,
+            send_delay: Duration::ZERO,
         };
         for (name, b) in &opts.instances {
             inner.add(name, *b);
@@ -357,6 +377,23 @@ impl Simulator {
     /// What `GET /` reports as `version` from now on (an upgrade).
     pub fn set_version(&self, version: &str) {
         lock(&self.shared).version = version.to_string();
+    }
+
+    /// Every text sent through any instance, oldest first.
+    pub fn sent_messages(&self) -> Vec<SimMessage> {
+        lock(&self.shared).sent.clone()
+    }
+
+    /// Whether findMessages finds what was sent (Evolution's
+    /// `DATABASE_SAVE_DATA_NEW_MESSAGE`; on by default here).
+    pub fn set_store_messages(&self, on: bool) {
+        lock(&self.shared).store_messages = on;
+    }
+
+    /// Answer each send this late, after recording it: a client that gives
+    /// up sooner does not know the message went out.
+    pub fn set_send_delay(&self, delay: Duration) {
+        lock(&self.shared).send_delay = delay;
     }
 
     /// Requests seen for (method, path), e.g. `("GET", "/instance/connect/a")`.
@@ -508,6 +545,13 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
     let key = headers.get("apikey").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    if let ("POST", ["message", "sendText", name]) = (method.as_str(), segs.as_slice()) {
+        let (resp, delay) = send_text(&mut lock(&shared), name, &key, &body);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        return resp;
+    }
     let mut g = lock(&shared);
     if g.unlicensed && !segs.is_empty() {
         return reply(
@@ -547,6 +591,16 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
                 })
                 .collect();
             reply(StatusCode::OK, Value::Array(rows))
+        }
+        ("POST", ["chat", "findMessages", name]) => {
+            let global = g.api_key.clone();
+            let Some(inst) = g.instances.get(*name) else {
+                return evo_error(404, "Not Found", json!([format!("The \"{name}\" instance does not exist")]));
+            };
+            if key != global && key != inst.token {
+                return evo_error(401, "Unauthorized", json!("Unauthorized"));
+            }
+            find_messages(&g, name, &body)
         }
         (m, [res @ ("instance" | "webhook"), action, name]) => {
             let known = matches!(
@@ -677,4 +731,116 @@ fn webhook_set(inst: &mut SimInstance, body: &[u8]) -> Response {
     });
     inst.webhook = Some(row.clone());
     reply(StatusCode::CREATED, row)
+}
+
+/// `POST /message/sendText/{name}`: the answer, and how long to hold it back.
+fn send_text(g: &mut Inner, name: &str, key: &str, body: &[u8]) -> (Response, Duration) {
+    if g.unlicensed {
+        let r = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": 503, "code": "LICENSE_REQUIRED", "message": "This installation is not activated"}),
+        );
+        return (r, Duration::ZERO);
+    }
+    let (global, v1) = (g.api_key.clone(), g.version.starts_with('1'));
+    let Some(inst) = g.instances.get(name) else {
+        return (
+            evo_error(404, "Not Found", json!([format!("The \"{name}\" instance does not exist")])),
+            Duration::ZERO,
+        );
+    };
+    if key != global && key != inst.token {
+        return (evo_error(401, "Unauthorized", json!("Unauthorized")), Duration::ZERO);
+    }
+    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+        return (evo_error(400, "Bad Request", json!(["Unexpected token in JSON"])), Duration::ZERO);
+    };
+    // Each version's schema: a body of the other version is refused (a cheap version probe).
+    let (field, text) = if v1 {
+        ("textMessage", parsed.pointer("/textMessage/text").and_then(Value::as_str))
+    } else {
+        ("text", parsed.get("text").and_then(Value::as_str))
+    };
+    let (Some(number), Some(text)) = (parsed.get("number").and_then(Value::as_str), text) else {
+        let missing = if parsed.get("number").is_none() { "number" } else { field };
+        return (
+            evo_error(400, "Bad Request", json!([[format!("instance requires property \"{missing}\"")]])),
+            Duration::ZERO,
+        );
+    };
+    if text.trim().is_empty() {
+        return (evo_error(400, "Bad Request", json!(["Text is required"])), Duration::ZERO);
+    }
+    if inst.behaviour.state() != "open" {
+        return (evo_error(400, "Bad Request", json!(["Error: Connection Closed"])), Duration::ZERO);
+    }
+    let instance_id = inst.id.clone();
+    g.seq += 1;
+    let id = format!("3EB0{:036X}", g.seq);
+    let at = crate::clock::now();
+    let jid = if number.contains('@') { number.to_string() } else { format!("{number}@s.whatsapp.net") };
+    g.sent.push(SimMessage {
+        instance: name.to_string(),
+        to: number.to_string(),
+        text: text.to_string(),
+        id: id.clone(),
+        at,
+        queued: false,
+    });
+    let body = if v1 {
+        json!({"key": {"remoteJid": jid, "fromMe": true, "id": id},
+               "message": {"extendedTextMessage": {"text": text}},
+               "messageTimestamp": (at.0 / 1000).to_string(), "status": "PENDING"})
+    } else {
+        json!({"key": {"remoteJid": jid, "fromMe": true, "id": id}, "pushName": "Você", "status": "PENDING",
+               "message": {"conversation": text}, "messageType": "conversation",
+               "messageTimestamp": at.0 / 1000, "instanceId": instance_id, "source": "unknown"})
+    };
+    (reply(StatusCode::CREATED, body), g.send_delay)
+}
+
+/// `POST /chat/findMessages/{name}` (v2): `where.key.id`, `where.key.remoteJid`,
+/// `where.key.fromMe` and `where.messageTimestamp.gte/lte` (ISO), newest
+/// first, `offset` per page. Nothing is found while message storage is off.
+fn find_messages(g: &Inner, name: &str, body: &[u8]) -> Response {
+    let q: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let key = q.pointer("/where/key");
+    let want_id = key.and_then(|k| k.get("id")).and_then(Value::as_str);
+    let want_jid = key.and_then(|k| k.get("remoteJid")).and_then(Value::as_str);
+    let from_me = key.and_then(|k| k.get("fromMe")).and_then(Value::as_bool);
+    let bound = |which: &str| {
+        q.pointer(&format!("/where/messageTimestamp/{which}"))
+            .and_then(Value::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.timestamp_millis())
+    };
+    let (gte, lte) = (bound("gte"), bound("lte"));
+    let inst_id = g.instances.get(name).map(|i| i.id.clone()).unwrap_or_default();
+    let page = usize::try_from(q.get("offset").and_then(Value::as_u64).unwrap_or(50)).unwrap_or(50).max(1);
+    let records: Vec<Value> = g
+        .sent
+        .iter()
+        .rev()
+        .filter(|m| g.store_messages && m.instance == name && from_me != Some(false))
+        .filter(|m| {
+            let jid = if m.to.contains('@') { m.to.clone() } else { format!("{}@s.whatsapp.net", m.to) };
+            want_id.is_none_or(|w| w == m.id)
+                && want_jid.is_none_or(|w| w == jid)
+                && gte.is_none_or(|t| m.at.0 >= t - 999)
+                && lte.is_none_or(|t| m.at.0 <= t + 999)
+        })
+        .map(|m| {
+            let jid = if m.to.contains('@') { m.to.clone() } else { format!("{}@s.whatsapp.net", m.to) };
+            json!({"id": format!("cm{:022x}", m.at.0), "key": {"id": m.id, "fromMe": true, "remoteJid": jid},
+                   "pushName": "Você", "messageType": "conversation", "message": {"conversation": m.text},
+                   "messageTimestamp": m.at.0 / 1000, "instanceId": inst_id, "source": "unknown",
+                   "contextInfo": null, "MessageUpdate": [{"status": "SERVER_ACK"}]})
+        })
+        .collect();
+    let total = records.len();
+    let shown: Vec<Value> = records.into_iter().take(page).collect();
+    reply(
+        StatusCode::OK,
+        json!({"messages": {"total": total, "pages": total.div_ceil(page), "currentPage": 1, "records": shown}}),
+    )
 }

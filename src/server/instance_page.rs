@@ -385,6 +385,7 @@ fn timeline(events: &[EventRecord], notices: &[NoticeRecord]) -> String {
         let state = match n.status.as_str() {
             "delivered" => format!("delivered {}", n.delivered_at.map(|t| Ts(t).rfc3339()).unwrap_or_default()),
             "dead" => format!("dead after {} attempt(s): {}", n.attempts, n.last_error.as_deref().unwrap_or("")),
+            "handed_over" => n.last_error.clone().unwrap_or_else(|| "handed to its fallback".into()),
             _ => format!("pending ({} attempt(s) so far)", n.attempts),
         };
         rows.push((

@@ -32,7 +32,7 @@ pub use leases::ReplicaView;
 pub use providers::ProviderOverview;
 pub use records::{
     EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
-    PollRow, RecordRef,
+    OutboxView, PollRow, RecordRef,
 };
 pub use requests::ActionRequest;
 pub use stream::StreamOut;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Db, OutboxEntry, OutboxRow, Result, Store};
+use super::{Db, OutboxEntry, OutboxRow, OutboxView, Result, Store};
 use crate::domain::Ts;
 
 /// One of the oldest pending rows of a notifier: `(id, notifier,
@@ -122,7 +122,7 @@ impl Store {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(
-                    ") RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at, claim_token",
+                    ") RETURNING id, dedup_key, notifier, kind, payload, attempts, created_at, claim_token, receipts",
                 );
                 $qb
             }};
@@ -249,7 +249,94 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Count of outbox rows by status (`pending`, `delivered`, `dead`).
+    /// Write a `whatsapp` notifier's receipts (`(row id, JSON)`), in one
+    /// transaction. Only the claim's holder can: returns how many rows it
+    /// still held (the others were taken over and are not written).
+    pub async fn outbox_set_receipts(&self, token: &str, rows: &[(i64, String)]) -> Result<u64> {
+        let mut n = 0;
+        in_write_tx!(self, tx => {
+            for (id, receipts) in rows {
+                n += sqlx::query(
+                    "UPDATE outbox SET receipts = $1 WHERE id = $2 AND claim_token = $3 AND status = 'pending'",
+                )
+                .bind(receipts)
+                .bind(id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(n)
+    }
+
+    /// Give claimed rows back, not to be claimed before `until`, without
+    /// counting an attempt (a `whatsapp` notifier's digest window, or a wait
+    /// for a verdict on its instance). The notifier's later rows wait behind
+    /// them, as behind a retry.
+    pub async fn outbox_defer(&self, token: &str, ids: &[i64], until: Ts) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new("UPDATE outbox SET claimed_until = NULL, claim_token = NULL, next_attempt_at = ");
+            qb.push_bind(until.0);
+            held_by!(qb, token, ids);
+            qb.build().execute(p).await?.rows_affected()
+        });
+        Ok(n)
+    }
+
+    /// Hand a notice its notifier cannot deliver to `fallback`, in one
+    /// transaction: the row is settled as `handed_over` with `why`, and the
+    /// fallback gets a row with the same dedup key and payload (none when it
+    /// has one already), and counts among the notifiers told about the
+    /// outage. Only the claim's holder can: false when the row was taken over.
+    pub async fn outbox_hand_over(&self, row: &OutboxRow, fallback: &str, why: &str, now: Ts) -> Result<bool> {
+        let entry = OutboxEntry {
+            dedup_key: row.dedup_key.clone(),
+            notifier: fallback.to_string(),
+            kind: row.kind.clone(),
+            payload: row.payload.clone(),
+        };
+        let mut handed = false;
+        in_write_tx!(self, tx => {
+            let n = sqlx::query(
+                "UPDATE outbox SET status = 'handed_over', attempts = attempts + 1, last_error = $1, delivered_at = $2, \
+                 claimed_until = NULL, claim_token = NULL \
+                 WHERE id = $3 AND claim_token = $4 AND status = 'pending'",
+            )
+            .bind(why)
+            .bind(now.0)
+            .bind(row.id)
+            .bind(&row.claim_token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                let e = &entry;
+                insert_outbox!(tx, e, now);
+                handed = true;
+            }
+            tx.commit().await?;
+        });
+        Ok(handed)
+    }
+
+    /// Every outbox row as it stands, oldest first (tests, diagnostics).
+    pub async fn outbox_rows(&self) -> Result<Vec<OutboxView>> {
+        let rows: Vec<OutboxView> = on_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT dedup_key, notifier, kind, status, attempts, last_error, receipts FROM outbox ORDER BY id",
+            )
+            .fetch_all(p)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Count of outbox rows by status (`pending`, `delivered`, `dead`, `handed_over`).
     pub async fn outbox_count(&self, status: &str) -> Result<i64> {
         let n: i64 = on_pool!(self, p => {
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = $1").bind(status).fetch_one(p).await?

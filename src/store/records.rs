@@ -137,6 +137,21 @@ pub struct OutboxRow {
     /// The random token of the claim that returned this row: only its holder
     /// may renew the claim or record the outcome (see `Store::claim_outbox`).
     pub claim_token: String,
+    /// A `whatsapp` notifier's record of its sends (JSON by recipient).
+    pub receipts: Option<String>,
+}
+
+/// One outbox row as it stands, for tests and the instance page.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxView {
+    pub dedup_key: String,
+    pub notifier: String,
+    pub kind: String,
+    /// `pending`, `delivered`, `dead` or `handed_over`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub receipts: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

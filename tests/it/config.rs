@@ -120,7 +120,7 @@ fn every_documented_key_parses() {
         assert_eq!(c.log, LogConfig { format: LogFormat::Json, level: "debug,wa_sentinel::supervisor=trace".into() });
         assert_eq!(c.instances[1].token.as_ref().unwrap().expose(), "wapi-inst");
         assert_eq!(c.instances[0].labels.get("plan").map(String::as_str), Some("pro"));
-        assert_eq!(c.notifiers.len(), 6);
+        assert_eq!(c.notifiers.len(), 8);
         let hook = &c.notifiers[1];
         assert!(matches!(&hook.target, NotifierTarget::Webhook { secret: Some(_), .. }));
         assert!(hook.accepts(NoticeKind::InstanceDown, Some("tenant_1")));
@@ -135,6 +135,16 @@ fn every_documented_key_parses() {
             "every tenant, provider_notices = false"
         );
         assert!(matches!(&c.notifiers[3].target, NotifierTarget::Email { port: 2525, .. }));
+        match &c.notifiers[6].target {
+            NotifierTarget::WhatsApp { provider, instance, to, digest_window, min_gap } => {
+                assert_eq!((provider.as_str(), instance.as_str()), ("zapi", "3C2A1B0F9E8D7C6B5A4F3E2D1C0B9A88"));
+                assert_eq!(to, &["5511988887777", "120363019502650977-group"]);
+                assert_eq!((digest_window.as_secs(), min_gap.as_secs()), (10, 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.notifiers[6].fallback.as_deref(), Some("pager"));
+        assert!(c.notifiers[7].fallback_only && !c.notifiers[7].accepts(NoticeKind::InstanceDown, Some("tenant_1")));
         Ok(())
     });
 }
@@ -405,4 +415,126 @@ fn check_config_output_redacts_secrets() {
         assert!(out.contains("[redacted]"));
         Ok(())
     });
+}
+
+/// Providers and instances a `whatsapp` notifier can name, for the tests below.
+const OPS: &str = "[[providers]]\nname = \"evo\"\nkind = \"evolution\"\nbase_url = \"https://e\"\napi_key = \"k\"\nwebhook_token = \"t\"\n\
+                   [[providers]]\nname = \"z\"\nkind = \"zapi\"\nwebhook_token = \"t\"\n\
+                   [[instances]]\nprovider = \"evo\"\nname = \"ops\"\n\
+                   [[instances]]\nprovider = \"z\"\nname = \"ZOPS\"\ntoken = \"zt\"\n";
+
+#[test]
+fn a_whatsapp_notifier_with_a_fallback_validates_with_its_defaults() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "config.toml",
+            &format!(
+                "{OPS}[[notifiers]]\nname = \"ops-wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n\
+                 to = [\"+5511988887777\", \"120363025246125486@g.us\"]\nfallback = \"ops-mail\"\n\
+                 [[notifiers]]\nname = \"ops-mail\"\nkind = \"log\"\nfallback_only = true\n\
+                 [[notifiers]]\nname = \"acme-wa\"\nkind = \"whatsapp\"\nprovider = \"z\"\ninstance = \"ZOPS\"\n\
+                 to = [\"120363019502650977-group\"]\ntenants = [\"acme\"]\nfallback = \"ops-wa\"\n\
+                 digest_window = \"0s\"\nmin_gap = \"10s\"\n"
+            ),
+        )?;
+        let c = config::load(Some(Path::new("config.toml"))).map_err(|e| e.to_string())?;
+        let wa = &c.notifiers[0];
+        assert_eq!(wa.kind_name(), "whatsapp");
+        match &wa.target {
+            NotifierTarget::WhatsApp { provider, instance, to, digest_window, min_gap } => {
+                assert_eq!((provider.as_str(), instance.as_str()), ("evo", "ops"));
+                assert_eq!(to, &["5511988887777", "120363025246125486@g.us"], "the `+` is dropped");
+                assert_eq!((digest_window.as_secs(), min_gap.as_secs()), (5, 3), "the defaults");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(wa.fallback.as_deref(), Some("ops-mail"));
+        assert!(wa.accepts(NoticeKind::InstanceDown, Some("t")));
+        let only = &c.notifiers[1];
+        assert!(only.fallback_only);
+        assert!(!only.accepts(NoticeKind::InstanceDown, Some("t")), "a fallback_only notifier is routed nothing");
+        assert!(!only.accepts(NoticeKind::ProviderUnreachable, None));
+        match &c.notifiers[2].target {
+            NotifierTarget::WhatsApp { digest_window, min_gap, .. } => {
+                assert_eq!((digest_window.as_secs(), min_gap.as_secs()), (0, 10));
+            }
+            other => panic!("{other:?}"),
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn whatsapp_notifier_errors_name_their_key() {
+    let wa = |extra: &str| {
+        format!(
+            "{OPS}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n{extra}"
+        )
+    };
+    let to = "to = [\"5511988887777\"]\n";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("{OPS}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\ninstance = \"ops\"\n{to}"),
+            "notifiers[0].provider",
+            "required",
+        ),
+        (
+            format!("{OPS}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"ghost\"\ninstance = \"ops\"\n{to}"),
+            "notifiers[0].provider",
+            "not the name of a configured provider",
+        ),
+        (
+            format!("{OPS}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"shop\"\n{to}"),
+            "notifiers[0].instance",
+            "[[instances]]",
+        ),
+        (wa(""), "notifiers[0].to", "required"),
+        (wa("to = []\n"), "notifiers[0].to", "at least one"),
+        (wa("to = [\"11 98888-7777\"]\n"), "notifiers[0].to[0]", "E.164"),
+        (wa("to = [\"5511988887777\", \"123\"]\n"), "notifiers[0].to[1]", "E.164"),
+        (wa("to = [\"120363019502650977-group\"]\n"), "notifiers[0].to[0]", "@g.us"),
+        (
+            format!("{OPS}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"z\"\ninstance = \"ZOPS\"\nto = [\"120363025246125486@g.us\"]\n"),
+            "notifiers[0].to[0]",
+            "-group",
+        ),
+        (wa(&format!("{to}fallback = \"nobody\"\n")), "notifiers[0].fallback", "not the name of another notifier"),
+        (wa(&format!("{to}fallback = \"wa\"\n")), "notifiers[0].fallback", "its own fallback"),
+        (
+            format!(
+                "{}fallback = \"wa2\"\n[[notifiers]]\nname = \"wa2\"\nkind = \"whatsapp\"\nprovider = \"z\"\ninstance = \"ZOPS\"\n\
+                 to = [\"5511988887777\"]\nfallback = \"wa\"\n",
+                wa(to)
+            ),
+            "notifiers[0].fallback",
+            "cycle",
+        ),
+        (
+            "[[notifiers]]\nname = \"s\"\nkind = \"slack\"\nurl = \"https://h\"\nfallback = \"l\"\n[[notifiers]]\nname = \"l\"\nkind = \"log\"\n"
+                .to_string(),
+            "notifiers[0].fallback",
+            "not used by a `slack` notifier",
+        ),
+        ("[[notifiers]]\nname = \"l\"\nkind = \"log\"\nfallback_only = true\n".to_string(), "notifiers[0].fallback_only", "names `l`"),
+        (wa(&format!("{to}min_gap = \"2m\"\n")), "notifiers[0].min_gap", "at most 1m"),
+        (wa(&format!("{to}digest_window = \"soon\"\n")), "notifiers[0].digest_window", "duration"),
+        (wa(&format!("{to}digest_window = \"10m\"\n")), "notifiers[0].digest_window", "at most 1m"),
+        (
+            "[[notifiers]]\nname = \"l\"\nkind = \"log\"\ninstance = \"ops\"\n".to_string(),
+            "notifiers[0].instance",
+            "not used by a `log` notifier",
+        ),
+    ];
+    for (toml, key, why) in cases {
+        Jail::expect_with(|jail| {
+            jail.create_file("config.toml", &toml)?;
+            let e = config::load(Some(Path::new("config.toml"))).expect_err(&toml);
+            let ps = problems(e);
+            assert!(
+                ps.iter().any(|(k, w)| k == key && w.contains(why)),
+                "config:\n{toml}\nexpected key `{key}` with `{why}`, got {ps:?}"
+            );
+            Ok(())
+        });
+    }
 }

@@ -5,6 +5,7 @@
 mod errors;
 mod evolution;
 mod inbound;
+mod messaging;
 mod simulator;
 mod waha;
 mod wapi;

@@ -22,6 +22,8 @@ on_both_backends!(
     sessions_expire_and_belong_to_one_admin_token,
     availability_from_stored_outages_maintenance_and_provider_outages,
     action_requests_are_taken_once_and_expire,
+    a_handed_over_notice_reaches_the_fallback_once_with_its_key,
+    receipts_are_kept_by_the_claim_holder_and_deferred_rows_wait,
 );
 
 fn key() -> InstanceKey {
@@ -405,4 +407,69 @@ async fn action_requests_are_taken_once_and_expire(store: Store) {
     assert!(store.take_action_requests("evo", Ts(3100), Ts(500)).await.unwrap().is_empty(), "taken once");
     store.finish_action_request("a", "done", "sent", Ts(3200)).await.unwrap();
     assert_eq!(store.take_action_requests("other", Ts(3300), Ts(500)).await.unwrap().len(), 1, "per provider");
+}
+
+/// A notice the ops instance cannot deliver is handed to the fallback in one
+/// transaction: its own row says so (and never goes out again), the fallback
+/// gets a row with the same dedup key, once however often it is handed over,
+/// and the fallback counts among the notifiers told about the outage.
+async fn a_handed_over_notice_reaches_the_fallback_once_with_its_key(store: Store) {
+    let e = |k: &str, n: &str| OutboxEntry {
+        dedup_key: k.into(),
+        notifier: n.into(),
+        kind: "instance_down".into(),
+        payload: "{\"x\":1}".into(),
+    };
+    // Outage o1 exists (opened by a logout, its notice queued for `ops`).
+    store.ensure_instance(&key(), "tenant_1", &BTreeMap::new(), "config", None, Ts(0)).await.unwrap();
+    observe(&store, 500, Observation::Polled(ProviderStatus::LoggedOut { reason: Some(401) }), "o1").await;
+    store.enqueue(&[e("outage:o1:instance_down", "wa"), e("outage:o2:instance_down", "wa")], Ts(1000)).await.unwrap();
+    let hold = std::time::Duration::from_secs(60);
+    let rows = store.claim_outbox(Ts(1000), hold, 10, &["wa".to_string()]).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let why = "handed to fallback mail: the ops instance is in an outage (logged_out)";
+    assert!(store.outbox_hand_over(&rows[0], "mail", why, Ts(1001)).await.unwrap());
+    assert!(!store.outbox_hand_over(&rows[0], "mail", why, Ts(1002)).await.unwrap(), "once: the row is settled");
+    let all = store.outbox_rows().await.unwrap();
+    let wa = all.iter().find(|r| r.notifier == "wa" && r.dedup_key == "outage:o1:instance_down").unwrap();
+    assert_eq!((wa.status.as_str(), wa.last_error.as_deref()), ("handed_over", Some(why)));
+    let mail: Vec<_> = all.iter().filter(|r| r.notifier == "mail").collect();
+    assert_eq!(mail.len(), 1);
+    assert_eq!((mail[0].dedup_key.as_str(), mail[0].status.as_str()), ("outage:o1:instance_down", "pending"));
+    assert_eq!(store.notifiers_told("o1").await.unwrap(), vec!["mail", "ops", "wa"]);
+    // The fallback already had the notice of its own: handing it over adds nothing.
+    store.enqueue(&[e("outage:o2:instance_down", "mail")], Ts(1000)).await.unwrap();
+    assert!(store.outbox_hand_over(&rows[1], "mail", why, Ts(1003)).await.unwrap());
+    assert_eq!(store.outbox_rows().await.unwrap().iter().filter(|r| r.notifier == "mail").count(), 2);
+    let fallback = store.claim_outbox(Ts(1003), hold, 10, &["mail".to_string()]).await.unwrap();
+    assert_eq!(fallback.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>(), ["{\"x\":1}", "{\"x\":1}"]);
+}
+
+/// The `whatsapp` notifier's receipts (message ids per recipient) are written
+/// only by the claim's holder and come back with the next claim; deferred
+/// rows (a digest window) wait without an attempt counted, and hold the
+/// notifier's later rows behind them.
+async fn receipts_are_kept_by_the_claim_holder_and_deferred_rows_wait(store: Store) {
+    let e = |k: &str| OutboxEntry {
+        dedup_key: k.into(),
+        notifier: "wa".into(),
+        kind: "instance_down".into(),
+        payload: "{}".into(),
+    };
+    store.enqueue(&[e("a"), e("b")], Ts(1000)).await.unwrap();
+    let hold = std::time::Duration::from_secs(60);
+    let wa = ["wa".to_string()];
+    let rows = store.claim_outbox(Ts(1000), hold, 10, &wa).await.unwrap();
+    assert!(rows.iter().all(|r| r.receipts.is_none()));
+    let r = r#"{"5511988887777":{"id":"3EB0","sent_at":1001}}"#;
+    let tok = rows[0].claim_token.clone();
+    assert_eq!(store.outbox_set_receipts("not-the-token", &[(rows[0].id, r.into())]).await.unwrap(), 0);
+    assert_eq!(store.outbox_set_receipts(&tok, &[(rows[0].id, r.into())]).await.unwrap(), 1);
+    assert_eq!(store.outbox_defer(&tok, &[rows[0].id, rows[1].id], Ts(6000)).await.unwrap(), 2);
+    store.enqueue(&[e("c")], Ts(2000)).await.unwrap();
+    assert!(store.claim_outbox(Ts(5999), hold, 10, &wa).await.unwrap().is_empty(), "deferred, and c waits behind");
+    let again = store.claim_outbox(Ts(6000), hold, 10, &wa).await.unwrap();
+    assert_eq!(again.iter().map(|r| r.dedup_key.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(again[0].receipts.as_deref(), Some(r));
+    assert_eq!(again[0].attempts, 0, "a deferral is not an attempt");
 }

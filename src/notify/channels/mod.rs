@@ -17,7 +17,8 @@ pub(crate) use http::post_bytes;
 pub use webhook::signature as webhook_signature;
 
 use super::render::Rendered;
-use crate::config::{Language, NotifierConfig, NotifierTarget};
+use super::whatsapp::WhatsAppChannel;
+use crate::config::{Config, NotifierConfig, NotifierTarget};
 use crate::domain::Notice;
 
 /// `s` cut to at most `max` characters, ending in `…` when cut. Characters
@@ -55,12 +56,15 @@ pub enum Notifier {
     Discord(discord::DiscordChannel),
     Telegram(telegram::TelegramChannel),
     Email(email::EmailChannel),
+    /// Delivered a group at a time by the outbox worker (`notify::whatsapp`).
+    WhatsApp(Box<WhatsAppChannel>),
     Log(log::LogChannel),
 }
 
 impl Notifier {
-    /// Build the channel of one `[[notifiers]]` entry. `timeout` bounds each delivery.
-    pub fn new(cfg: &NotifierConfig, lang: Language, timeout: Duration) -> Result<Notifier, DeliveryError> {
+    /// Build the channel of one `[[notifiers]]` entry of `all`. `timeout` bounds each delivery.
+    pub fn new(cfg: &NotifierConfig, all: &Config, timeout: Duration) -> Result<Notifier, DeliveryError> {
+        let lang = all.alerts.language;
         crate::tls::install_crypto();
         let client = || {
             let tls = crate::tls::client_config().map_err(DeliveryError::permanent)?;
@@ -81,6 +85,7 @@ impl Notifier {
                 telegram::TelegramChannel::new(client()?, bot_token.clone(), chat_id.clone(), api_base.clone()),
             ),
             NotifierTarget::Email { .. } => Notifier::Email(email::EmailChannel::new(&cfg.target, timeout)?),
+            NotifierTarget::WhatsApp { .. } => Notifier::WhatsApp(Box::new(WhatsAppChannel::new(cfg, all, timeout)?)),
             NotifierTarget::Log => Notifier::Log(log::LogChannel::new(cfg.name.clone())),
         })
     }
@@ -92,6 +97,9 @@ impl Notifier {
             Notifier::Discord(c) => c.send(notice, text).await,
             Notifier::Telegram(c) => c.send(notice, text).await,
             Notifier::Email(c) => c.send(notice, text).await,
+            Notifier::WhatsApp(_) => Err(DeliveryError::permanent(
+                "a whatsapp notifier delivers through its outbox worker's group delivery, not one notice at a time",
+            )),
             Notifier::Log(c) => c.send(notice, text).await,
         }
     }

@@ -15,6 +15,7 @@
 //! - [`availability`]: connected share, outages, MTTR and the uptime bar of an instance over a window.
 //! - [`watch`]: since when a provider has been watched without a gap (what silence is measured from).
 //! - [`describe`]: observations in an operator's words, for the audit log people read.
+//! - [`pairing`]: re-pair links — what a link answers, which outages get one, the page's reload period.
 
 pub mod assignment;
 pub mod availability;
@@ -24,6 +25,7 @@ pub mod gate;
 pub mod health;
 pub mod instance;
 pub mod notice;
+pub mod pairing;
 pub mod policy;
 pub mod provider;
 pub mod status;

@@ -11,6 +11,7 @@
 //! - [`wapi`]: W-API (per-instance Bearer tokens, six webhook slots).
 //! - [`waha`]: WAHA (`X-Api-Key`, sessions, one full-config `PUT` that restarts the session).
 //! - [`zapi`]: Z-API (credentials in the URL path, six webhook slots).
+//! - [`pairing`]: re-pairing calls — the current QR code, a pairing code, the one start.
 //! - [`slots`]: the slot-per-event-kind webhook repair W-API and Z-API share.
 //! - [`simulator`]: an in-process Evolution-v2-compatible server for the demo,
 //!   integration tests and benchmarks; [`sim_waha`] and [`sim_zapi`] do the
@@ -18,6 +19,7 @@
 
 pub mod evolution;
 pub mod http;
+pub mod pairing;
 pub mod sim_server;
 pub mod sim_waha;
 pub mod sim_zapi;

@@ -12,6 +12,8 @@ mod html;
 mod instance_page;
 pub mod login;
 mod ops;
+mod pair_html;
+pub mod pair_page;
 mod status_page;
 pub mod webhooks;
 
@@ -60,6 +62,8 @@ pub struct AppState {
     pub started: i64,
     /// Webhook deliveries already processed, by request id (kept across reloads).
     pub deliveries: Arc<deliveries::RecentDeliveries>,
+    /// The re-pair page's QR reads and pairing-code limits (kept across reloads).
+    pub pair: Arc<pair_page::PairState>,
 }
 
 /// Install the Prometheus recorder once per process; later calls get the same handle.
@@ -107,6 +111,7 @@ pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: Cance
         metrics,
         started: crate::clock::now().0,
         deliveries: Arc::default(),
+        pair: Arc::default(),
     };
     let st = state.clone();
     tokio::spawn(async move {
@@ -149,7 +154,7 @@ pub async fn flush(sup: &Supervisor) {
 pub enum Surface {
     /// Everything on one listener (no `admin_listen`).
     All,
-    /// `/webhooks/*`, `/healthz`, `/readyz`.
+    /// `/webhooks/*`, `/pair/*` (re-pair links: customers are not operators), `/healthz`, `/readyz`.
     Public,
     /// `/`, `/instances/*`, `/login`, `/status.css`, `/api/*`, `/metrics`, and `/healthz`, `/readyz`.
     Admin,
@@ -168,7 +173,8 @@ pub fn router(state: AppState, surface: Surface) -> Router {
         // check, bounded by `server.max_body` (reloadable).
         r = r
             .route("/webhooks/{provider}/{token}", post(webhooks::receive_plain))
-            .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event));
+            .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event))
+            .merge(pair_page::routes());
     }
     if surface != Surface::Public {
         r = r.route("/metrics", get(ops::metrics)).merge(api::routes()).merge(status_page::routes());

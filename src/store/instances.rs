@@ -8,6 +8,7 @@ use super::{
     Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, PollRow, RecordRef, Result, Store, StoreError,
 };
 use crate::domain::health::{Change, StepOutput};
+use crate::domain::notice::RecoveredBy;
 use crate::domain::{Health, InstanceKey, InstanceState, Ts};
 
 /// One instance for [`Store::ensure_instances`].
@@ -274,7 +275,28 @@ impl Store {
         now: Ts,
         retire: bool,
     ) -> Result<i64> {
+        self.commit_step_with(rec, out, outbox, &[], now, retire).await
+    }
+
+    /// [`Store::commit_step_and`], with the re-pair links its notices carry
+    /// inserted in the same transaction (a notice never names a link that
+    /// was not stored, nor a stored link a notice that was not queued). The
+    /// same transaction records what the step means for earlier links: a
+    /// session found open ends every link of the instance (it only says
+    /// "connected" from then on), and an outage that closes while a link
+    /// issued for it had been opened was recovered through the link.
+    pub async fn commit_step_with(
+        &self,
+        rec: &InstanceRecord,
+        out: &StepOutput,
+        outbox: &[OutboxEntry],
+        links: &[super::NewPairLink],
+        now: Ts,
+        retire: bool,
+    ) -> Result<i64> {
         let s = &out.state;
+        let opened_session =
+            out.changes.iter().any(|c| matches!(c, Change::HealthChanged { to: Health::Connected, .. }));
         let flap = serde_json::to_string(&s.flap_history).expect("Vec<Ts> serialises");
         let opened = out.changes.iter().find_map(|c| match c {
             Change::OutageOpened { id, .. } => Some(id.clone()),
@@ -357,8 +379,28 @@ impl Store {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
+                    if *recovered_by != RecoveredBy::Retired {
+                        sqlx::query(
+                            "UPDATE outages SET via_link = TRUE WHERE id = $1 AND EXISTS \
+                             (SELECT 1 FROM pair_links WHERE outage_id = $1 AND first_viewed_at IS NOT NULL)",
+                        )
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
+            if opened_session {
+                sqlx::query(
+                    "UPDATE pair_links SET connected_at = $1 WHERE instance_id = $2 AND connected_at IS NULL \
+                     AND revoked_at IS NULL AND expires_at > $1",
+                )
+                .bind(now.0)
+                .bind(&rec.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            super::pair_links::insert_pair_links!(tx, links);
             for c in &out.changes {
                 if let Change::MaintenanceSet { until } = c {
                     // A change of maintenance ends the window running now (an

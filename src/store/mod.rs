@@ -10,7 +10,8 @@
 //! [`availability`] (what availability is computed from), [`requests`]
 //! (status-page actions waiting for a provider's leader),
 //! [`providers`] (provider-wide state), [`leases`], [`outbox`],
-//! [`sessions`] (status-page sign-ins) and [`retention`]. The shared macros
+//! [`sessions`] (status-page sign-ins), [`pair_links`] (re-pair links) and
+//! [`retention`]. The shared macros
 //! live here, above the module declarations, so every file can use them.
 //!
 //! DDL runs only in migrations (`migrations/sqlite`, `migrations/postgres`),
@@ -27,6 +28,7 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 pub use availability::{HistoryFilter, InstanceHistory};
 pub use instances::NewInstance;
+pub use pair_links::{NewPairLink, PairLinkRecord};
 pub use providers::ProviderOverview;
 pub use records::{
     EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
@@ -166,6 +168,7 @@ mod instances;
 mod leases;
 mod outages;
 mod outbox;
+mod pair_links;
 mod providers;
 mod requests;
 mod retention;

@@ -70,15 +70,21 @@ impl Supervisor {
                 may_recover: self.leads(&key.provider),
                 watching_since: self.watching_since(&key.provider),
             };
-            let out = step(&r.state, obs.clone(), &ctx, self.policy_for(&key.provider));
+            let mut out = step(&r.state, obs.clone(), &ctx, self.policy_for(&key.provider));
             if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
                 self.index.set_state(key, &r.state, r.version); // a stale cache heals here
                 return Ok(None); // nothing to write: healthy instances cost no write
             }
+            // A down notice that only a QR scan can answer carries a fresh
+            // re-pair link, stored in the transaction that queues the notice.
+            let links = self.links_for_notices(&r, &mut out, now);
             let notices: Vec<&Notice> = out.notices().collect();
             let outbox = self.route(&notices);
-            match self.store.commit_step(&r, &out, &outbox, now).await {
+            match self.store.commit_step_with(&r, &out, &outbox, &links, now, false).await {
                 Ok(_) => {
+                    for _ in &links {
+                        crate::events::pair_link(key, "issued", "notice");
+                    }
                     self.after_commit(&r, &out, spawn_recoveries);
                     return Ok(Some(out));
                 }

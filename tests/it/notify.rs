@@ -36,6 +36,7 @@ fn notice(kind: NoticeKind, tenant: &str) -> Notice {
         sequence: 0,
         dedup_key: dedup_key("0193abcd", kind, 0),
         remediation: None,
+        pair_url: None,
     }
 }
 

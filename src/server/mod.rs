@@ -13,6 +13,7 @@ mod instance_page;
 pub mod login;
 mod ops;
 mod pair_html;
+mod pair_links_html;
 pub mod pair_page;
 mod status_page;
 pub mod webhooks;

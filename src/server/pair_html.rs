@@ -194,7 +194,6 @@ fn shell(lang: Language, title: &str, refresh: Option<String>, body: Markup) -> 
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="robots" content="noindex, nofollow";
-                meta name="referrer" content="no-referrer";
                 @if let Some(r) = refresh {
                     meta http-equiv="refresh" content=(r);
                 }

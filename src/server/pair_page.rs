@@ -160,14 +160,16 @@ pub fn language(headers: &HeaderMap, default: Language) -> Language {
 }
 
 /// An HTML answer under the status page's policy, never cached, never
-/// indexed, sending no referrer (the URL is a credential).
+/// indexed. The URL is a credential: a referrer goes only to this origin
+/// (the page loads nothing from elsewhere), and not `no-referrer`, under
+/// which a browser posts the code form with `Origin: null`.
 fn respond(status: StatusCode, html: String) -> Response {
     (
         status,
         [
             (header::CONTENT_SECURITY_POLICY, CSP),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            (header::REFERRER_POLICY, "same-origin"),
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::HeaderName::from_static("x-robots-tag"), "noindex, nofollow"),

@@ -30,7 +30,12 @@ pub enum QrAnswer {
     /// The session must be started before it hands out a QR code (WAHA
     /// `STOPPED` or `FAILED`, an Evolution socket that is closed).
     NeedsStart(String),
-    /// No QR code right now, and why (starting, not issued yet).
+    /// The provider is starting the session: a QR code comes shortly.
+    Starting,
+    /// The session is in a state only a person on the provider's side can
+    /// resolve (WAHA `PASSKEY_REQUIRED`, an unknown status), named.
+    NeedsPerson(String),
+    /// No QR code right now, and why (not issued yet).
     NotReady(String),
     /// The provider's image, byte for byte (a PNG).
     Png(Vec<u8>),
@@ -220,10 +225,8 @@ fn waha_not_scanning(status: &str) -> QrAnswer {
     match status {
         "WORKING" => QrAnswer::Connected,
         "STOPPED" | "FAILED" => QrAnswer::NeedsStart(format!("the session is {status}")),
-        "STARTING" => QrAnswer::NotReady("the provider is starting the session".into()),
-        other => {
-            QrAnswer::NotReady(format!("the session is {}: it needs a person on the provider", truncate(other, 40)))
-        }
+        "STARTING" => QrAnswer::Starting,
+        other => QrAnswer::NeedsPerson(format!("the session is {}", truncate(other, 40))),
     }
 }
 
@@ -249,7 +252,7 @@ pub fn waha_qr_answer(status: u16, content_type: &str, bytes: &[u8]) -> Result<Q
         && let Some(s) = non_empty(&v, "status")
     {
         return Ok(match s {
-            "SCAN_QR_CODE" => QrAnswer::NotReady("the provider is issuing a new QR code".into()),
+            "SCAN_QR_CODE" => QrAnswer::Starting,
             other => waha_not_scanning(other),
         });
     }
@@ -282,7 +285,8 @@ async fn waha_code(c: &WahaClient, inst: &InstanceRef, phone: &str) -> Result<Co
         return Ok(match waha_not_scanning(&status) {
             QrAnswer::Connected => CodeAnswer::Connected,
             QrAnswer::NeedsStart(why) => CodeAnswer::NeedsStart(why),
-            QrAnswer::NotReady(why) => CodeAnswer::NotReady(why),
+            QrAnswer::NotReady(why) | QrAnswer::NeedsPerson(why) => CodeAnswer::NotReady(why),
+            QrAnswer::Starting => CodeAnswer::NotReady("the provider is starting the session".into()),
             QrAnswer::Png(_) | QrAnswer::Text(_) => CodeAnswer::NotReady(String::new()),
         });
     }

@@ -363,7 +363,7 @@ fn image_of(answer: QrAnswer) -> Option<QrView> {
                 QrView::Waiting(Wait::Provider)
             }
         }),
-        QrAnswer::NotReady(_) | QrAnswer::NeedsStart(_) => None,
+        QrAnswer::NotReady(_) | QrAnswer::NeedsStart(_) | QrAnswer::Starting | QrAnswer::NeedsPerson(_) => None,
     }
 }
 
@@ -385,8 +385,8 @@ async fn read_qr(app: &AppState, f: &Found, ip: IpAddr) -> QrView {
         Err(e) => return provider_failed(key, &e),
     };
     match answer {
-        QrAnswer::NotReady(why) if why.contains("needs a person") => QrView::Waiting(Wait::NeedsPerson),
-        QrAnswer::NotReady(why) if why.contains("starting") => QrView::Waiting(Wait::Starting),
+        QrAnswer::NeedsPerson(_) => QrView::Waiting(Wait::NeedsPerson),
+        QrAnswer::Starting => QrView::Waiting(Wait::Starting),
         QrAnswer::NotReady(_) => QrView::Waiting(Wait::NotIssued),
         QrAnswer::NeedsStart(_) => match start(app, f, None, ip).await {
             Ok((Some(view), _)) => view,

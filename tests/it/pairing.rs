@@ -425,7 +425,12 @@ async fn a_pairing_code_for_a_number_and_the_limits_of_the_form() {
 /// URL, API key, client token nor instance token reaches the browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waha_and_z_api_numbers_waiting_for_a_scan_get_a_link_with_their_qr_and_codes() {
-    let waha = WahaSim::start(Some(WAHA_KEY), &[("waha-lost", WahaBehaviour::ScanQr)]).await.unwrap();
+    let waha = WahaSim::start(
+        Some(WAHA_KEY),
+        &[("waha-lost", WahaBehaviour::ScanQr), ("waha-passkey", WahaBehaviour::Passkey)],
+    )
+    .await
+    .unwrap();
     let zapi =
         ZapiSim::start(Some(ZAPI_CLIENT), &[("ZAPI-LOST-1", ZAPI_TOKEN, ZapiBehaviour::NotConnected)]).await.unwrap();
     let providers = vec![
@@ -472,6 +477,10 @@ async fn waha_and_z_api_numbers_waiting_for_a_scan_get_a_link_with_their_qr_and_
         }
     }
     assert_eq!(waha.calls("GET", "/api/waha-lost/auth/qr"), 1, "one read for the page and its image");
+    // A state wa-sentinel does not know (a passkey prompt): no link by
+    // default (`pairing.causes`), a QR code may not help.
+    let passkey = rig.notices().await.into_iter().find(|n| n["instance"] == "waha-passkey").expect("announced");
+    assert_eq!((passkey["cause"].as_str(), &passkey["pair_url"]), (Some("needs_human"), &Value::Null));
     waha.scan("waha-lost");
     zapi.scan("ZAPI-LOST-1");
     rig.sup.poll_cycle().await.unwrap();
@@ -587,6 +596,11 @@ async fn unknown_tampered_expired_and_revoked_links() {
     assert_eq!(code, 410);
     assert!(page.contains("This link was withdrawn"), "{page}");
     assert_eq!(rig.get(&format!("{url}/qr.png")).await.0, 410);
+    // Retention drops a link once it has been expired for the kept period.
+    let rec = rig.store.instance(&InstanceKey::new("evo", "lost-1")).await.unwrap().unwrap();
+    assert_eq!(rig.store.pair_links_of(&rec.id, 10).await.unwrap().len(), 2);
+    rig.store.prune(wa_sentinel::domain::Ts(rig.sup.now().0 + 2 * 86_400_000)).await.unwrap();
+    assert!(rig.store.pair_links_of(&rec.id, 10).await.unwrap().is_empty());
 }
 
 /// Operators: the API mints a link on demand (`{"for": "2h"}` → `{url,
@@ -828,4 +842,129 @@ async fn a_customer_re_pairs_from_the_page_in_chromium() {
     for f in ["pair-page.png", "pair-page-phone.png", "pair-page-code-phone.png"] {
         assert!(std::fs::metadata(shots.join(f)).unwrap().len() > 10_000, "{f}");
     }
+}
+
+/// The re-pairing calls against every fixture shape of the providers' QR
+/// and pairing-code answers (wiremock, with call counts): Evolution reads a
+/// QR code only from a `connecting` session and hands its PNG on byte for
+/// byte, says "connected" for an open one and fails on a `{error: true}`
+/// 200; WAHA's `{mimetype, data}`, `{value}` (drawn by the page) and 422
+/// `WORKING`, its `request-code` and its 422 for the wrong status; Z-API's
+/// `qr-code/image` and `phone-code`, asked after `status`.
+#[tokio::test]
+async fn re_pairing_calls_read_every_fixture_shape() {
+    use base64::Engine;
+    use wa_sentinel::config::{ApiVersion, ProviderConfig, ProviderKind, Secret};
+    use wa_sentinel::providers::pairing::{CodeAnswer, QrAnswer};
+    use wa_sentinel::providers::{ErrorClass, InstanceRef, ProviderClient};
+    use wiremock::matchers::{body_json, header};
+    let png_of = |rel: &str, field: &str| {
+        let v = fixture_json(rel);
+        let s = v[field].as_str().unwrap();
+        base64::engine::general_purpose::STANDARD.decode(s.rsplit(',').next().unwrap()).unwrap()
+    };
+    let timeout = Duration::from_secs(5);
+
+    // Evolution v2.
+    let server = MockServer::start().await;
+    let evo = crate::it::providers::evo(&server.uri(), ApiVersion::V2);
+    let inst = InstanceRef::named("sales-bot");
+    let state = |fx: &'static str| {
+        Mock::given(method("GET")).and(path("/instance/connectionState/sales-bot")).respond_with(json_fixture(200, fx))
+    };
+    let connect = |fx: &'static str| {
+        Mock::given(method("GET")).and(path("/instance/connect/sales-bot")).respond_with(json_fixture(200, fx))
+    };
+    state("evolution/v2-connectionState-close.json").up_to_n_times(1).mount(&server).await;
+    assert!(matches!(evo.pairing_qr(&inst).await.unwrap(), QrAnswer::NeedsStart(_)), "closed: a start first");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "and no connect: it would start a socket");
+    state("evolution/v2-connectionState-connecting.json").mount(&server).await;
+    connect("evolution/v2-connect-response-qr-png.json").up_to_n_times(1).mount(&server).await;
+    let want = png_of("evolution/v2-connect-response-qr-png.json", "base64");
+    assert_eq!(evo.pairing_qr(&inst).await.unwrap(), QrAnswer::Png(want));
+    connect("evolution/v2-connect-response-already-open.json").up_to_n_times(1).mount(&server).await;
+    assert_eq!(evo.pairing_qr(&inst).await.unwrap(), QrAnswer::Connected);
+    connect("evolution/v2-connect-response-no-qr-yet.json").up_to_n_times(1).mount(&server).await;
+    assert!(matches!(evo.pairing_qr(&inst).await.unwrap(), QrAnswer::NotReady(_)));
+    connect("evolution/v2-connect-response-error-200.json").up_to_n_times(1).mount(&server).await;
+    assert_eq!(evo.pairing_qr(&inst).await.unwrap_err().class, ErrorClass::BadResponse);
+    Mock::given(method("GET"))
+        .and(path("/instance/connect/sales-bot"))
+        .and(query_param("number", "5511987654321"))
+        .respond_with(json_fixture(200, "evolution/v2-connect-response-pairing-code-png.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(evo.pairing_code(&inst, "5511987654321").await.unwrap(), CodeAnswer::Code("WZYEH1YY".into()));
+
+    // WAHA.
+    let server = MockServer::start().await;
+    let cfg = ProviderConfig {
+        api_key: Some(Secret::literal("waha-key")),
+        ..ProviderConfig::new("waha", ProviderKind::Waha, &server.uri(), Secret::literal("hook"))
+    };
+    let waha = ProviderClient::new(&cfg, timeout).unwrap();
+    let inst = InstanceRef::named("default");
+    Mock::given(method("GET"))
+        .and(path("/api/sessions/default"))
+        .respond_with(json_fixture(200, "waha/session.get.scan_qr_code.json"))
+        .mount(&server)
+        .await;
+    let qr = |fx: &'static str, status: u16| {
+        Mock::given(method("GET"))
+            .and(path("/api/default/auth/qr"))
+            .and(header("accept", "application/json"))
+            .and(header("x-api-key", "waha-key"))
+            .respond_with(json_fixture(status, fx))
+            .up_to_n_times(1)
+    };
+    qr("waha/auth-qr-base64-response.json", 200).mount(&server).await;
+    assert_eq!(
+        waha.pairing_qr(&inst).await.unwrap(),
+        QrAnswer::Png(png_of("waha/auth-qr-base64-response.json", "data"))
+    );
+    qr("waha/auth-qr-raw-response.json", 200).mount(&server).await;
+    let raw = fixture_json("waha/auth-qr-raw-response.json")["value"].as_str().unwrap().to_string();
+    assert_eq!(waha.pairing_qr(&inst).await.unwrap(), QrAnswer::Text(raw.clone()));
+    assert!(wa_sentinel::pairing::is_png(&wa_sentinel::pairing::qr_png(&raw).unwrap()), "the page can draw it");
+    qr("waha/auth-qr-error-422-already-working.json", 422).mount(&server).await;
+    assert_eq!(waha.pairing_qr(&inst).await.unwrap(), QrAnswer::Connected);
+    let code = |fx: &'static str, status: u16| {
+        Mock::given(method("POST"))
+            .and(path("/api/default/auth/request-code"))
+            .and(body_json(fixture_json("waha/auth-request-code-request.json")))
+            .respond_with(json_fixture(status, fx))
+            .up_to_n_times(1)
+    };
+    code("waha/auth-request-code-response.json", 201).mount(&server).await;
+    assert_eq!(waha.pairing_code(&inst, "5511987654321").await.unwrap(), CodeAnswer::Code("WZYE-H1YY".into()));
+    code("waha/auth-request-code-error-422-wrong-status.json", 422).mount(&server).await;
+    assert!(
+        matches!(waha.pairing_code(&inst, "5511987654321").await.unwrap(), CodeAnswer::NotReady(m) if m.contains("SCAN_QR_CODE"))
+    );
+
+    // Z-API.
+    let server = MockServer::start().await;
+    let cfg = ProviderConfig {
+        client_token: Some(Secret::literal("client-token")),
+        ..ProviderConfig::new("zapi", ProviderKind::Zapi, &server.uri(), Secret::literal("hook"))
+    };
+    let zapi = ProviderClient::new(&cfg, timeout).unwrap();
+    let inst = InstanceRef { name: "3C2A".into(), token: Some(Secret::literal("inst-token")) };
+    let call = |p: &str, fx: &'static str| {
+        Mock::given(method("GET"))
+            .and(path(format!("/instances/3C2A/token/inst-token/{p}")))
+            .and(header("client-token", "client-token"))
+            .respond_with(json_fixture(200, fx))
+    };
+    call("status", "zapi/status.not-connected.json").mount(&server).await;
+    call("qr-code/image", "zapi/qr-code-image-response.json").up_to_n_times(1).mount(&server).await;
+    assert_eq!(
+        zapi.pairing_qr(&inst).await.unwrap(),
+        QrAnswer::Png(png_of("zapi/qr-code-image-response.json", "value"))
+    );
+    call("qr-code/image", "zapi/qr-code-image-response-already-connected.UNCERTAIN.json").mount(&server).await;
+    assert_eq!(zapi.pairing_qr(&inst).await.unwrap(), QrAnswer::Connected);
+    call("phone-code/5511987654321", "zapi/phone-code-response.json").expect(1).mount(&server).await;
+    assert_eq!(zapi.pairing_code(&inst, "5511987654321").await.unwrap(), CodeAnswer::Code("WZYEH1YY".into()));
 }

@@ -10,9 +10,11 @@
 //! and links the retired ones; `?id=<record id>` opens a retired record's
 //! page (its outages, timeline and figures; no actions).
 //!
-//! **Actions** (`POST /instances/{provider}/{name}/{restart|maintenance|webhook}`):
+//! **Actions** (`POST /instances/{provider}/{name}/{restart|maintenance|webhook|pair-link|pair-revoke}`):
 //! restart (refused inside the cooldown unless `force` is ticked),
-//! maintenance on for a duration / off, re-apply the webhook config. They go
+//! maintenance on for a duration / off, re-apply the webhook config, issue a
+//! re-pair link (answered with a page that shows it once: only its hash is
+//! stored) or revoke the usable ones. They go
 //! through the supervisor's own paths (`manual_restart`, the `Maintenance`
 //! observation, `reapply_webhook`), exactly as `wa-sentinel restart` and the
 //! API do. Each needs a signed-in session (the `/login` form) and that

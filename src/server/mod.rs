@@ -1,7 +1,7 @@
 //! The HTTP surface (SPEC §3): provider webhooks, health and readiness,
-//! Prometheus metrics, the admin JSON API and the status page — on one
-//! listener, or split by [`Surface`] between a public listener and
-//! `server.admin_listen`. [`router`] builds the routes; [`serve_surface`] runs
+//! Prometheus metrics, the admin JSON API, the status page and the public
+//! re-pair page ([`pair_page`]) — on one listener, or split by [`Surface`]
+//! between a public listener and `server.admin_listen`. [`router`] builds the routes; [`serve_surface`] runs
 //! them until the shutdown future resolves, letting in-flight requests finish.
 
 mod api;

@@ -528,7 +528,7 @@ mod tests {
             Ts(24 * H),
             Ts(40 * H),
         ));
-        assert_eq!((t.needs_person_reconnects, t.reconnect_median_ms), (4, Some(3 * H / 2)));
+        assert_eq!((t.needs_person_reconnects, t.reconnect_median_ms), (4, Some(2 * H)), "H, 2H, 2H, 10H");
         assert_eq!(t.reconnects_via_link, 2);
         let none = reconnects(&History::default(), Ts(0), Ts(H), Ts(H));
         assert_eq!((none.reconnect_median_ms, none.reconnect_max_ms, none.other_mttr_ms), (None, None, None));

@@ -187,7 +187,10 @@ async fn migrations_are_forward_only_and_the_released_one_is_unchanged() {
     for (backend, checksum) in RELEASED_0001 {
         let m = Migrator::new(migrations_dir(backend)).await.unwrap();
         let versions: Vec<i64> = m.iter().map(|x| x.version).collect();
-        assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>(), "{backend}: numbered 1, 2, 3, …");
+        // Numbered upwards from 1; a number may be left free for a change
+        // developed alongside (the migrator applies each missing one).
+        assert_eq!(versions.first(), Some(&1), "{backend}: numbered from 1");
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{backend}: numbered upwards: {versions:?}");
         for x in m.iter() {
             assert!(!x.migration_type.is_reversible(), "{backend}/{}: no down migrations", x.version);
         }

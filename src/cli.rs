@@ -215,6 +215,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{n} status-page session(s) ended");
             Ok(ExitCode::SUCCESS)
         }
+        Command::PairLink { instance, duration, revoke } => {
+            let key = parse_key(&instance)?;
+            let ttl = match duration.as_deref() {
+                Some(d) => Some(config::parse_duration(d).map_err(|e| anyhow::anyhow!("--for: {e}"))?),
+                None => None,
+            };
+            let sup = supervisor(cfg).await?;
+            if revoke {
+                let n = sup.revoke_pair_links(&key, "cli").await?;
+                println!("{key}: {n} re-pair link(s) revoked");
+            } else {
+                let link = sup.mint_pair_link(&key, ttl, "cli").await?;
+                println!("{}", link.url);
+                println!("{key}: works until {} UTC; send it to whoever holds the phone", link.expires_at.rfc3339());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Restart { instance, force } => {
             let key = parse_key(&instance)?;
             let sup = supervisor(cfg).await?;

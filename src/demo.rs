@@ -7,7 +7,7 @@
 //! | instance | script | what wa-sentinel does |
 //! |---|---|---|
 //! | `drop-1` | drops (428) | detects the outage, reconnects (`GET /instance/connect`), recovers |
-//! | `logged-out-1` | logged out (401) | one `instance_logged_out`, never restarted |
+//! | `logged-out-1` | logged out (401), then re-paired through its link | one `instance_logged_out`, never restarted by itself; the notice's `pair_url` (received by the demo's own backend, a `webhook` notifier) is opened as a customer would: the page starts the session once and shows the simulator's QR code; the demo "scans" it and the page says connected |
 //! | `zombie-1` | open but silent | restarts it (`POST /instance/restart`); its webhooks resume |
 //! | `nohook-1` | no webhook config | the audit re-applies it |
 //! | `flappy-1` | drops and returns repeatedly | one `instance_flapping` instead of a notice storm |
@@ -30,12 +30,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::raw::{RawInstance, RawProvider};
+use crate::config::raw::{RawInstance, RawNotifier, RawProvider};
 use crate::config::{self, RawConfig};
 use crate::domain::InstanceKey;
 use crate::providers::sim_waha::{WahaBehaviour, WahaEvent, WahaSim};
 use crate::providers::sim_zapi::{ZapiBehaviour, ZapiEvent, ZapiSim};
-use crate::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
+use crate::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator, sim_qr_png};
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub enum DemoError {
 }
 
 /// The scenarios a newcomer should see, in the order they usually happen.
-pub const SCENARIOS: [&str; 14] = [
+pub const SCENARIOS: [&str; 15] = [
     "outage detected (drop-1)",
     "reconnected and recovered (drop-1)",
     "logged out: notice, no restart (logged-out-1)",
@@ -82,6 +82,7 @@ pub const SCENARIOS: [&str; 14] = [
     "Z-API session restored and back (zapi-restore-1)",
     "silent provider: remediation ran, webhooks back (evo-c)",
     "daemon restarted after a long stop: no restart storm (shop-main & co.)",
+    "re-pair link: QR shown, scanned, page says connected (logged-out-1)",
 ];
 
 /// Sessions that stay healthy throughout: none may be restarted after the
@@ -211,6 +212,11 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         }
     }
 
+    // The demo's own backend: a `webhook` notifier whose `pair_url` the script
+    // opens as the customer would.
+    let (links_tx, links_rx) = tokio::sync::mpsc::channel(4);
+    let backend = backend(links_tx, shutdown.child_token()).await.map_err(DemoError::Simulator)?;
+
     let db_url = format!("sqlite://{}/demo.db", dir.display());
     // A config naming only the demo's database, for `report`, `status` and
     // `history` from another terminal while the demo runs.
@@ -299,6 +305,14 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         secret: Some(subscriber_secret),
         ..Default::default()
     });
+    raw.notifiers.push(RawNotifier { name: "log".into(), kind: "log".into(), ..Default::default() });
+    raw.notifiers.push(RawNotifier {
+        name: "backend".into(),
+        kind: "webhook".into(),
+        url: Some(backend),
+        kinds: Some(vec!["instance_logged_out".into()]),
+        ..Default::default()
+    });
     let cfg = config::validate(raw, &|_| "demo".into()).map_err(|e| DemoError::Config(e.to_string()))?;
 
     println!("wa-sentinel demo");
@@ -319,7 +333,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     let stop_daemon = shutdown.child_token();
     let restarted_at = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let daemon = tokio::spawn(daemons(cfg, s, stop_daemon.clone(), restarted_at.clone()));
-    let script = tokio::spawn(script(a, b, s, shutdown.child_token()));
+    let script = tokio::spawn(script(a, b, s, links_rx, shutdown.child_token()));
     let silent = tokio::spawn(silent_server(c, restarted, s, shutdown.child_token()));
     let others = tokio::spawn(other_kinds(waha, zapi, s, shutdown.child_token()));
 
@@ -337,6 +351,62 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
         return Err(e.into());
     }
     outcome
+}
+
+/// The demo's backend: takes the notice JSON of the `webhook` notifier and
+/// hands on the re-pair link of `logged-out-1`'s down notice. Returns its URL.
+async fn backend(links: tokio::sync::mpsc::Sender<String>, stop: CancellationToken) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let url = format!("http://{}/notices", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/notices",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let links = links.clone();
+            async move {
+                let n: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if n["instance"] == "logged-out-1"
+                    && let Some(url) = n["pair_url"].as_str()
+                {
+                    let _ = links.try_send(url.to_string());
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+    });
+    Ok(url)
+}
+
+/// `logged-out-1`'s re-pair link, used as a customer would: open it (the
+/// page starts the session once and shows the provider's QR code), "scan"
+/// it on the phone after a while, and see the page say connected.
+async fn re_pair(a: Arc<Simulator>, mut links: tokio::sync::mpsc::Receiver<String>, s: u64) {
+    let at = |periods: u64| tokio::time::sleep(Duration::from_secs(periods * s));
+    let Some(url) = links.recv().await else { return };
+    println!("  … logged-out-1's notice carries a re-pair link for its customer: {url}");
+    at(1).await;
+    let http = reqwest::Client::new();
+    let page = http.get(&url).send().await.ok();
+    let qr = match http.get(format!("{url}/qr.png")).send().await {
+        Ok(r) if r.status().is_success() => r.bytes().await.ok(),
+        _ => None,
+    };
+    if page.is_some_and(|p| p.status().is_success()) && qr.is_some_and(|b| b.as_ref() == sim_qr_png()) {
+        println!("  … opened as the customer would: the page shows the provider's QR code");
+    }
+    at(2).await;
+    a.scan("logged-out-1");
+    let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };
+    let _ = a.post_webhook("logged-out-1", open, None).await;
+    println!("  … the customer scanned it with the phone");
+    at(1).await;
+    if let Ok(r) = http.get(&url).send().await
+        && r.text().await.is_ok_and(|t| t.contains("This number is connected"))
+    {
+        println!("  … and the link's page now says the number is connected");
+    }
 }
 
 /// The daemon, stopped after [`STOP_AT`] periods for [`STOPPED_FOR`] (three
@@ -555,6 +625,16 @@ async fn observed(store: &Store, restarted_at: Option<i64>, stale_ms: i64) -> Re
     if remediated && silent_closed && no_restart {
         out.push(SCENARIOS[12]);
     }
+    // The re-pair link of logged-out-1's notice was opened, and the number
+    // came back while it was: the link then says connected.
+    if let Some(r) = store.instance(&InstanceKey::new("evo-a", "logged-out-1")).await? {
+        let links = store.pair_links_of(&r.id, 10).await?;
+        let used =
+            links.iter().any(|l| l.created_by == "notice" && l.first_viewed_at.is_some() && l.connected_at.is_some());
+        if used && of("logged-out-1").any(|o| o.ended_at.is_some()) {
+            out.push(SCENARIOS[14]);
+        }
+    }
     // Two stale periods after the restart, no healthy session was restarted
     // since it (before watching counted, all were, within a second).
     if let Some(t) = restarted_at.filter(|t| crate::clock::now().0 - t >= 2 * stale_ms) {
@@ -574,7 +654,13 @@ async fn observed(store: &Store, restarted_at: Option<i64>, stale_ms: i64) -> Re
 
 /// The misbehaviour, on a timeline of poll periods (`s` seconds each), plus
 /// message traffic from every open instance so healthy ones stay healthy.
-async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
+async fn script(
+    a: Simulator,
+    b: Simulator,
+    s: u64,
+    links: tokio::sync::mpsc::Receiver<String>,
+    stop: CancellationToken,
+) {
     let a = Arc::new(a);
     let b = Arc::new(b);
     let traffic = {
@@ -638,7 +724,7 @@ async fn script(a: Simulator, b: Simulator, s: u64, stop: CancellationToken) {
         let _ = a.post_webhook("phone-2", open, None).await;
         b.set_down(false);
     };
-    let steps = async { tokio::join!(steps, flapping) };
+    let steps = async { tokio::join!(steps, flapping, re_pair(a.clone(), links, s)) };
     tokio::select! {
         _ = stop.cancelled() => {}
         _ = steps => { stop.cancelled().await; }

@@ -101,6 +101,11 @@ pub fn operator_action(key: &InstanceKey, action: &str, outcome: &str, client: &
     tracing::info!(instance = %key, action, outcome, client = %client, actor = "status page", "operator action");
 }
 
+/// A re-pair link was issued or revoked (never the link itself: it is a credential).
+pub fn pair_link(key: &InstanceKey, what: &str, by: &str) {
+    tracing::info!(instance = %key, by, "re-pair link {what}");
+}
+
 /// The leader carried out an action another replica recorded for it.
 pub fn requested_action(key: &InstanceKey, action: &str, outcome: &str) {
     tracing::info!(instance = %key, action, outcome, "requested action carried out by the leader");

@@ -16,6 +16,8 @@
 //!   parsing, and in-process Evolution, WAHA and Z-API simulators.
 //! - [`supervisor`]: the poll cycle, recovery actions, webhook audit, retention,
 //!   and the cron scheduler that drives them.
+//! - [`pairing`]: re-pair links at the edge — tokens, their URL, the page's form
+//!   token, QR strings drawn as PNG.
 //! - [`report`]: availability reports per instance and tenant (`report`, `/api/report`).
 //! - [`live`]: the in-memory instance index read by the webhook hot path.
 //! - [`events`]: each observable event's log line and metrics, in one place.
@@ -43,6 +45,7 @@ pub mod live;
 pub mod logging;
 pub mod metrics_catalog;
 pub mod notify;
+pub mod pairing;
 pub mod providers;
 pub mod report;
 pub mod server;

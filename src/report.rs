@@ -10,7 +10,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::domain::Ts;
-use crate::domain::availability::{Availability, availability};
+use crate::domain::availability::{Availability, Reconnects, availability, reconnects};
 use crate::domain::time::{duration_ms, human_duration};
 use crate::store::{HistoryFilter, InstanceHistory, Result, Store};
 
@@ -36,6 +36,9 @@ pub struct InstanceLine {
     pub present: bool,
     #[serde(flatten)]
     pub figures: Availability,
+    /// Time to reconnect after the outages only a person could end.
+    #[serde(flatten)]
+    pub reconnects: Reconnects,
 }
 
 /// One tenant's line: its instances' figures summed.
@@ -45,6 +48,8 @@ pub struct TenantLine {
     pub instances: u32,
     #[serde(flatten)]
     pub figures: Availability,
+    #[serde(flatten)]
+    pub reconnects: Reconnects,
 }
 
 /// A whole report (the JSON of `report --format json` and `/api/report`).
@@ -63,6 +68,8 @@ pub struct Report {
     pub tenants: Vec<TenantLine>,
     /// Every instance of the report summed.
     pub total: Availability,
+    /// Every instance's time to reconnect after a needs-a-person outage.
+    pub total_reconnects: Reconnects,
 }
 
 /// Build the report of `q` as known at `now` (instances that existed in the
@@ -86,6 +93,7 @@ pub fn from_histories(rows: &[InstanceHistory], q: &ReportQuery, now: Ts) -> Rep
     let mut instances = Vec::with_capacity(rows.len());
     let mut tenants: BTreeMap<String, TenantLine> = BTreeMap::new();
     let mut total = Availability::default();
+    let mut total_reconnects = Reconnects::default();
     let wanted = |r: &&InstanceHistory| {
         r.history.created_at < q.to
             && r.history.retired_at.is_none_or(|t| t > q.from)
@@ -94,20 +102,25 @@ pub fn from_histories(rows: &[InstanceHistory], q: &ReportQuery, now: Ts) -> Rep
     };
     for r in rows.iter().filter(wanted) {
         let figures = availability(&r.history, q.from, q.to, now);
+        let again = reconnects(&r.history, q.from, q.to, now);
         let t = tenants.entry(r.tenant.clone()).or_insert_with(|| TenantLine {
             tenant: r.tenant.clone(),
             instances: 0,
             figures: Availability::default(),
+            reconnects: Reconnects::default(),
         });
         t.instances += 1;
         t.figures.add(&figures);
+        t.reconnects.add(&again);
         total.add(&figures);
+        total_reconnects.add(&again);
         instances.push(InstanceLine {
             provider: r.key.provider.clone(),
             instance: r.key.name.clone(),
             tenant: r.tenant.clone(),
             present: r.present,
             figures,
+            reconnects: again,
         });
     }
     Report {
@@ -120,6 +133,7 @@ pub fn from_histories(rows: &[InstanceHistory], q: &ReportQuery, now: Ts) -> Rep
         instances,
         tenants: tenants.into_values().collect(),
         total,
+        total_reconnects,
     }
 }
 
@@ -147,13 +161,25 @@ pub fn table(r: &Report) -> String {
     let mut out = format!("availability from {} to {}\n\n", r.from.rfc3339(), r.to.rfc3339());
     let head = |first: &str| {
         format!(
-            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11} {:>10}\n",
-            "AVAIL", "OUTAGES", "DOWN", "MTTR", "LONGEST", "PROVIDER", "PROV.OUT", "MAINTENANCE", "SILENT"
+            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8}\n",
+            "AVAIL",
+            "OUTAGES",
+            "DOWN",
+            "MTTR",
+            "LONGEST",
+            "PROVIDER",
+            "PROV.OUT",
+            "MAINTENANCE",
+            "SILENT",
+            "RE-PAIRED",
+            "TTR MED",
+            "TTR MAX",
+            "VIA LINK"
         )
     };
-    let line = |first: &str, a: &Availability| {
+    let line = |first: &str, a: &Availability, rc: &Reconnects| {
         format!(
-            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11} {:>10}\n",
+            "{first:<40} {:>9} {:>7} {:>10} {:>8} {:>10} {:>10} {:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8}\n",
             percent(a),
             a.outages,
             dur(a.down_ms),
@@ -162,13 +188,17 @@ pub fn table(r: &Report) -> String {
             dur(a.provider_down_ms),
             a.provider_outages,
             dur(a.maintenance_ms),
-            dur(a.provider_silent_ms)
+            dur(a.provider_silent_ms),
+            rc.needs_person_reconnects,
+            opt_dur(rc.reconnect_median_ms),
+            opt_dur(rc.reconnect_max_ms),
+            rc.reconnects_via_link
         )
     };
     out.push_str(&head("INSTANCE"));
     for i in &r.instances {
         let retired = if i.present { "" } else { " (retired)" };
-        out.push_str(&line(&format!("{}/{}{retired}", i.provider, i.instance), &i.figures));
+        out.push_str(&line(&format!("{}/{}{retired}", i.provider, i.instance), &i.figures, &i.reconnects));
     }
     if r.instances.is_empty() {
         out.push_str("(no instances in this window)\n");
@@ -176,9 +206,14 @@ pub fn table(r: &Report) -> String {
     out.push('\n');
     out.push_str(&head("TENANT"));
     for t in &r.tenants {
-        out.push_str(&line(&format!("{} ({} instance(s))", t.tenant, t.instances), &t.figures));
+        out.push_str(&line(&format!("{} ({} instance(s))", t.tenant, t.instances), &t.figures, &t.reconnects));
     }
-    out.push_str(&line("all", &r.total));
+    out.push_str(&line("all", &r.total, &r.total_reconnects));
+    out.push_str(
+        "\nRE-PAIRED: outages only a person could end (logged out, waiting for a QR scan) that ended with the \
+         session back; TTR: their time from start to reconnection; VIA LINK: of those, ended after their re-pair \
+         link was opened. MTTR counts every outage.\n",
+    );
     out
 }
 
@@ -192,35 +227,50 @@ fn csv_field(s: &str) -> String {
 pub fn csv(r: &Report) -> String {
     let mut out = String::from(
         "scope,provider,instance,tenant,instances,availability,observed_ms,connected_ms,maintenance_ms,down_ms,\
-         outages,mttr_ms,longest_outage_ms,provider_down_ms,provider_outages,provider_silent_ms\n",
+         outages,mttr_ms,longest_outage_ms,provider_down_ms,provider_outages,provider_silent_ms,\
+         needs_person_reconnects,reconnect_median_ms,reconnect_max_ms,reconnects_via_link,other_mttr_ms\n",
     );
-    let row =
-        |out: &mut String, scope: &str, provider: &str, instance: &str, tenant: &str, n: u32, a: &Availability| {
-            let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{scope},{},{},{},{n},{},{},{},{},{},{},{},{},{},{},{}",
-                csv_field(provider),
-                csv_field(instance),
-                csv_field(tenant),
-                a.availability.map(|x| format!("{x:.6}")).unwrap_or_default(),
-                a.observed_ms,
-                a.connected_ms,
-                a.maintenance_ms,
-                a.down_ms,
-                a.outages,
-                opt(a.mttr_ms),
-                opt(a.longest_outage_ms),
-                a.provider_down_ms,
-                a.provider_outages,
-                a.provider_silent_ms
-            );
-        };
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        out: &mut String,
+        scope: &str,
+        provider: &str,
+        instance: &str,
+        tenant: &str,
+        n: u32,
+        a: &Availability,
+        rc: &Reconnects,
+    ) {
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{scope},{},{},{},{n},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(provider),
+            csv_field(instance),
+            csv_field(tenant),
+            a.availability.map(|x| format!("{x:.6}")).unwrap_or_default(),
+            a.observed_ms,
+            a.connected_ms,
+            a.maintenance_ms,
+            a.down_ms,
+            a.outages,
+            opt(a.mttr_ms),
+            opt(a.longest_outage_ms),
+            a.provider_down_ms,
+            a.provider_outages,
+            a.provider_silent_ms,
+            rc.needs_person_reconnects,
+            opt(rc.reconnect_median_ms),
+            opt(rc.reconnect_max_ms),
+            rc.reconnects_via_link,
+            opt(rc.other_mttr_ms)
+        );
+    }
     for i in &r.instances {
-        row(&mut out, "instance", &i.provider, &i.instance, &i.tenant, 1, &i.figures);
+        row(&mut out, "instance", &i.provider, &i.instance, &i.tenant, 1, &i.figures, &i.reconnects);
     }
     for t in &r.tenants {
-        row(&mut out, "tenant", "", "", &t.tenant, t.instances, &t.figures);
+        row(&mut out, "tenant", "", "", &t.tenant, t.instances, &t.figures, &t.reconnects);
     }
     out
 }

@@ -14,6 +14,7 @@ mod it {
     pub mod observability;
     pub mod operator;
     pub mod packaging;
+    pub mod pairing;
     pub mod pipelines;
     pub mod process;
     pub mod production;

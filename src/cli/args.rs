@@ -116,6 +116,17 @@ pub enum Command {
     },
     /// End every status-page session: everyone signs in again with the admin token.
     LogoutAll,
+    /// A re-pair link for an instance: the customer opens it and scans a fresh QR code.
+    PairLink {
+        /// PROVIDER/INSTANCE
+        instance: String,
+        /// How long the link works (default: pairing.link_ttl), e.g. 2h.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "revoke")]
+        duration: Option<String>,
+        /// Revoke every usable link of the instance instead.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Silence an instance: no restarts, no notices, still polled.
     Maintenance {
         /// PROVIDER/INSTANCE

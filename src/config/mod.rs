@@ -37,6 +37,7 @@ pub struct Config {
     pub webhook: DesiredWebhook,
     pub selfcheck: SelfcheckConfig,
     pub log: LogConfig,
+    pub pairing: PairingConfig,
     pub providers: Vec<ProviderConfig>,
     pub instances: Vec<InstanceConfig>,
     pub notifiers: Vec<NotifierConfig>,
@@ -93,6 +94,16 @@ pub struct AlertsConfig {
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
     pub delivery_max_age: Duration,
+}
+
+/// Re-pair links (`[pairing]`): see [`crate::domain::pairing`].
+#[derive(Debug, Clone)]
+pub struct PairingConfig {
+    /// Links are minted (needs `server.public_url`, the base of every link).
+    pub enabled: bool,
+    pub link_ttl: Duration,
+    /// The causes whose down notice carries a link.
+    pub causes: Vec<crate::domain::health::Cause>,
 }
 
 /// Watching the watcher (`[selfcheck]`).
@@ -646,6 +657,7 @@ impl Validator<'_> {
             quiet_after: self.positive_duration("selfcheck.quiet_after", &r.selfcheck.quiet_after),
         };
         let log = self.log(&r.log);
+        let pairing = self.pairing(&r.pairing, public_url.is_some());
         let providers = self.providers(&r.providers);
         // Each provider kind accepts its own event names: name
         // the bad entry now rather than fail every audit with a 400 later.
@@ -688,6 +700,7 @@ impl Validator<'_> {
             },
             selfcheck,
             log,
+            pairing,
             providers,
             instances,
             notifiers,
@@ -695,6 +708,32 @@ impl Validator<'_> {
             subscribers: self.subscribers(&r.subscribers),
             raw: r.clone(),
         })
+    }
+
+    fn pairing(&mut self, r: &raw::RawPairing, has_public_url: bool) -> PairingConfig {
+        use crate::domain::pairing::PAIRABLE;
+        if r.enabled == Some(true) && !has_public_url {
+            self.bad(
+                "pairing.enabled",
+                "needs server.public_url: every link is <public_url>/pair/<token>; set it, or pairing.enabled = false",
+            );
+        }
+        let link_ttl = self.positive_duration("pairing.link_ttl", &r.link_ttl);
+        if link_ttl > Duration::from_secs(7 * 86_400) {
+            self.bad("pairing.link_ttl", "at most 7d: a link is a credential to the customer's WhatsApp account");
+        }
+        let mut causes = Vec::new();
+        for (i, c) in r.causes.iter().enumerate() {
+            match crate::domain::health::Cause::parse(c).filter(|c| PAIRABLE.contains(c)) {
+                Some(c) if !causes.contains(&c) => causes.push(c),
+                Some(_) => {}
+                None => self.bad(
+                    format!("pairing.causes[{i}]"),
+                    format!("`{c}`: a QR scan can end only logged_out, needs_qr and needs_human outages"),
+                ),
+            }
+        }
+        PairingConfig { enabled: r.enabled.unwrap_or(has_public_url) && has_public_url, link_ttl, causes }
     }
 
     fn log(&mut self, r: &raw::RawLog) -> LogConfig {

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub webhook: RawWebhook,
     pub selfcheck: RawSelfcheck,
     pub log: RawLog,
+    pub pairing: RawPairing,
     pub providers: Vec<RawProvider>,
     pub instances: Vec<RawInstance>,
     pub notifiers: Vec<RawNotifier>,
@@ -249,6 +250,26 @@ impl Default for RawSelfcheck {
             heartbeat_url_file: None,
             quiet_after: "5m".into(),
         }
+    }
+}
+
+/// Re-pair links: `<server.public_url>/pair/<token>`, a page where a customer
+/// scans a fresh QR code (or asks for a pairing code) for a number only a
+/// person can bring back.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPairing {
+    /// Default: on when `server.public_url` is set.
+    pub enabled: Option<bool>,
+    /// How long a link lives.
+    pub link_ttl: String,
+    /// The outage causes whose down notice carries a link.
+    pub causes: Vec<String>,
+}
+
+impl Default for RawPairing {
+    fn default() -> Self {
+        RawPairing { enabled: None, link_ttl: "24h".into(), causes: vec!["logged_out".into(), "needs_qr".into()] }
     }
 }
 

@@ -68,6 +68,88 @@ pub struct History {
     pub provider_silences: Vec<Span>,
     /// When it was in maintenance.
     pub maintenance: Vec<Span>,
+    /// Its outages that ended with the session back (not retired): what
+    /// time-to-reconnect is measured over ([`reconnects`]).
+    pub ends: Vec<OutageEnd>,
+}
+
+/// One outage that ended with the session back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutageEnd {
+    pub start: Ts,
+    pub end: Ts,
+    /// Only a person could end it: logged out, waiting for a QR scan, a
+    /// state wa-sentinel does not know (rule 13).
+    pub needs_person: bool,
+    /// It ended while a re-pair link issued for it had been opened.
+    pub via_link: bool,
+}
+
+/// How long the outages that needed a person took to reconnect — from the
+/// outage's start to the session back — apart from the other outages; per
+/// instance, or summed over a tenant with [`Reconnects::add`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Reconnects {
+    /// Needs-a-person outages that ended (session back) in the window.
+    pub needs_person_reconnects: u32,
+    /// Their median and longest time from start to reconnection (ms).
+    pub reconnect_median_ms: Option<i64>,
+    pub reconnect_max_ms: Option<i64>,
+    /// Of those, how many ended while a re-pair link issued for them had been opened.
+    pub reconnects_via_link: u32,
+    /// The other outages that ended in the window: how many, and their mean
+    /// time from start to end (ms).
+    pub other_recoveries: u32,
+    pub other_mttr_ms: Option<i64>,
+    /// Every needs-a-person time, sorted (for the median of a sum).
+    #[serde(skip)]
+    pub durations: Vec<i64>,
+    #[serde(skip)]
+    pub other_ms: i64,
+}
+
+impl Reconnects {
+    /// Add another instance's (a tenant's line): the median and maximum are
+    /// recomputed over every outage.
+    pub fn add(&mut self, o: &Reconnects) {
+        self.durations.extend_from_slice(&o.durations);
+        self.durations.sort_unstable();
+        self.reconnects_via_link += o.reconnects_via_link;
+        self.other_recoveries += o.other_recoveries;
+        self.other_ms += o.other_ms;
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        let d = &self.durations;
+        self.needs_person_reconnects = d.len() as u32;
+        self.reconnect_max_ms = d.last().copied();
+        self.reconnect_median_ms = match d.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(d[n / 2]),
+            n => Some((d[n / 2 - 1] + d[n / 2]) / 2),
+        };
+        self.other_mttr_ms = (self.other_recoveries > 0).then(|| self.other_ms / i64::from(self.other_recoveries));
+    }
+}
+
+/// Time-to-reconnect over `[from, to)` as known at `now`: the outages that
+/// ended in the window (and before `now`), each measured from its start.
+pub fn reconnects(h: &History, from: Ts, to: Ts, now: Ts) -> Reconnects {
+    let mut r = Reconnects::default();
+    for e in h.ends.iter().filter(|e| e.end >= from && e.end < to && e.end <= now && e.end >= e.start) {
+        let d = e.end.0 - e.start.0;
+        if e.needs_person {
+            r.durations.push(d);
+            r.reconnects_via_link += u32::from(e.via_link);
+        } else {
+            r.other_recoveries += 1;
+            r.other_ms += d;
+        }
+    }
+    r.durations.sort_unstable();
+    r.finish();
+    r
 }
 
 /// The state of an instant, ordered by severity: a segment of the uptime bar
@@ -324,6 +406,7 @@ mod tests {
             provider_outages: vec![span(10 * H, Some(10 * H + H / 2))],
             provider_silences: vec![],
             maintenance: vec![span(20 * H, Some(22 * H))],
+            ends: vec![],
         };
         let a = availability(&h, Ts(0), Ts(24 * H), Ts(30 * H));
         assert_eq!(a.observed_ms, 24 * H);
@@ -401,6 +484,7 @@ mod tests {
                 provider_outages,
                 provider_silences,
                 maintenance,
+                ends: vec![],
             },
         )
     }
@@ -408,6 +492,46 @@ mod tests {
     /// The states instant by instant (milliseconds on the small grid).
     fn brute(h: &History, from: i64, to: i64, now: i64) -> Vec<State> {
         (from..to).map(|t| state_at(h, Ts(t), Ts(now))).collect()
+    }
+
+    #[test]
+    fn needs_a_person_outages_report_their_time_to_reconnect_apart() {
+        let end = |s: i64, e: i64, needs_person: bool, via_link: bool| OutageEnd {
+            start: Ts(s),
+            end: Ts(e),
+            needs_person,
+            via_link,
+        };
+        let h = History {
+            ends: vec![
+                end(0, 10 * H, true, true),
+                end(H, 3 * H, true, false),
+                end(2 * H, 4 * H, true, true),
+                end(5 * H, 5 * H + 60_000, false, false),
+                end(6 * H, 6 * H + 180_000, false, false),
+                end(0, 30 * H, true, true), // ends after the window
+            ],
+            ..History::default()
+        };
+        let r = reconnects(&h, Ts(0), Ts(24 * H), Ts(40 * H));
+        assert_eq!(r.needs_person_reconnects, 3);
+        assert_eq!(r.reconnect_median_ms, Some(2 * H));
+        assert_eq!(r.reconnect_max_ms, Some(10 * H));
+        assert_eq!(r.reconnects_via_link, 2);
+        assert_eq!((r.other_recoveries, r.other_mttr_ms), (2, Some(120_000)));
+        // A tenant: the median of every outage, not of the instances' medians.
+        let mut t = Reconnects::default();
+        t.add(&r);
+        t.add(&reconnects(
+            &History { ends: vec![end(0, H, true, false)], ..History::default() },
+            Ts(0),
+            Ts(24 * H),
+            Ts(40 * H),
+        ));
+        assert_eq!((t.needs_person_reconnects, t.reconnect_median_ms), (4, Some(2 * H)), "H, 2H, 2H, 10H");
+        assert_eq!(t.reconnects_via_link, 2);
+        let none = reconnects(&History::default(), Ts(0), Ts(H), Ts(H));
+        assert_eq!((none.reconnect_median_ms, none.reconnect_max_ms, none.other_mttr_ms), (None, None, None));
     }
 
     proptest! {

@@ -19,6 +19,7 @@
 //! - [`watch`]: since when a provider has been watched without a gap (what silence is measured from).
 //! - [`describe`]: observations in an operator's words, for the audit log people read.
 //! - [`ops_channel`]: whether a notice may go through a `whatsapp` notifier's instance, digests, pacing.
+//! - [`pairing`]: re-pair links — what a link answers, which outages get one, the page's reload period.
 
 pub mod assignment;
 pub mod availability;
@@ -30,6 +31,7 @@ pub mod instance;
 pub mod leadership;
 pub mod notice;
 pub mod ops_channel;
+pub mod pairing;
 pub mod policy;
 pub mod provider;
 pub mod status;

@@ -188,6 +188,12 @@ pub struct Notice {
     /// ran) its result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediation: Option<Box<RemediationNote>>,
+    /// The down notice of an outage only a QR scan can end: the re-pair link
+    /// the customer opens (`<server.public_url>/pair/<token>`), minted in the
+    /// transaction that queues the notice. A credential: it goes to the
+    /// notifiers, never to a log line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_url: Option<String>,
 }
 
 /// What a provider notice says about the remediation hook.

@@ -165,6 +165,7 @@ mod tests {
             sequence: 0,
             dedup_key: "k".into(),
             remediation: None,
+            pair_url: None,
         };
         assert!(about_itself(&n(NoticeKind::InstanceDown, "evo", Some("ops")), "evo", "ops"));
         assert!(about_itself(&n(NoticeKind::InstanceFlapping, "evo", Some("ops")), "evo", "ops"));

@@ -349,6 +349,7 @@ pub fn provider_step(
         sequence: 0,
         dedup_key: String::new(),
         remediation: None,
+        pair_url: None,
     };
     let notice = |kind, o: &ProviderOutage, s: &ProviderState| Notice {
         outage_id: Some(o.id.clone()),

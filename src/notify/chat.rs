@@ -52,7 +52,8 @@ fn when(n: &Notice) -> String {
         .unwrap_or_else(|| n.started_at.rfc3339())
 }
 
-/// One notice for chat, without its reference line.
+/// One notice for chat, without its reference line. A re-pair link comes
+/// last and whole: the text above it is what gets cut when too long.
 pub fn chat(n: &Notice, lang: Language) -> String {
     let r = render(n, lang);
     let dur = crate::domain::time::human_duration(n.at.since(n.started_at));
@@ -60,7 +61,18 @@ pub fn chat(n: &Notice, lang: Language) -> String {
         Language::En => format!("_Since {} ({dur} ago)_", when(n)),
         Language::PtBr => format!("_Desde {} (há {dur})_", when(n)),
     };
-    clip(&format!("{} *{}*\n{}.\n{since}\n{}", mark(n), r.title, r.summary, r.todo), TEXT_MAX)
+    let text = format!("{} *{}*\n{}.\n{since}\n{}", mark(n), r.title, r.summary, r.todo);
+    match &n.pair_url {
+        None => clip(&text, TEXT_MAX),
+        Some(url) => {
+            let link = match lang {
+                Language::En => format!("To reconnect, open {url}"),
+                Language::PtBr => format!("Para reconectar, abra {url}"),
+            };
+            let room = TEXT_MAX.saturating_sub(link.encode_utf16().count() + 1);
+            format!("{}\n{link}", clip(&text, room))
+        }
+    }
 }
 
 /// One notice as a message to one recipient.
@@ -123,7 +135,26 @@ mod tests {
             sequence: 0,
             dedup_key: dedup_key(&format!("o-{instance}"), kind, 0),
             remediation: None,
+            pair_url: None,
         }
+    }
+
+    #[test]
+    fn a_re_pair_link_comes_whole_before_the_reference_even_under_a_huge_name() {
+        let mut n = notice(NoticeKind::InstanceLoggedOut, "loja-centro");
+        n.pair_url = Some("https://sentinel.example.com/pair/abc123".into());
+        let m = message(&n, Language::En, "5511988887777");
+        let lines: Vec<&str> = m.lines().collect();
+        assert_eq!(lines[lines.len() - 2], "To reconnect, open https://sentinel.example.com/pair/abc123", "{m}");
+        assert!(m.contains("Send the link below"), "{m}");
+        let pt = message(&n, Language::PtBr, "5511988887777");
+        assert!(pt.contains("\nPara reconectar, abra https://sentinel.example.com/pair/abc123\nref ws#"), "{pt}");
+        n.instance = Some("é".repeat(10_000));
+        let m = message(&n, Language::En, "5511988887777");
+        let (text, _) = m.rsplit_once('\n').unwrap();
+        assert!(text.encode_utf16().count() <= TEXT_MAX);
+        assert!(text.ends_with("\nTo reconnect, open https://sentinel.example.com/pair/abc123"), "{text}");
+        assert!(!message(&notice(NoticeKind::InstanceDown, "x"), Language::En, "y").contains("reconnect, open"));
     }
 
     #[test]

@@ -311,7 +311,14 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     "Nothing to do; close the incident. A new instance under the same name starts with a fresh record.".to_string(),
                 ),
             };
-            let body = format!("{summary}.\nSince: {since} ({dur} ago).\nWhat to do: {todo}");
+            let todo = match &n.pair_url {
+                Some(_) if !maybe_banned(n) => "Send the link below to whoever holds the phone: they open it on any device and scan the QR code with WhatsApp, or ask it for a pairing code.".to_string(),
+                _ => todo,
+            };
+            let mut body = format!("{summary}.\nSince: {since} ({dur} ago).\nWhat to do: {todo}");
+            if let Some(url) = &n.pair_url {
+                body.push_str(&format!("\nTo reconnect, open {url}"));
+            }
             Rendered { title, summary, body, todo }
         }
         Language::PtBr => {
@@ -437,7 +444,14 @@ pub fn render(n: &Notice, lang: Language) -> Rendered {
                     "Nada a fazer; encerre o incidente. Uma nova instância com o mesmo nome começa com um registro novo.".to_string(),
                 ),
             };
-            let body = format!("{summary}.\nDesde: {since} (há {dur}).\nO que fazer: {todo}");
+            let todo = match &n.pair_url {
+                Some(_) if !maybe_banned(n) => "Envie o link abaixo a quem está com o celular: a pessoa abre o link em qualquer aparelho e lê o QR code com o WhatsApp, ou pede um código de pareamento.".to_string(),
+                _ => todo,
+            };
+            let mut body = format!("{summary}.\nDesde: {since} (há {dur}).\nO que fazer: {todo}");
+            if let Some(url) = &n.pair_url {
+                body.push_str(&format!("\nPara reconectar, abra {url}"));
+            }
             Rendered { title, summary, body, todo }
         }
     }
@@ -464,6 +478,7 @@ pub fn payload(n: &Notice, lang: Language) -> serde_json::Value {
         "summary": r.summary,
         "dedup_key": n.dedup_key,
         "remediation": n.remediation,
+        "pair_url": n.pair_url,
     })
 }
 
@@ -502,6 +517,7 @@ mod tests {
             sequence: u32::from(kind == NoticeKind::Reminder),
             dedup_key: dedup_key("0193abcd", kind, 0),
             remediation: None,
+            pair_url: None,
         }
     }
 
@@ -551,6 +567,11 @@ mod tests {
                     "logged out: forbidden (the number may be banned) (statusReason 403)",
                 ),
             ),
+            ("instance_logged_out, code 401, with a re-pair link", {
+                let mut n = notice(InstanceLoggedOut, Some("logged_out"), Some(401), "logged out (statusReason 401)");
+                n.pair_url = Some("https://sentinel.example.com/pair/5b1c…e9".into());
+                n
+            }),
             (
                 "instance_logged_out, never paired",
                 notice(InstanceLoggedOut, Some("needs_qr"), None, "never paired: waiting for its first QR code scan"),

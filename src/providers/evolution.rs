@@ -44,7 +44,7 @@ pub enum EvoVersion {
 /// Evolution API client (see the module docs).
 #[derive(Debug)]
 pub struct EvolutionClient {
-    http: Http,
+    pub(super) http: Http,
     api_key: Option<Secret>,
     configured: ApiVersion,
     /// Detected once per client (per config generation); concurrent first
@@ -97,7 +97,7 @@ impl EvolutionClient {
         r.json.get("version").and_then(Value::as_str).map(|v| super::truncate(v.trim(), 64)).filter(|v| !v.is_empty())
     }
 
-    fn get(&self, segs: &[&str]) -> reqwest::RequestBuilder {
+    pub(super) fn get(&self, segs: &[&str]) -> reqwest::RequestBuilder {
         self.auth(self.http.client().get(self.http.url(segs)))
     }
 

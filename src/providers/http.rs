@@ -103,6 +103,43 @@ impl Http {
     }
 }
 
+/// An answer read as bytes, whatever its status ([`Http::send_raw`]).
+#[derive(Debug, Clone)]
+pub struct RawReply {
+    pub status: u16,
+    /// The `Content-Type` without parameters, lowercased (`image/png`).
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl RawReply {
+    /// The body as text (lossy), for [`classify`].
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+impl Http {
+    /// Send and read the answer's bytes (at most [`MAX_REPLY`]) whatever its
+    /// status: for answers that may be an image (a QR code) rather than JSON.
+    /// Only a transport failure or an oversized answer is an error here; the
+    /// caller classifies the rest.
+    pub async fn send_raw(&self, rb: reqwest::RequestBuilder, what: &str) -> Result<RawReply, ProviderError> {
+        let resp = rb.send().await.map_err(|e| transport_error(what, e))?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let bytes = read_capped_bytes(resp, what, status, MAX_REPLY).await?;
+        Ok(RawReply { status, content_type, bytes })
+    }
+}
+
 /// Provider answers larger than this are refused: a broken or hostile server
 /// must not make the daemon buffer without bound.
 pub const MAX_REPLY: usize = 4 * 1024 * 1024;

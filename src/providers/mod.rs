@@ -11,6 +11,7 @@
 //! - [`wapi`]: W-API (per-instance Bearer tokens, six webhook slots).
 //! - [`waha`]: WAHA (`X-Api-Key`, sessions, one full-config `PUT` that restarts the session).
 //! - [`zapi`]: Z-API (credentials in the URL path, six webhook slots).
+//! - [`pairing`]: re-pairing calls — the current QR code, a pairing code, the one start.
 //! - [`slots`]: the slot-per-event-kind webhook repair W-API and Z-API share.
 //! - [`messaging`]: sending a text through an instance (the `whatsapp`
 //!   notifier) and reading back what it sent.
@@ -21,6 +22,7 @@
 pub mod evolution;
 pub mod http;
 pub mod messaging;
+pub mod pairing;
 pub mod sim_server;
 pub mod sim_waha;
 pub mod sim_zapi;

@@ -1,7 +1,7 @@
 //! An in-process WAHA server for the demo and the tests, on [`SimServer`]
 //! (latency, failures, outage, call counts).
 //!
-//! It speaks what the sentinel uses (`wapi-waha-zapi.md` §2): `X-Api-Key`
+//! It speaks what the sentinel uses (`docs/providers.md`, WAHA): `X-Api-Key`
 //! (401 NestJS body), `GET /api/sessions[?all=true]` (STOPPED only with
 //! `all`), `GET /api/sessions/{s}` (404 "Session not found"), `POST
 //! …/{start,stop,restart}` (answering the SessionDTO, `STARTING`), and `PUT
@@ -16,6 +16,11 @@
 //! else 422 with the bare "Session status is not as expected" object; `GET
 //! /api/{s}/chats/{chatId}/messages` lists what the session sent to that chat
 //! (`filter.fromMe`, `filter.timestamp.gte`, `limit`).
+//!
+//! Re-pairing: in `SCAN_QR_CODE`, `GET /api/{s}/auth/qr` answers the PNG
+//! (`{mimetype, data}` with `Accept: application/json`, `{value}` with
+//! `?format=raw`) and `POST /api/{s}/auth/request-code` a pairing code; in any
+//! other status both answer 422 naming it. [`WahaSim::scan`] opens the session.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -202,6 +207,57 @@ impl SimBackend for Backend {
                     _ => err(404, &format!("Cannot {m} /api/sessions/{name}/{}", rest.join("/")), "Not Found"),
                 }
             }
+            // Re-pairing: the QR code and a pairing code, in `SCAN_QR_CODE` only.
+            (m @ ("GET" | "POST"), ["api", name, "auth", what @ ("qr" | "request-code")]) => {
+                let Some(s) = sessions.get(*name) else {
+                    return err(404, "Session not found", "Not Found");
+                };
+                if s.behaviour != WahaBehaviour::ScanQr {
+                    return match *what {
+                        "qr" => json_reply(
+                            422,
+                            json!({"error": "Session status is not as expected. Try again later or restart the session",
+                                   "session": name, "status": s.behaviour.status(), "expected": ["SCAN_QR_CODE"]}),
+                        ),
+                        _ => err(
+                            422,
+                            &format!(
+                                "Can request code only in SCAN_QR_CODE status. The current status is {}",
+                                s.behaviour.status()
+                            ),
+                            "Unprocessable Entity",
+                        ),
+                    };
+                }
+                match (m, *what) {
+                    ("GET", "qr") if req.query("format").as_deref() == Some("raw") => {
+                        json_reply(200, json!({"value": super::simulator::SIM_QR_TEXT}))
+                    }
+                    // WAHA compares the header with exactly this value.
+                    ("GET", "qr") if req.header("accept") == Some("application/json") => {
+                        use base64::Engine;
+                        let data = base64::engine::general_purpose::STANDARD.encode(super::simulator::sim_qr_png());
+                        json_reply(200, json!({"mimetype": "image/png", "data": data}))
+                    }
+                    ("GET", "qr") => axum::response::IntoResponse::into_response((
+                        [(axum::http::header::CONTENT_TYPE, "image/png")],
+                        super::simulator::sim_qr_png().to_vec(),
+                    )),
+                    ("POST", "request-code") => {
+                        let phone = serde_json::from_slice::<Value>(&req.body)
+                            .ok()
+                            .and_then(|b| b.get("phoneNumber").and_then(Value::as_str).map(str::to_string));
+                        match phone {
+                            Some(p) if !p.is_empty() => {
+                                let c = super::simulator::SIM_PAIRING_CODE;
+                                json_reply(201, json!({"code": format!("{}-{}", &c[..4], &c[4..])}))
+                            }
+                            _ => err(400, "phoneNumber should not be empty", "Bad Request"),
+                        }
+                    }
+                    _ => err(404, &format!("Cannot {m} /api/{name}/auth/{what}"), "Not Found"),
+                }
+            }
             (m, _) => err(404, &format!("Cannot {m} /{}", req.segs.join("/")), "Not Found"),
         }
     }
@@ -338,6 +394,11 @@ impl WahaSim {
 
     pub fn remove_session(&self, name: &str) -> bool {
         lock(&self.backend.sessions).remove(name).is_some()
+    }
+
+    /// The customer scanned the QR code: the session is `WORKING`.
+    pub fn scan(&self, name: &str) -> bool {
+        self.set_behaviour(name, WahaBehaviour::Working)
     }
 
     /// Change a session's behaviour; `false` if it does not exist.

@@ -14,6 +14,9 @@
 //! id}` and is recorded ([`ZapiSim::sent_messages`]) whatever the instance's
 //! state: as Z-API documents, a message sent while the phone is not
 //! connected is queued (`queued: true`) and goes out when it reconnects.
+//!
+//! Re-pairing: `GET …/qr-code/image` (`{value}`, a PNG data URL) and `GET
+//! …/phone-code/{phone}` (`{code}`) while "You are not connected."; [`ZapiSim::scan`] connects it.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
@@ -109,15 +112,28 @@ impl SimBackend for Backend {
         }
         let mut instances = lock(&self.instances);
         let segs = req.segs();
-        let ["instances", id, "token", token, method] = segs.as_slice() else {
+        let ["instances", id, "token", token, method, rest @ ..] = segs.as_slice() else {
             return json_reply(404, json!({"error": "Not Found"}));
         };
         let Some(inst) = instances.get_mut(*id).filter(|i| i.token == *token) else {
             return json_reply(404, json!({"error": "Instance not found"}));
         };
-        match (req.method.as_str(), *method) {
-            ("GET", "status") => json_reply(200, status_json(inst.behaviour)),
-            ("POST", "send-text") => {
+        match (req.method.as_str(), *method, rest) {
+            // Re-pairing. What Z-API answers on a connected instance is not
+            // documented: `{"connected": true}` here (an assumption).
+            ("GET", "qr-code", ["image"]) => match inst.behaviour {
+                ZapiBehaviour::NotConnected => json_reply(200, json!({"value": super::simulator::sim_qr_data_url()})),
+                ZapiBehaviour::Connected | ZapiBehaviour::Zombie => json_reply(200, json!({"connected": true})),
+                ZapiBehaviour::NeedsRestore => json_reply(200, json!({"error": "You need to restore the session."})),
+            },
+            ("GET", "phone-code", [phone]) if !phone.is_empty() => match inst.behaviour {
+                ZapiBehaviour::NotConnected => json_reply(200, json!({"code": super::simulator::SIM_PAIRING_CODE})),
+                ZapiBehaviour::Connected | ZapiBehaviour::Zombie => json_reply(200, json!({"connected": true})),
+                ZapiBehaviour::NeedsRestore => json_reply(200, json!({"error": "You need to restore the session."})),
+            },
+            (_, _, [_, ..]) => json_reply(404, json!({"error": "Not Found"})),
+            ("GET", "status", []) => json_reply(200, status_json(inst.behaviour)),
+            ("POST", "send-text", []) => {
                 let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
                 let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
                 let (Some(phone), Some(message)) = (field("phone"), field("message")) else {
@@ -132,19 +148,19 @@ impl SimBackend for Backend {
                 sent.push(SimMessage { instance, to: phone, text: message, id: msg.clone(), at, queued });
                 json_reply(200, json!({"zaapId": zaap, "messageId": msg, "id": msg}))
             }
-            ("GET", "restore-session") => {
+            ("GET", "restore-session", []) => {
                 if inst.behaviour == ZapiBehaviour::NeedsRestore {
                     inst.behaviour = ZapiBehaviour::Connected;
                 }
                 json_reply(200, json!({"value": true}))
             }
-            ("GET", "restart") => {
+            ("GET", "restart", []) => {
                 if inst.behaviour != ZapiBehaviour::NotConnected {
                     inst.behaviour = ZapiBehaviour::Connected;
                 }
                 json_reply(200, json!({"value": true}))
             }
-            ("GET", "me") => {
+            ("GET", "me", []) => {
                 let mut me = json!({"id": id, "token": inst.token, "name": id, "due": 1_769_904_000_000u64,
                                     "connected": status_json(inst.behaviour)["connected"], "paymentStatus": "RECEIVED",
                                     "receiveCallbackSentByMe": false, "callRejectAuto": false, "autoReadMessage": false});
@@ -153,7 +169,7 @@ impl SimBackend for Backend {
                 }
                 json_reply(200, me)
             }
-            ("PUT", m) if m.starts_with("update-webhook-") => {
+            ("PUT", m, []) if m.starts_with("update-webhook-") => {
                 let kind = &m["update-webhook-".len()..];
                 let Some(slot) = SLOTS.iter().find(|s| s.kind == kind) else {
                     return json_reply(404, json!({"error": "Not Found"}));
@@ -203,6 +219,11 @@ impl ZapiSim {
     pub fn add_instance(&self, id: &str, token: &str, behaviour: ZapiBehaviour) {
         let inst = Instance { token: token.to_string(), behaviour, callbacks: BTreeMap::new() };
         lock(&self.backend.instances).insert(id.to_string(), inst);
+    }
+
+    /// The customer scanned the QR code: the instance is connected.
+    pub fn scan(&self, id: &str) -> bool {
+        self.set_behaviour(id, ZapiBehaviour::Connected)
     }
 
     /// Change an instance's behaviour; `false` if it does not exist.

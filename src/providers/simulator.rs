@@ -190,6 +190,28 @@ struct SimInstance {
     token: String,
     id: String,
     webhook: Option<Value>,
+    /// The socket was started with `?number=`: its QR answers carry a pairing code.
+    pairing_number: Option<String>,
+}
+
+/// The QR string every simulator hands out, and its PNG (a real, scannable
+/// QR code of that string, drawn once).
+pub const SIM_QR_TEXT: &str =
+    "2@wa-sentinel-simulator,c2ltdWxhdGVkLXB1YmxpYy1rZXk=,c2ltdWxhdGVkLWlkZW50aXR5,c2ltdWxhdGVkLWFkdg==";
+
+/// The pairing code every simulator hands out for a number.
+pub const SIM_PAIRING_CODE: &str = "WZYEH1YY";
+
+/// The PNG of [`SIM_QR_TEXT`], as the simulators serve it.
+pub fn sim_qr_png() -> &'static [u8] {
+    static PNG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PNG.get_or_init(|| crate::pairing::qr_png(SIM_QR_TEXT).expect("a short QR string"))
+}
+
+/// [`sim_qr_png`] as a data URL, as Evolution, Z-API and W-API hand it out.
+pub fn sim_qr_data_url() -> String {
+    use base64::Engine;
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(sim_qr_png()))
 }
 
 #[derive(Debug)]
@@ -199,6 +221,8 @@ struct Inner {
     instances: BTreeMap<String, SimInstance>,
     latency: Duration,
     failure_rate: f64,
+    /// Connect answers carry only the QR string (`code`), no `base64` image.
+    qr_as_text: bool,
     down: bool,
     /// The server's webhook dispatcher is stuck: no instance posts anything.
     webhooks_stuck: bool,
@@ -227,6 +251,7 @@ impl Inner {
                 token: format!("SIM-TOKEN-{n:04}"),
                 id: format!("00000000-0000-4000-8000-{n:012}"),
                 webhook: None,
+                pairing_number: None,
             },
         );
     }
@@ -272,6 +297,7 @@ impl Simulator {
             instances: BTreeMap::new(),
             latency: opts.latency,
             failure_rate: opts.failure_rate,
+            qr_as_text: false,
             down: false,
             webhooks_stuck: false,
             unlicensed: false,
@@ -355,6 +381,26 @@ impl Simulator {
 
     pub fn set_failure_rate(&self, rate: f64) {
         lock(&self.shared).failure_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// Connect answers carry only the QR string (`code`) and no image, as
+    /// some servers do: the re-pair page then draws the PNG itself.
+    pub fn set_qr_as_text(&self, text: bool) {
+        lock(&self.shared).qr_as_text = text;
+    }
+
+    /// The customer scanned the QR code (or typed the pairing code): the
+    /// session opens. Post the `connection.update` open webhook to tell the
+    /// receiver at once, or let the next poll find it.
+    pub fn scan(&self, name: &str) -> bool {
+        match lock(&self.shared).instances.get_mut(name) {
+            Some(i) => {
+                i.behaviour = Behaviour::Open;
+                i.pairing_number = None;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whole-server outage: every request answers 503 with an HTML body.
@@ -615,13 +661,16 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
             }
             let global = g.api_key.clone();
             // Existence is checked before auth (Evolution's guard order).
-            let Some(inst) = g.instances.get_mut(*name) else {
+            let Some(inst) = g.instances.get(*name) else {
                 return evo_error(404, "Not Found", json!([format!("The \"{name}\" instance does not exist")]));
             };
             if key != global && key != inst.token {
                 return evo_error(401, "Unauthorized", json!("Unauthorized"));
             }
-            instance_route(inst, name, res, action, &body)
+            let number = query_param(&query, "number").filter(|n| !n.is_empty());
+            let text = g.qr_as_text;
+            let inst = g.instances.get_mut(*name).expect("checked above");
+            instance_route(inst, name, res, action, &body, number, text)
         }
         _ => not_found_route(),
     }
@@ -631,11 +680,26 @@ fn state_body(name: &str, state: &str) -> Value {
     json!({"instance": {"instanceName": name, "state": state}})
 }
 
-fn qr_body() -> Value {
-    json!({"pairingCode": null, "code": "2@sim", "base64": "data:image/png;base64,AAAA", "count": 1})
+/// A QR object as connect answers it: `base64` (a PNG data URL) and `code`,
+/// with a `pairingCode` when the socket was started with a number.
+fn qr_body(inst: &SimInstance, text_only: bool) -> Value {
+    let mut v = json!({"pairingCode": inst.pairing_number.as_ref().map(|_| SIM_PAIRING_CODE), "code": SIM_QR_TEXT,
+                       "base64": sim_qr_data_url(), "count": 1});
+    if text_only && let Some(m) = v.as_object_mut() {
+        m.remove("base64");
+    }
+    v
 }
 
-fn instance_route(inst: &mut SimInstance, name: &str, res: &str, action: &str, body: &[u8]) -> Response {
+fn instance_route(
+    inst: &mut SimInstance,
+    name: &str,
+    res: &str,
+    action: &str,
+    body: &[u8],
+    number: Option<String>,
+    text_only: bool,
+) -> Response {
     match (res, action) {
         ("instance", "connectionState") if inst.behaviour == Behaviour::Broken => {
             evo_error(500, "Internal Server Error", json!(["Connection Closed"]))
@@ -646,11 +710,20 @@ fn instance_route(inst: &mut SimInstance, name: &str, res: &str, action: &str, b
                 inst.behaviour = Behaviour::Open;
                 reply(StatusCode::OK, state_body(name, "open"))
             }
-            Behaviour::LoggedOut | Behaviour::Banned | Behaviour::ConnectingWithQr => {
+            // A closed socket starts (in pairing mode with `?number=`); a
+            // connecting one ignores the number and answers its current QR.
+            Behaviour::LoggedOut | Behaviour::Banned => {
                 inst.behaviour = Behaviour::ConnectingWithQr;
-                reply(StatusCode::OK, qr_body())
+                inst.pairing_number = number;
+                reply(StatusCode::OK, qr_body(inst, text_only))
             }
-            Behaviour::Unpaired => reply(StatusCode::OK, qr_body()),
+            Behaviour::ConnectingWithQr => reply(StatusCode::OK, qr_body(inst, text_only)),
+            Behaviour::Unpaired => {
+                if inst.pairing_number.is_none() {
+                    inst.pairing_number = number;
+                }
+                reply(StatusCode::OK, qr_body(inst, text_only))
+            }
             Behaviour::ReconnectLoop => reply(StatusCode::OK, state_body(name, "connecting")),
             Behaviour::Open | Behaviour::ZombieOpen => reply(StatusCode::OK, state_body(name, "open")),
             Behaviour::Broken => evo_error(500, "Internal Server Error", json!(["Connection Closed"])),

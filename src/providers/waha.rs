@@ -184,7 +184,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// WAHA client (see the module docs).
 #[derive(Debug)]
 pub struct WahaClient {
-    http: Http,
+    pub(super) http: Http,
     api_key: Option<Secret>,
     hmac_key: Option<Secret>,
 }
@@ -198,7 +198,7 @@ impl WahaClient {
         })
     }
 
-    fn req(&self, method: reqwest::Method, segs: &[&str]) -> reqwest::RequestBuilder {
+    pub(super) fn req(&self, method: reqwest::Method, segs: &[&str]) -> reqwest::RequestBuilder {
         let rb = self.http.client().request(method, self.http.url(segs));
         // A sensitive header value is redacted by reqwest's and http's Debug.
         match self.api_key.as_ref().and_then(|k| reqwest::header::HeaderValue::from_str(k.expose()).ok()) {
@@ -218,7 +218,7 @@ impl WahaClient {
     }
 
     /// `GET /api/sessions/{s}`: the whole SessionInfo.
-    async fn session(&self, name: &str) -> Result<Reply, ProviderError> {
+    pub(super) async fn session(&self, name: &str) -> Result<Reply, ProviderError> {
         self.http
             .send(self.req(reqwest::Method::GET, &["api", "sessions", name]), &format!("GET /api/sessions/{name}"))
             .await

@@ -49,7 +49,7 @@ const MAX_PAGES: u32 = 50;
 /// W-API client (see the module docs).
 #[derive(Debug)]
 pub struct WapiClient {
-    http: Http,
+    pub(super) http: Http,
     api_key: Option<Secret>,
     body_key: String,
 }
@@ -72,7 +72,7 @@ impl WapiClient {
         })
     }
 
-    fn req(
+    pub(super) fn req(
         &self,
         method: reqwest::Method,
         inst: &InstanceRef,

@@ -88,7 +88,7 @@ impl ZapiClient {
 
     /// Call `<method> {base}/instances/{id}/token/{token}/{path…}`, classify,
     /// and scrub the token from anything that comes back as an error.
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         inst: &InstanceRef,

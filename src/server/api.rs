@@ -198,6 +198,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/instances/{provider}/{name}", get(one))
         .route("/api/instances/{provider}/{name}/restart", post(restart))
         .route("/api/instances/{provider}/{name}/maintenance", post(maintenance))
+        .route("/api/instances/{provider}/{name}/pair-link", post(pair_link).delete(revoke_pair_links))
         .route("/api/outages", get(outages))
         .route("/api/report", get(report))
         .route("/api/providers", get(providers))
@@ -408,4 +409,48 @@ async fn report(State(app): State<AppState>, _: Admin, Query(q): Query<ReportPar
     let query = crate::report::ReportQuery { from, to, tenant: empty(q.tenant), provider: empty(q.provider) };
     let r = crate::report::build(sup.store(), &query, now).await?;
     Ok(Json(r).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct PairLinkBody {
+    /// How long the link works, e.g. "2h" (default: `pairing.link_ttl`).
+    #[serde(rename = "for")]
+    duration: Option<String>,
+}
+
+/// `POST /api/instances/{provider}/{name}/pair-link` `{"for": "2h"}`: a
+/// re-pair link for the customer. The URL holds the link's token and is
+/// shown here only: the database keeps its hash.
+async fn pair_link(
+    State(app): State<AppState>,
+    _: Admin,
+    Path((provider, name)): Path<(String, String)>,
+    MaybeJson(body): MaybeJson<PairLinkBody>,
+) -> Result<Response, ApiError> {
+    let ttl = match body.and_then(|b| b.duration) {
+        Some(d) => Some(
+            crate::config::parse_duration(&d)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("for: {e}")))?,
+        ),
+        None => None,
+    };
+    let key = InstanceKey::new(provider, name);
+    let link = app.sup().mint_pair_link(&key, ttl, "api").await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({"url": link.url, "expires_at": link.expires_at.rfc3339(), "id": link.id})),
+    )
+        .into_response())
+}
+
+/// `DELETE /api/instances/{provider}/{name}/pair-link`: revoke every usable link.
+async fn revoke_pair_links(
+    State(app): State<AppState>,
+    _: Admin,
+    Path((provider, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let key = InstanceKey::new(provider, name);
+    let n = app.sup().revoke_pair_links(&key, "api").await?;
+    Ok(Json(json!({"instance": key.to_string(), "revoked": n})).into_response())
 }

@@ -73,6 +73,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:0}dt{c
 .actions{display:flex;flex-wrap:wrap;gap:10px}.actions form{background:#fff;border-radius:6px;padding:8px 10px;box-shadow:0 1px 2px #0002;margin:0}\
 .note{background:#fff8e1;border-left:4px solid #d08c00;padding:8px 10px;margin:8px 0}\
 .note.ok{background:#e8f5e9;border-color:#2e8b57}.note.err{background:#fdecea;border-color:#c0392b}\
+code.link{word-break:break-all;font-size:1.05em}\
 @media (max-width:600px){.bar{width:120px}td,th{padding:5px 6px}}";
 
 /// `/status.css`: the one stylesheet, with a flex-grow class per run length

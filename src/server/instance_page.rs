@@ -10,9 +10,11 @@
 //! and links the retired ones; `?id=<record id>` opens a retired record's
 //! page (its outages, timeline and figures; no actions).
 //!
-//! **Actions** (`POST /instances/{provider}/{name}/{restart|maintenance|webhook}`):
+//! **Actions** (`POST /instances/{provider}/{name}/{restart|maintenance|webhook|pair-link|pair-revoke}`):
 //! restart (refused inside the cooldown unless `force` is ticked),
-//! maintenance on for a duration / off, re-apply the webhook config. They go
+//! maintenance on for a duration / off, re-apply the webhook config, issue a
+//! re-pair link (answered with a page that shows it once: only its hash is
+//! stored) or revoke the usable ones. They go
 //! through the supervisor's own paths (`manual_restart`, the `Maintenance`
 //! observation, `reapply_webhook`), exactly as `wa-sentinel restart` and the
 //! API do. Each needs a signed-in session (the `/login` form) and that
@@ -49,6 +51,7 @@ use super::login::{self, ClientAddr};
 use super::status_page::{
     Figures, Range, body_refused, disabled, histories_by_id, page_access, range_switch, unavailable,
 };
+use crate::domain::availability::reconnects;
 use crate::domain::health::Observation;
 use crate::domain::time::human_duration;
 use crate::domain::{InstanceKey, Ts};
@@ -185,11 +188,11 @@ async fn render(
         include_retired: true,
         ..Default::default()
     };
-    let figures = histories_by_id(store, f, now)
-        .await?
-        .get(&r.id)
-        .map(|h| Figures::of(&h.history, range, now))
-        .unwrap_or_default();
+    let histories = histories_by_id(store, f, now).await?;
+    let history = histories.get(&r.id);
+    let figures = history.map(|h| Figures::of(&h.history, range, now)).unwrap_or_default();
+    let month_ago = Ts(now.0 - 30 * 86_400_000);
+    let repaired = history.map(|h| reconnects(&h.history, month_ago, now, now)).unwrap_or_default();
     // This record's history only: a name deleted and created again has a
     // record per life, each with its own outages, events and notices.
     let outages = store.outages_of_record(&r.id, 50).await?;
@@ -237,8 +240,19 @@ async fn render(
         dur_ms(figures.month.maintenance_ms),
         range_switch(range, &q.id.as_deref().map(|id| format!("&id={}", super::html::seg(id))).unwrap_or_default())
     );
+    let _ = write!(
+        b,
+        "<div class=\"card\">Needs-a-person outages reconnected 30 d: <b>{}</b> · time to reconnect: median {}, \
+         max {} · through a re-pair link: {} · other outages' MTTR 30 d: {}</div>",
+        repaired.needs_person_reconnects,
+        repaired.reconnect_median_ms.map_or_else(|| "—".to_string(), dur_ms),
+        repaired.reconnect_max_ms.map_or_else(|| "—".to_string(), dur_ms),
+        repaired.reconnects_via_link,
+        repaired.other_mttr_ms.map_or_else(|| "—".to_string(), dur_ms),
+    );
+    let pairing = sup.pairing_base().is_some();
     if r.present {
-        b.push_str(&actions(&r, session, now));
+        b.push_str(&actions(&r, session, now, pairing));
     } else {
         b.push_str("<h2>Actions</h2><div class=\"note\">A retired record cannot be acted on.</div>");
     }
@@ -266,6 +280,13 @@ async fn render(
     }
     b.push_str("</tbody></table></div>");
 
+    let links = store.pair_links_of(&r.id, 20).await?;
+    b.push_str(&super::pair_links_html::section(
+        &links,
+        r.state.health == crate::domain::Health::Connected,
+        now,
+        pairing,
+    ));
     b.push_str(&timeline(&events, &notices));
     Ok(Ok(shell(&format!("wa-sentinel: {key}"), &b, q.action.is_none())))
 }
@@ -330,7 +351,7 @@ fn action_note(e: &EventRecord) -> String {
     )
 }
 
-fn actions(r: &InstanceRecord, session: Option<&str>, now: Ts) -> String {
+fn actions(r: &InstanceRecord, session: Option<&str>, now: Ts, pairing: bool) -> String {
     let Some(session) = session else {
         return "<h2>Actions</h2><div class=\"note\">Signed in with HTTP Basic: you may look, not act. \
                 <a href=\"/login\">Sign in with the form</a> to restart, set maintenance or re-apply the webhook \
@@ -360,9 +381,14 @@ fn actions(r: &InstanceRecord, session: Option<&str>, now: Ts) -> String {
          force (inside the cooldown)</label> <button type=\"submit\">Restart</button></form>\
          {maintenance}\
          <form method=\"post\" action=\"{0}/webhook\">{csrf}<button type=\"submit\">Re-apply webhook config</button></form>\
-         </div>",
-        esc(&base)
+         {pair}</div>",
+        esc(&base),
+        pair = if pairing { super::pair_links_html::actions(&base, &csrf_value(session)) } else { String::new() }
     )
+}
+
+fn csrf_value(session: &str) -> String {
+    login::csrf_token(session)
 }
 
 /// Events and notices, newest first.
@@ -468,7 +494,8 @@ async fn act(
         }
     };
     let actor = Actor { name: "status page".to_string(), address: ip.to_string() };
-    let (detail, result) = perform(&app, &key, &action, &form, &actor).await;
+    let mut minted = None;
+    let (detail, result) = perform(&app, &key, &action, &form, &actor, &mut minted).await;
     let (outcome, message) = match &result {
         Ok(Carried::Done(m)) => ("done", m.clone()),
         Ok(Carried::Queued) => (
@@ -502,6 +529,12 @@ async fn act(
     }
     let now = sup.now();
     match sup.store().record_action_event(&rec.id, &key.provider, &ev, now).await {
+        // A new link is shown once, here: it is stored only as a hash.
+        Ok(_) if minted.is_some() => {
+            let link = minted.expect("checked");
+            let back = instance_href(&key.provider, &key.name);
+            respond(StatusCode::OK, super::pair_links_html::minted(&key.to_string(), &link.url, link.expires_at, &back))
+        }
         Ok(id) => (
             StatusCode::SEE_OTHER,
             [(header::LOCATION, format!("{}?action={id}", instance_href(&key.provider, &key.name)))],
@@ -521,9 +554,33 @@ async fn perform(
     action: &str,
     form: &ActionForm,
     actor: &Actor,
+    minted: &mut Option<crate::supervisor::pairing::MintedLink>,
 ) -> (serde_json::Value, Result<Carried, SupervisorError>) {
     let sup = app.sup();
     match action {
+        "pair-link" => {
+            let d = form.duration.as_deref().unwrap_or("");
+            let ttl = match crate::config::parse_duration(d) {
+                Ok(d) => Some(d),
+                Err(_) if d.is_empty() => None,
+                Err(_) => {
+                    return (json!({}), Err(SupervisorError::Refused(format!("`{d}` is not a duration like 2h"))));
+                }
+            };
+            match sup.mint_pair_link(key, ttl, &actor.name).await {
+                Ok(link) => {
+                    let ev = json!({"link": link.id, "expires_at": link.expires_at.rfc3339()});
+                    let msg = format!("{key}: re-pair link issued, works until {} UTC", link.expires_at.rfc3339());
+                    *minted = Some(link);
+                    (ev, Ok(Carried::Done(msg)))
+                }
+                Err(e) => (json!({}), Err(e)),
+            }
+        }
+        "pair-revoke" => {
+            let res = sup.revoke_pair_links(key, &actor.name).await;
+            (json!({}), res.map(|n| Carried::Done(format!("{key}: {n} re-pair link(s) revoked"))))
+        }
         "restart" => {
             let force = form.force.is_some();
             (json!({"force": force}), sup.provider_action(key, ProviderAction::Restart { force }, actor).await)

@@ -1,7 +1,7 @@
 //! The HTTP surface (docs/http-api.md): provider webhooks, health and readiness,
-//! Prometheus metrics, the admin JSON API and the status page — on one
-//! listener, or split by [`Surface`] between a public listener and
-//! `server.admin_listen`. [`router`] builds the routes; [`serve_surface`] runs
+//! Prometheus metrics, the admin JSON API, the status page and the public
+//! re-pair page ([`pair_page`]) — on one listener, or split by [`Surface`]
+//! between a public listener and `server.admin_listen`. [`router`] builds the routes; [`serve_surface`] runs
 //! them until the shutdown future resolves, letting in-flight requests finish.
 
 mod api;
@@ -13,6 +13,9 @@ mod html;
 mod instance_page;
 pub mod login;
 mod ops;
+mod pair_html;
+mod pair_links_html;
+pub mod pair_page;
 mod status_page;
 pub mod webhooks;
 
@@ -61,6 +64,8 @@ pub struct AppState {
     pub started: i64,
     /// Webhook deliveries already processed, by request id (kept across reloads).
     pub deliveries: Arc<deliveries::RecentDeliveries>,
+    /// The re-pair page's QR reads and pairing-code limits (kept across reloads).
+    pub pair: Arc<pair_page::PairState>,
 }
 
 /// Install the Prometheus recorder once per process; later calls get the same handle.
@@ -108,6 +113,7 @@ pub fn start_background(sup: Arc<Supervisor>, ticks: Arc<Ticks>, shutdown: Cance
         metrics,
         started: crate::clock::now().0,
         deliveries: Arc::default(),
+        pair: Arc::default(),
     };
     let st = state.clone();
     tokio::spawn(async move {
@@ -150,7 +156,7 @@ pub async fn flush(sup: &Supervisor) {
 pub enum Surface {
     /// Everything on one listener (no `admin_listen`).
     All,
-    /// `/webhooks/*`, `/healthz`, `/readyz`.
+    /// `/webhooks/*`, `/pair/*` (re-pair links: customers are not operators), `/healthz`, `/readyz`.
     Public,
     /// `/`, `/instances/*`, `/login`, `/status.css`, `/api/*`, `/metrics`, and `/healthz`, `/readyz`.
     Admin,
@@ -169,7 +175,8 @@ pub fn router(state: AppState, surface: Surface) -> Router {
         // check, bounded by `server.max_body` (reloadable).
         r = r
             .route("/webhooks/{provider}/{token}", post(webhooks::receive_plain))
-            .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event));
+            .route("/webhooks/{provider}/{token}/{*event}", post(webhooks::receive_event))
+            .merge(pair_page::routes());
     }
     if surface != Surface::Public {
         r = r

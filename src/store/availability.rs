@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 
 use super::{Db, Result, Store};
-use crate::domain::availability::{History, Span};
+use crate::domain::availability::{History, OutageEnd, Span};
+use crate::domain::health::Cause;
+use crate::domain::notice::RecoveredBy;
+use crate::domain::pairing::PAIRABLE;
 use crate::domain::provider::ProviderCause;
 use crate::domain::{InstanceKey, Ts};
 
@@ -34,7 +37,7 @@ pub struct InstanceHistory {
 }
 
 type InstanceSql = (String, String, String, String, i64, Option<i64>, bool);
-type OutageSql = (Option<String>, String, i64, Option<i64>, String);
+type OutageSql = (Option<String>, String, i64, Option<i64>, String, Option<String>, bool);
 type WindowSql = (String, i64, i64);
 
 impl Store {
@@ -60,7 +63,7 @@ impl Store {
             // through the instance index; otherwise every outage of the window.
             let o = match f.instance_id.as_deref() {
                 Some(id) => sqlx::query_as(
-                    "SELECT instance_id, provider, started_at, ended_at, cause FROM outages \
+                    "SELECT instance_id, provider, started_at, ended_at, cause, recovered_by, via_link FROM outages \
                      WHERE (instance_id = $1 OR instance_id IS NULL) AND started_at < $2 \
                      AND (ended_at IS NULL OR ended_at > $3) AND ($4 IS NULL OR provider = $4)",
                 )
@@ -71,7 +74,7 @@ impl Store {
                 .fetch_all(p)
                 .await?,
                 None => sqlx::query_as(
-                    "SELECT instance_id, provider, started_at, ended_at, cause FROM outages \
+                    "SELECT instance_id, provider, started_at, ended_at, cause, recovered_by, via_link FROM outages \
                      WHERE started_at < $1 AND (ended_at IS NULL OR ended_at > $2) AND ($3 IS NULL OR provider = $3)",
                 )
                 .bind(to.0)
@@ -98,10 +101,24 @@ impl Store {
         let mut own: HashMap<String, Vec<Span>> = HashMap::new();
         let mut of_provider: HashMap<String, Vec<Span>> = HashMap::new();
         let mut silences: HashMap<String, Vec<Span>> = HashMap::new();
-        for (instance_id, provider, start, end, cause) in outages {
+        let mut ends: HashMap<String, Vec<OutageEnd>> = HashMap::new();
+        for (instance_id, provider, start, end, cause, recovered_by, via_link) in outages {
             let span = Span { start: Ts(start), end: end.map(Ts) };
             match instance_id {
-                Some(id) => own.entry(id).or_default().push(span),
+                Some(id) => {
+                    if let (Some(e), Some(by)) = (end, recovered_by.as_deref())
+                        && by != RecoveredBy::Retired.as_str()
+                    {
+                        let needs_person = Cause::parse(&cause).is_some_and(|c| PAIRABLE.contains(&c));
+                        ends.entry(id.clone()).or_default().push(OutageEnd {
+                            start: Ts(start),
+                            end: Ts(e),
+                            needs_person,
+                            via_link,
+                        });
+                    }
+                    own.entry(id).or_default().push(span)
+                }
                 None if cause == ProviderCause::Silent.column() => silences.entry(provider).or_default().push(span),
                 None => of_provider.entry(provider).or_default().push(span),
             }
@@ -120,6 +137,7 @@ impl Store {
                     provider_outages: of_provider.get(&provider).cloned().unwrap_or_default(),
                     provider_silences: silences.get(&provider).cloned().unwrap_or_default(),
                     maintenance: maintenance.remove(&id).unwrap_or_default(),
+                    ends: ends.remove(&id).unwrap_or_default(),
                 };
                 InstanceHistory { id, key: InstanceKey::new(provider, name), tenant, present, history }
             })

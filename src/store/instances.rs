@@ -9,7 +9,16 @@ use super::{
     Db, InstanceFilter, InstanceRecord, InventoryRow, OutboxEntry, PollRow, RecordRef, Result, Store, StoreError,
 };
 use crate::domain::health::{Change, StepOutput};
+use crate::domain::notice::RecoveredBy;
 use crate::domain::{Health, InstanceKey, InstanceState, Ts};
+
+/// What commits with a step besides its state, outages, events and outbox
+/// rows: the re-pair links its notices carry and its events for the stream.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommitExtras<'a> {
+    pub links: &'a [super::NewPairLink],
+    pub stream: &'a [StreamOut],
+}
 
 /// One instance for [`Store::ensure_instances`].
 #[derive(Debug, Clone, Copy)]
@@ -270,20 +279,7 @@ impl Store {
         outbox: &[OutboxEntry],
         now: Ts,
     ) -> Result<i64> {
-        self.commit_step_and(rec, out, outbox, now, false, &[]).await
-    }
-
-    /// [`Store::commit_step`] with the step's events for the stream (and its
-    /// subscribers), numbered and written in the same transaction.
-    pub async fn commit_step_streamed(
-        &self,
-        rec: &InstanceRecord,
-        out: &StepOutput,
-        outbox: &[OutboxEntry],
-        stream: &[StreamOut],
-        now: Ts,
-    ) -> Result<i64> {
-        self.commit_step_and(rec, out, outbox, now, false, stream).await
+        self.commit_step_with(rec, out, outbox, &CommitExtras::default(), now, false).await
     }
 
     /// [`Store::commit_step`]; with `retire`, the instance is also marked
@@ -297,7 +293,29 @@ impl Store {
         retire: bool,
         stream: &[StreamOut],
     ) -> Result<i64> {
+        self.commit_step_with(rec, out, outbox, &CommitExtras { links: &[], stream }, now, retire).await
+    }
+
+    /// [`Store::commit_step_and`], with the re-pair links its notices carry
+    /// inserted in the same transaction (a notice never names a link that
+    /// was not stored, nor a stored link a notice that was not queued). The
+    /// same transaction records what the step means for earlier links: a
+    /// session found open ends every link of the instance (it only says
+    /// "connected" from then on), and an outage that closes while a link
+    /// issued for it had been opened was recovered through the link.
+    pub async fn commit_step_with(
+        &self,
+        rec: &InstanceRecord,
+        out: &StepOutput,
+        outbox: &[OutboxEntry],
+        extras: &CommitExtras<'_>,
+        now: Ts,
+        retire: bool,
+    ) -> Result<i64> {
+        let (links, stream) = (extras.links, extras.stream);
         let s = &out.state;
+        let opened_session =
+            out.changes.iter().any(|c| matches!(c, Change::HealthChanged { to: Health::Connected, .. }));
         let flap = serde_json::to_string(&s.flap_history).expect("Vec<Ts> serialises");
         let opened = out.changes.iter().find_map(|c| match c {
             Change::OutageOpened { id, .. } => Some(id.clone()),
@@ -380,8 +398,28 @@ impl Store {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
+                    if *recovered_by != RecoveredBy::Retired {
+                        sqlx::query(
+                            "UPDATE outages SET via_link = TRUE WHERE id = $1 AND EXISTS \
+                             (SELECT 1 FROM pair_links WHERE outage_id = $1 AND first_viewed_at IS NOT NULL)",
+                        )
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
+            if opened_session {
+                sqlx::query(
+                    "UPDATE pair_links SET connected_at = $1 WHERE instance_id = $2 AND connected_at IS NULL \
+                     AND revoked_at IS NULL AND expires_at > $1",
+                )
+                .bind(now.0)
+                .bind(&rec.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            super::pair_links::insert_pair_links!(tx, links);
             for c in &out.changes {
                 if let Change::MaintenanceSet { until } = c {
                     // A change of maintenance ends the window running now (an

@@ -10,8 +10,8 @@
 //! `availability` (what availability is computed from), `requests`
 //! (status-page actions waiting for a provider's leader), `providers`
 //! (provider-wide state), `leases` (and the shared leadership plan), `outbox`, `sessions` (status-page
-//! sign-ins), `retention`, `stream` (the event stream) and `tenants` (tenants
-//! assigned through the API). The shared macros
+//! sign-ins), `retention`, `stream` (the event stream), `tenants` (tenants
+//! assigned through the API) and `pair_links` (re-pair links). The shared macros
 //! live here, above the module declarations, so every file can use them.
 //!
 //! DDL runs only in migrations (`migrations/sqlite`, `migrations/postgres`),
@@ -27,8 +27,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Row, SqlitePool};
 
 pub use availability::{HistoryFilter, InstanceHistory};
-pub use instances::NewInstance;
+pub use instances::{CommitExtras, NewInstance};
 pub use leases::ReplicaView;
+pub use pair_links::{NewPairLink, PairLinkRecord};
 pub use providers::ProviderOverview;
 pub use records::{
     EventRecord, InstanceFilter, InstanceRecord, InventoryRow, NoticeRecord, OutageRecord, OutboxEntry, OutboxRow,
@@ -216,6 +217,7 @@ mod instances;
 mod leases;
 mod outages;
 mod outbox;
+mod pair_links;
 mod providers;
 mod requests;
 mod retention;

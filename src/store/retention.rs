@@ -23,6 +23,9 @@ impl Store {
             sqlx::query("DELETE FROM outbox WHERE status <> 'pending' AND created_at < $1").bind(before.0).execute(p).await?;
             sqlx::query("DELETE FROM maintenance_windows WHERE ended_at < $1").bind(before.0).execute(p).await?;
             sqlx::query("DELETE FROM stream_events WHERE at < $1").bind(before.0).execute(p).await?;
+            // A link is useless past its expiry; its row only tells the
+            // instance's page what became of it.
+            sqlx::query("DELETE FROM pair_links WHERE expires_at < $1").bind(before.0).execute(p).await?;
             (e.rows_affected(), o.rows_affected())
         });
         Ok((e, o))

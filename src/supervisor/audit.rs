@@ -117,6 +117,7 @@ impl Supervisor {
                     sequence: 0,
                     dedup_key: crate::domain::notice::repair_dedup_key(&rec.id, now),
                     remediation: None,
+                    pair_url: None,
                 });
             }
         }

@@ -72,6 +72,7 @@ impl Supervisor {
             sequence: 0,
             dedup_key: crate::domain::notice::dedup_key(&id, NoticeKind::SentinelIsolated, 0),
             remediation: None,
+            pair_url: None,
         };
         let outbox = self.route(&[&n]);
         self.store.enqueue(&outbox, now).await?;

@@ -22,6 +22,7 @@ pub mod inventory;
 mod isolation;
 mod lifecycle;
 mod observe;
+pub mod pairing;
 pub(crate) mod recovery;
 mod remediation;
 pub mod requests;

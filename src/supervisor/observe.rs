@@ -9,7 +9,7 @@ use tracing::Instrument;
 use super::{Supervisor, SupervisorError};
 use crate::domain::health::{Action, Change, Ctx, Observation};
 use crate::domain::{Health, InstanceKey, Notice, StepOutput, step};
-use crate::store::{InstanceRecord, StoreError};
+use crate::store::{CommitExtras, InstanceRecord, StoreError};
 
 impl Supervisor {
     /// Step one instance with one observation, commit, then act. `rec` is a
@@ -70,19 +70,26 @@ impl Supervisor {
                 may_recover: self.leads(&key.provider),
                 watching_since: self.watching_since(&key.provider),
             };
-            let out = step(&r.state, obs.clone(), &ctx, self.policy_for(&key.provider));
+            let mut out = step(&r.state, obs.clone(), &ctx, self.policy_for(&key.provider));
             if out.state == r.state && out.actions.is_empty() && out.changes.is_empty() {
                 self.index.set_state(key, &r.state, r.version); // a stale cache heals here
                 return Ok(None); // nothing to write: healthy instances cost no write
             }
+            // A down notice that only a QR scan can answer carries a fresh
+            // re-pair link, stored in the transaction that queues the notice.
+            let links = self.links_for_notices(&r, &mut out, now);
             let notices: Vec<&Notice> = out.notices().collect();
             let mut outbox = self.route(&notices);
             self.add_told(&notices, &mut outbox).await?;
             let prev_cause = r.state.outage.as_ref().map(|o| o.cause.as_str());
             let events = crate::domain::stream::of_step(&out.changes, &out.state, prev_cause, key, &r.tenant, now);
             let stream = self.stream_outs(events);
-            match self.store.commit_step_streamed(&r, &out, &outbox, &stream, now).await {
+            let extras = CommitExtras { links: &links, stream: &stream };
+            match self.store.commit_step_with(&r, &out, &outbox, &extras, now, false).await {
                 Ok(_) => {
+                    for _ in &links {
+                        crate::events::pair_link(key, "issued", "notice");
+                    }
                     self.after_commit(&r, &out, spawn_recoveries);
                     self.streamed(&stream);
                     return Ok(Some(out));

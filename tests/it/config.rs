@@ -94,6 +94,9 @@ fn every_documented_key_parses() {
         assert_eq!(c.alerts.retry_min_delay.as_secs(), 1);
         assert_eq!(c.alerts.retry_max_delay.as_secs(), 300);
         assert_eq!(c.alerts.delivery_max_age.as_secs(), 12 * 3600);
+        assert!(c.pairing.enabled);
+        assert_eq!(c.pairing.link_ttl.as_secs(), 12 * 3600);
+        assert_eq!(c.pairing.causes.len(), 3);
         assert!(c.webhook.by_events && c.webhook.base64);
         assert_eq!(c.webhook.events, vec!["MESSAGES_UPSERT", "CONNECTION_UPDATE"]);
         assert_eq!(c.providers.len(), 4);
@@ -537,4 +540,30 @@ fn whatsapp_notifier_errors_name_their_key() {
             Ok(())
         });
     }
+}
+
+/// `[pairing]`: on by default only with `server.public_url` (the base of
+/// every link); asked for without it, a cause a QR scan cannot end, or a
+/// link that would live longer than a week: each an error naming its key.
+#[test]
+fn pairing_needs_a_public_url_and_takes_only_causes_a_scan_ends() {
+    let load = |toml: &str| {
+        let raw: config::RawConfig = ::toml::from_str(toml).unwrap();
+        config::validate(raw, &|_| "test".into())
+    };
+    let on = load("[server]\npublic_url = \"https://s.example.com\"\n").unwrap();
+    assert!(on.pairing.enabled && on.pairing.link_ttl.as_secs() == 86_400, "on by default with a public URL");
+    assert!(!load("").unwrap().pairing.enabled, "off without one");
+    assert!(
+        !load("[server]\npublic_url = \"https://s.example.com\"\n[pairing]\nenabled = false\n")
+            .unwrap()
+            .pairing
+            .enabled
+    );
+    let bad = problems(
+        load("[pairing]\nenabled = true\nlink_ttl = \"30d\"\ncauses = [\"disconnected\", \"needs_qr\"]\n").unwrap_err(),
+    );
+    let keys: Vec<&str> = bad.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, vec!["pairing.enabled", "pairing.link_ttl", "pairing.causes[0]"], "{bad:?}");
+    assert!(bad[0].1.contains("server.public_url"), "{bad:?}");
 }

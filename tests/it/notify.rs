@@ -36,6 +36,7 @@ fn notice(kind: NoticeKind, tenant: &str) -> Notice {
         sequence: 0,
         dedup_key: dedup_key("0193abcd", kind, 0),
         remediation: None,
+        pair_url: None,
     }
 }
 
@@ -151,7 +152,7 @@ async fn the_webhook_notice_json_carries_cause_and_code_null_when_absent() {
             "reason": "logged out (statusReason 401)", "cause": "logged_out", "code": 401,
             "restart_attempts": 1, "recovered_by": null, "duration_seconds": 60,
             "summary": render(&notice_like_logged_out(), Language::En).summary,
-            "dedup_key": "outage:0193abcd:instance_logged_out", "remediation": null,
+            "dedup_key": "outage:0193abcd:instance_logged_out", "remediation": null, "pair_url": null,
         })
     );
     let r = by_kind("webhook_repaired");

@@ -385,14 +385,14 @@ async fn seed_history(live: &Live) {
 }
 
 /// A W3C WebDriver session on chromedriver, over plain HTTP (no driver crate).
-struct Browser {
+pub struct Browser {
     http: reqwest::Client,
     url: String,
     _driver: tokio::process::Child,
 }
 
 impl Browser {
-    async fn start(chromium: &str, chromedriver: &str, profile: &std::path::Path) -> Browser {
+    pub async fn start(chromium: &str, chromedriver: &str, profile: &std::path::Path) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = tokio::process::Command::new(chromedriver)
             .arg(format!("--port={port}"))
@@ -429,42 +429,42 @@ impl Browser {
         v["value"].clone()
     }
 
-    async fn goto(&self, url: &str) {
+    pub async fn goto(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", Some(serde_json::json!({"url": url}))).await;
     }
 
-    async fn find(&self, css: &str) -> String {
+    pub async fn find(&self, css: &str) -> String {
         let v = self
             .call(reqwest::Method::POST, "/element", Some(serde_json::json!({"using": "css selector", "value": css})))
             .await;
         v.as_object().unwrap().values().next().unwrap().as_str().unwrap().to_string()
     }
 
-    async fn click(&self, css: &str) {
+    pub async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{e}/click"), Some(serde_json::json!({}))).await;
     }
 
-    async fn type_in(&self, css: &str, text: &str) {
+    pub async fn type_in(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{e}/value"), Some(serde_json::json!({"text": text}))).await;
     }
 
-    async fn rect(&self, css: &str) -> Value {
+    pub async fn rect(&self, css: &str) -> Value {
         let e = self.find(css).await;
         self.call(reqwest::Method::GET, &format!("/element/{e}/rect"), None).await
     }
 
-    async fn source(&self) -> String {
+    pub async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap().to_string()
     }
 
-    async fn current_url(&self) -> String {
+    pub async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_string()
     }
 
     /// Wait for a navigation a click started (a click may return before it ends).
-    async fn wait_for_url(&self, want: impl Fn(&str) -> bool) -> String {
+    pub async fn wait_for_url(&self, want: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         loop {
             let url = self.current_url().await;
@@ -478,12 +478,12 @@ impl Browser {
         }
     }
 
-    async fn size(&self, width: u32, height: u32) {
+    pub async fn size(&self, width: u32, height: u32) {
         let rect = serde_json::json!({"width": width, "height": height});
         self.call(reqwest::Method::POST, "/window/rect", Some(rect)).await;
     }
 
-    async fn screenshot(&self, path: &std::path::Path) {
+    pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine;
         let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
@@ -491,7 +491,7 @@ impl Browser {
         std::fs::write(path, bytes).unwrap();
     }
 
-    async fn quit(&self) {
+    pub async fn quit(&self) {
         let _ = self.http.delete(&self.url).send().await;
     }
 }
@@ -576,7 +576,7 @@ async fn an_operator_puts_an_instance_in_maintenance_from_the_page_in_chromium()
 }
 
 /// The absolute path of a program on `PATH` (chromedriver wants one).
-fn which(program: &str) -> String {
+pub fn which(program: &str) -> String {
     std::env::var("PATH")
         .unwrap_or_default()
         .split(':')

@@ -187,6 +187,10 @@ fn the_demo_reaches_all_scenarios_by_itself() {
     let log_path = stdout.lines().find_map(|l| l.strip_prefix("daemon log kept: ")).expect("log path printed");
     let log = std::fs::read_to_string(log_path).expect("the demo's log file");
     assert!(log.contains(" INFO ") && log.contains("NOTICE") && !log.contains('\x1b'), "full log, plain text");
+    // The re-pair link went to the demo's backend and was printed by the
+    // script; the daemon never writes one to its log (it is a credential).
+    assert!(stdout.contains("logged-out-1's notice carries a re-pair link"), "{stdout}");
+    assert!(!log.contains("/pair/"), "a re-pair link in the daemon's log");
     let _ = std::fs::remove_dir_all(std::path::Path::new(log_path).parent().unwrap());
 }
 

@@ -299,6 +299,7 @@ async fn an_unlicensed_evolution_is_one_provider_notice_that_asks_for_activation
         sequence: 0,
         dedup_key: String::new(),
         remediation: None,
+        pair_url: None,
     };
     let text = wa_sentinel::notify::render::render(&n, wa_sentinel::config::Language::En);
     assert_eq!(text.title, "Provider needs activation", "{reason}");

@@ -537,8 +537,10 @@ async fn waha_receiver_checks_the_signature_and_acknowledges_repeated_deliveries
     assert_eq!((rec.state.health, rec.state.consecutive_failures), (Health::Disconnected, 1));
     assert!(rec.state.outage.is_none(), "one delivery counts once towards down_after");
     assert_eq!(post(failed, None, Some("another-delivery")).await.0, 200);
-    let rec = rig.store.instance(&InstanceKey::new("waha", "loja-centro")).await.unwrap().unwrap();
-    assert!(rec.state.outage.is_some(), "a new delivery counts");
+    // The outage opens; the recovery it schedules finds the simulated session
+    // WORKING and may already have closed it, so count outages, not the state.
+    let outages = rig.store.outages(Some(&InstanceKey::new("waha", "loja-centro")), false, 10).await.unwrap();
+    assert_eq!(outages.len(), 1, "a new delivery counts");
 }
 
 /// "Last webhook" (status page, `status`, the API) is the last webhook the

@@ -77,6 +77,7 @@ pub fn notice(kind: NoticeKind, provider: &str, instance: &str, outage: &str, at
         sequence: 0,
         dedup_key: dedup_key(outage, kind, 0),
         remediation: None,
+        pair_url: None,
     }
 }
 

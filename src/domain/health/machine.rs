@@ -118,6 +118,7 @@ impl Machine<'_, '_> {
             sequence,
             dedup_key: dedup_key(outage_id, kind, sequence),
             remediation: None,
+            pair_url: None,
         }
     }
 

@@ -12,8 +12,10 @@
 //!   validation into ready-to-use types, secrets read raw through `*_env`/`*_file`.
 //! - [`store`]: the only SQL — SQLite (embedded default) and PostgreSQL, with
 //!   migrations; a state change and its outbox rows commit in one transaction.
-//! - [`providers`]: the Evolution API, W-API, WAHA and Z-API clients, webhook
-//!   parsing, and in-process Evolution, WAHA and Z-API simulators.
+//! - [`providers`]: the Evolution API, W-API, WAHA and Z-API clients and
+//!   webhook parsing.
+//! - [`sim`]: in-process Evolution, WAHA and Z-API simulators with scripted
+//!   misbehaviour, for `demo`, the tests and the benchmarks.
 //! - [`supervisor`]: the poll cycle, recovery actions, webhook audit, retention,
 //!   and the cron scheduler that drives them.
 //! - [`pairing`]: re-pair links at the edge — tokens, their URL, the page's form
@@ -49,6 +51,7 @@ pub mod pairing;
 pub mod providers;
 pub mod report;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod supervisor;
 pub mod systemd;

@@ -1,4 +1,4 @@
-//! The normalised provider status (PROVIDERS.md, "Normalised status") and the
+//! The normalised provider status (docs/providers.md, "Normalised status") and the
 //! signals a webhook can carry. Provider clients map their payloads onto these;
 //! the state machine only ever sees these.
 

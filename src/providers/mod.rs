@@ -2,7 +2,7 @@
 //! W-API, WAHA and Z-API, and the pure parsers for the webhooks they send us.
 //!
 //! The rest of the daemon sees one enum-dispatched [`ProviderClient`] with the
-//! operations of PROVIDERS.md (status, discovery, situation-specific recovery,
+//! operations of docs/providers.md (status, discovery, situation-specific recovery,
 //! webhook audit/repair) and [`parse_inbound`]. Every HTTP outcome is mapped
 //! to `Ok` or an [`ErrorClass`] in exactly one place ([`http::classify`]) so
 //! every provider agrees on what "unreachable" or "bad response" means.
@@ -15,18 +15,14 @@
 //! - [`slots`]: the slot-per-event-kind webhook repair W-API and Z-API share.
 //! - [`messaging`]: sending a text through an instance (the `whatsapp`
 //!   notifier) and reading back what it sent.
-//! - [`simulator`]: an in-process Evolution-v2-compatible server for the demo,
-//!   integration tests and benchmarks; [`sim_waha`] and [`sim_zapi`] do the
-//!   same for WAHA and Z-API, on the shared [`sim_server`].
+//!
+//! The servers that pretend to be these providers (for the demo, the tests
+//! and the benchmarks) are not clients and live apart, in [`crate::sim`].
 
 pub mod evolution;
 pub mod http;
 pub mod messaging;
 pub mod pairing;
-pub mod sim_server;
-pub mod sim_waha;
-pub mod sim_zapi;
-pub mod simulator;
 pub mod slots;
 pub mod waha;
 pub mod wapi;
@@ -355,7 +351,7 @@ impl Provider for ProviderClient {
     }
 }
 
-/// What a provider offers the supervisor, whatever its API (PROVIDERS.md):
+/// What a provider offers the supervisor, whatever its API (docs/providers.md):
 /// implemented by each client ([`evolution::EvolutionClient`],
 /// [`wapi::WapiClient`]) and by [`ProviderClient`], which dispatches to the
 /// configured one without boxing ([`waha::WahaClient`] and

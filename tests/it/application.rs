@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wa_sentinel::domain::tenancy::SqlMapping;
 use wa_sentinel::domain::{InstanceKey, Ts};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::{InstanceFilter, Store};
 
 use crate::it::common::{TestDb, free_port, ok_sink, postgres_schema};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use wa_sentinel::domain::{Health, InstanceKey};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::{InstanceFilter, Store};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};

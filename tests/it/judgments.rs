@@ -5,7 +5,7 @@
 //! PostgreSQL alike.
 
 use wa_sentinel::domain::Health;
-use wa_sentinel::providers::simulator::{Behaviour, SimEvent};
+use wa_sentinel::sim::evolution::{Behaviour, SimEvent};
 use wa_sentinel::store::Store;
 
 use crate::it::supervisor::Rig;

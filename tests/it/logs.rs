@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::it::common::ok_sink;
 use crate::it::process::{Daemon, daemon_config, wait_for};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 
 /// Run the daemon against one instance that is down until `outage opened`
 /// is logged; return its stderr.

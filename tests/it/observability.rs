@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 use wa_sentinel::metrics_catalog::{SERIES, family_of};
-use wa_sentinel::providers::simulator::Behaviour;
+use wa_sentinel::sim::evolution::Behaviour;
 
 use super::receiver::{Live, TOKEN, upsert};
 

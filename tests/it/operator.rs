@@ -6,8 +6,8 @@
 use serde_json::Value;
 use wa_sentinel::domain::health::{Ctx, Observation};
 use wa_sentinel::domain::{Policy, ProviderStatus, Ts, step};
-use wa_sentinel::providers::simulator::Behaviour;
 use wa_sentinel::report::{ReportQuery, build};
+use wa_sentinel::sim::evolution::Behaviour;
 
 use crate::it::receiver::{ADMIN, Live};
 

@@ -15,12 +15,11 @@ use wa_sentinel::config::raw::{RawInstance, RawNotifier, RawProvider};
 use wa_sentinel::config::{self, RawConfig};
 use wa_sentinel::domain::InstanceKey;
 use wa_sentinel::notify::worker::{DeliveryPolicy, OutboxWorker};
-use wa_sentinel::providers::sim_waha::{WahaBehaviour, WahaSim};
-use wa_sentinel::providers::sim_zapi::{ZapiBehaviour, ZapiSim};
-use wa_sentinel::providers::simulator::{
-    Behaviour, SIM_PAIRING_CODE, SIM_QR_TEXT, SimEvent, SimOptions, Simulator, sim_qr_png,
-};
 use wa_sentinel::server;
+use wa_sentinel::sim::evolution::{Behaviour, SimEvent, SimOptions, Simulator};
+use wa_sentinel::sim::waha::{WahaBehaviour, WahaSim};
+use wa_sentinel::sim::zapi::{ZapiBehaviour, ZapiSim};
+use wa_sentinel::sim::{SIM_PAIRING_CODE, SIM_QR_TEXT, sim_qr_png};
 use wa_sentinel::store::Store;
 use wa_sentinel::supervisor::Supervisor;
 use wa_sentinel::supervisor::scheduler::Ticks;
@@ -134,6 +133,27 @@ impl Rig {
         }
     }
 
+    /// Wait for the Slack notices (each notifier's delivery is its own:
+    /// the webhook's may land first).
+    async fn slack_texts(&self, containing: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let texts: Vec<String> = self
+                .sink
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| r.url.path() == "/slack")
+                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                .collect();
+            if texts.iter().any(|t| t.contains(containing)) || std::time::Instant::now() >= deadline {
+                return texts;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn get(&self, url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
         let r = self.http.get(url).send().await.unwrap();
         let (code, headers) = (r.status().as_u16(), r.headers().clone());
@@ -208,16 +228,9 @@ async fn a_logged_out_number_s_notice_carries_a_link_whose_page_shows_the_provid
     assert_eq!((notice["kind"].as_str(), notice["cause"].as_str()), (Some("instance_logged_out"), Some("logged_out")));
     assert!(rig.notices().await.iter().all(|n| n["instance"] != "shop"), "a healthy number gets no notice");
     // Every channel's text has the line, in the notice's language.
-    let slack: Vec<String> = rig
-        .sink
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == "/slack")
-        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-        .collect();
-    assert!(slack.iter().any(|b| b.contains(&format!("To reconnect, open {url}"))), "{slack:?}");
+    let line = format!("To reconnect, open {url}");
+    let slack = rig.slack_texts(&line).await;
+    assert!(slack.iter().any(|b| b.contains(&line)), "{slack:?}");
     // Stored as a hash, bound to the instance and its outage.
     let rec = rig.store.instance(&InstanceKey::new("evo", "lost-1")).await.unwrap().unwrap();
     let links = rig.store.pair_links_of(&rec.id, 10).await.unwrap();

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 
 use crate::it::common::free_port;
 use crate::it::common::ok_sink;

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::it::common::{free_port, idempotency_keys, ok_sink};
-use wa_sentinel::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimEvent, SimOptions, Simulator};
 
 /// A daemon process; killed (SIGKILL) on drop if still running.
 pub struct Daemon {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use wa_sentinel::domain::{Health, InstanceKey};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::Store;
 
 use crate::it::common::free_port;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wa_sentinel::config::raw::RawNotifier;
 use wa_sentinel::domain::{Health, InstanceKey};
-use wa_sentinel::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimEvent, SimOptions, Simulator};
 use wa_sentinel::store::Store;
 
 use crate::it::common::{TestDb, idempotency_keys, ok_sink};

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 
 use crate::it::common::{TestDb, idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, wait_for};

@@ -8,8 +8,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use wa_sentinel::domain::health::{Ctx, Observation};
 use wa_sentinel::domain::{InstanceKey, Policy, ProviderStatus, Ts, step};
-use wa_sentinel::providers::simulator::Behaviour;
 use wa_sentinel::report::{self, ReportQuery};
+use wa_sentinel::sim::evolution::Behaviour;
 use wa_sentinel::store::{OutboxEntry, Store};
 
 use crate::it::supervisor::Rig;

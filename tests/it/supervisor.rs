@@ -10,7 +10,7 @@ use serde_json::json;
 use wa_sentinel::config::raw::{RawInstance, RawProvider};
 use wa_sentinel::config::{self, RawConfig};
 use wa_sentinel::domain::{Health, InstanceKey, Ts};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::{InstanceFilter, Store};
 use wa_sentinel::supervisor::Supervisor;
 

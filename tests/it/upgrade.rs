@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use wa_sentinel::domain::{Health, InstanceKey};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::{InstanceFilter, Store};
 
 use crate::it::common::{idempotency_keys, ok_sink, postgres_schema};

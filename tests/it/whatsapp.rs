@@ -18,7 +18,7 @@ use wa_sentinel::domain::{InstanceKey, Notice, NoticeKind, Policy, ProviderStatu
 use wa_sentinel::notify::chat;
 use wa_sentinel::notify::route;
 use wa_sentinel::notify::worker::{DeliveryPolicy, OutboxWorker};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::Store;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

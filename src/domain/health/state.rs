@@ -78,7 +78,7 @@ impl Cause {
         matches!(self, Cause::LoggedOut | Cause::Missing | Cause::NeedsQr | Cause::NeedsHuman)
     }
 
-    /// The recovery action for this situation (PROVIDERS.md, "Recovery actions"),
+    /// The recovery action for this situation (docs/providers.md, "Recovery actions"),
     /// or `None` where only a person can help.
     pub fn recovery(self) -> Option<RecoveryKind> {
         match self {

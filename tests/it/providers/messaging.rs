@@ -10,10 +10,10 @@ use serde_json::json;
 use wa_sentinel::config::{ApiVersion, ProviderConfig, ProviderKind, Secret};
 use wa_sentinel::domain::Ts;
 use wa_sentinel::providers::messaging::{Accepted, Messenger, SentMessage};
-use wa_sentinel::providers::sim_waha::{WahaBehaviour, WahaSim};
-use wa_sentinel::providers::sim_zapi::{ZapiBehaviour, ZapiSim};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::providers::{ErrorClass, InstanceRef};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::waha::{WahaBehaviour, WahaSim};
+use wa_sentinel::sim::zapi::{ZapiBehaviour, ZapiSim};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -7,8 +7,9 @@ use serde_json::json;
 use wa_sentinel::config::{ApiVersion, ProviderKind};
 use wa_sentinel::domain::{ProviderStatus, RecoveryKind, WebhookSignal};
 use wa_sentinel::providers::Provider as _;
-use wa_sentinel::providers::simulator::{Behaviour, Delivery, SimEvent, SimOptions, Simulator};
 use wa_sentinel::providers::{ErrorClass, InstanceRef, ProviderClient, WebhookRepair, parse_inbound};
+use wa_sentinel::sim::Delivery;
+use wa_sentinel::sim::evolution::{Behaviour, SimEvent, SimOptions, Simulator};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

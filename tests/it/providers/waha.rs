@@ -12,11 +12,11 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use wa_sentinel::config::{ProviderConfig, ProviderKind, Secret};
 use wa_sentinel::domain::{ProviderStatus, RecoveryKind, Ts, WebhookSignal};
-use wa_sentinel::providers::sim_waha::{WahaBehaviour, WahaEvent, WahaSim};
-use wa_sentinel::providers::simulator::Delivery;
 use wa_sentinel::providers::{
     ErrorClass, InboundError, InstanceRef, Provider as _, ProviderClient, WebhookRepair, parse_inbound, waha,
 };
+use wa_sentinel::sim::Delivery;
+use wa_sentinel::sim::waha::{WahaBehaviour, WahaEvent, WahaSim};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -10,11 +10,11 @@ use proptest::prelude::*;
 use serde_json::json;
 use wa_sentinel::config::{ProviderConfig, ProviderKind, Secret};
 use wa_sentinel::domain::{ProviderStatus, RecoveryKind, Ts, WebhookSignal};
-use wa_sentinel::providers::sim_zapi::{ZapiBehaviour, ZapiEvent, ZapiSim};
-use wa_sentinel::providers::simulator::Delivery;
 use wa_sentinel::providers::{
     ErrorClass, InboundError, InstanceRef, Provider as _, ProviderClient, WebhookRepair, WebhookSettings, parse_inbound,
 };
+use wa_sentinel::sim::Delivery;
+use wa_sentinel::sim::zapi::{ZapiBehaviour, ZapiEvent, ZapiSim};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

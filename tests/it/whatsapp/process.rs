@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use wa_sentinel::domain::{Health, InstanceKey};
 use wa_sentinel::notify::chat;
-use wa_sentinel::providers::sim_waha::{WahaBehaviour, WahaSim};
-use wa_sentinel::providers::sim_zapi::{ZapiBehaviour, ZapiSim};
-use wa_sentinel::providers::simulator::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
+use wa_sentinel::sim::waha::{WahaBehaviour, WahaSim};
+use wa_sentinel::sim::zapi::{ZapiBehaviour, ZapiSim};
 use wa_sentinel::store::Store;
 
 use super::{GROUP, TO};
@@ -114,9 +114,8 @@ async fn the_daemon_sends_each_notice_as_a_text_through_evolution_waha_and_zapi(
     evo_sim.set_behaviour("shop", Behaviour::LoggedOut);
     let arrived = wait_for(Duration::from_secs(20), || {
         let about_shop = |texts: Vec<(String, String)>| texts.into_iter().filter(|(_, t)| t.contains("shop")).count();
-        let pairs = |v: Vec<wa_sentinel::providers::sim_server::SimMessage>| {
-            v.into_iter().map(|m| (m.to, m.text)).collect::<Vec<_>>()
-        };
+        let pairs =
+            |v: Vec<wa_sentinel::sim::server::SimMessage>| v.into_iter().map(|m| (m.to, m.text)).collect::<Vec<_>>();
         about_shop(pairs(evo_sim.sent_messages())) >= 2
             && about_shop(pairs(waha.sent_messages())) >= 1
             && about_shop(pairs(zsim.sent_messages())) >= 1
@@ -140,7 +139,7 @@ async fn the_daemon_sends_each_notice_as_a_text_through_evolution_waha_and_zapi(
             assert!(!queued, "{who}");
         }
     };
-    let tuple = |v: Vec<wa_sentinel::providers::sim_server::SimMessage>| {
+    let tuple = |v: Vec<wa_sentinel::sim::server::SimMessage>| {
         v.into_iter().map(|m| (m.to, m.text, m.queued)).collect::<Vec<_>>()
     };
     check("evolution", tuple(evo_sim.sent_messages()), &[TO, GROUP]);

@@ -30,8 +30,8 @@ use axum::response::Response;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
-use super::sim_server::{SimBackend, SimMessage, SimRequest, SimServer, json_reply, lock};
-use super::simulator::Delivery;
+use super::Delivery;
+use super::server::{SimBackend, SimMessage, SimRequest, SimServer, json_reply, lock};
 use crate::config::{ProviderConfig, ProviderKind, Secret};
 
 /// What a simulated session does.
@@ -231,17 +231,17 @@ impl SimBackend for Backend {
                 }
                 match (m, *what) {
                     ("GET", "qr") if req.query("format").as_deref() == Some("raw") => {
-                        json_reply(200, json!({"value": super::simulator::SIM_QR_TEXT}))
+                        json_reply(200, json!({"value": super::SIM_QR_TEXT}))
                     }
                     // WAHA compares the header with exactly this value.
                     ("GET", "qr") if req.header("accept") == Some("application/json") => {
                         use base64::Engine;
-                        let data = base64::engine::general_purpose::STANDARD.encode(super::simulator::sim_qr_png());
+                        let data = base64::engine::general_purpose::STANDARD.encode(super::sim_qr_png());
                         json_reply(200, json!({"mimetype": "image/png", "data": data}))
                     }
                     ("GET", "qr") => axum::response::IntoResponse::into_response((
                         [(axum::http::header::CONTENT_TYPE, "image/png")],
-                        super::simulator::sim_qr_png().to_vec(),
+                        super::sim_qr_png().to_vec(),
                     )),
                     ("POST", "request-code") => {
                         let phone = serde_json::from_slice::<Value>(&req.body)
@@ -249,7 +249,7 @@ impl SimBackend for Backend {
                             .and_then(|b| b.get("phoneNumber").and_then(Value::as_str).map(str::to_string));
                         match phone {
                             Some(p) if !p.is_empty() => {
-                                let c = super::simulator::SIM_PAIRING_CODE;
+                                let c = super::SIM_PAIRING_CODE;
                                 json_reply(201, json!({"code": format!("{}-{}", &c[..4], &c[4..])}))
                             }
                             _ => err(400, "phoneNumber should not be empty", "Bad Request"),

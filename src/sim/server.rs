@@ -1,5 +1,5 @@
-//! The HTTP core of the WAHA and Z-API simulators ([`super::sim_waha`],
-//! [`super::sim_zapi`]): a server on 127.0.0.1:0 that counts every request per
+//! The HTTP core of the WAHA and Z-API simulators ([`super::waha`],
+//! [`super::zapi`]): a server on 127.0.0.1:0 that counts every request per
 //! (method, path), injects latency, a failure rate (500) and a whole-server
 //! outage (503 with an HTML body), hands everything else to a [`SimBackend`],
 //! and stops when dropped. It also posts the simulated provider's webhooks.
@@ -15,8 +15,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
-
-use super::simulator::{pct_decode, query_param};
 
 /// One request, decoded for a backend.
 #[derive(Debug)]
@@ -159,7 +157,7 @@ impl std::fmt::Debug for SimServer {
 impl SimServer {
     /// Bind 127.0.0.1:0 and serve `backend` until dropped.
     pub async fn start(backend: Arc<dyn SimBackend>) -> std::io::Result<SimServer> {
-        super::install_crypto();
+        crate::tls::install_crypto();
         let core = Arc::new(Core {
             backend,
             faults: Mutex::new(Faults {
@@ -266,4 +264,36 @@ async fn serve_one(State(core): State<Arc<Core>>, req: Request) -> Response {
     }
     let segs = path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
     core.backend.handle(&SimRequest { method, segs, query, headers, body })
+}
+
+/// Percent-decode a path segment or query value (lossy on invalid UTF-8).
+pub(super) fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+}
+
+/// The percent-decoded value of `key` in a query string (`+` is a space).
+pub(super) fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (pct_decode(k) == key).then(|| pct_decode(&v.replace('+', " ")))
+    })
 }

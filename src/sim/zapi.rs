@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::sim_server::{SimBackend, SimMessage, SimRequest, SimServer, json_reply, lock};
-use super::simulator::Delivery;
-use super::zapi::SLOTS;
+use super::Delivery;
+use super::server::{SimBackend, SimMessage, SimRequest, SimServer, json_reply, lock};
 use crate::config::{ProviderConfig, ProviderKind, Secret};
+use crate::providers::zapi::SLOTS;
 
 /// What a simulated instance does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,12 +122,12 @@ impl SimBackend for Backend {
             // Re-pairing. What Z-API answers on a connected instance is not
             // documented: `{"connected": true}` here (an assumption).
             ("GET", "qr-code", ["image"]) => match inst.behaviour {
-                ZapiBehaviour::NotConnected => json_reply(200, json!({"value": super::simulator::sim_qr_data_url()})),
+                ZapiBehaviour::NotConnected => json_reply(200, json!({"value": super::sim_qr_data_url()})),
                 ZapiBehaviour::Connected | ZapiBehaviour::Zombie => json_reply(200, json!({"connected": true})),
                 ZapiBehaviour::NeedsRestore => json_reply(200, json!({"error": "You need to restore the session."})),
             },
             ("GET", "phone-code", [phone]) if !phone.is_empty() => match inst.behaviour {
-                ZapiBehaviour::NotConnected => json_reply(200, json!({"code": super::simulator::SIM_PAIRING_CODE})),
+                ZapiBehaviour::NotConnected => json_reply(200, json!({"code": super::SIM_PAIRING_CODE})),
                 ZapiBehaviour::Connected | ZapiBehaviour::Zombie => json_reply(200, json!({"connected": true})),
                 ZapiBehaviour::NeedsRestore => json_reply(200, json!({"error": "You need to restore the session."})),
             },

@@ -23,6 +23,14 @@
 //! The WAHA and Z-API instances start with the right webhook config, so the
 //! audit leaves them alone (a WAHA config write would restart the session).
 
+mod checklist;
+mod receivers;
+mod scripts;
+
+use checklist::watch;
+use receivers::{backend, console_subscriber};
+use scripts::{other_kinds, script, silent_server};
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,9 +41,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::raw::{RawInstance, RawNotifier, RawProvider};
 use crate::config::{self, RawConfig};
 use crate::domain::InstanceKey;
-use crate::providers::sim_waha::{WahaBehaviour, WahaEvent, WahaSim};
-use crate::providers::sim_zapi::{ZapiBehaviour, ZapiEvent, ZapiSim};
-use crate::providers::simulator::{Behaviour, SimEvent, SimOptions, Simulator, sim_qr_png};
+use crate::sim::evolution::{Behaviour, SimEvent, SimOptions, Simulator};
+use crate::sim::sim_qr_png;
+use crate::sim::waha::{WahaBehaviour, WahaEvent, WahaSim};
+use crate::sim::zapi::{ZapiBehaviour, ZapiEvent, ZapiSim};
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -353,62 +362,6 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), D
     outcome
 }
 
-/// The demo's backend: takes the notice JSON of the `webhook` notifier and
-/// hands on the re-pair link of `logged-out-1`'s down notice. Returns its URL.
-async fn backend(links: tokio::sync::mpsc::Sender<String>, stop: CancellationToken) -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let url = format!("http://{}/notices", listener.local_addr()?);
-    let app = axum::Router::new().route(
-        "/notices",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let links = links.clone();
-            async move {
-                let n: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                if n["instance"] == "logged-out-1"
-                    && let Some(url) = n["pair_url"].as_str()
-                {
-                    let _ = links.try_send(url.to_string());
-                }
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-    });
-    Ok(url)
-}
-
-/// `logged-out-1`'s re-pair link, used as a customer would: open it (the
-/// page starts the session once and shows the provider's QR code), "scan"
-/// it on the phone after a while, and see the page say connected.
-async fn re_pair(a: Arc<Simulator>, mut links: tokio::sync::mpsc::Receiver<String>, s: u64) {
-    let at = |periods: u64| tokio::time::sleep(Duration::from_secs(periods * s));
-    let Some(url) = links.recv().await else { return };
-    println!("  … logged-out-1's notice carries a re-pair link for its customer: {url}");
-    at(1).await;
-    let http = reqwest::Client::new();
-    let page = http.get(&url).send().await.ok();
-    let qr = match http.get(format!("{url}/qr.png")).send().await {
-        Ok(r) if r.status().is_success() => r.bytes().await.ok(),
-        _ => None,
-    };
-    if page.is_some_and(|p| p.status().is_success()) && qr.is_some_and(|b| b.as_ref() == sim_qr_png()) {
-        println!("  … opened as the customer would: the page shows the provider's QR code");
-    }
-    at(2).await;
-    a.scan("logged-out-1");
-    let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };
-    let _ = a.post_webhook("logged-out-1", open, None).await;
-    println!("  … the customer scanned it with the phone");
-    at(1).await;
-    if let Ok(r) = http.get(&url).send().await
-        && r.text().await.is_ok_and(|t| t.contains("This number is connected"))
-    {
-        println!("  … and the link's page now says the number is connected");
-    }
-}
-
 /// The daemon, stopped after [`STOP_AT`] periods for [`STOPPED_FOR`] (three
 /// times `stale_webhook_after`: every session's last webhook is then older
 /// than a zombie's), then started again on the same database — as an upgrade
@@ -441,43 +394,6 @@ async fn daemons(
     crate::daemon::run(cfg, signals, None).await
 }
 
-/// A SaaS application's endpoint, as `[[subscribers]]` posts to it: each
-/// event's signature is checked, and the event shown on one line.
-async fn console_subscriber(secret: String, stop: CancellationToken) -> std::io::Result<std::net::SocketAddr> {
-    use axum::http::{HeaderMap, StatusCode};
-    let app = axum::Router::new().route(
-        "/wa-sentinel/events",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let secret = secret.clone();
-            async move {
-                let sig = headers.get("x-wa-sentinel-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-                let now_s = crate::clock::now().0 / 1000;
-                if !crate::notify::subscriber::verify(secret.as_bytes(), sig, body.as_bytes(), now_s, 300) {
-                    println!("EVENT refused: bad signature");
-                    return StatusCode::UNAUTHORIZED;
-                }
-                if let Ok(e) = serde_json::from_str::<serde_json::Value>(&body) {
-                    let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
-                    let change = match s("event").as_str() {
-                        "health_changed" | "tenant_changed" => format!("{} → {}", s("from"), s("to")),
-                        "outage_opened" => format!("cause {}", s("cause")),
-                        "outage_closed" => format!("recovered by {}", s("recovered_by")),
-                        _ => String::new(),
-                    };
-                    println!("EVENT #{} {} {}/{} {change}", e["seq"], s("event"), s("provider"), s("instance"));
-                }
-                StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-    });
-    Ok(addr)
-}
-
 /// The database is throw-away; the log stays for reading after the demo.
 fn remove_database(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -486,311 +402,5 @@ fn remove_database(dir: &std::path::Path) {
         if name.starts_with("demo.db") || name == "demo.toml" {
             let _ = std::fs::remove_file(e.path());
         }
-    }
-}
-
-/// Tick the checklist as scenarios show up in the database.
-async fn watch(
-    db_url: &str,
-    shutdown: &CancellationToken,
-    exit_when_done: bool,
-    limit: Duration,
-    restarted_at: &std::sync::atomic::AtomicI64,
-    stale_ms: i64,
-) -> Result<(), DemoError> {
-    let started = tokio::time::Instant::now();
-    let mut store: Option<Store> = None;
-    let mut seen: BTreeSet<&'static str> = BTreeSet::new();
-    let mut announced = false;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-        if store.is_none() {
-            // The daemon creates and migrates the file; wait for it.
-            if let Ok(s) = Store::connect(db_url, 2).await
-                && s.migrations_current().await.unwrap_or(false)
-            {
-                store = Some(s);
-            }
-            continue;
-        }
-        let st = store.as_ref().expect("set above");
-        let restart = Some(restarted_at.load(std::sync::atomic::Ordering::SeqCst)).filter(|t| *t > 0);
-        for s in observed(st, restart, stale_ms).await? {
-            if seen.insert(s) {
-                println!("  ✓ {s}");
-            }
-        }
-        if seen.len() == SCENARIOS.len() && !announced {
-            announced = true;
-            println!(
-                "\nall scenarios observed in {:.0?}. The daemon keeps running; Ctrl-C to stop.",
-                started.elapsed()
-            );
-            if exit_when_done {
-                return Ok(());
-            }
-        }
-        if exit_when_done && started.elapsed() > limit {
-            let missing = SCENARIOS.iter().filter(|s| !seen.contains(*s)).copied().collect();
-            return Err(DemoError::Incomplete(limit, missing));
-        }
-    }
-}
-
-/// Which scenarios the database shows so far (`restarted_at`: when the
-/// daemon was started again, once it was).
-async fn observed(store: &Store, restarted_at: Option<i64>, stale_ms: i64) -> Result<Vec<&'static str>, DemoError> {
-    let mut out = Vec::new();
-    let outages = store.outages(None, false, 500).await?;
-    let events_in = |provider: &'static str, name: &'static str| async move {
-        let Some(r) = store.instance(&InstanceKey::new(provider, name)).await? else {
-            return Ok::<_, DemoError>(vec![]);
-        };
-        Ok(store.events(&r.id, 200).await?)
-    };
-    let events_of = |name: &'static str| events_in("evo-a", name);
-    // A recovery call of this kind was sent, and an outage of the instance closed.
-    let recovered_with = |provider: &'static str, name: &'static str, call: &'static str| {
-        let closed = outages
-            .iter()
-            .any(|o| o.provider == provider && o.instance.as_deref() == Some(name) && o.ended_at.is_some());
-        async move {
-            let sent = events_in(provider, name)
-                .await?
-                .iter()
-                .any(|e| e.kind == "recovery_result" && e.detail.contains(call) && e.detail.contains("\"sent\""));
-            Ok::<_, DemoError>(sent && closed)
-        }
-    };
-
-    let of =
-        |n: &'static str| outages.iter().filter(move |o| o.instance.as_deref() == Some(n) && o.provider == "evo-a");
-    if of("drop-1").next().is_some() {
-        out.push(SCENARIOS[0]);
-    }
-    let reconnected =
-        events_of("drop-1").await?.iter().any(|e| e.kind == "recovery_result" && e.detail.contains("\"reconnect\""));
-    if reconnected && of("drop-1").any(|o| o.ended_at.is_some()) {
-        out.push(SCENARIOS[1]);
-    }
-    let kinds: Vec<(String, String)> = store.outbox_all().await?.into_iter().map(|(k, n, _)| (k, n)).collect();
-    let lo = of("logged-out-1").map(|o| o.id.clone()).collect::<Vec<_>>();
-    if kinds.iter().any(|(k, _)| k.ends_with(":instance_logged_out") && lo.iter().any(|id| k.contains(id))) {
-        out.push(SCENARIOS[2]);
-    }
-    if events_of("zombie-1").await?.iter().any(|e| e.kind == "recovery_result" && e.detail.contains("\"restart\"")) {
-        out.push(SCENARIOS[3]);
-    }
-    if events_of("nohook-1").await?.iter().any(|e| e.kind == "webhook_repaired") {
-        out.push(SCENARIOS[4]);
-    }
-    if kinds.iter().any(|(k, _)| k.ends_with(":instance_flapping")) {
-        out.push(SCENARIOS[5]);
-    }
-    if kinds.iter().any(|(k, _)| k.ends_with(":provider_unreachable"))
-        && kinds.iter().any(|(k, _)| k.ends_with(":provider_recovered"))
-    {
-        out.push(SCENARIOS[6]);
-    }
-    if of("phone-2").any(|o| o.recovered_by.as_deref() == Some("webhook")) {
-        out.push(SCENARIOS[7]);
-    }
-    let fresh = of("fresh-1").map(|o| o.id.clone()).collect::<Vec<_>>();
-    let fresh_told =
-        kinds.iter().any(|(k, _)| k.ends_with(":instance_logged_out") && fresh.iter().any(|id| k.contains(id)));
-    let fresh_called = events_of("fresh-1").await?.iter().any(|e| e.kind == "recovery_result");
-    if fresh_told && !fresh_called {
-        out.push(SCENARIOS[8]);
-    }
-    if of("gone-1").any(|o| o.recovered_by.as_deref() == Some("retired")) {
-        out.push(SCENARIOS[9]);
-    }
-    if recovered_with("waha", "waha-failed-1", "/restart").await? {
-        out.push(SCENARIOS[10]);
-    }
-    if recovered_with("zapi", "zapi-restore-1", "/restore-session").await? {
-        out.push(SCENARIOS[11]);
-    }
-    let remediated = store
-        .provider_events("evo-c", 50)
-        .await?
-        .iter()
-        .any(|e| e.kind == "remediation_result" && e.detail.contains("\"exit_code\":0"));
-    let silent_closed =
-        outages.iter().any(|o| o.provider == "evo-c" && o.cause == "provider_silent" && o.ended_at.is_some());
-    let no_restart = !outages.iter().any(|o| o.provider == "evo-c" && o.instance.is_some());
-    if remediated && silent_closed && no_restart {
-        out.push(SCENARIOS[12]);
-    }
-    // The re-pair link of logged-out-1's notice was opened, and the number
-    // came back while it was: the link then says connected.
-    if let Some(r) = store.instance(&InstanceKey::new("evo-a", "logged-out-1")).await? {
-        let links = store.pair_links_of(&r.id, 10).await?;
-        let used =
-            links.iter().any(|l| l.created_by == "notice" && l.first_viewed_at.is_some() && l.connected_at.is_some());
-        if used && of("logged-out-1").any(|o| o.ended_at.is_some()) {
-            out.push(SCENARIOS[14]);
-        }
-    }
-    // Two stale periods after the restart, no healthy session was restarted
-    // since it (before watching counted, all were, within a second).
-    if let Some(t) = restarted_at.filter(|t| crate::clock::now().0 - t >= 2 * stale_ms) {
-        let mut storm = false;
-        for (provider, name) in HEALTHY {
-            storm |= events_in(provider, name)
-                .await?
-                .iter()
-                .any(|e| e.at >= t && e.kind == "recovery_result" && e.detail.contains("\"restart\""));
-        }
-        if !storm {
-            out.push(SCENARIOS[13]);
-        }
-    }
-    Ok(out)
-}
-
-/// The misbehaviour, on a timeline of poll periods (`s` seconds each), plus
-/// message traffic from every open instance so healthy ones stay healthy.
-async fn script(
-    a: Simulator,
-    b: Simulator,
-    s: u64,
-    links: tokio::sync::mpsc::Receiver<String>,
-    stop: CancellationToken,
-) {
-    let a = Arc::new(a);
-    let b = Arc::new(b);
-    let traffic = {
-        let (a, b) = (a.clone(), b.clone());
-        tokio::spawn(async move {
-            loop {
-                for (sim, names) in [
-                    (
-                        &a,
-                        &[
-                            "shop-main",
-                            "shop-support",
-                            "drop-1",
-                            "logged-out-1",
-                            "zombie-1",
-                            "nohook-1",
-                            "flappy-1",
-                            "phone-2",
-                            "gone-1",
-                        ][..],
-                    ),
-                    (&b, &["branch-1", "branch-2"][..]),
-                ] {
-                    for n in names {
-                        if sim.behaviour(n) == Some(Behaviour::Open) {
-                            let _ = sim.post_webhook(n, SimEvent::MessagesUpsert, None).await;
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(300 * s)).await;
-            }
-        })
-    };
-    let at = |periods: u64| tokio::time::sleep(Duration::from_secs(periods * s));
-    let flapping = {
-        let a = a.clone();
-        async move {
-            at(2).await;
-            for i in 0..10 {
-                let next = if i % 2 == 0 { Behaviour::ClosedTransient { reason: 408 } } else { Behaviour::Open };
-                a.set_behaviour("flappy-1", next);
-                at(1).await;
-            }
-            a.set_behaviour("flappy-1", Behaviour::Open);
-        }
-    };
-    let steps = async {
-        at(2).await;
-        a.set_behaviour("drop-1", Behaviour::ClosedTransient { reason: 428 });
-        a.set_behaviour("logged-out-1", Behaviour::LoggedOut);
-        a.set_behaviour("phone-2", Behaviour::LoggedOut);
-        a.set_behaviour("gone-1", Behaviour::LoggedOut);
-        b.set_down(true);
-        at(3).await;
-        // Its operator deletes the logged-out instance on the provider.
-        a.remove_instance("gone-1");
-        at(1).await;
-        // Someone re-scanned phone-2's QR code: the session opens and says so by webhook.
-        a.set_behaviour("phone-2", Behaviour::Open);
-        let open = SimEvent::ConnectionUpdate { state: "open".into(), status_reason: 200 };
-        let _ = a.post_webhook("phone-2", open, None).await;
-        b.set_down(false);
-    };
-    let steps = async { tokio::join!(steps, flapping, re_pair(a.clone(), links, s)) };
-    tokio::select! {
-        _ = stop.cancelled() => {}
-        _ = steps => { stop.cancelled().await; }
-    }
-    traffic.abort();
-}
-
-/// `evo-c`: message traffic from its three open sessions, then at period 3
-/// the server's webhook dispatcher gets stuck (sessions stay `open`). The
-/// remediation command touches `restarted`; seeing it, the script "restarts"
-/// the server and webhooks flow again.
-async fn silent_server(c: Simulator, restarted: std::path::PathBuf, s: u64, stop: CancellationToken) {
-    let stuck_at = tokio::time::Instant::now() + Duration::from_secs(3 * s);
-    let mut stuck = false;
-    let run = async {
-        loop {
-            if !stuck && tokio::time::Instant::now() >= stuck_at && !restarted.exists() {
-                stuck = true;
-                c.set_webhooks_stuck(true);
-            }
-            if stuck && restarted.exists() {
-                stuck = false;
-                c.set_webhooks_stuck(false);
-            }
-            for n in SILENT_INSTANCES {
-                let _ = c.post_webhook(n, SimEvent::MessagesUpsert, None).await;
-            }
-            tokio::time::sleep(Duration::from_millis(300 * s)).await;
-        }
-    };
-    tokio::select! {
-        _ = stop.cancelled() => {}
-        _ = run => {}
-    }
-}
-
-/// The WAHA and Z-API script: traffic from every live instance (so none looks
-/// silent), then at period 2 `waha-failed-1` fails and `zapi-restore-1` needs
-/// its session restored; wa-sentinel's recovery calls bring both back.
-async fn other_kinds(waha: WahaSim, zapi: ZapiSim, s: u64, stop: CancellationToken) {
-    let traffic = async {
-        loop {
-            for name in ["waha-shop", "waha-failed-1"] {
-                if waha.behaviour(name) == Some(WahaBehaviour::Working) {
-                    let _ = waha.post_webhook(name, WahaEvent::Message).await;
-                }
-            }
-            for (id, _) in ZAPI_INSTANCES {
-                if zapi.behaviour(id) == Some(ZapiBehaviour::Connected) {
-                    let _ = zapi.post_webhook(id, ZapiEvent::Received).await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300 * s)).await;
-        }
-    };
-    let steps = async {
-        tokio::time::sleep(Duration::from_secs(2 * s)).await;
-        waha.set_behaviour("waha-failed-1", WahaBehaviour::Failed);
-        let _ = waha.post_webhook("waha-failed-1", WahaEvent::SessionStatus).await;
-        zapi.set_behaviour("zapi-restore-1", ZapiBehaviour::NeedsRestore);
-        let _ = zapi.post_webhook("zapi-restore-1", ZapiEvent::Disconnected).await;
-        stop.cancelled().await;
-    };
-    tokio::select! {
-        _ = stop.cancelled() => {}
-        _ = traffic => {}
-        _ = steps => {}
     }
 }

@@ -90,7 +90,9 @@ fn extracted_package_holds_every_file_and_its_binary_accepts_its_config() {
         ("usr/share/fish/vendor_completions.d/wa-sentinel.fish", 0o644),
         ("usr/share/doc/wa-sentinel/copyright", 0o644),
         ("usr/share/doc/wa-sentinel/changelog.gz", 0o644),
-        ("usr/share/doc/wa-sentinel/operations.md", 0o644),
+        ("usr/share/doc/wa-sentinel/README.md", 0o644),
+        ("usr/share/doc/wa-sentinel/docs/operations.md", 0o644),
+        ("usr/share/doc/wa-sentinel/docs/status-page.png", 0o644),
     ];
     for (f, m) in files {
         assert_eq!(mode(&r.join(f)), m, "{f}: mode {:o}, want {m:o}", mode(&r.join(f)));
@@ -128,6 +130,42 @@ fn extracted_package_holds_every_file_and_its_binary_accepts_its_config() {
     let mut listed: Vec<&str> = conffiles.lines().collect();
     listed.sort();
     assert_eq!(listed, ["/etc/default/wa-sentinel", "/etc/wa-sentinel/config.toml"]);
+}
+
+/// The documentation the package installs reads as it does in the
+/// repository: every link from the README and the docs/ pages to another
+/// page, a screenshot or the example config resolves inside
+/// /usr/share/doc/wa-sentinel. Links into the source tree (the fixtures'
+/// READMEs under tests/) are the only ones left out.
+#[test]
+fn the_installed_documentation_has_no_broken_link() {
+    let Some(deb) = deb() else { return };
+    let root = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()));
+    let doc = root.path().join("usr/share/doc/wa-sentinel");
+    let mut pages = vec![doc.join("README.md")];
+    for e in std::fs::read_dir(doc.join("docs")).expect("docs/ installed").flatten() {
+        if e.path().extension().is_some_and(|x| x == "md") {
+            pages.push(e.path());
+        }
+    }
+    assert!(pages.len() >= 8, "README and the docs/ pages: {pages:?}");
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut broken = Vec::new();
+    for page in &pages {
+        let md = std::fs::read_to_string(page).unwrap();
+        for c in link.captures_iter(&md) {
+            let target = c[1].split('#').next().unwrap_or_default();
+            let external = target.contains("://") || target.starts_with("mailto:");
+            if target.is_empty() || external || target.contains("tests/") {
+                continue;
+            }
+            if !page.parent().unwrap().join(target).exists() {
+                broken.push(format!("{}: {target}", page.strip_prefix(&doc).unwrap().display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links that lead nowhere in the installed documentation: {broken:#?}");
 }
 
 /// `dpkg --root` with the maintainer scripts run outside a chroot against

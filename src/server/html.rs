@@ -1,12 +1,14 @@
-//! The pieces every status-page view shares: escaping, the page shell, the
-//! stylesheet (served from `/status.css`, so the Content-Security-Policy can
-//! stay `default-src 'self'` with no inline style or script), the uptime bar,
-//! and path-segment encoding for links to instances.
+//! The pieces every admin page shares, in maud (escaped by default; the one
+//! `PreEscaped` is the shell's own doctype): the page shell, the stylesheet
+//! (served from `/status.css`, so the Content-Security-Policy can stay
+//! `default-src 'self'` with no inline style or script), the uptime bar and
+//! its legend, and path-segment encoding for links to instances.
 
 use std::fmt::Write;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
 
 use crate::domain::Ts;
 use crate::domain::availability::State;
@@ -18,22 +20,6 @@ pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'non
 
 /// Segments of an uptime bar.
 pub const SEGMENTS: usize = 90;
-
-/// Escape text for HTML (instance names come from providers: never trust them).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// Percent-encode one URL path segment (everything but RFC 3986 unreserved).
 pub fn seg(s: &str) -> String {
@@ -87,18 +73,29 @@ pub fn stylesheet() -> String {
 }
 
 /// A whole page: the shell around `body`, refreshed every 15 s if asked.
-pub fn shell(title: &str, body: &str, refresh: bool) -> String {
-    let meta = if refresh { "<meta http-equiv=\"refresh\" content=\"15\">" } else { "" };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{meta}\
-         <title>{}</title><link rel=\"stylesheet\" href=\"/status.css\"></head><body>{body}</body></html>",
-        esc(title)
-    )
+pub fn shell(title: &str, body: Markup, refresh: bool) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if refresh { meta http-equiv="refresh" content="15"; }
+                title { (title) }
+                link rel="stylesheet" href="/status.css";
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A short page that says one thing (a refusal, an error) under the name.
+pub fn message(status: StatusCode, body: Markup) -> Response {
+    respond(status, shell("wa-sentinel", html! { h1 { "wa-sentinel" } (body) }, false))
 }
 
 /// An HTML answer with the page's security headers.
-pub fn respond(status: StatusCode, html: String) -> Response {
+pub fn respond(status: StatusCode, page: Markup) -> Response {
     (
         status,
         [
@@ -108,7 +105,7 @@ pub fn respond(status: StatusCode, html: String) -> Response {
             (header::CACHE_CONTROL, "no-store"),
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         ],
-        html,
+        page.into_string(),
     )
         .into_response()
 }
@@ -126,41 +123,36 @@ fn state_label(s: State) -> &'static str {
 
 /// An uptime bar over `[from, to)`: runs of equal segments drawn as one
 /// element each, with the run's time span and state as its tooltip.
-pub fn bar(segments: &[State], from: Ts, to: Ts, wide: bool) -> String {
+pub fn bar(segments: &[State], from: Ts, to: Ts, wide: bool) -> Markup {
     let n = segments.len().max(1) as i64;
-    let at = |i: usize| Ts(from.0 + (to.0 - from.0) * i as i64 / n);
-    let mut out = format!(
-        "<div class=\"bar{}\" role=\"img\" aria-label=\"uptime from {} to {}\">",
-        if wide { " wide" } else { "" },
-        from.rfc3339(),
-        to.rfc3339()
-    );
+    let at = |i: usize| Ts(from.0 + (to.0 - from.0) * i as i64 / n).rfc3339();
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < segments.len() {
         let s = segments[i];
         let run = segments[i..].iter().take_while(|x| **x == s).count();
-        let _ = write!(
-            out,
-            "<span class=\"s-{} g{run}\" title=\"{} · {} → {}\"></span>",
-            s.as_str(),
-            state_label(s),
-            at(i).rfc3339(),
-            at(i + run).rfc3339()
-        );
+        runs.push((s, i, run));
         i += run;
     }
-    out.push_str("</div>");
-    out
+    html! {
+        div.bar.wide[wide] role="img" aria-label={ "uptime from " (from.rfc3339()) " to " (to.rfc3339()) } {
+            @for (s, i, run) in runs {
+                span class={ "s-" (s.as_str()) " g" (run) }
+                    title={ (state_label(s)) " · " (at(i)) " → " (at(i + run)) } {}
+            }
+        }
+    }
 }
 
 /// The legend under a bar.
-pub fn legend() -> String {
-    let mut out = String::from("<div class=\"muted legend\">");
-    for s in [State::Up, State::ProviderSilent, State::Down, State::ProviderDown, State::Maintenance, State::NoData] {
-        let _ = write!(out, "<b><i class=\"s-{}\"></i>{}</b>", s.as_str(), state_label(s));
+pub fn legend() -> Markup {
+    let states =
+        [State::Up, State::ProviderSilent, State::Down, State::ProviderDown, State::Maintenance, State::NoData];
+    html! {
+        div.muted.legend {
+            @for s in states { b { i class={ "s-" (s.as_str()) } {} (state_label(s)) } }
+        }
     }
-    out.push_str("</div>");
-    out
 }
 
 /// `3m ago`, or a dash.
@@ -184,15 +176,25 @@ mod tests {
     fn segments_and_names_are_encoded() {
         assert_eq!(seg("a b/é"), "a%20b%2F%C3%A9");
         assert_eq!(instance_href("evo", "x<y"), "/instances/evo/x%3Cy");
-        assert_eq!(esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
     }
 
     #[test]
     fn a_bar_draws_runs_not_segments() {
         let s = [State::Up, State::Up, State::Down, State::Up];
-        let b = bar(&s, Ts(0), Ts(4000), false);
+        let b = bar(&s, Ts(0), Ts(4000), false).into_string();
         assert_eq!(b.matches("<span").count(), 3);
         assert!(b.contains("class=\"s-up g2\"") && b.contains("class=\"s-down g1\""), "{b}");
+        assert!(b.starts_with("<div class=\"bar\" role=\"img\""), "{b}");
+        assert!(bar(&s, Ts(0), Ts(4000), true).into_string().starts_with("<div class=\"bar wide\""));
         assert!(stylesheet().contains(".g90{flex-grow:90}"));
+    }
+
+    #[test]
+    fn the_shell_escapes_its_title_and_refreshes_only_when_asked() {
+        let page = shell("a <b> & \"c\"", html! { p { "x" } }, false).into_string();
+        assert!(page.starts_with("<!DOCTYPE html><html lang=\"en\">"), "{page}");
+        assert!(page.contains("<title>a &lt;b&gt; &amp; &quot;c&quot;</title>"), "{page}");
+        assert!(!page.contains("http-equiv"));
+        assert!(shell("t", html! {}, true).into_string().contains("<meta http-equiv=\"refresh\" content=\"15\">"));
     }
 }

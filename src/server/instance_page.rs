@@ -34,27 +34,25 @@
 //! outcome appears on the timeline). Maintenance is a database change only
 //! and is done at once on every replica.
 
-use std::fmt::Write;
-
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::admin_access::{body_refused, disabled, forbidden, page_access, unavailable};
 use super::body::{ADMIN_MAX_BODY, BodyError, is_form, read_limited};
-use super::html::{ago, bar, dur_ms, esc, instance_href, respond, shell};
+use super::html::{ago, bar, dur_ms, instance_href, message, respond, seg, shell};
 use super::login::{self, ClientAddr};
-use super::status_page::{
-    Figures, Range, body_refused, disabled, histories_by_id, page_access, range_switch, unavailable,
-};
+use super::uptime::{Figures, MONTH_MS, Range, histories_by_id, range_switch};
 use crate::domain::availability::reconnects;
 use crate::domain::health::Observation;
 use crate::domain::time::human_duration;
-use crate::domain::{InstanceKey, Ts};
+use crate::domain::{Health, InstanceKey, Ts};
 use crate::report::percent;
 use crate::store::{EventRecord, HistoryFilter, InstanceRecord, NoticeRecord, RecordRef};
 use crate::supervisor::SupervisorError;
@@ -77,48 +75,47 @@ pub struct PageQuery {
 
 /// The link to one record of an instance's name.
 fn record_href(key: &InstanceKey, id: &str) -> String {
-    format!("{}?id={}", instance_href(&key.provider, &key.name), super::html::seg(id))
+    format!("{}?id={}", instance_href(&key.provider, &key.name), seg(id))
 }
 
-/// The records kept under `key` other than `shown`, as links ("" when none).
-fn other_records(key: &InstanceKey, records: &[RecordRef], shown: &str, now: Ts) -> String {
-    let links: Vec<String> = records
-        .iter()
-        .filter(|x| x.id != shown)
-        .map(|x| match x.retired_at {
-            _ if x.present => {
-                format!("<a href=\"{}\">the current record</a>", esc(&instance_href(&key.provider, &key.name)))
+/// The records kept under `key` other than `shown`, as links (nothing when none).
+fn other_records(key: &InstanceKey, records: &[RecordRef], shown: &str, now: Ts) -> Markup {
+    let others: Vec<&RecordRef> = records.iter().filter(|x| x.id != shown).collect();
+    html! {
+        @if !others.is_empty() {
+            div.note {
+                "Other records of this name: "
+                @for (i, x) in others.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    @if x.present {
+                        a href=(instance_href(&key.provider, &key.name)) { "the current record" }
+                    } @else {
+                        a href=(record_href(key, &x.id)) { "a retired record" }
+                        " (created " (x.created_at.rfc3339()) " UTC"
+                        @if let Some(t) = x.retired_at { ", retired " (ago(now, Some(t))) }
+                        ")"
+                    }
+                }
+                "."
             }
-            Some(t) => format!(
-                "<a href=\"{}\">a retired record</a> (created {} UTC, retired {})",
-                esc(&record_href(key, &x.id)),
-                esc(&x.created_at.rfc3339()),
-                ago(now, Some(t))
-            ),
-            None => format!(
-                "<a href=\"{}\">a retired record</a> (created {} UTC)",
-                esc(&record_href(key, &x.id)),
-                esc(&x.created_at.rfc3339())
-            ),
-        })
-        .collect();
-    if links.is_empty() {
-        return String::new();
+        }
     }
-    format!("<div class=\"note\">Other records of this name: {}.</div>", links.join(" · "))
 }
 
 fn not_found(key: &InstanceKey, records: &[RecordRef], now: Ts) -> Response {
-    let body = format!(
-        "<h1>wa-sentinel</h1><p>No current instance {}.</p>{}<p><a href=\"/\">All instances</a></p>",
-        esc(&key.to_string()),
-        other_records(key, records, "", now)
-    );
-    respond(StatusCode::NOT_FOUND, shell("wa-sentinel", &body, false))
+    message(
+        StatusCode::NOT_FOUND,
+        html! {
+            p { "No current instance " (key.to_string()) "." }
+            (other_records(key, records, "", now))
+            p { a href="/" { "All instances" } }
+        },
+    )
 }
 
-/// One event's detail as `key: value` pairs (escaped), in words (an
-/// observation stored as `Debug` text by an older release included).
+/// One event's detail as `key: value` pairs, in words (an observation
+/// stored as `Debug` text by an older release included); the template
+/// escapes it.
 fn detail_text(detail: &str) -> String {
     let mut v = serde_json::from_str::<serde_json::Value>(detail);
     if let Ok(v) = &mut v {
@@ -129,12 +126,12 @@ fn detail_text(detail: &str) -> String {
             .iter()
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{}: {}", esc(k), esc(s)),
-                other => format!("{}: {}", esc(k), esc(&other.to_string())),
+                serde_json::Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
             })
             .collect::<Vec<_>>()
             .join(" · "),
-        _ => esc(detail),
+        _ => detail.to_string(),
     }
 }
 
@@ -170,7 +167,7 @@ async fn render(
     key: &InstanceKey,
     session: Option<&str>,
     q: &PageQuery,
-) -> crate::store::Result<Result<String, Vec<RecordRef>>> {
+) -> crate::store::Result<Result<Markup, Vec<RecordRef>>> {
     let sup = app.sup();
     let store = sup.store();
     let now = sup.now();
@@ -191,151 +188,128 @@ async fn render(
     let histories = histories_by_id(store, f, now).await?;
     let history = histories.get(&r.id);
     let figures = history.map(|h| Figures::of(&h.history, range, now)).unwrap_or_default();
-    let month_ago = Ts(now.0 - 30 * 86_400_000);
-    let repaired = history.map(|h| reconnects(&h.history, month_ago, now, now)).unwrap_or_default();
+    let repaired = history.map(|h| reconnects(&h.history, Ts(now.0 - MONTH_MS), now, now)).unwrap_or_default();
     // This record's history only: a name deleted and created again has a
     // record per life, each with its own outages, events and notices.
     let outages = store.outages_of_record(&r.id, 50).await?;
     let events = store.events(&r.id, 200).await?;
     let outage_ids: Vec<String> = outages.iter().map(|o| o.id.clone()).collect();
     let notices = store.notices_of(&r.id, &outage_ids, 100).await?;
-
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        "<div class=\"muted\"><a href=\"/\">← all instances</a> · updated {} UTC · refreshes every 15 s</div>\
-         <h1>{}{}</h1>",
-        esc(&now.rfc3339()),
-        esc(&key.to_string()),
-        if r.present { "" } else { " <span class=\"muted\">(retired record)</span>" }
-    );
-    if !r.present {
-        let when = records.iter().find(|x| x.id == r.id).and_then(|x| x.retired_at);
-        let _ = write!(
-            b,
-            "<div class=\"note\">This record was retired{}: the instance was deleted on the provider or removed \
-             from the configuration. Its history is kept; nothing is polled or done for it any more.</div>",
-            when.map(|t| format!(" {}", ago(now, Some(t)))).unwrap_or_default()
-        );
-    }
-    b.push_str(&other_records(key, &records, &r.id, now));
-    if let Some(id) = q.action
-        && let Some(e) = events.iter().find(|e| e.id == id && e.kind == "operator_action")
-    {
-        b.push_str(&action_note(e));
-    }
-    b.push_str(&summary(&r, now, &sup.config().policy));
-    let _ = write!(
-        b,
-        "<h2>Availability</h2><div class=\"card\">{}<div>24 h: <b>{}</b> · 30 d: <b>{}</b> · outages 30 d: {} · \
-         down 30 d: {} · MTTR 30 d: {} · provider down 30 d: {} · provider silent 30 d: {} · maintenance 30 d: {}</div>{}</div>",
-        bar(&figures.bar, Ts(now.0 - range.ms()), now, true),
-        percent(&figures.day),
-        percent(&figures.month),
-        figures.month.outages,
-        dur_ms(figures.month.down_ms),
-        figures.month.mttr_ms.map_or_else(|| "—".to_string(), dur_ms),
-        dur_ms(figures.month.provider_down_ms),
-        dur_ms(figures.month.provider_silent_ms),
-        dur_ms(figures.month.maintenance_ms),
-        range_switch(range, &q.id.as_deref().map(|id| format!("&id={}", super::html::seg(id))).unwrap_or_default())
-    );
-    let _ = write!(
-        b,
-        "<div class=\"card\">Needs-a-person outages reconnected 30 d: <b>{}</b> · time to reconnect: median {}, \
-         max {} · through a re-pair link: {} · other outages' MTTR 30 d: {}</div>",
-        repaired.needs_person_reconnects,
-        repaired.reconnect_median_ms.map_or_else(|| "—".to_string(), dur_ms),
-        repaired.reconnect_max_ms.map_or_else(|| "—".to_string(), dur_ms),
-        repaired.reconnects_via_link,
-        repaired.other_mttr_ms.map_or_else(|| "—".to_string(), dur_ms),
-    );
-    let pairing = sup.pairing_base().is_some();
-    if r.present {
-        b.push_str(&actions(&r, session, now, pairing));
-    } else {
-        b.push_str("<h2>Actions</h2><div class=\"note\">A retired record cannot be acted on.</div>");
-    }
-
-    b.push_str(
-        "<h2>Outages</h2><div class=\"wrap\"><table><thead><tr><th>Started</th><th>Duration</th><th>Cause</th>\
-         <th>Reason</th><th>Restarts</th><th>Ended by</th><th>Notified</th></tr></thead><tbody>",
-    );
-    for o in &outages {
-        let d = human_duration(o.ended_at.unwrap_or(now).since(o.started_at));
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{d}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&o.started_at.rfc3339()),
-            if o.ended_at.is_none() { "+" } else { "" },
-            esc(&o.cause),
-            esc(&o.reason),
-            o.restart_attempts,
-            esc(o.recovered_by.as_deref().unwrap_or("(open)")),
-            if o.notified { "yes" } else { "no" }
-        );
-    }
-    if outages.is_empty() {
-        b.push_str("<tr><td colspan=\"7\" class=\"muted\">No outage on record.</td></tr>");
-    }
-    b.push_str("</tbody></table></div>");
-
     let links = store.pair_links_of(&r.id, 20).await?;
-    b.push_str(&super::pair_links_html::section(
-        &links,
-        r.state.health == crate::domain::Health::Connected,
-        now,
-        pairing,
-    ));
-    b.push_str(&timeline(&events, &notices));
-    Ok(Ok(shell(&format!("wa-sentinel: {key}"), &b, q.action.is_none())))
+    let pairing = sup.pairing_base().is_some();
+    let retired_at = records.iter().find(|x| x.id == r.id).and_then(|x| x.retired_at);
+    let shown_action = q.action.and_then(|id| events.iter().find(|e| e.id == id && e.kind == "operator_action"));
+    let keep = q.id.as_deref().map(|id| format!("&id={}", seg(id))).unwrap_or_default();
+    let none = || "—".to_string();
+    let m = &figures.month;
+
+    let body = html! {
+        div.muted { a href="/" { "← all instances" } " · updated " (now.rfc3339()) " UTC · refreshes every 15 s" }
+        h1 { (key.to_string()) @if !r.present { " " span.muted { "(retired record)" } } }
+        @if !r.present {
+            div.note {
+                "This record was retired" @if let Some(t) = retired_at { " " (ago(now, Some(t))) }
+                ": the instance was deleted on the provider or removed from the configuration. Its history is kept; \
+                 nothing is polled or done for it any more."
+            }
+        }
+        (other_records(key, &records, &r.id, now))
+        @if let Some(e) = shown_action { (action_note(e)) }
+        (summary(&r, now, &sup.config().policy))
+        h2 { "Availability" }
+        div.card {
+            (bar(&figures.bar, Ts(now.0 - range.ms()), now, true))
+            div {
+                "24 h: " b { (percent(&figures.day)) } " · 30 d: " b { (percent(m)) }
+                " · outages 30 d: " (m.outages) " · down 30 d: " (dur_ms(m.down_ms))
+                " · MTTR 30 d: " (m.mttr_ms.map_or_else(none, dur_ms))
+                " · provider down 30 d: " (dur_ms(m.provider_down_ms))
+                " · provider silent 30 d: " (dur_ms(m.provider_silent_ms))
+                " · maintenance 30 d: " (dur_ms(m.maintenance_ms))
+            }
+            (range_switch(range, &keep))
+        }
+        div.card {
+            "Needs-a-person outages reconnected 30 d: " b { (repaired.needs_person_reconnects) }
+            " · time to reconnect: median " (repaired.reconnect_median_ms.map_or_else(none, dur_ms))
+            ", max " (repaired.reconnect_max_ms.map_or_else(none, dur_ms))
+            " · through a re-pair link: " (repaired.reconnects_via_link)
+            " · other outages' MTTR 30 d: " (repaired.other_mttr_ms.map_or_else(none, dur_ms))
+        }
+        @if r.present {
+            (actions(&r, session, now, pairing))
+        } @else {
+            h2 { "Actions" }
+            div.note { "A retired record cannot be acted on." }
+        }
+        h2 { "Outages" }
+        div.wrap { table {
+            thead { tr {
+                th { "Started" } th { "Duration" } th { "Cause" } th { "Reason" } th { "Restarts" } th { "Ended by" }
+                th { "Notified" }
+            } }
+            tbody {
+                @for o in &outages {
+                    tr {
+                        td { (o.started_at.rfc3339()) }
+                        td { (human_duration(o.ended_at.unwrap_or(now).since(o.started_at))) @if o.ended_at.is_none() { "+" } }
+                        td { (o.cause) }
+                        td { (o.reason) }
+                        td { (o.restart_attempts) }
+                        td { (o.recovered_by.as_deref().unwrap_or("(open)")) }
+                        td { @if o.notified { "yes" } @else { "no" } }
+                    }
+                }
+                @if outages.is_empty() { tr { td.muted colspan="7" { "No outage on record." } } }
+            }
+        } }
+        (super::pair_links_html::section(&links, r.state.health == Health::Connected, now, pairing))
+        (timeline(&events, &notices))
+    };
+    Ok(Ok(shell(&format!("wa-sentinel: {key}"), body, q.action.is_none())))
 }
 
-fn summary(r: &InstanceRecord, now: Ts, policy: &crate::domain::Policy) -> String {
+fn summary(r: &InstanceRecord, now: Ts, policy: &crate::domain::Policy) -> Markup {
     let s = &r.state;
     let h = s.health.as_str();
-    let cause = s.outage.as_ref().map(|o| o.cause.as_str()).unwrap_or("—");
-    let cooldown = match s.next_recovery_allowed(policy).filter(|t| *t > now) {
-        Some(t) => format!("{} (until {} UTC)", human_duration(t.since(now)), esc(&t.rfc3339())),
-        None => "none".to_string(),
-    };
-    let maintenance = match s.maintenance_until.filter(|u| *u > now) {
-        Some(u) => format!("until {} UTC ({} left)", esc(&u.rfc3339()), human_duration(u.since(now))),
-        None => "off".to_string(),
-    };
-    let webhook = match (r.webhook_ok, r.webhook_checked_at) {
-        (Some(true), t) => format!("as desired (checked {})", ago(now, t)),
-        (Some(false), t) => format!("<b>not as desired</b> (checked {})", ago(now, t)),
-        (None, _) => "not checked yet".to_string(),
-    };
-    format!(
-        "<div class=\"card\"><dl>\
-         <dt>Health</dt><dd><span class=\"h {h}\">{h}</span> {}</dd>\
-         <dt>Cause</dt><dd>{}</dd>\
-         <dt>Since</dt><dd>{} UTC ({})</dd>\
-         <dt>Tenant</dt><dd>{} <span class=\"muted\">(from {})</span></dd>\
-         <dt>Last webhook</dt><dd>{}</dd>\
-         <dt>Last poll</dt><dd>{}</dd>\
-         <dt>Recovery attempts</dt><dd>{} in this outage · last {}</dd>\
-         <dt>Cooldown left</dt><dd>{cooldown}</dd>\
-         <dt>Maintenance</dt><dd>{maintenance}</dd>\
-         <dt>Webhook config</dt><dd>{webhook}</dd>\
-         </dl></div>",
-        esc(&s.reason),
-        esc(cause),
-        esc(&s.health_since.rfc3339()),
-        ago(now, Some(s.health_since)),
-        esc(&r.tenant),
-        esc(&r.tenant_source),
-        ago(now, s.last_webhook_at),
-        ago(now, r.last_health_check),
-        s.outage.as_ref().map_or(0, |o| o.restart_attempts),
-        ago(now, s.last_restart_attempt),
-    )
+    let cooldown = s.next_recovery_allowed(policy).filter(|t| *t > now);
+    let maintenance = s.maintenance_until.filter(|u| *u > now);
+    html! {
+        div.card { dl {
+            dt { "Health" } dd { span class={ "h " (h) } { (h) } " " (s.reason) }
+            dt { "Cause" } dd { (s.outage.as_ref().map(|o| o.cause.as_str()).unwrap_or("—")) }
+            dt { "Since" } dd { (s.health_since.rfc3339()) " UTC (" (ago(now, Some(s.health_since))) ")" }
+            dt { "Tenant" } dd { (r.tenant) " " span.muted { "(from " (r.tenant_source) ")" } }
+            dt { "Last webhook" } dd { (ago(now, s.last_webhook_at)) }
+            dt { "Last poll" } dd { (ago(now, r.last_health_check)) }
+            dt { "Recovery attempts" } dd {
+                (s.outage.as_ref().map_or(0, |o| o.restart_attempts)) " in this outage · last " (ago(now, s.last_restart_attempt))
+            }
+            dt { "Cooldown left" } dd {
+                @match cooldown {
+                    Some(t) => { (human_duration(t.since(now))) " (until " (t.rfc3339()) " UTC)" }
+                    None => "none",
+                }
+            }
+            dt { "Maintenance" } dd {
+                @match maintenance {
+                    Some(u) => { "until " (u.rfc3339()) " UTC (" (human_duration(u.since(now))) " left)" }
+                    None => "off",
+                }
+            }
+            dt { "Webhook config" } dd {
+                @match (r.webhook_ok, r.webhook_checked_at) {
+                    (Some(true), t) => { "as desired (checked " (ago(now, t)) ")" }
+                    (Some(false), t) => { b { "not as desired" } " (checked " (ago(now, t)) ")" }
+                    (None, _) => "not checked yet",
+                }
+            }
+        } }
+    }
 }
 
 /// The outcome of an action, from its audit event.
-fn action_note(e: &EventRecord) -> String {
+fn action_note(e: &EventRecord) -> Markup {
     let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
     let outcome = d["outcome"].as_str().unwrap_or("");
     let class = match outcome {
@@ -343,100 +317,93 @@ fn action_note(e: &EventRecord) -> String {
         "queued" => "note",
         _ => "note err",
     };
-    format!(
-        "<div class=\"{class}\"><b>{}</b> {}: {}</div>",
-        esc(d["action"].as_str().unwrap_or("action")),
-        esc(outcome),
-        esc(d["message"].as_str().unwrap_or(""))
-    )
+    html! {
+        div class=(class) { b { (d["action"].as_str().unwrap_or("action")) } " " (outcome) ": " (d["message"].as_str().unwrap_or("")) }
+    }
 }
 
-fn actions(r: &InstanceRecord, session: Option<&str>, now: Ts, pairing: bool) -> String {
+fn actions(r: &InstanceRecord, session: Option<&str>, now: Ts, pairing: bool) -> Markup {
     let Some(session) = session else {
-        return "<h2>Actions</h2><div class=\"note\">Signed in with HTTP Basic: you may look, not act. \
-                <a href=\"/login\">Sign in with the form</a> to restart, set maintenance or re-apply the webhook \
-                config from this page.</div>"
-            .to_string();
+        return html! {
+            h2 { "Actions" }
+            div.note {
+                "Signed in with HTTP Basic: you may look, not act. " a href="/login" { "Sign in with the form" }
+                " to restart, set maintenance or re-apply the webhook config from this page."
+            }
+        };
     };
     let base = instance_href(&r.key.provider, &r.key.name);
-    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", login::csrf_token(session));
-    let maintenance = if r.state.in_maintenance(now) {
-        format!(
-            "<form method=\"post\" action=\"{0}/maintenance\">{csrf}<input type=\"hidden\" name=\"off\" value=\"1\">\
-             <button type=\"submit\">End maintenance</button></form>",
-            esc(&base)
-        )
-    } else {
-        format!(
-            "<form method=\"post\" action=\"{0}/maintenance\">{csrf}<label>Maintenance for \
-             <select name=\"duration\"><option>30m</option><option selected>2h</option><option>8h</option>\
-             <option>24h</option><option>7d</option></select></label> \
-             <button type=\"submit\">Start maintenance</button></form>",
-            esc(&base)
-        )
-    };
-    format!(
-        "<h2>Actions</h2><div class=\"actions\">\
-         <form method=\"post\" action=\"{0}/restart\">{csrf}<label><input type=\"checkbox\" name=\"force\" value=\"1\"> \
-         force (inside the cooldown)</label> <button type=\"submit\">Restart</button></form>\
-         {maintenance}\
-         <form method=\"post\" action=\"{0}/webhook\">{csrf}<button type=\"submit\">Re-apply webhook config</button></form>\
-         {pair}</div>",
-        esc(&base),
-        pair = if pairing { super::pair_links_html::actions(&base, &csrf_value(session)) } else { String::new() }
-    )
+    let csrf = login::csrf_token(session);
+    html! {
+        h2 { "Actions" }
+        div.actions {
+            form method="post" action={ (base) "/restart" } {
+                input type="hidden" name="csrf" value=(csrf);
+                label { input type="checkbox" name="force" value="1"; " force (inside the cooldown)" }
+                " "
+                button type="submit" { "Restart" }
+            }
+            @if r.state.in_maintenance(now) {
+                form method="post" action={ (base) "/maintenance" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="off" value="1";
+                    button type="submit" { "End maintenance" }
+                }
+            } @else {
+                form method="post" action={ (base) "/maintenance" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label {
+                        "Maintenance for "
+                        select name="duration" {
+                            option { "30m" } option selected { "2h" } option { "8h" } option { "24h" } option { "7d" }
+                        }
+                    }
+                    " "
+                    button type="submit" { "Start maintenance" }
+                }
+            }
+            form method="post" action={ (base) "/webhook" } {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Re-apply webhook config" }
+            }
+            @if pairing { (super::pair_links_html::actions(&base, &csrf)) }
+        }
+    }
 }
 
-fn csrf_value(session: &str) -> String {
-    login::csrf_token(session)
+/// What became of a notice, in words.
+fn notice_state(n: &NoticeRecord) -> String {
+    match n.status.as_str() {
+        "delivered" => format!("delivered {}", n.delivered_at.map(|t| Ts(t).rfc3339()).unwrap_or_default()),
+        "dead" => format!("dead after {} attempt(s): {}", n.attempts, n.last_error.as_deref().unwrap_or("")),
+        "handed_over" => n.last_error.clone().unwrap_or_else(|| "handed to its fallback".into()),
+        _ => format!("pending ({} attempt(s) so far)", n.attempts),
+    }
 }
 
 /// Events and notices, newest first.
-fn timeline(events: &[EventRecord], notices: &[NoticeRecord]) -> String {
-    let mut rows: Vec<(i64, String)> = events
-        .iter()
-        .map(|e| {
-            (
-                e.at,
-                format!(
-                    "<tr><td>{}</td><td>{}</td><td class=\"detail\">{}</td></tr>",
-                    esc(&Ts(e.at).rfc3339()),
-                    esc(&e.kind),
-                    detail_text(&e.detail)
-                ),
-            )
-        })
-        .collect();
-    for n in notices {
-        let state = match n.status.as_str() {
-            "delivered" => format!("delivered {}", n.delivered_at.map(|t| Ts(t).rfc3339()).unwrap_or_default()),
-            "dead" => format!("dead after {} attempt(s): {}", n.attempts, n.last_error.as_deref().unwrap_or("")),
-            "handed_over" => n.last_error.clone().unwrap_or_else(|| "handed to its fallback".into()),
-            _ => format!("pending ({} attempt(s) so far)", n.attempts),
-        };
-        rows.push((
-            n.created_at,
-            format!(
-                "<tr><td>{}</td><td>notice {}</td><td class=\"detail\">to {} · {}</td></tr>",
-                esc(&Ts(n.created_at).rfc3339()),
-                esc(&n.kind),
-                esc(&n.notifier),
-                esc(&state)
-            ),
-        ));
-    }
-    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut out = String::from(
-        "<h2>Timeline</h2><div class=\"wrap\"><table><thead><tr><th>At</th><th>What</th><th>Detail</th></tr></thead><tbody>",
+fn timeline(events: &[EventRecord], notices: &[NoticeRecord]) -> Markup {
+    // (at, what, detail)
+    let mut rows: Vec<(i64, String, String)> =
+        events.iter().map(|e| (e.at, e.kind.clone(), detail_text(&e.detail))).collect();
+    rows.extend(
+        notices
+            .iter()
+            .map(|n| (n.created_at, format!("notice {}", n.kind), format!("to {} · {}", n.notifier, notice_state(n)))),
     );
-    for (_, row) in &rows {
-        out.push_str(row);
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    html! {
+        h2 { "Timeline" }
+        div.wrap { table {
+            thead { tr { th { "At" } th { "What" } th { "Detail" } } }
+            tbody {
+                @for (at, what, detail) in &rows {
+                    tr { td { (Ts(*at).rfc3339()) } td { (what) } td.detail { (detail) } }
+                }
+                @if rows.is_empty() { tr { td.muted colspan="3" { "Nothing recorded yet." } } }
+            }
+        } }
     }
-    if rows.is_empty() {
-        out.push_str("<tr><td colspan=\"3\" class=\"muted\">Nothing recorded yet.</td></tr>");
-    }
-    out.push_str("</tbody></table></div>");
-    out
 }
 
 #[derive(Deserialize, Default)]
@@ -446,11 +413,6 @@ pub struct ActionForm {
     force: Option<String>,
     duration: Option<String>,
     off: Option<String>,
-}
-
-fn forbidden(why: &str) -> Response {
-    let body = format!("<h1>wa-sentinel</h1><p>{}</p><p><a href=\"/\">Back</a></p>", esc(why));
-    respond(StatusCode::FORBIDDEN, shell("wa-sentinel", &body, false))
 }
 
 /// An action form. The session is judged from the request's head first: a
@@ -613,9 +575,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn details_are_escaped_pairs() {
-        assert_eq!(detail_text(r#"{"why":"<b>","n":2,"x":null}"#), "n: 2 · why: &lt;b&gt;");
-        assert_eq!(detail_text("not json <"), "not json &lt;");
+    fn details_are_pairs_in_words() {
+        assert_eq!(detail_text(r#"{"why":"<b>","n":2,"x":null}"#), "n: 2 · why: <b>");
+        assert_eq!(detail_text("not json <"), "not json <");
+    }
+
+    #[test]
+    fn the_timeline_escapes_what_providers_and_events_said() {
+        let e = EventRecord {
+            id: 1,
+            instance_id: None,
+            provider: "evo".into(),
+            at: 0,
+            kind: "recovery<script>".into(),
+            detail: r#"{"why":"<script>alert(1)</script>"}"#.into(),
+        };
+        let t = timeline(&[e], &[]).into_string();
+        assert!(t.contains("why: &lt;script&gt;alert(1)&lt;/script&gt;"), "{t}");
+        assert!(t.contains("recovery&lt;script&gt;") && !t.contains("<script>"), "{t}");
     }
 
     #[test]
@@ -628,7 +605,7 @@ mod tests {
             kind: "operator_action".into(),
             detail: r#"{"action":"restart","outcome":"refused","message":"cooldown <soon>"}"#.into(),
         };
-        let n = action_note(&e);
+        let n = action_note(&e).into_string();
         assert!(n.contains("note err") && n.contains("cooldown &lt;soon&gt;"), "{n}");
     }
 }

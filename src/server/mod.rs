@@ -4,6 +4,7 @@
 //! between a public listener and `server.admin_listen`. [`router`] builds the routes; [`serve_surface`] runs
 //! them until the shutdown future resolves, letting in-flight requests finish.
 
+mod admin_access;
 mod api;
 mod application;
 pub mod auth;
@@ -17,6 +18,7 @@ mod pair_html;
 mod pair_links_html;
 pub mod pair_page;
 mod status_page;
+mod uptime;
 pub mod webhooks;
 
 pub use api::instance_json;
@@ -183,7 +185,9 @@ pub fn router(state: AppState, surface: Surface) -> Router {
             .route("/metrics", get(ops::metrics))
             .merge(api::routes())
             .merge(application::routes())
-            .merge(status_page::routes());
+            .merge(admin_access::routes())
+            .merge(status_page::routes())
+            .merge(instance_page::routes());
     }
     r.with_state(state)
 }

@@ -15,8 +15,8 @@ fn at(ms: i64) -> String {
 }
 
 /// The links of one record, newest first, with their state now.
-pub fn section(links: &[PairLinkRecord], connected: bool, now: Ts, enabled: bool) -> String {
-    let body: Markup = html! {
+pub fn section(links: &[PairLinkRecord], connected: bool, now: Ts, enabled: bool) -> Markup {
+    html! {
         h2 { "Re-pair links" }
         @if !enabled {
             div.note { "Re-pair links are off: they need " code { "server.public_url" } " (and " code { "pairing.enabled" } " left on)." }
@@ -43,13 +43,12 @@ pub fn section(links: &[PairLinkRecord], connected: bool, now: Ts, enabled: bool
                 }
             }
         }
-    };
-    body.into_string()
+    }
 }
 
 /// The forms that issue a link and revoke the usable ones (CSRF like every action).
-pub fn actions(base: &str, csrf: &str) -> String {
-    let m: Markup = html! {
+pub fn actions(base: &str, csrf: &str) -> Markup {
+    html! {
         form method="post" action={ (base) "/pair-link" } {
             input type="hidden" name="csrf" value=(csrf);
             label { "Re-pair link for "
@@ -66,12 +65,11 @@ pub fn actions(base: &str, csrf: &str) -> String {
             input type="hidden" name="csrf" value=(csrf);
             button type="submit" { "Revoke re-pair links" }
         }
-    };
-    m.into_string()
+    }
 }
 
 /// A new link, shown once: the database keeps only its hash.
-pub fn minted(instance: &str, url: &str, expires_at: Ts, back: &str) -> String {
+pub fn minted(instance: &str, url: &str, expires_at: Ts, back: &str) -> Markup {
     let body: Markup = html! {
         div.muted { a href=(back) { "← " (instance) } }
         h1 { "Re-pair link for " (instance) }
@@ -82,7 +80,7 @@ pub fn minted(instance: &str, url: &str, expires_at: Ts, back: &str) -> String {
         }
         p { a href=(back) { "Back to the instance" } }
     };
-    shell(&format!("wa-sentinel: re-pair link for {instance}"), &body.into_string(), false)
+    shell(&format!("wa-sentinel: re-pair link for {instance}"), body, false)
 }
 
 #[cfg(test)]
@@ -107,10 +105,10 @@ mod tests {
             views: 3,
             codes: 1,
         };
-        let s = section(std::slice::from_ref(&l), false, Ts(500), true);
+        let s = section(std::slice::from_ref(&l), false, Ts(500), true).into_string();
         assert!(s.contains("&lt;api&gt;") && s.contains("<td>live</td>") && !s.contains("<api>"), "{s}");
-        assert!(section(&[l], false, Ts(2_000), true).contains("<td>expired</td>"));
-        let page = minted("evo/a<b", "https://x.example/pair/abc", Ts(0), "/instances/evo/a%3Cb");
+        assert!(section(&[l], false, Ts(2_000), true).into_string().contains("<td>expired</td>"));
+        let page = minted("evo/a<b", "https://x.example/pair/abc", Ts(0), "/instances/evo/a%3Cb").into_string();
         assert!(page.contains("evo/a&lt;b") && page.contains("https://x.example/pair/abc"), "{page}");
     }
 }

@@ -71,7 +71,9 @@ impl Breaker {
         self.issued += 1;
     }
 
-    /// A call came back; `unreachable` when it failed with connect error, timeout or 5xx.
+    /// A call came back; `unreachable` when the server was not reached (connection
+    /// refused or reset, a timeout). A 5xx answer is the server speaking: not
+    /// counted here (rule 2, docs/rules.md).
     pub fn record(&mut self, unreachable: bool) {
         if !unreachable {
             self.consecutive = 0;

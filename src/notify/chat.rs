@@ -4,7 +4,7 @@
 //! within a notifier's `digest_window` go out as one [`digest`].
 //!
 //! Every message ends with a reference line (`ref ws#1a2b3c`): a short hash
-//! of the notice's dedup key and the recipient ([`reference`]). People can
+//! of the notice's dedup key and the recipient ([`reference()`]). People can
 //! tell a repeat from a new notice by it, and after a send whose answer was
 //! lost wa-sentinel finds its own message by it before sending again.
 

@@ -3,7 +3,7 @@
 //! instance cannot deliver (rule 10, docs/rules.md).
 //!
 //! The outbox worker hands this module all of a notifier's claimed rows at
-//! once ([`deliver`]), and:
+//! once (`deliver`), and:
 //!
 //! 1. asks where they may go ([`ops_channel::route`]): through the instance
 //!    only while wa-sentinel believes it connected (no outage on it or its

@@ -14,7 +14,7 @@
 //! sent once even behind a slow notifier.
 //!
 //! A `whatsapp` notifier's claimed rows are delivered together by
-//! [`super::whatsapp::deliver`] (digests, pacing, hand-over to a fallback,
+//! `whatsapp::deliver` (digests, pacing, hand-over to a fallback,
 //! message ids kept per recipient).
 
 use std::collections::{BTreeMap, HashMap};

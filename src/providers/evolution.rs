@@ -1,6 +1,6 @@
 //! Evolution API client, v1 (1.7/1.8) and v2 (2.x) in one type, and the
 //! webhook config it reads and writes; the parser for Evolution webhook
-//! bodies is [`inbound`].
+//! bodies is `evolution/inbound.rs`.
 //!
 //! Version: `api_version = auto` asks `GET /` (no key) once and caches the
 //! major version from its `version` field; an answer without a usable version

@@ -20,6 +20,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_tenant_comes_from_config_then_api_then_sql_then_pattern_then_default,
     every_state_change_is_streamed_in_commit_order_and_pulled_after_a_seq,
+    an_outage_s_closing_notice_reaches_whoever_heard_of_its_start_after_the_tenant_moved,
 );
 
 async fn tenant_of(store: &Store, name: &str) -> (String, String) {
@@ -66,6 +67,49 @@ async fn a_tenant_comes_from_config_then_api_then_sql_then_pattern_then_default(
     assert_eq!(moved.len(), 1, "{moved:?}");
     assert_eq!(moved[0]["event"], "tenant_changed");
     assert_eq!((moved[0]["from"].as_str(), moved[0]["to"].as_str()), (Some("from-api"), Some("from-sql")));
+}
+
+/// A tenant change takes effect for notices from then on, but an open
+/// outage's closing notice still reaches the notifier told of its start:
+/// the old tenant's pager hears the recovery of what it was paged about.
+async fn an_outage_s_closing_notice_reaches_whoever_heard_of_its_start_after_the_tenant_moved(store: Store) {
+    let pager = |name: &str, tenant: &str| wa_sentinel::config::raw::RawNotifier {
+        name: name.into(),
+        kind: "webhook".into(),
+        url: Some("http://127.0.0.1:9/hook".into()),
+        tenants: Some(vec![tenant.into()]),
+        ..Default::default()
+    };
+    let rig = Rig::new(store.clone(), &[("shop", Behaviour::LoggedOut)], |r| {
+        r.notifiers.push(pager("acme-pager", "acme"));
+        r.notifiers.push(pager("globex-pager", "globex"));
+    })
+    .await;
+    let shop = InstanceKey::new("evo", "shop");
+    store.set_tenant_assignment(&shop, "acme", Ts(0)).await.unwrap();
+    rig.cycle().await;
+    let sent = |rows: Vec<(String, String, String)>| -> Vec<(String, String)> {
+        rows.into_iter().map(|(k, n, _)| (n, k.rsplit(':').next().unwrap().to_string())).collect()
+    };
+    assert_eq!(sent(store.outbox_all().await.unwrap()), vec![("acme-pager".into(), "instance_logged_out".into())]);
+    store.set_tenant_assignment(&shop, "globex", Ts(0)).await.unwrap();
+    rig.advance(1);
+    rig.cycle().await;
+    assert_eq!(tenant_of(&store, "shop").await, ("globex".into(), "api".into()));
+    rig.sim.set_behaviour("shop", Behaviour::Open);
+    rig.advance(1);
+    rig.cycle().await;
+    let mut got = sent(store.outbox_all().await.unwrap());
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("acme-pager".into(), "instance_logged_out".into()),
+            ("acme-pager".into(), "instance_recovered".into()),
+            ("globex-pager".into(), "instance_recovered".into()),
+        ],
+        "the old tenant's pager closes what it opened; the new tenant's hears the news from now on"
+    );
 }
 
 /// Every health transition and outage change is an event, numbered in commit
@@ -139,6 +183,17 @@ async fn tenants_in(url: &str) -> Vec<(String, String, String)> {
     rows.into_iter().map(|r| (r.key.name, r.tenant, r.tenant_source)).collect()
 }
 
+/// Wait up to 20 s for `name` to have `tenant` from `source`.
+async fn tenant_becomes(url: &str, name: &str, tenant: &str, source: &str) -> bool {
+    for _ in 0..100 {
+        if tenants_in(url).await.iter().any(|t| t.0 == name && t.1 == tenant && t.2 == source) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 /// A pattern-mapped fleet, API assignments (one made before the instance
 /// exists) that survive a restart, and the API's answers to bad tenants.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +239,42 @@ async fn api_assignments_apply_when_discovered_and_survive_a_restart() {
         false
     };
     assert!(applied.await, "applied at the next cycle");
+    // The API says where the tenant came from; DELETE hands the decision back
+    // to the next source in the order; both are audited on the timeline.
+    let listed: Value = client
+        .get(format!("http://127.0.0.1:{port}/api/instances"))
+        .bearer_auth("admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let shop = listed["instances"].as_array().unwrap().iter().find(|i| i["instance"] == "shop").unwrap().clone();
+    assert_eq!((&shop["tenant"], &shop["tenant_source"]), (&json!("acme"), &json!("api")), "{shop}");
+    let del = client.delete(api("shop")).bearer_auth("admin").send().await.unwrap();
+    assert_eq!(del.status(), 200);
+    assert_eq!(del.json::<Value>().await.unwrap()["removed"], true);
+    assert!(
+        tenant_becomes(&db, "shop", "unassigned", "default").await,
+        "without the assignment, the default tenant: {:?}",
+        tenants_in(&db).await
+    );
+    let store = Store::connect(&db, 2).await.unwrap();
+    let rec = store.instance(&InstanceKey::new("evo", "shop")).await.unwrap().unwrap();
+    let audited: Vec<Value> = store
+        .events(&rec.id, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "tenant_assigned")
+        .map(|e| serde_json::from_str(&e.detail).unwrap())
+        .collect();
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(audited.iter().all(|d| d["actor"] == "api" && d["address"] == "127.0.0.1"), "{audited:?}");
+    assert!(audited.iter().any(|d| d["tenant"] == "acme") && audited.iter().any(|d| d["tenant"].is_null()));
+    assert_eq!(put(api("shop"), json!({"tenant": "acme"})).await.unwrap().status(), 200, "assigned again");
+    assert!(tenant_becomes(&db, "shop", "acme", "api").await);
     daemon.kill9();
 
     // The instance assigned ahead appears on the provider; a new daemon starts.
@@ -393,11 +484,21 @@ async fn the_applications_database_maps_tenants_and_its_last_mapping_outlives_it
         .await
         .unwrap();
     assert!(has(("desk", "initech")).await, "a changed row moves the tenant");
+    let metrics = || async {
+        let r = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+        r.text().await.unwrap()
+    };
+    assert!(metrics().await.contains("wa_sentinel_tenant_source_up 1"), "{}", metrics().await);
     sqlx::raw_sql("DROP TABLE whatsapp_instances").execute(&app).await.unwrap();
     let polls = sim.calls("GET", "/instance/connectionState/shop");
     assert!(
         wait_for(Duration::from_secs(20), || sim.calls("GET", "/instance/connectionState/shop") >= polls + 3).await,
         "polling goes on while the source fails"
+    );
+    let m = metrics().await;
+    assert!(
+        m.contains("wa_sentinel_tenant_source_up 0") && m.contains("wa_sentinel_tenant_source_errors_total"),
+        "{m}"
     );
     daemon.kill9();
     let mut t = tenants_in(&db.url).await;

@@ -198,7 +198,6 @@ async fn instance_page_shows_health_outages_and_timeline() {
     assert_eq!(anon.status().as_u16(), 401, "signed-in viewers only");
 }
 
-
 /// Names come from providers: a hostile one is text on the status page and
 /// on its own page (the templates escape it), and a path segment in links.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -221,9 +221,12 @@ async fn floor_run(size: &Size, n: usize, rep: &mut Report) -> Result<Vec<FloorR
         }
         // Warm the bare client's connections (not measured).
         bare.run_until(Instant::now() + Duration::from_millis(200)).await?;
+        // One period unmeasured: the first after the inserting cycle steps
+        // every instance once; the fast path takes settled ones from then on.
         let period = size.floor_period.as_millis() as u64;
         // The samples are taken this long after a tick, when every cycle has started.
         let lag = (period / 50).clamp(20, 200);
+        sleep_until_wall((wall_ms() / period + 1) * period + lag).await;
         let mut rounds = Vec::new();
         for _ in 0..size.floor_rounds {
             let boundary = wall_ms() / period * period + period;
@@ -253,6 +256,11 @@ async fn floor_run(size: &Size, n: usize, rep: &mut Report) -> Result<Vec<FloorR
             let c1 = cpu_ticks(pid);
             let window: Vec<(String, u64, u64)> = provider_cycles(&text()).split_off(seen);
             let polls: u64 = window.iter().map(|c| c.2).sum();
+            // How many of them took the settled fast path, and how many committed a change.
+            let lines: Vec<String> =
+                text().lines().filter(|l| l.contains("poll cycle done")).skip(seen).map(str::to_string).collect();
+            let settled: u64 = lines.iter().map(|l| field(l, "settled").unwrap_or(0)).sum();
+            let changed: u64 = lines.iter().map(|l| field(l, "changed").unwrap_or(0)).sum();
             if failed > 0 {
                 rep.failures.push(format!("floor {n}: the bare client got {failed} failed calls"));
             }
@@ -268,7 +276,8 @@ async fn floor_run(size: &Size, n: usize, rep: &mut Report) -> Result<Vec<FloorR
                 requests: ok,
             };
             eprintln!(
-                "  round: daemon {:.1} µs/poll ({} polls, {:.1} % of a core), bare client {:.1} µs/request ({} requests): {:.2}x",
+                "  round: daemon {:.1} µs/poll ({} polls, {settled} settled, {changed} changed, {:.1} % of a core), \
+                 bare client {:.1} µs/request ({} requests): {:.2}x",
                 r.daemon_us,
                 r.polls,
                 r.daemon_share * 100.0,

@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo bench --bench bench -- all        # every scenario at full size, a markdown table
 //! cargo bench --bench bench -- smoke      # every scenario at tiny size (< 60 s; .ci/run)
-//! cargo bench --bench bench -- receiver|latency|poll|writes|claim|unauth|scale|replicas|events [--postgres URL | --no-postgres] [--poll-sizes 1000,10000] [--scale-sizes 100000,10000]
+//! cargo bench --bench bench -- receiver|latency|poll|writes|claim|unauth|scale|replicas|events|floor [--postgres URL | --no-postgres] [--poll-sizes 1000,10000] [--scale-sizes 100000,10000] [--floor-sizes 20000,100000]
 //! ```
 //!
 //! The real daemon (`target/release/wa-sentinel`, built by cargo for this
@@ -36,6 +36,11 @@
 //!   whole periods, peak RSS; SQLite, and PostgreSQL (with its writes per
 //!   steady cycle) when a URL is given. `--scale-sizes 100000,10000`.
 //!
+//! - `floor` ([`floor`]): the `scale` setup at 20,000 and 100,000 instances
+//!   (`--floor-sizes`), 3 periods: the daemon's CPU per poll next to a bare
+//!   HTTP client's CPU per request, the same status calls against the same
+//!   simulators in the same periods, and their ratio (median and spread).
+//!
 //! - `events` ([`events`]): the event stream to one local subscriber: the
 //!   delivery rate of the first cycle's burst, and the delay from a change's
 //!   commit to its delivery at 10,000 instances with 1 % changing per minute.
@@ -60,6 +65,7 @@ use wa_sentinel::store::{OutboxEntry, Store};
 mod claim;
 mod daemon;
 mod events;
+mod floor;
 mod latency;
 mod load;
 mod poll;
@@ -124,6 +130,12 @@ struct Size {
     /// The `events` scenario: instances, and how long 1 % of them per minute change.
     events_instances: usize,
     events_run: Duration,
+    /// The `floor` scenario: total instances (over `scale_providers`), the
+    /// poll schedule and its period, and how many periods are measured.
+    floor_sizes: Vec<usize>,
+    floor_schedule: &'static str,
+    floor_period: Duration,
+    floor_rounds: usize,
 }
 
 impl Size {
@@ -156,6 +168,10 @@ impl Size {
                 replica_instances: 60_000,
                 events_instances: 10_000,
                 events_run: Duration::from_secs(180),
+                floor_sizes: vec![20_000, 100_000],
+                floor_schedule: "*/30 * * * * *",
+                floor_period: Duration::from_secs(30),
+                floor_rounds: 3,
             },
             Mode::Smoke => Size {
                 mode,
@@ -184,6 +200,10 @@ impl Size {
                 replica_instances: 300,
                 events_instances: 200,
                 events_run: Duration::from_secs(3),
+                floor_sizes: vec![200],
+                floor_schedule: "*/1 * * * * *",
+                floor_period: Duration::from_secs(1),
+                floor_rounds: 3,
             },
         }
     }
@@ -380,7 +400,7 @@ fn main() -> Result<()> {
     }
     let mut scenario = None;
     let mut pg_url = std::env::var("WA_SENTINEL_TEST_POSTGRES").ok().filter(|s| !s.is_empty());
-    let (mut no_pg, mut poll_sizes, mut scale_sizes) = (false, None, None);
+    let (mut no_pg, mut poll_sizes, mut scale_sizes, mut floor_sizes) = (false, None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -394,12 +414,16 @@ fn main() -> Result<()> {
                 let v = it.next().ok_or_else(|| anyhow!("--scale-sizes N[,N…]"))?;
                 scale_sizes = Some(v.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?);
             }
+            "--floor-sizes" => {
+                let v = it.next().ok_or_else(|| anyhow!("--floor-sizes N[,N…]"))?;
+                floor_sizes = Some(v.split(',').map(str::parse).collect::<Result<Vec<usize>, _>>()?);
+            }
             "all" | "smoke" | "receiver" | "latency" | "poll" | "writes" | "claim" | "unauth" | "scale"
-            | "replicas" | "events" => scenario = Some(a.clone()),
+            | "replicas" | "events" | "floor" => scenario = Some(a.clone()),
             other if other.starts_with('-') => {} // libtest-style flags cargo may pass
             other => {
                 bail!(
-                    "unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth | scale | replicas | events"
+                    "unknown scenario `{other}`: all | smoke | receiver | latency | poll | writes | claim | unauth | scale | replicas | events | floor"
                 )
             }
         }
@@ -411,6 +435,9 @@ fn main() -> Result<()> {
     }
     if let Some(s) = scale_sizes {
         size.scale_sizes = s;
+    }
+    if let Some(s) = floor_sizes {
+        size.floor_sizes = s;
     }
     if no_pg {
         pg_url = None;
@@ -452,6 +479,9 @@ fn main() -> Result<()> {
         }
         if all || scenario == "events" {
             events::events(&size, &mut rep).await?;
+        }
+        if all || scenario == "floor" {
+            floor::floor(&size, &mut rep).await?;
         }
         Ok(())
     });

@@ -158,6 +158,8 @@ pub async fn run(cfg: Config, mut signals: Signals, config_path: Option<PathBuf>
     ticks.lead_all.store(store.backend() == Backend::Sqlite, Ordering::SeqCst);
     let (db_url, listen, admin_listen) = (cfg.database.url.clone(), cfg.server.listen, cfg.server.admin_listen);
     let admin = cfg.server.admin_token.is_some();
+    // The recorder first: the poll keeps its metric handles from its first call.
+    crate::server::metrics_handle();
     let mut current = Generation::start(cfg, &store, &ticks).await?;
 
     let bind = |addr: std::net::SocketAddr| async move {

@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::http::{Http, Reply};
+use hyper::body::Bytes;
+
+use super::http::{Http, Reply, reply_of, text_of};
+use super::lean::{LeanGet, secret_header};
 use super::{
     Discovered, ErrorClass, InstanceRef, Provider, ProviderError, RAW_LIMIT, Recovered, StatusReport, WebhookRepair,
     WebhookSettings, redact_url, truncate,
@@ -55,15 +58,28 @@ pub struct EvolutionClient {
     /// Detected once per client (per config generation); concurrent first
     /// calls wait for the one probe in flight (single-flight).
     detected: tokio::sync::OnceCell<EvoVersion>,
+    /// The status poll on hyper directly, for a plain `http://` server
+    /// ([`LeanGet`]); `None`: reqwest. Boxed: the other provider clients
+    /// are a fraction of its size.
+    lean: Option<Box<LeanGet>>,
 }
 
 impl EvolutionClient {
     pub fn new(cfg: &ProviderConfig, request_timeout: Duration) -> Result<Self, ProviderError> {
+        let http = Http::new(&cfg.base_url, request_timeout)?;
+        let mut headers = hyper::HeaderMap::new();
+        if let Some((k, v)) = cfg.api_key.as_ref().and_then(|k| secret_header("apikey", k.expose())) {
+            headers.insert(k, v);
+        }
+        const NAME: &str = "instance-name";
+        let lean = LeanGet::for_base(&http.url(&["instance", "connectionState", NAME]), NAME, headers, request_timeout)
+            .map(Box::new);
         Ok(EvolutionClient {
-            http: Http::new(&cfg.base_url, request_timeout)?,
+            http,
             api_key: cfg.api_key.clone(),
             configured: cfg.api_version,
             detected: tokio::sync::OnceCell::new(),
+            lean,
         })
     }
 
@@ -120,33 +136,36 @@ impl EvolutionClient {
 
 impl Provider for EvolutionClient {
     async fn status(&self, inst: &InstanceRef) -> Result<StatusReport, ProviderError> {
-        let what = format!("GET /instance/connectionState/{}", inst.name);
-        let r = match self.http.send(self.get(&["instance", "connectionState", &inst.name]), &what).await {
+        let name = inst.name.as_str();
+        let what = || format!("GET /instance/connectionState/{name}");
+        let answer = match &self.lean {
+            Some(lean) if lean.serves(name) => lean.get(name, what).await.map(|r| (r.status, r.body)),
+            _ => self
+                .http
+                .send_bytes(self.get(&["instance", "connectionState", name]), &what())
+                .await
+                .map(|(status, body)| (status, Bytes::from(body))),
+        };
+        let (status, body) = match answer {
+            Ok(a) => a,
+            Err(e) => return StatusReport::from_error(e),
+        };
+        // The usual answer, read from its bytes; anything else is classified.
+        if (200..300).contains(&status)
+            && let Some(st) = fast_state(&body)
+        {
+            return Ok(StatusReport { status: st, raw: truncate(&String::from_utf8_lossy(&body), RAW_LIMIT) });
+        }
+        let r = match reply_of(status, text_of(&body), &what()) {
             Ok(r) => r,
             Err(e) => return StatusReport::from_error(e),
         };
         let raw = truncate(&r.body, RAW_LIMIT);
-        let inner = r.json.get("instance").filter(|i| i.is_object()).ok_or_else(|| {
-            ProviderError::new(ErrorClass::BadResponse, format!("{what}: no `instance` object in the answer"))
-        })?;
-        let status = match inner.get("state") {
-            None | Some(Value::Null) => ProviderStatus::NotLoaded,
-            Some(Value::String(s)) => match s.as_str() {
-                "open" => ProviderStatus::Connected,
-                "connecting" => ProviderStatus::Connecting { qr_pending: false },
-                // v2's row tells the reason code; both versions' rows tell
-                // whether the instance was ever paired (an owner).
-                "close" | "refused" => self.close_reason(&inst.name).await,
-                other => {
-                    return Err(ProviderError::new(
-                        ErrorClass::BadResponse,
-                        format!("{what}: unknown state {:?}", truncate(other, 40)),
-                    ));
-                }
-            },
-            Some(_) => {
-                return Err(ProviderError::new(ErrorClass::BadResponse, format!("{what}: `state` is not a string")));
-            }
+        let status = match state_of(&r.json, &what())? {
+            StateAnswer::Status(s) => s,
+            // v2's row tells the reason code; both versions' rows tell
+            // whether the instance was ever paired (an owner).
+            StateAnswer::Closed => self.close_reason(name).await,
         };
         Ok(StatusReport { status, raw })
     }
@@ -282,6 +301,78 @@ impl EvolutionClient {
         let r: Reply = self.http.send(self.get(&["webhook", "find", &inst.name]), &what).await?;
         let headers = r.json.get("headers").and_then(Value::as_object).cloned().unwrap_or_default();
         Ok((webhook_from_json(&r.json), headers))
+    }
+}
+
+/// What a `connectionState` answer says: a status, or a `close` (or
+/// `refused`) whose reason takes a second call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StateAnswer {
+    Status(ProviderStatus),
+    Closed,
+}
+
+/// A classified `connectionState` answer (`{"instance": {"state": …}}`) read.
+fn state_of(json: &Value, what: &str) -> Result<StateAnswer, ProviderError> {
+    let inner = json.get("instance").filter(|i| i.is_object()).ok_or_else(|| {
+        ProviderError::new(ErrorClass::BadResponse, format!("{what}: no `instance` object in the answer"))
+    })?;
+    Ok(match inner.get("state") {
+        None | Some(Value::Null) => StateAnswer::Status(ProviderStatus::NotLoaded),
+        Some(Value::String(s)) => match s.as_str() {
+            "open" => StateAnswer::Status(ProviderStatus::Connected),
+            "connecting" => StateAnswer::Status(ProviderStatus::Connecting { qr_pending: false }),
+            "close" | "refused" => StateAnswer::Closed,
+            other => {
+                return Err(ProviderError::new(
+                    ErrorClass::BadResponse,
+                    format!("{what}: unknown state {:?}", truncate(other, 40)),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(ProviderError::new(ErrorClass::BadResponse, format!("{what}: `state` is not a string")));
+        }
+    })
+}
+
+/// The usual `connectionState` answer read straight from its bytes, without
+/// a `serde_json::Value`: exactly `{"instance": {"instanceName": "…",
+/// "state": …}}` (either inner field may be missing; any order, any
+/// whitespace), whose state is `open`, `connecting` or null/absent. Any other
+/// body — another field, an `error`, a duplicate key, a `close` — is `None`
+/// and goes through [`classify`](super::http::classify) and [`state_of`],
+/// which agree with this on every body it takes (a property test holds it).
+fn fast_state(body: &[u8]) -> Option<ProviderStatus> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        instance: Option<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Inner<'a> {
+        #[serde(borrow, default, rename = "instanceName")]
+        _name: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        state: Option<std::borrow::Cow<'a, str>>,
+    }
+    // serde would also take a JSON array for a struct: only objects, at both levels.
+    if body.iter().find(|c| !c.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let a: Answer<'_> = serde_json::from_slice(body).ok()?;
+    let inner = a.instance?.get();
+    if !inner.starts_with('{') {
+        return None;
+    }
+    let a: Inner<'_> = serde_json::from_str(inner).ok()?;
+    match a.state.as_deref() {
+        None => Some(ProviderStatus::NotLoaded),
+        Some("open") => Some(ProviderStatus::Connected),
+        Some("connecting") => Some(ProviderStatus::Connecting { qr_pending: false }),
+        Some(_) => None,
     }
 }
 
@@ -555,6 +646,72 @@ mod tests {
             let canon = super::canonical_event(&e);
             let expect = if super::SIGNAL_EVENTS.contains(&canon.as_str()) { canon.as_str() } else { "" };
             prop_assert_eq!(super::canonical_kind(&e), expect);
+        }
+    }
+
+    /// Pieces of `connectionState` answers: the usual ones, their near
+    /// misses (other fields, other states, escapes, arrays, duplicates).
+    fn answer_body() -> impl Strategy<Value = String> {
+        let ws = proptest::sample::select(vec!["", " ", "\n", "\t", "\r\n  "]);
+        let value = proptest::sample::select(vec![
+            r#""open""#,
+            r#""connecting""#,
+            r#""close""#,
+            r#""refused""#,
+            r#""op\u0065n""#,
+            r#""OPEN""#,
+            "null",
+            "1",
+            "1e400",
+            "true",
+            r#"["open"]"#,
+            "{}",
+            r#""sales-bot""#,
+        ]);
+        let key = proptest::sample::select(vec!["state", "instanceName", "status", "st\\u0061te", "error"]);
+        let entry = (ws.clone(), key, ws.clone(), value.clone()).prop_map(|(a, k, b, v)| format!(r#"{a}"{k}":{b}{v}"#));
+        let inner = proptest::collection::vec(entry, 0..4).prop_map(|e| format!("{{{}}}", e.join(",")));
+        let top_key =
+            proptest::sample::select(vec!["instance", "instance", "instance", "error", "message", "\\u0069nstance"]);
+        let top_value = prop_oneof![3 => inner.clone(), 1 => value.prop_map(str::to_string), 1 => inner.prop_map(|i| format!("[{i}]"))];
+        let top_entry = (ws.clone(), top_key, top_value).prop_map(|(a, k, v)| format!(r#"{a}"{k}":{v}"#));
+        prop_oneof![
+            8 => (proptest::collection::vec(top_entry, 0..3), ws.clone(), ws).prop_map(|(e, a, b)| format!("{a}{{{}}}{b}", e.join(","))),
+            1 => "\\PC{0,60}",
+        ]
+    }
+
+    proptest! {
+        /// The poll's read of a `connectionState` answer from its bytes says
+        /// what the classified read says, on every body it takes.
+        #[test]
+        fn the_fast_state_read_agrees_with_the_classified_read(body in answer_body()) {
+            if let Some(st) = super::fast_state(body.as_bytes()) {
+                let json = crate::providers::http::classify(200, &body);
+                prop_assert!(json.is_ok(), "{body}: {json:?}");
+                let read = super::state_of(&json.unwrap(), "GET /x");
+                prop_assert_eq!(read, Ok(super::StateAnswer::Status(st)), "{}", body);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_state_read_takes_the_usual_answers() {
+        let read = |b: &str| super::fast_state(b.as_bytes());
+        assert_eq!(read(r#"{"instance":{"instanceName":"a","state":"open"}}"#), Some(ProviderStatus::Connected));
+        assert_eq!(
+            read(r#" {"instance": {"state": "connecting", "instanceName": "a"}} "#),
+            Some(ProviderStatus::Connecting { qr_pending: false })
+        );
+        assert_eq!(read(r#"{"instance":{"instanceName":"a","state":null}}"#), Some(ProviderStatus::NotLoaded));
+        for other in [
+            r#"{"instance":{"instanceName":"a","state":"close"}}"#,
+            r#"{"instance":{"state":"open"},"error":true}"#,
+            r#"{"instance":{"state":"open","state":"close"}}"#,
+            r#"[{"state":"open"}]"#,
+            r#"{"instance":["a","open"]}"#,
+        ] {
+            assert_eq!(read(other), None, "{other}");
         }
     }
 

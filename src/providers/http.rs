@@ -93,14 +93,34 @@ impl Http {
         let resp = rb.send().await.map_err(|e| transport_error(what, e))?;
         let status = resp.status().as_u16();
         let body = read_capped(resp, what, status).await?;
-        match classify(status, &body) {
-            Ok(json) => Ok(Reply { status, body, json }),
-            Err(mut e) => {
-                e.detail = format!("{what}: {}", e.detail);
-                Err(e)
-            }
+        reply_of(status, body, what)
+    }
+
+    /// Send and read the status and the body's bytes (at most
+    /// [`MAX_REPLY`]), not classified yet: a caller that can read the usual
+    /// answer straight from the bytes, and [`reply_of`] for the rest.
+    pub async fn send_bytes(&self, rb: reqwest::RequestBuilder, what: &str) -> Result<(u16, Vec<u8>), ProviderError> {
+        let resp = rb.send().await.map_err(|e| transport_error(what, e))?;
+        let status = resp.status().as_u16();
+        Ok((status, read_capped_bytes(resp, what, status, MAX_REPLY).await?))
+    }
+}
+
+/// An answer's status and text, classified ([`classify`]); an error's detail
+/// starts with `what`.
+pub fn reply_of(status: u16, body: String, what: &str) -> Result<Reply, ProviderError> {
+    match classify(status, &body) {
+        Ok(json) => Ok(Reply { status, body, json }),
+        Err(mut e) => {
+            e.detail = format!("{what}: {}", e.detail);
+            Err(e)
         }
     }
+}
+
+/// An answer's bytes as text; bytes that are not UTF-8 are replaced, not refused.
+pub fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// An answer read as bytes, whatever its status ([`Http::send_raw`]).

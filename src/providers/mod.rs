@@ -13,6 +13,7 @@
 //! - [`zapi`]: Z-API (credentials in the URL path, six webhook slots).
 //! - [`pairing`]: re-pairing calls — the current QR code, a pairing code, the one start.
 //! - [`slots`]: the slot-per-event-kind webhook repair W-API and Z-API share.
+//! - [`lean`]: the status poll's own HTTP client (plain `http://` only).
 //! - [`messaging`]: sending a text through an instance (the `whatsapp`
 //!   notifier) and reading back what it sent.
 //!
@@ -21,6 +22,7 @@
 
 pub mod evolution;
 pub mod http;
+pub mod lean;
 pub mod messaging;
 pub mod pairing;
 pub mod slots;

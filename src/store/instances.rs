@@ -178,17 +178,33 @@ impl Store {
     /// it, [`Store::instances_by_ids`]). A cycle streams its queue a page at
     /// a time instead of holding every record at once.
     pub async fn poll_page(&self, provider: &str, after: Option<&str>, limit: u32) -> Result<Vec<PollRow>> {
-        let rows: Vec<(String, String, i64)> = on_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT id, name, version FROM instances \
-                 WHERE provider = $1 AND present = TRUE AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3",
-            )
-            .bind(provider)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(p)
-            .await?
-        });
+        // Two texts, not `($2 IS NULL OR name > $2)`: with the `OR`, SQLite
+        // reads the provider's index from its first name for every page (each
+        // page cost all the pages before it); `name > $2` is a range on
+        // `(provider, name)`.
+        let rows: Vec<(String, String, i64)> = match after {
+            None => on_pool!(self, p => {
+                sqlx::query_as(
+                    "SELECT id, name, version FROM instances \
+                     WHERE provider = $1 AND present = TRUE ORDER BY name LIMIT $2",
+                )
+                .bind(provider)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+            }),
+            Some(after) => on_pool!(self, p => {
+                sqlx::query_as(
+                    "SELECT id, name, version FROM instances \
+                     WHERE provider = $1 AND present = TRUE AND name > $2 ORDER BY name LIMIT $3",
+                )
+                .bind(provider)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+            }),
+        };
         Ok(rows.into_iter().map(|(id, name, version)| PollRow { id, name, version }).collect())
     }
 

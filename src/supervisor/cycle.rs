@@ -158,7 +158,7 @@ impl Supervisor {
         let _g = self.global.acquire().await.expect("semaphore never closed");
         let started = Instant::now();
         let res = h.client.status(&self.instance_ref(key)).await;
-        metrics::histogram!("wa_sentinel_poll_duration_seconds").record(started.elapsed().as_secs_f64());
+        h.poll_metrics.duration().record(started.elapsed().as_secs_f64());
         let (obs, result, error) = match res {
             Ok(r) => (Observation::Polled(r.status), "ok", None),
             Err(e) => match (e.instance_status(), e.provider_kind()) {
@@ -174,8 +174,7 @@ impl Supervisor {
                 ),
             },
         };
-        metrics::counter!("wa_sentinel_polls_total", "provider" => key.provider.clone(), "result" => result)
-            .increment(1);
+        h.poll_metrics.result(&key.provider, result).increment(1);
         (obs, error)
     }
 
@@ -278,6 +277,7 @@ impl Supervisor {
         // probes (not always the first by name, which may be broken ones).
         let start = if was_open { progress.probe_after.lock().expect("probe lock").clone() } else { None };
         let mut queue = Queue::new(&self.store, &self.index, &p.name, start);
+        // The name of the last instance called (its buffer reused: no allocation per poll).
         let mut last_issued: Option<String> = None;
         // Instances whose status call got a server error: judged once the
         // cycle tells whether the provider answered anyone at all.
@@ -293,7 +293,9 @@ impl Supervisor {
             while set.len() < cap && breaker.may_call() {
                 let Some(item) = queue.next().await? else { break };
                 breaker.issued();
-                last_issued = Some(item.key.name.clone());
+                let last = last_issued.get_or_insert_with(String::new);
+                last.clear();
+                last.push_str(&item.key.name);
                 let (me, h) = (self.clone(), h.clone());
                 // A debug span: at the usual info level a poll costs no span of
                 // its own (the pipeline's `cycle{provider}` span still frames

@@ -75,6 +75,34 @@ struct ProviderHandle {
     calls: Semaphore,
     /// Recovery actions in flight to this provider.
     recoveries: Semaphore,
+    /// The poll's metric handles.
+    poll_metrics: PollMetrics,
+}
+
+/// The results `wa_sentinel_polls_total` counts, `ok` and every provider error kind.
+const POLL_RESULTS: [&str; 6] = ["ok", "unreachable", "server_error", "unauthorized", "bad_response", "unlicensed"];
+
+/// A provider's poll metric handles, each registered on its first use (a
+/// series appears when it first counts, as before): `counter!` with labels
+/// builds, hashes and looks up its key on every call.
+#[derive(Default)]
+struct PollMetrics {
+    duration: std::sync::OnceLock<metrics::Histogram>,
+    results: [std::sync::OnceLock<metrics::Counter>; POLL_RESULTS.len()],
+}
+
+impl PollMetrics {
+    fn duration(&self) -> &metrics::Histogram {
+        self.duration.get_or_init(|| metrics::histogram!("wa_sentinel_poll_duration_seconds"))
+    }
+
+    /// `wa_sentinel_polls_total{provider, result}`.
+    fn result(&self, provider: &str, result: &'static str) -> &metrics::Counter {
+        let i = POLL_RESULTS.iter().position(|r| *r == result).unwrap_or(0);
+        self.results[i].get_or_init(|| {
+            metrics::counter!("wa_sentinel_polls_total", "provider" => provider.to_string(), "result" => POLL_RESULTS[i])
+        })
+    }
 }
 
 /// Shared by the scheduler jobs, the receiver and the CLI.
@@ -167,6 +195,7 @@ impl Supervisor {
                     kind: p.kind,
                     calls: Semaphore::new(cfg.supervisor.per_provider_concurrency),
                     recoveries: Semaphore::new(cfg.supervisor.recovery_concurrency),
+                    poll_metrics: PollMetrics::default(),
                 }),
             );
         }

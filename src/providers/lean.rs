@@ -10,7 +10,7 @@
 //! included — stays on reqwest ([`LeanGet::for_base`] says `None`). What it
 //! sends is what reqwest sends (`accept: */*`, the same `user-agent`, the
 //! provider's headers), bounded by one timeout over the call and its body,
-//! and its failures read as reqwest's do ([`super::http::transport_error`]'s
+//! and its failures read as reqwest's do (`http::transport_error`'s
 //! words: "timed out", "connection failed", "request failed").
 
 use std::time::Duration;

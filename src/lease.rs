@@ -220,8 +220,8 @@ pub async fn round(
                     continue;
                 }
                 if action == LeaseAction::Rescue {
-                    memory.rescued(&name, plan.version);
-                    tracing::warn!(provider = %name, plan = plan.version, "took over a provider that had no leader for a whole lease period; keeping it until the plan changes");
+                    memory.rescued(&name, plan.version, now.0);
+                    tracing::warn!(provider = %name, plan = plan.version, "took over a provider that had no leader for a whole lease period; keeping it until the plan changes or for a lease period");
                 }
                 if !p.leader.swap(true, Ordering::SeqCst) {
                     // Taken just now: what happened before was watched by

@@ -21,8 +21,13 @@
 //!   cycle ends (hand-over between cycles), release it, or **rescue** it: a
 //!   provider that has had no live lease for a whole lease TTL is taken by any
 //!   live replica that configures it, whatever the plan says, and kept until
-//!   the plan's version changes. The lease itself makes sure a provider never
-//!   has two leaders at once.
+//!   the plan's version changes or for one more lease TTL, whichever comes
+//!   first; then it is handed back to the plan's leader between cycles. (A
+//!   rescue kept for the whole version would outlive the race it covers: a
+//!   replica dying replans and frees its providers' leases at about the same
+//!   moment, so a provider rescued just after the replan would stay with the
+//!   rescuer, against the plan, until the membership next changed.) The lease
+//!   itself makes sure a provider never has two leaders at once.
 //!
 //! Pure: the clock and the snapshot are passed in. `src/lease.rs` is the edge
 //! that reads the snapshot, writes the plan and applies the lease actions.
@@ -117,14 +122,22 @@ pub struct Memory {
     /// has been seen without a live lease, at every round since.
     unleased_since: BTreeMap<String, i64>,
     /// Providers this replica rescued, with the plan version it rescued them
-    /// under: kept until the version changes.
-    rescued: BTreeMap<String, i64>,
+    /// under and when (this replica's clock): kept until the version changes
+    /// or a lease TTL has passed.
+    rescued: BTreeMap<String, Rescue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rescue {
+    version: i64,
+    at_ms: i64,
 }
 
 impl Memory {
-    /// Record that a [`LeaseAction::Rescue`] got the lease under `version`.
-    pub fn rescued(&mut self, provider: &str, version: i64) {
-        self.rescued.insert(provider.to_string(), version);
+    /// Record that a [`LeaseAction::Rescue`] got the lease under `version` at
+    /// `at_ms`.
+    pub fn rescued(&mut self, provider: &str, version: i64, at_ms: i64) {
+        self.rescued.insert(provider.to_string(), Rescue { version, at_ms });
     }
 }
 
@@ -151,7 +164,12 @@ pub struct Round<'a> {
 /// holds (nothing to do).
 pub fn lease_actions(round: &Round<'_>, memory: &mut Memory) -> Vec<(String, LeaseAction)> {
     let Round { me, known, plan, leases, busy, now_ms, ttl_ms } = *round;
-    memory.rescued.retain(|p, v| *v == plan.version && known.contains(p));
+    // A rescue is kept for one lease TTL at most: by then the plan's leader
+    // is live (a dead one's heartbeat has expired and the plan has moved on),
+    // so the provider is handed back below like any other held against the
+    // plan, and the leader takes it at its next round. Should it still not,
+    // the safety net catches it again.
+    memory.rescued.retain(|p, r| r.version == plan.version && known.contains(p) && now_ms - r.at_ms < ttl_ms);
     memory.unleased_since.retain(|p, _| known.contains(p) && !leases.contains_key(p));
     let held = |p: &str| leases.get(p).is_some_and(|h| h == me);
     let mut out = Vec::new();

@@ -94,7 +94,35 @@ pub async fn idempotency_keys(sink: &wiremock::MockServer) -> Vec<String> {
         .collect()
 }
 
-/// A TCP port free right now on 127.0.0.1 (for a daemon's listener).
+/// A TCP port free right now on 127.0.0.1, for a daemon spawned later to
+/// listen on. A port the kernel hands out (`bind(0)`) comes from its
+/// ephemeral range, where any other test's outgoing connection (a
+/// PostgreSQL pool, an HTTP client) or simulator may take it in the seconds
+/// before the daemon binds it, and the daemon then exits with "address in
+/// use". So the port is picked below that range, where the kernel never
+/// hands one out: from a per-process counter (no two tests of this binary
+/// get the same one) starting at a per-process offset (two binaries running
+/// at once rarely meet), skipping any port something already listens on.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    // Ports from 10000 up to the ephemeral range; a kernel configured to hand
+    // out ports below that leaves nothing to pick: take one from the kernel.
+    let (base, span) = (10_000, low.saturating_sub(10_000));
+    if span < 1000 {
+        return std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    }
+    let offset = std::process::id() * 7919 % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (base + (offset + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {base} and {low}");
 }

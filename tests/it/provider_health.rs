@@ -12,7 +12,7 @@ use wa_sentinel::domain::{Health, InstanceKey};
 use wa_sentinel::sim::evolution::{Behaviour, SimEvent, SimOptions, Simulator};
 use wa_sentinel::store::Store;
 
-use crate::it::common::{TestDb, idempotency_keys, ok_sink};
+use crate::it::common::{TestDb, free_port, idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, daemon_config, wait_for};
 use crate::it::supervisor::Rig;
 use crate::on_both_backends;
@@ -367,10 +367,6 @@ async fn only_the_leader_runs_the_remediation_and_a_new_leader_keeps_its_cooldow
 }
 
 // ------------------------------------------------------------ the real binary
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The daemon against a simulator whose three sessions are open, webhooks
 /// posted by this test to the daemon's receiver until the dispatcher sticks.

@@ -10,12 +10,8 @@ use std::time::Duration;
 
 use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 
-use crate::it::common::{TestDb, idempotency_keys, ok_sink};
+use crate::it::common::{TestDb, free_port, idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, wait_for};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn log_of(cfg: &Path) -> String {
     std::fs::read_to_string(cfg.with_extension("log")).unwrap_or_default()
@@ -75,9 +71,31 @@ async fn three_replicas_share_six_providers_and_take_over_a_killed_one() {
         daemons.push(Some(Daemon::spawn(&cfg, &[])));
         cfgs.push(cfg);
     }
-    let logs = || cfgs.iter().map(|c| log_of(c)).collect::<Vec<_>>().join("\n----\n");
+    // What a failure prints: the whole logs are longer than a CI report keeps,
+    // so each replica's end, its plan and leadership lines and its warnings.
+    let outline = |daemons: &mut Vec<Option<Daemon>>| {
+        let mut out = String::new();
+        for (i, c) in cfgs.iter().enumerate() {
+            let ended = daemons[i].as_mut().and_then(|d| d.exited());
+            out.push_str(&format!("---- replica {i} (exited: {ended:?})\n"));
+            let log = log_of(c);
+            let picked: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    ["leadership", "listening", "took over", " WARN ", " ERROR ", "rror"].iter().any(|k| l.contains(k))
+                })
+                .collect();
+            for l in &picked[picked.len().saturating_sub(12)..] {
+                out.push_str(&l.chars().take(220).collect::<String>());
+                out.push('\n');
+            }
+        }
+        out
+    };
     let connects = || sims[3].calls("GET", "/instance/connect/p3-down");
-    assert!(wait_for(Duration::from_secs(40), || connects() >= 1).await, "nobody reconnected p3-down:\n{}", logs());
+    if !wait_for(Duration::from_secs(40), || connects() >= 1).await {
+        panic!("nobody reconnected p3-down:\n{}", outline(&mut daemons));
+    }
 
     // Steady state: the replicas' latest leadership lines cover the six
     // providers exactly once, two each (one provider has two instances, so the
@@ -107,7 +125,9 @@ async fn three_replicas_share_six_providers_and_take_over_a_killed_one() {
     let lines = || cfgs.iter().map(|c| log_of(c).matches("provider leadership changed").count()).sum::<usize>();
     let mut stable = false;
     for _ in 0..6 {
-        assert!(wait_for(Duration::from_secs(60), settled).await, "the providers were never shared out:\n{}", logs());
+        if !wait_for(Duration::from_secs(60), settled).await {
+            panic!("the providers were never shared out:\n{}", outline(&mut daemons));
+        }
         let before = lines();
         tokio::time::sleep(Duration::from_secs(11)).await;
         if lines() == before && settled() {
@@ -115,7 +135,7 @@ async fn three_replicas_share_six_providers_and_take_over_a_killed_one() {
             break;
         }
     }
-    assert!(stable, "the plan kept moving:\n{}", logs());
+    assert!(stable, "the plan kept moving:\n{}", outline(&mut daemons));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let from: Vec<usize> = cfgs.iter().map(|c| log_of(c).len()).collect();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -147,7 +167,9 @@ async fn three_replicas_share_six_providers_and_take_over_a_killed_one() {
         let who = pollers(&cfgs, &from);
         moved.iter().all(|p| who.get(p).is_some_and(|r| !r.is_empty() && !r.contains(&victim)))
     };
-    assert!(wait_for(Duration::from_secs(40), taken).await, "{moved:?} never taken over:\n{}", logs());
+    if !wait_for(Duration::from_secs(40), taken).await {
+        panic!("{moved:?} never taken over:\n{}", outline(&mut daemons));
+    }
     let took = killed_at.elapsed();
     eprintln!("a killed replica's providers were polled again after {took:?}");
     assert!(took <= Duration::from_secs(15 + 1 + 4), "takeover took {took:?} (lease 15 s + a period)");

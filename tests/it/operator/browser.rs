@@ -96,7 +96,7 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start(chromium: &str, chromedriver: &str, profile: &std::path::Path) -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::it::common::free_port();
         let driver = tokio::process::Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())

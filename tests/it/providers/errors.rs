@@ -84,8 +84,8 @@ async fn gateway_errors_are_server_errors_not_unreachable() {
 
 #[tokio::test]
 async fn connection_refused_is_unreachable() {
-    // Bind and release a port so nothing listens on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A port nothing listens on.
+    let port = crate::it::common::free_port();
     let c = evo(&format!("http://127.0.0.1:{port}"), ApiVersion::V2);
     let e = c.status(&InstanceRef::named("sales-bot")).await.expect_err("nothing listens");
     assert_eq!(e.class, ErrorClass::Unreachable);

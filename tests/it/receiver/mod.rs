@@ -383,7 +383,7 @@ async fn with_admin_listen_the_public_listener_serves_only_webhooks_and_health()
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::it::common::free_port;
     let (public, admin) = (format!("127.0.0.1:{}", port()), format!("127.0.0.1:{}", port()));
     let mut raw = RawConfig::default();
     raw.database.url = format!("sqlite://{}/d.db", dir.path().display());

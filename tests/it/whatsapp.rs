@@ -49,6 +49,16 @@ pub fn evo_toml(sim: &Simulator) -> String {
     )
 }
 
+/// A WhatsApp notifier on `evo`/`ops` with no digest, and its fallback: a
+/// webhook notifier at `url` that carries only what is handed over to it.
+fn wa_with_fallback(url: &str) -> String {
+    format!(
+        "[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n\
+         to = [\"{TO}\"]\nfallback = \"hook\"\ndigest_window = \"0s\"\n\
+         [[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\nfallback_only = true\n"
+    )
+}
+
 fn policy(cfg: &Config, timeout: Duration) -> DeliveryPolicy {
     DeliveryPolicy {
         min_delay: Duration::from_secs(1),
@@ -262,13 +272,7 @@ async fn notices_wait_for_a_verdict_on_the_ops_instance_then_go_to_the_fallback(
     let db = TestDb::sqlite().await;
     let sim = sim(&[("ops", Behaviour::Open)]).await;
     let sink = ok_sink().await;
-    let cfg = cfg(&format!(
-        "{}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n\
-         to = [\"{TO}\"]\nfallback = \"hook\"\ndigest_window = \"0s\"\n\
-         [[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\nfallback_only = true\n",
-        evo_toml(&sim),
-        sink.uri()
-    ));
+    let cfg = cfg(&format!("{}{}", evo_toml(&sim), wa_with_fallback(&sink.uri())));
     let t0 = wa_sentinel::clock::now();
     let n = notice(NoticeKind::InstanceDown, "evo", "shop", "o1", t0);
     queue(&db.store, &cfg, std::slice::from_ref(&n), t0).await;
@@ -288,13 +292,7 @@ async fn a_notice_about_the_ops_instance_itself_goes_to_the_fallback_and_its_rec
     let db = TestDb::sqlite().await;
     let sim = sim(&[("ops", Behaviour::Open)]).await;
     let sink = ok_sink().await;
-    let cfg = cfg(&format!(
-        "{}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n\
-         to = [\"{TO}\"]\nfallback = \"hook\"\ndigest_window = \"0s\"\n\
-         [[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\nfallback_only = true\n",
-        evo_toml(&sim),
-        sink.uri()
-    ));
+    let cfg = cfg(&format!("{}{}", evo_toml(&sim), wa_with_fallback(&sink.uri())));
     let t0 = wa_sentinel::clock::now();
     believe(&db.store, "evo", "ops", ProviderStatus::Connected, t0).await;
     let down = notice(NoticeKind::InstanceFlapping, "evo", "ops", "o1", t0);
@@ -325,12 +323,9 @@ async fn a_send_the_provider_refuses_hands_the_notice_to_the_fallback_once() {
     let sink = ok_sink().await;
     let cfg = cfg(&format!(
         "[[providers]]\nname = \"evo\"\nkind = \"evolution\"\nbase_url = \"{}\"\napi_key = \"k\"\nwebhook_token = \"t\"\n\
-         api_version = \"v2\"\n[[instances]]\nprovider = \"evo\"\nname = \"ops\"\n\
-         [[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n\
-         to = [\"{TO}\"]\nfallback = \"hook\"\ndigest_window = \"0s\"\n\
-         [[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\nfallback_only = true\n",
+         api_version = \"v2\"\n[[instances]]\nprovider = \"evo\"\nname = \"ops\"\n{}",
         evo.uri(),
-        sink.uri()
+        wa_with_fallback(&sink.uri())
     ));
     let t0 = wa_sentinel::clock::now();
     believe(&db.store, "evo", "ops", ProviderStatus::Connected, t0).await;

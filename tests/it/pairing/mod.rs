@@ -70,6 +70,22 @@ fn evo(sim: &Simulator) -> RawProvider {
     }
 }
 
+/// The common opening: an Evolution simulator with one logged-out
+/// `lost-1`, a rig on SQLite after one cycle, and the link its down notice
+/// carries.
+async fn logged_out_with_a_link() -> (Simulator, Rig, String) {
+    let sim = Simulator::start(SimOptions {
+        instances: vec![("lost-1".into(), Behaviour::LoggedOut)],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let rig = Rig::start(TestDb::sqlite().await, vec![evo(&sim)], vec![], |_| {}).await;
+    rig.sup.poll_cycle().await.unwrap();
+    let url = rig.pair_url("lost-1").await;
+    (sim, rig, url)
+}
+
 impl Rig {
     pub async fn start(
         db: TestDb,
@@ -334,15 +350,7 @@ macro_rules! on_both_backends_with_db {
 /// closed session once): the rest share the cached answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_100_page_loads_costs_the_provider_a_handful_of_calls() {
-    let sim = Simulator::start(SimOptions {
-        instances: vec![("lost-1".into(), Behaviour::LoggedOut)],
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let rig = Rig::start(TestDb::sqlite().await, vec![evo(&sim)], vec![], |_| {}).await;
-    rig.sup.poll_cycle().await.unwrap();
-    let url = rig.pair_url("lost-1").await;
+    let (sim, rig, url) = logged_out_with_a_link().await;
     sim.reset_calls();
     let loads = (0..100).map(|i| {
         let (http, url) = (rig.http.clone(), if i % 2 == 0 { url.clone() } else { format!("{url}/qr.png") });
@@ -385,15 +393,7 @@ async fn the_page_draws_the_qr_code_when_the_provider_gives_only_its_string() {
 /// masked, and the code never reaches the log of events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pairing_code_for_a_number_and_the_limits_of_the_form() {
-    let sim = Simulator::start(SimOptions {
-        instances: vec![("lost-1".into(), Behaviour::LoggedOut)],
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let rig = Rig::start(TestDb::sqlite().await, vec![evo(&sim)], vec![], |_| {}).await;
-    rig.sup.poll_cycle().await.unwrap();
-    let url = rig.pair_url("lost-1").await;
+    let (_sim, rig, url) = logged_out_with_a_link().await;
     let (code, page) = rig.ask_code(&url, "+55 (11) 98765-4321").await;
     assert_eq!(code, 200, "{page}");
     assert!(page.contains(&format!("<p class=\"pairing-code\">{SIM_PAIRING_CODE}</p>")), "{page}");

@@ -10,15 +10,7 @@ use super::*;
 /// speaks the browser's language (pt-BR) over `alerts.language`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_tampered_expired_and_revoked_links() {
-    let sim = Simulator::start(SimOptions {
-        instances: vec![("lost-1".into(), Behaviour::LoggedOut)],
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let rig = Rig::start(TestDb::sqlite().await, vec![evo(&sim)], vec![], |_| {}).await;
-    rig.sup.poll_cycle().await.unwrap();
-    let url = rig.pair_url("lost-1").await;
+    let (_sim, rig, url) = logged_out_with_a_link().await;
     let token = url.rsplit('/').next().unwrap().to_string();
     let flipped = format!("{}{}", &token[..63], if token.ends_with('0') { '1' } else { '0' });
     let upper = token.to_uppercase();
@@ -211,15 +203,7 @@ async fn operators_issue_and_revoke_links_and_the_start_respects_the_cooldown() 
 /// listener still serves nothing of the admin surface.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn re_pair_pages_live_on_the_public_listener_only() {
-    let sim = Simulator::start(SimOptions {
-        instances: vec![("lost-1".into(), Behaviour::LoggedOut)],
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let rig = Rig::start(TestDb::sqlite().await, vec![evo(&sim)], vec![], |_| {}).await;
-    rig.sup.poll_cycle().await.unwrap();
-    let url = rig.pair_url("lost-1").await;
+    let (_sim, rig, url) = logged_out_with_a_link().await;
     let token = url.rsplit('/').next().unwrap().to_string();
     let state = server::start_background(rig.sup.clone(), Arc::new(Ticks::default()), rig.stop.child_token());
     let mut bases = Vec::new();
@@ -259,15 +243,7 @@ async fn a_customer_re_pairs_from_the_page_in_chromium() {
         return;
     };
     let chromium = which(chromium);
-    let sim = Simulator::start(SimOptions {
-        instances: vec![("lost-1".into(), Behaviour::LoggedOut)],
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let rig = Rig::start(TestDb::sqlite().await, vec![evo(&sim)], vec![], |_| {}).await;
-    rig.sup.poll_cycle().await.unwrap();
-    let url = rig.pair_url("lost-1").await;
+    let (sim, rig, url) = logged_out_with_a_link().await;
     // Evolution hands out codes only to a socket started with a number: the
     // customer's first code request starts it so.
     assert!(rig.ask_code(&url, "5511987654321").await.1.contains(SIM_PAIRING_CODE));

@@ -98,7 +98,8 @@ async fn notifier_down_for_a_long_stretch_then_back_gets_every_notice_once() {
     let sink_port = free_port(); // nothing listens yet: connection refused
     let db = format!("sqlite://{}/s.db", dir.path().display());
     let sink_url = format!("http://127.0.0.1:{sink_port}/");
-    let cfg = one_provider_config(dir.path(), &db, free_port(), "*/1 * * * * *", &sim, Some(&sink_url));
+    let port = free_port();
+    let cfg = one_provider_config(dir.path(), &db, port, "*/1 * * * * *", &sim, Some(&sink_url));
     let _d = Daemon::spawn(&cfg, &[]);
     let store = Store::connect(&db, 2).await.unwrap();
     let mut queued = 0;
@@ -110,6 +111,22 @@ async fn notifier_down_for_a_long_stretch_then_back_gets_every_notice_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(queued, 5, "five logged-out notices queued while the notifier is down:\n{}", log_of(&cfg));
+    // The daemon's own /metrics counts the five as needing a person (the
+    // series the WaSentinelInstancesNeedPerson alert reads).
+    let metrics = || async {
+        let r = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/metrics")).bearer_auth("admin").send();
+        r.await.unwrap().text().await.unwrap()
+    };
+    let series = "wa_sentinel_instances_need_person{provider=\"evo\"} 5";
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = metrics().await;
+        if text.contains(series) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(series), "{series} missing:\n{text}");
     tokio::time::sleep(Duration::from_secs(if long() { 60 } else { 4 })).await;
     let got = sink_on(sink_port).await;
     assert!(

@@ -4,12 +4,53 @@
 //! provider is down. The real engine against the simulator, on SQLite and
 //! PostgreSQL alike.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use wa_sentinel::domain::Health;
 use wa_sentinel::sim::evolution::{Behaviour, SimEvent};
 use wa_sentinel::store::Store;
+use wa_sentinel::supervisor::scheduler::Ticks;
 
 use crate::it::supervisor::Rig;
 use crate::on_both_backends;
+
+/// Two open sessions `a` and `b`, zombies after 10 minutes without a
+/// webhook, one failed poll enough for an outage.
+async fn two_sessions_quiet_for_ten_minutes_are_zombies(store: Store) -> Rig {
+    Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open)], |r| {
+        r.supervisor.down_after = 1;
+        r.supervisor.stale_webhook_after = "10m".into();
+    })
+    .await
+}
+
+/// A cycle, a webhook from each session, another cycle.
+async fn both_speak(rig: &Rig, url: &str) {
+    rig.cycle().await;
+    for n in ["a", "b"] {
+        rig.sim.post_webhook(n, SimEvent::MessagesUpsert, Some(url)).await.unwrap();
+    }
+    wa_sentinel::server::flush(&rig.sup).await;
+    rig.cycle().await;
+}
+
+/// `n` minutes, a cycle each.
+async fn minutes(rig: &Rig, n: usize) {
+    for _ in 0..n {
+        rig.advance(1);
+        rig.cycle().await;
+    }
+}
+
+/// a speaks again; b stays quiet for the rest of a whole watched period
+/// (3 minutes of it have passed): b alone is a zombie, restarted once.
+async fn then_only_the_quiet_one_is_a_zombie(rig: &Rig, url: &str) {
+    rig.sim.post_webhook("a", SimEvent::MessagesUpsert, Some(url)).await.unwrap();
+    wa_sentinel::server::flush(&rig.sup).await;
+    minutes(rig, 9).await;
+    assert_eq!((rig.restarts("a"), rig.restarts("b")), (0, 1));
+}
 
 on_both_backends!(a_provider_partition_longer_than_stale_webhook_after_restarts_no_session);
 
@@ -17,39 +58,44 @@ on_both_backends!(a_provider_partition_longer_than_stale_webhook_after_restarts_
 /// (three times `stale_webhook_after`) the sessions found open are not
 /// zombies; one that stays quiet is, a whole period after the partition ended.
 async fn a_provider_partition_longer_than_stale_webhook_after_restarts_no_session(store: Store) {
-    let rig = Rig::new(store, &[("a", Behaviour::Open), ("b", Behaviour::Open)], |r| {
-        r.supervisor.down_after = 1;
-        r.supervisor.stale_webhook_after = "10m".into();
-    })
-    .await;
+    let rig = two_sessions_quiet_for_ten_minutes_are_zombies(store).await;
     let url = rig.receiver().await;
-    rig.cycle().await;
-    for n in ["a", "b"] {
-        rig.sim.post_webhook(n, SimEvent::MessagesUpsert, Some(&url)).await.unwrap();
-    }
-    wa_sentinel::server::flush(&rig.sup).await;
-    rig.cycle().await;
+    both_speak(&rig, &url).await;
     rig.sim.set_down(true);
-    for _ in 0..30 {
-        rig.advance(1);
-        rig.cycle().await;
-    }
+    minutes(&rig, 30).await;
     assert_eq!(rig.notice_kinds().await, vec!["provider_unreachable"]);
     rig.sim.set_down(false);
-    for _ in 0..3 {
-        rig.advance(1);
-        rig.cycle().await;
-    }
+    minutes(&rig, 3).await;
     assert_eq!((rig.restarts("a"), rig.restarts("b")), (0, 0), "no session restarted after the partition");
     assert_eq!(rig.health("a").await, Health::Connected);
-    // a speaks again; b stays quiet for a whole watched period: b alone is a zombie.
-    rig.sim.post_webhook("a", SimEvent::MessagesUpsert, Some(&url)).await.unwrap();
-    wa_sentinel::server::flush(&rig.sup).await;
-    for _ in 0..9 {
-        rig.advance(1);
-        rig.cycle().await;
-    }
-    assert_eq!((rig.restarts("a"), rig.restarts("b")), (0, 1));
+    then_only_the_quiet_one_is_a_zombie(&rig, &url).await;
+}
+
+on_both_backends!(a_leader_hand_over_restarts_no_session_whose_silence_began_before_it);
+
+/// A replica that takes a provider's lease over has watched it only since
+/// then: sessions whose last webhook came half an hour earlier, while another
+/// replica led the provider, are not zombies; one that stays quiet is, a
+/// whole `stale_webhook_after` after the lease was taken.
+async fn a_leader_hand_over_restarts_no_session_whose_silence_began_before_it(store: Store) {
+    let rig = two_sessions_quiet_for_ten_minutes_are_zombies(store).await;
+    let ticks = Arc::new(Ticks::default());
+    rig.sup.attach_ticks(ticks.clone());
+    let evo = ticks.provider("evo");
+    let take_the_lease = || {
+        evo.leader.store(true, Ordering::SeqCst);
+        evo.led_since.store(rig.clock.load(Ordering::SeqCst), Ordering::SeqCst);
+    };
+    take_the_lease();
+    let url = rig.receiver().await;
+    both_speak(&rig, &url).await;
+    // Another replica leads the provider for half an hour; this one polls nothing.
+    evo.leader.store(false, Ordering::SeqCst);
+    rig.advance(30);
+    take_the_lease();
+    minutes(&rig, 3).await;
+    assert_eq!((rig.restarts("a"), rig.restarts("b")), (0, 0), "no session restarted after the hand-over");
+    then_only_the_quiet_one_is_a_zombie(&rig, &url).await;
 }
 
 on_both_backends!(instances_answering_500_are_their_own_problem_and_the_provider_stays_up);

@@ -106,7 +106,7 @@ async fn webhook_channel_sends_the_spec_payload_with_idempotency_key_and_signatu
     assert_eq!(b["restart_attempts"], 1);
     assert_eq!(
         b["summary"],
-        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: WhatsApp closed the connection (code 428); restart 1/3 sent"
+        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: WhatsApp closed the connection (code 428); restart 1/3 ordered"
     );
     // Machines keep the raw reason.
     assert_eq!(b["reason"], "connection closed (statusReason 428)");
@@ -513,7 +513,7 @@ fn rendering_snapshots_in_english_and_brazilian_portuguese() {
     assert_eq!(en.title, "Instance down");
     assert_eq!(
         en.body,
-        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: WhatsApp closed the connection (code 428); restart 1/3 sent.\n\
+        "tenant_1_inst_1 (tenant_1 @ evo-main) is down: WhatsApp closed the connection (code 428); restart 1/3 ordered.\n\
          Since: 2025-11-21T10:00:00Z (1m ago).\n\
          What to do: wa-sentinel keeps trying within its cooldown. If it stays down, check the provider server and the phone."
     );
@@ -521,7 +521,7 @@ fn rendering_snapshots_in_english_and_brazilian_portuguese() {
     assert_eq!(pt.title, "Instância fora do ar");
     assert_eq!(
         pt.body,
-        "tenant_1_inst_1 (tenant_1 @ evo-main) está fora do ar: o WhatsApp fechou a conexão (código 428); reinício 1/3 enviado.\n\
+        "tenant_1_inst_1 (tenant_1 @ evo-main) está fora do ar: o WhatsApp fechou a conexão (código 428); reinício 1/3 solicitado.\n\
          Desde: 2025-11-21T10:00:00Z (há 1m).\n\
          O que fazer: O wa-sentinel continua tentando dentro do intervalo mínimo. Se continuar fora, verifique o servidor do provedor e o celular."
     );

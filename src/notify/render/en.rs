@@ -6,10 +6,13 @@ use super::*;
 pub(super) fn render(n: &Notice) -> Rendered {
     let lang = Language::En;
     let Common { w, since, dur, a, m } = common(n);
+    // The notice commits with the decision, before the provider call, which
+    // may still find nothing to send (a session already starting): "ordered",
+    // not "sent".
     let did = match a {
         _ if !restart_helps(n) => "restarts would not help".to_string(),
         0 => "no restart sent yet".to_string(),
-        _ => format!("restart {a}/{m} sent"),
+        _ => format!("restart {a}/{m} ordered"),
     };
     let d = detail(n, lang);
     let (title, summary, todo) = match n.kind {

@@ -6,10 +6,13 @@ use super::*;
 pub(super) fn render(n: &Notice) -> Rendered {
     let lang = Language::PtBr;
     let Common { w, since, dur, a, m } = common(n);
+    // The notice commits with the decision, before the provider call, which
+    // may still find nothing to send (a session already starting): "ordered",
+    // not "sent".
     let did = match a {
         _ if !restart_helps(n) => "reiniciar não ajuda".to_string(),
         0 => "nenhum reinício enviado ainda".to_string(),
-        _ => format!("reinício {a}/{m} enviado"),
+        _ => format!("reinício {a}/{m} solicitado"),
     };
     let d = detail(n, lang);
     let (title, summary, todo) = match n.kind {

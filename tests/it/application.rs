@@ -12,7 +12,7 @@ use wa_sentinel::domain::{InstanceKey, Ts};
 use wa_sentinel::sim::evolution::{Behaviour, SimOptions, Simulator};
 use wa_sentinel::store::{InstanceFilter, Store};
 
-use crate::it::common::{TestDb, free_port, ok_sink, postgres_schema};
+use crate::it::common::{OwnDatabase, TestDb, free_port, ok_sink};
 use crate::it::process::{Daemon, wait_for};
 use crate::it::supervisor::Rig;
 use crate::on_both_backends;
@@ -432,20 +432,24 @@ async fn a_long_poll_is_answered_as_soon_as_the_next_change_happens() {
 }
 
 /// The application's own PostgreSQL as the tenant source: its rows map
-/// tenants, a changed row moves a tenant, and when the table goes away the
-/// last mapping stays (the daemon keeps polling).
+/// tenants, a changed row moves a tenant; when its table goes away, and when
+/// its database refuses every connection, the last mapping stays (the daemon
+/// keeps polling, logs once, says so in `/metrics`); when it answers again,
+/// its rows count again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_applications_database_maps_tenants_and_its_last_mapping_outlives_it() {
     let Some(db) = TestDb::postgres().await else { return };
-    let Some(app_url) = postgres_schema().await else { return };
+    // The application's database, of its own: the test makes it refuse connections for a while.
+    let Some(own) = OwnDatabase::create("wa_app").await else { return };
+    let app_url = own.url.clone();
     let app = sqlx::PgPool::connect(&app_url).await.unwrap();
-    sqlx::raw_sql(
-        "CREATE TABLE whatsapp_instances (instance_name TEXT, tenant_id TEXT);
-         INSERT INTO whatsapp_instances VALUES ('shop', 'acme'), ('desk', 'globex');",
-    )
-    .execute(&app)
-    .await
-    .unwrap();
+    let app_table = |desk: &str| {
+        format!(
+            "CREATE TABLE whatsapp_instances (instance_name TEXT, tenant_id TEXT);
+             INSERT INTO whatsapp_instances VALUES ('shop', 'acme'), ('desk', '{desk}');"
+        )
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(app_table("globex"))).execute(&app).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(SimOptions {
         instances: vec![("shop".into(), Behaviour::Open), ("desk".into(), Behaviour::Open)],
@@ -489,25 +493,55 @@ async fn the_applications_database_maps_tenants_and_its_last_mapping_outlives_it
         r.text().await.unwrap()
     };
     assert!(metrics().await.contains("wa_sentinel_tenant_source_up 1"), "{}", metrics().await);
+    let log = || std::fs::read_to_string(cfg.with_extension("log")).unwrap_or_default();
+    let sim = &sim;
+    let polls_go_on = |what: &str| {
+        let polls = sim.calls("GET", "/instance/connectionState/shop");
+        let what = what.to_string();
+        async move {
+            let more = || sim.calls("GET", "/instance/connectionState/shop") >= polls + 3;
+            assert!(wait_for(Duration::from_secs(20), more).await, "polling stopped while {what}");
+        }
+    };
+    let failing = |what: &'static str| async move {
+        let m = metrics().await;
+        assert!(
+            m.contains("wa_sentinel_tenant_source_up 0") && m.contains("wa_sentinel_tenant_source_errors_total"),
+            "{what}: {m}"
+        );
+    };
+    // The table goes away.
     sqlx::raw_sql("DROP TABLE whatsapp_instances").execute(&app).await.unwrap();
-    let polls = sim.calls("GET", "/instance/connectionState/shop");
-    assert!(
-        wait_for(Duration::from_secs(20), || sim.calls("GET", "/instance/connectionState/shop") >= polls + 3).await,
-        "polling goes on while the source fails"
-    );
-    let m = metrics().await;
-    assert!(
-        m.contains("wa_sentinel_tenant_source_up 0") && m.contains("wa_sentinel_tenant_source_errors_total"),
-        "{m}"
-    );
+    polls_go_on("the table was gone").await;
+    failing("the table is gone").await;
+    // The table is back, then the whole database refuses connections (the
+    // source's open connection is cut too).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(app_table("initech"))).execute(&app).await.unwrap();
+    let answers_again = || log().contains("the tenant source answers again");
+    assert!(wait_for(Duration::from_secs(20), answers_again).await, "{}", log());
+    app.close().await;
+    own.refuse_connections().await;
+    polls_go_on("the database refused connections").await;
+    failing("the database refuses connections").await;
+    assert!(has(("desk", "initech")).await && has(("shop", "acme")).await, "the last mapping stays");
+    // It answers again: a row changed meanwhile counts.
+    own.allow_connections().await;
+    let app = sqlx::PgPool::connect(&app_url).await.unwrap();
+    sqlx::query("UPDATE whatsapp_instances SET tenant_id = 'umbrella' WHERE instance_name = 'shop'")
+        .execute(&app)
+        .await
+        .unwrap();
+    assert!(has(("shop", "umbrella")).await, "read again once it answers: {:?}", tenants_in(&db.url).await);
+    assert!(metrics().await.contains("wa_sentinel_tenant_source_up 1"), "{}", metrics().await);
     daemon.kill9();
     let mut t = tenants_in(&db.url).await;
     t.sort();
     assert_eq!(
         t,
-        vec![("desk".into(), "initech".into(), "sql".into()), ("shop".into(), "acme".into(), "sql".into())],
-        "the last mapping stays"
+        vec![("desk".into(), "initech".into(), "sql".into()), ("shop".into(), "umbrella".into(), "sql".into())],
     );
-    let log = std::fs::read_to_string(cfg.with_extension("log")).unwrap_or_default();
-    assert_eq!(log.matches("cannot read the tenant source").count(), 1, "logged once:\n{log}");
+    // Each failure logged once (then at debug level until it answers again).
+    assert_eq!(log().matches("cannot read the tenant source").count(), 2, "{}", log());
+    app.close().await;
+    own.drop().await;
 }

@@ -54,6 +54,51 @@ pub async fn postgres_schema() -> Option<String> {
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
+/// A PostgreSQL database of a test's own (not a schema of the shared one),
+/// for a test that makes it refuse connections for a while. `None` without
+/// `WA_SENTINEL_TEST_POSTGRES` (a failure under `CI=true`).
+pub struct OwnDatabase {
+    pub url: String,
+    name: String,
+    admin: sqlx::PgPool,
+}
+
+impl OwnDatabase {
+    pub async fn create(prefix: &str) -> Option<OwnDatabase> {
+        let Ok(base) = std::env::var("WA_SENTINEL_TEST_POSTGRES") else {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but WA_SENTINEL_TEST_POSTGRES is not set");
+            eprintln!("skipping: WA_SENTINEL_TEST_POSTGRES is not set");
+            return None;
+        };
+        let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+        let admin = sqlx::PgPool::connect(&base).await.unwrap();
+        let mut url = reqwest::Url::parse(&base).unwrap();
+        url.set_path(&format!("/{name}"));
+        let db = OwnDatabase { url: url.to_string(), name, admin };
+        db.exec(format!("CREATE DATABASE {}", db.name)).await;
+        Some(db)
+    }
+
+    async fn exec(&self, sql: String) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&self.admin).await.unwrap();
+    }
+
+    /// Refuse every new connection and cut the open ones.
+    pub async fn refuse_connections(&self) {
+        self.exec(format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name)).await;
+        self.exec(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'", self.name))
+            .await;
+    }
+
+    pub async fn allow_connections(&self) {
+        self.exec(format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name)).await;
+    }
+
+    pub async fn drop(self) {
+        self.exec(format!("DROP DATABASE {} WITH (FORCE)", self.name)).await;
+    }
+}
+
 /// Generate `mod NAME { sqlite, postgres }` running the same `async fn NAME(Store)`
 /// on both backends.
 #[macro_export]

@@ -15,7 +15,7 @@ use wa_sentinel::store::{InstanceFilter, Store};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::it::common::free_port;
+use crate::it::common::{OwnDatabase, free_port};
 use crate::it::common::{idempotency_keys, ok_sink};
 use crate::it::process::{Daemon, wait_for};
 
@@ -355,22 +355,9 @@ async fn hostile_webhooks_get_the_right_codes_bounded_memory_and_store_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cut_while_running_keeps_serving_answers_503_for_changes_and_loses_nothing() {
-    let Ok(base) = std::env::var("WA_SENTINEL_TEST_POSTGRES") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but WA_SENTINEL_TEST_POSTGRES is not set");
-        eprintln!("skipping: WA_SENTINEL_TEST_POSTGRES is not set");
-        return;
-    };
     // A database of its own: this test makes it refuse connections for a while.
-    let name = format!("wa_fault_{}", uuid::Uuid::now_v7().simple());
-    let admin = sqlx::PgPool::connect(&base).await.unwrap();
-    let exec = |sql: String| {
-        let admin = admin.clone();
-        async move { sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&admin).await.unwrap() }
-    };
-    exec(format!("CREATE DATABASE {name}")).await;
-    let mut url = reqwest::Url::parse(&base).unwrap();
-    url.set_path(&format!("/{name}"));
-    let db = url.to_string();
+    let Some(own) = OwnDatabase::create("wa_fault").await else { return };
+    let db = own.url.clone();
 
     let dir = tempfile::tempdir().unwrap();
     let sim = Simulator::start(SimOptions {
@@ -389,8 +376,7 @@ async fn postgres_cut_while_running_keeps_serving_answers_503_for_changes_and_lo
     let logout = serde_json::json!({"event": "connection.update", "instance": "b", "data": {"state": "close", "statusReason": 401}});
 
     // Cut the database off.
-    exec(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
-    exec(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+    own.refuse_connections().await;
     let r = client.post(&hook).json(&upsert("a")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "a healthy instance's webhook needs no database");
     let r = client.post(&hook).json(&logout).send().await.unwrap();
@@ -399,7 +385,7 @@ async fn postgres_cut_while_running_keeps_serving_answers_503_for_changes_and_lo
     assert_eq!(ready.status().as_u16(), 503);
 
     // Back: the provider's retry of the same webhook is recorded.
-    exec(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    own.allow_connections().await;
     let mut code = 0;
     for _ in 0..40 {
         code = client.post(&hook).json(&logout).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
@@ -416,5 +402,5 @@ async fn postgres_cut_while_running_keeps_serving_answers_503_for_changes_and_lo
     assert_eq!(store.instance(&InstanceKey::new("evo", "a")).await.unwrap().unwrap().state.health, Health::Connected);
     store.close().await;
     drop(d);
-    exec(format!("DROP DATABASE {name} WITH (FORCE)")).await;
+    own.drop().await;
 }

@@ -3,7 +3,8 @@
 //! twenty drops at once are one digest per recipient; when the ops instance
 //! goes down, its own outage and the notices after it reach the fallback
 //! exactly once and nothing goes through the closed instance (Z-API would
-//! queue it and deliver it hours late), and its recovery goes through it.
+//! queue it and deliver it hours late), and its recovery goes through it;
+//! `min_gap` spaces the texts of every notifier sharing an ops instance.
 
 use std::path::Path;
 use std::time::Duration;
@@ -251,4 +252,44 @@ async fn when_the_ops_instance_goes_down_its_outage_and_later_notices_reach_the_
     .await;
     assert!(back, "no recovery text through the ops instance:\n{}", log(dir.path()));
     assert_eq!(zsim.sent_messages().len(), 1, "{:?}", zsim.sent_messages());
+}
+
+/// `min_gap` holds in the real daemon: three drops at once, two notifiers
+/// sharing the ops instance, no digest: six texts, each at least `min_gap`
+/// after the one before it, whichever notifier sent it, and none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_paces_texts_through_one_ops_instance_across_notifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let shops = ["shop-a", "shop-b", "shop-c"];
+    let mut instances = vec![("ops".to_string(), Behaviour::Open)];
+    instances.extend(shops.iter().map(|s| (s.to_string(), Behaviour::Open)));
+    let sim = Simulator::start(SimOptions { instances, ..SimOptions::default() }).await.unwrap();
+    let text = format!(
+        "{}{}[[notifiers]]\nname = \"wa\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n\
+         to = [\"{TO}\"]\ndigest_window = \"0s\"\nmin_gap = \"1s\"\n\
+         [[notifiers]]\nname = \"wa2\"\nkind = \"whatsapp\"\nprovider = \"evo\"\ninstance = \"ops\"\n\
+         to = [\"{GROUP}\"]\ndigest_window = \"0s\"\nmin_gap = \"1s\"\n",
+        head(&format!("sqlite://{}/w.db", dir.path().display())),
+        evo(&sim),
+    );
+    let (_d, store) = start(dir.path(), &text).await;
+    let mut keys: Vec<(&str, &str)> = vec![("evo", "ops")];
+    keys.extend(shops.iter().map(|s| ("evo", *s)));
+    connected(&store, dir.path(), &keys).await;
+    for s in shops {
+        sim.set_behaviour(s, Behaviour::LoggedOut);
+    }
+    let all = wait_for(Duration::from_secs(30), || sim.sent_messages().len() >= 6).await;
+    assert!(all, "{} of 6 texts:\n{}", sim.sent_messages().len(), log(dir.path()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = sim.sent_messages();
+    assert_eq!(sent.len(), 6, "{:#?}", sent.iter().map(|m| (&m.to, &m.text)).collect::<Vec<_>>());
+    let at: Vec<i64> = sent.iter().map(|m| m.at.0).collect();
+    assert!(at.windows(2).all(|w| w[1] - w[0] >= 1000), "closer than min_gap: {at:?}");
+    for to in [TO, GROUP] {
+        let about: Vec<&str> = sent.iter().filter(|m| m.to == to).map(|m| m.text.as_str()).collect();
+        for s in shops {
+            assert_eq!(about.iter().filter(|t| t.contains(s)).count(), 1, "{to}: {about:?}");
+        }
+    }
 }

@@ -21,13 +21,15 @@
 //!   cycle ends (hand-over between cycles), release it, or **rescue** it: a
 //!   provider that has had no live lease for a whole lease TTL is taken by any
 //!   live replica that configures it, whatever the plan says, and kept until
-//!   the plan's version changes or for one more lease TTL, whichever comes
-//!   first; then it is handed back to the plan's leader between cycles. (A
-//!   rescue kept for the whole version would outlive the race it covers: a
-//!   replica dying replans and frees its providers' leases at about the same
-//!   moment, so a provider rescued just after the replan would stay with the
-//!   rescuer, against the plan, until the membership next changed.) The lease
-//!   itself makes sure a provider never has two leaders at once.
+//!   the plan's version changes or for about one more lease TTL (until the
+//!   rescuer's first round a TTL after the rescue); then it is handed back to
+//!   the plan's leader between cycles. (A rescue kept for the whole version
+//!   would outlive the race it covers: a provider whose planned leader had
+//!   not taken it yet — the leader died, or dropped it by a reload — is
+//!   rescued just after the replan that gives it to a live replica, and
+//!   stayed with the rescuer, against the plan, until the plan's version
+//!   next changed.) The lease itself makes sure a provider never has two
+//!   leaders at once.
 //!
 //! Pure: the clock and the snapshot are passed in. `src/lease.rs` is the edge
 //! that reads the snapshot, writes the plan and applies the lease actions.
@@ -135,8 +137,11 @@ struct Rescue {
 
 impl Memory {
     /// Record that a [`LeaseAction::Rescue`] got the lease under `version` at
-    /// `at_ms`.
+    /// `at_ms`. Its unleased clock ends here: should this replica miss rounds
+    /// past the rescue, it does not come back to an old clock and rescue the
+    /// provider again at once after handing it back.
     pub fn rescued(&mut self, provider: &str, version: i64, at_ms: i64) {
+        self.unleased_since.remove(provider);
         self.rescued.insert(provider.to_string(), Rescue { version, at_ms });
     }
 }
@@ -164,11 +169,13 @@ pub struct Round<'a> {
 /// holds (nothing to do).
 pub fn lease_actions(round: &Round<'_>, memory: &mut Memory) -> Vec<(String, LeaseAction)> {
     let Round { me, known, plan, leases, busy, now_ms, ttl_ms } = *round;
-    // A rescue is kept for one lease TTL at most: by then the plan's leader
-    // is live (a dead one's heartbeat has expired and the plan has moved on),
-    // so the provider is handed back below like any other held against the
-    // plan, and the leader takes it at its next round. Should it still not,
-    // the safety net catches it again.
+    // A rescue is kept until the first round a lease TTL after it; then the
+    // provider is handed back below like any other held against the plan,
+    // and the plan's leader takes it at its next round. A leader that died
+    // meanwhile loses it the way it would lose its own providers: its
+    // heartbeat expires, the plan moves on (within the TTL and a round).
+    // Should a live leader still not take it, the safety net catches it
+    // again after a whole TTL unleased.
     memory.rescued.retain(|p, r| r.version == plan.version && known.contains(p) && now_ms - r.at_ms < ttl_ms);
     memory.unleased_since.retain(|p, _| known.contains(p) && !leases.contains_key(p));
     let held = |p: &str| leases.get(p).is_some_and(|h| h == me);

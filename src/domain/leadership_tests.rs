@@ -142,26 +142,58 @@ fn a_provider_unleased_for_a_ttl_is_rescued_and_kept_until_the_version_changes()
     assert_eq!(acts, vec![("p".to_string(), LeaseAction::Release)]);
 }
 
-/// A replica that dies frees its providers' leases about when the others
-/// replan without it: a provider rescued just after the replan is held
-/// against the plan, and kept for the whole version it would stay there
-/// until the membership next changed. It is kept for one lease TTL, then
+/// Replica `a`'s round over `p` (which it configures) under plan version 4,
+/// which gives `p` to `b`; lease TTL 15 s. `mine`: `a` holds `p`'s lease,
+/// else nobody does.
+fn a_round_over_p(mine: bool, busy: bool, now_ms: i64, m: &mut Memory) -> Vec<(String, LeaseAction)> {
+    let plan = Plan { version: 4, members: set(&["a", "b"]), leaders: [("p".to_string(), "b".to_string())].into() };
+    let leases: BTreeMap<String, String> =
+        if mine { [("p".to_string(), "a".to_string())].into() } else { BTreeMap::new() };
+    let busy = if busy { set(&["p"]) } else { BTreeSet::new() };
+    lease_actions(
+        &Round { me: "a", known: &set(&["p"]), plan: &plan, leases: &leases, busy: &busy, now_ms, ttl_ms: 15_000 },
+        m,
+    )
+}
+
+fn p(action: LeaseAction) -> Vec<(String, LeaseAction)> {
+    vec![("p".to_string(), action)]
+}
+
+/// A provider its planned leader had not taken yet (that leader died, or
+/// dropped it by a reload) is rescued just after the replan that gives it to
+/// a live replica: kept for the whole version, it would stay against the
+/// plan until the version next changed. It is kept for one lease TTL, then
 /// handed back to the plan's leader between cycles.
 #[test]
 fn a_rescue_under_an_unchanged_plan_is_handed_back_after_a_lease_period() {
-    let plan = Plan { version: 4, members: set(&["a", "b"]), leaders: [("p".to_string(), "b".to_string())].into() };
-    let known = set(&["p"]);
-    let (idle, busy) = (BTreeSet::new(), set(&["p"]));
-    let mine: BTreeMap<String, String> = [("p".to_string(), "a".to_string())].into();
     let mut m = Memory::default();
+    // Seen unleased from 1 s, rescued at 16 s (as the edge records it).
+    assert_eq!(a_round_over_p(false, false, 1_000, &mut m), vec![]);
+    assert_eq!(a_round_over_p(false, false, 16_000, &mut m), p(LeaseAction::Rescue));
     m.rescued("p", 4, 16_000);
-    let at = |now_ms: i64, busy: &BTreeSet<String>, m: &mut Memory| {
-        lease_actions(&Round { me: "a", known: &known, plan: &plan, leases: &mine, busy, now_ms, ttl_ms: 15_000 }, m)
-    };
-    assert_eq!(at(21_000, &idle, &mut m), vec![("p".to_string(), LeaseAction::Take)]);
-    assert_eq!(at(30_999, &idle, &mut m), vec![("p".to_string(), LeaseAction::Take)], "kept for a whole TTL");
-    assert_eq!(at(31_000, &busy, &mut m), vec![("p".to_string(), LeaseAction::Renew)], "its cycle ends first");
-    assert_eq!(at(36_000, &idle, &mut m), vec![("p".to_string(), LeaseAction::Release)], "then it goes back");
+    assert_eq!(a_round_over_p(true, false, 21_000, &mut m), p(LeaseAction::Take));
+    assert_eq!(a_round_over_p(true, false, 30_999, &mut m), p(LeaseAction::Take), "kept for a whole TTL");
+    assert_eq!(a_round_over_p(true, true, 31_000, &mut m), p(LeaseAction::Renew), "its cycle ends first");
+    assert_eq!(a_round_over_p(true, false, 36_000, &mut m), p(LeaseAction::Release), "then it goes back");
+    // Should the plan's leader not take it, it is rescued again only after a
+    // whole TTL unleased, never at once.
+    assert_eq!(a_round_over_p(false, false, 41_000, &mut m), vec![]);
+    assert_eq!(a_round_over_p(false, false, 55_999, &mut m), vec![]);
+    assert_eq!(a_round_over_p(false, false, 56_000, &mut m), p(LeaseAction::Rescue));
+}
+
+/// A rescuer that misses rounds past its rescue (its lease expires meanwhile)
+/// starts a new unleased clock when it comes back: it does not rescue the
+/// provider again at once on the clock of before its rescue.
+#[test]
+fn a_rescue_ends_the_unleased_clock_it_was_made_on() {
+    let mut m = Memory::default();
+    assert_eq!(a_round_over_p(false, false, 1_000, &mut m), vec![]);
+    assert_eq!(a_round_over_p(false, false, 16_000, &mut m), p(LeaseAction::Rescue));
+    m.rescued("p", 4, 16_000);
+    assert_eq!(a_round_over_p(false, false, 40_000, &mut m), vec![], "a new clock starts at 40 s");
+    assert_eq!(a_round_over_p(false, false, 55_000, &mut m), p(LeaseAction::Rescue));
 }
 
 #[test]
@@ -553,8 +585,7 @@ fn simulate(s: &Scenario) -> Outcome {
         out.worst_gap = out.worst_gap.max(s.end - last.map_or(*since, |d| d.max(*since)));
     }
     if let Some(plan) = &table.plan {
-        for (sim, r) in sims.iter().zip(&s.replicas).filter(|(_, r)| alive(r, s.end)) {
-            let _ = r;
+        for sim in sims.iter().zip(&s.replicas).filter(|(_, r)| alive(r, s.end)).map(|(sim, _)| sim) {
             for p in &sim.flags {
                 let planned = plan.leaders.get(p).cloned().unwrap_or_default();
                 if planned != sim.name {

@@ -241,15 +241,8 @@ async fn api_assignments_apply_when_discovered_and_survive_a_restart() {
     assert!(applied.await, "applied at the next cycle");
     // The API says where the tenant came from; DELETE hands the decision back
     // to the next source in the order; both are audited on the timeline.
-    let listed: Value = client
-        .get(format!("http://127.0.0.1:{port}/api/instances"))
-        .bearer_auth("admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value =
+        crate::it::common::admin_json(client.get(format!("http://127.0.0.1:{port}/api/instances")), "admin").await;
     let shop = listed["instances"].as_array().unwrap().iter().find(|i| i["instance"] == "shop").unwrap().clone();
     assert_eq!((&shop["tenant"], &shop["tenant_source"]), (&json!("acme"), &json!("api")), "{shop}");
     let del = client.delete(api("shop")).bearer_auth("admin").send().await.unwrap();

@@ -54,6 +54,26 @@ pub async fn postgres_schema() -> Option<String> {
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
+/// Sign in on the login form at `base` with `token`, without following the
+/// redirect: the status, `Set-Cookie` and `Retry-After`.
+pub async fn sign_in(base: &str, token: &str) -> (u16, Option<String>, Option<String>) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    let h = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), h("set-cookie"), h("retry-after"))
+}
+
+/// The JSON answer of `request` sent with the admin `token`.
+pub async fn admin_json(request: reqwest::RequestBuilder, token: &str) -> serde_json::Value {
+    request.bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
 /// A PostgreSQL database of a test's own (not a schema of the shared one),
 /// for a test that makes it refuse connections for a while. `None` without
 /// `WA_SENTINEL_TEST_POSTGRES` (a failure under `CI=true`).

@@ -570,15 +570,9 @@ async fn every_accepted_webhook_counts_as_the_last_webhook_whatever_its_event(st
         let rec = rig.store.instance(&InstanceKey::new("waha", name)).await.unwrap().unwrap();
         assert_eq!(rec.state.last_webhook_at, Some(at[name]), "{name}: its session.status is its last webhook");
     }
-    let api: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/instances/waha/qr", rig.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api: serde_json::Value =
+        crate::it::common::admin_json(reqwest::Client::new().get(format!("{}/api/instances/waha/qr", rig.base)), ADMIN)
+            .await;
     assert_eq!(api["instance"]["last_webhook_at"], json!(at["qr"].rfc3339()), "{api}");
 }
 

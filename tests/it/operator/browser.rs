@@ -208,20 +208,7 @@ impl Browser {
 /// chromedriver is absent, except under `CI=true` (`.ci/run` installs both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_puts_an_instance_in_maintenance_from_the_page_in_chromium() {
-    fn found(names: &[&'static str]) -> Option<&'static str> {
-        names
-            .iter()
-            .copied()
-            .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
-    }
-    let (Some(chromium), Some(chromedriver)) =
-        (found(&["chromium", "chromium-browser", "google-chrome"]), found(&["chromedriver"]))
-    else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but Chromium or chromedriver is missing");
-        eprintln!("skipping: Chromium or chromedriver is not installed");
-        return;
-    };
-    let chromium = which(chromium);
+    let Some((chromium, chromedriver)) = chromium_and_driver() else { return };
     let live = Live::start(&[("shop-main", Behaviour::Open), ("lost-1", Behaviour::LoggedOut)], |_| {}).await;
     live.sup.poll_cycle().await.unwrap();
     seed_history(&live).await;
@@ -276,6 +263,29 @@ async fn an_operator_puts_an_instance_in_maintenance_from_the_page_in_chromium()
     for f in ["status-page.png", "status-page-phone.png", "instance-page.png", "instance-page-phone.png"] {
         assert!(std::fs::metadata(shots.join(f)).unwrap().len() > 10_000, "{f}");
     }
+}
+
+/// The first of `names` that runs (`--version` succeeds).
+pub fn installed(names: &[&'static str]) -> Option<&'static str> {
+    names
+        .iter()
+        .copied()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+}
+
+/// The names Chromium goes by.
+pub const CHROMIUM: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];
+
+/// Chromium's absolute path and chromedriver, or `None` when either is
+/// missing (the test is skipped), except under `CI=true`, where `.ci/run`
+/// installs both and a missing one fails the test.
+pub fn chromium_and_driver() -> Option<(String, &'static str)> {
+    let (Some(chromium), Some(chromedriver)) = (installed(&CHROMIUM), installed(&["chromedriver"])) else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but Chromium or chromedriver is missing");
+        eprintln!("skipping: Chromium or chromedriver is not installed");
+        return None;
+    };
+    Some((which(chromium), chromedriver))
 }
 
 /// The absolute path of a program on `PATH` (chromedriver wants one).

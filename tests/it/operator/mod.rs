@@ -226,4 +226,4 @@ mod actions;
 mod browser;
 mod records;
 
-pub use browser::{Browser, which};
+pub use browser::{Browser, CHROMIUM, chromium_and_driver, installed};

@@ -198,16 +198,9 @@ async fn event_details_read_in_operator_words_on_the_page_the_api_and_the_cli() 
         let timeline = &page[page.find("<h2>Timeline</h2>").unwrap()..];
         assert!(timeline.contains("recovery_verified"), "{timeline}");
         assert_eq!(debug_marks(&page), Vec::<&str>::new(), "{name}'s page:\n{timeline}");
-        let api: Value = live
-            .http
-            .get(format!("{}/api/instances/evo/{name}", live.base))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let api: Value =
+            crate::it::common::admin_json(live.http.get(format!("{}/api/instances/evo/{name}", live.base)), ADMIN)
+                .await;
         let mut texts = Vec::new();
         strings(&api, &mut texts);
         let leaked: Vec<&String> = texts.iter().filter(|t| !debug_marks(t).is_empty()).collect();

@@ -307,16 +307,8 @@ async fn a_logged_out_number_s_notice_carries_a_link_whose_page_shows_the_provid
         .unwrap();
     assert_eq!(outage.recovered_by.as_deref(), Some("webhook"));
 
-    let report: Value = rig
-        .http
-        .get(format!("{}/api/report?since=1h", rig.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report: Value =
+        crate::it::common::admin_json(rig.http.get(format!("{}/api/report?since=1h", rig.base)), ADMIN).await;
     let line = report["instances"].as_array().unwrap().iter().find(|i| i["instance"] == "lost-1").unwrap();
     assert_eq!(line["needs_person_reconnects"], 1, "{line}");
     assert_eq!(line["reconnects_via_link"], 1, "{line}");

@@ -34,16 +34,11 @@ async fn unknown_tampered_expired_and_revoked_links() {
         "{page}"
     );
     // Revoked from the API: every usable link of the instance.
-    let revoked: Value = rig
-        .http
-        .delete(format!("{}/api/instances/evo/lost-1/pair-link", rig.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let revoked: Value = crate::it::common::admin_json(
+        rig.http.delete(format!("{}/api/instances/evo/lost-1/pair-link", rig.base)),
+        ADMIN,
+    )
+    .await;
     assert_eq!(revoked["revoked"], 1, "the notice's link (the expired one is not counted): {revoked}");
     let (code, page) = rig.page(&url).await;
     assert_eq!(code, 410);
@@ -105,15 +100,8 @@ async fn operators_issue_and_revoke_links_and_the_start_respects_the_cooldown() 
     assert_eq!(sim.calls("GET", "/instance/connect/lost-1"), 1, "no second start inside the cooldown");
 
     // The instance page: its links, and a new one issued with the session's CSRF token.
-    let login = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = login
-        .post(format!("{}/login", rig.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={ADMIN}"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let set_cookie = crate::it::common::sign_in(&rig.base, ADMIN).await.1.unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
     let page = rig
         .http
         .get(format!("{}/instances/evo/lost-1", rig.base))
@@ -228,21 +216,8 @@ async fn re_pair_pages_live_on_the_public_listener_only() {
 /// chromedriver, except under `CI=true`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_re_pairs_from_the_page_in_chromium() {
-    use crate::it::operator::{Browser, which};
-    fn found(names: &[&'static str]) -> Option<&'static str> {
-        names
-            .iter()
-            .copied()
-            .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
-    }
-    let (Some(chromium), Some(chromedriver)) =
-        (found(&["chromium", "chromium-browser", "google-chrome"]), found(&["chromedriver"]))
-    else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but Chromium or chromedriver is missing");
-        eprintln!("skipping: Chromium or chromedriver is not installed");
-        return;
-    };
-    let chromium = which(chromium);
+    use crate::it::operator::{Browser, chromium_and_driver};
+    let Some((chromium, chromedriver)) = chromium_and_driver() else { return };
     let (sim, rig, url) = logged_out_with_a_link().await;
     // Evolution hands out codes only to a socket started with a number: the
     // customer's first code request starts it so.

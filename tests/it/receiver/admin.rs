@@ -3,6 +3,7 @@
 //! sessions, and the status page (escaping, headless Chromium).
 
 use super::*;
+use crate::it::common::sign_in;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_api_needs_the_token_and_answers_json() {
@@ -152,7 +153,7 @@ async fn an_admin_body_over_16_kib_is_refused_with_413() {
         live.store.instance(&InstanceKey::new("evo", "a")).await.unwrap().unwrap().state.maintenance_until.is_none()
     );
     // The status page's forms too, once signed in.
-    let cookie = sign_in(&live, ADMIN).await.1.unwrap().split(';').next().unwrap().to_string();
+    let cookie = sign_in(&live.base, ADMIN).await.1.unwrap().split(';').next().unwrap().to_string();
     let r = live
         .http
         .post(format!("{}/instances/evo/a/maintenance", live.base))
@@ -236,15 +237,9 @@ async fn status_page_needs_auth_escapes_names_and_lists_instances() {
     assert!(html.contains(">connected<"));
     // The login form sets a session cookie that opens the page.
     let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = no_redirect
-        .post(format!("{}/login", live.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={ADMIN}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 303);
-    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    let (code, set_cookie, _) = sign_in(&live.base, ADMIN).await;
+    assert_eq!(code, 303);
+    let cookie = set_cookie.unwrap().split(';').next().unwrap().to_string();
     assert!(!cookie.contains(ADMIN), "the cookie is not the token");
     let r = no_redirect.get(format!("{}/?tenant=default", live.base)).header("cookie", cookie).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -258,20 +253,6 @@ async fn status_page_needs_auth_escapes_names_and_lists_instances() {
     assert_eq!(r.status().as_u16(), 401);
 }
 
-/// POST the login form; (status, `Set-Cookie`, `Retry-After`).
-async fn sign_in(live: &Live, token: &str) -> (u16, Option<String>, Option<String>) {
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = client
-        .post(format!("{}/login", live.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap();
-    let h = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string());
-    (r.status().as_u16(), h("set-cookie"), h("retry-after"))
-}
-
 /// Failed sign-ins are limited per client address: 10 a minute, then 429
 /// with `Retry-After`, and a locked-out address's credential is not even
 /// looked at (the right token gets 429 too), on the form, Basic and the API.
@@ -279,13 +260,13 @@ async fn sign_in(live: &Live, token: &str) -> (u16, Option<String>, Option<Strin
 async fn failed_sign_ins_are_limited_per_client_address() {
     let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
     for i in 0..10 {
-        assert_eq!(sign_in(&live, "nope").await.0, 401, "failure {i}");
+        assert_eq!(sign_in(&live.base, "nope").await.0, 401, "failure {i}");
     }
-    let (code, _, retry) = sign_in(&live, "nope").await;
+    let (code, _, retry) = sign_in(&live.base, "nope").await;
     assert_eq!(code, 429);
     let retry: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=7).contains(&retry), "{retry}");
-    assert_eq!(sign_in(&live, ADMIN).await.0, 429, "locked out: not evaluated");
+    assert_eq!(sign_in(&live.base, ADMIN).await.0, 429, "locked out: not evaluated");
     let page = live.http.get(format!("{}/", live.base)).basic_auth("u", Some(ADMIN)).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 429);
     let api = live.http.get(format!("{}/api/instances", live.base)).bearer_auth(ADMIN).send().await.unwrap();
@@ -300,7 +281,7 @@ async fn failed_sign_ins_are_limited_per_client_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_random_server_side_and_revocable() {
     let live = Live::start(&[("a", Behaviour::Open)], |_| {}).await;
-    let (c1, c2) = (sign_in(&live, ADMIN).await.1.unwrap(), sign_in(&live, ADMIN).await.1.unwrap());
+    let (c1, c2) = (sign_in(&live.base, ADMIN).await.1.unwrap(), sign_in(&live.base, ADMIN).await.1.unwrap());
     assert_ne!(c1, c2, "a random value per sign-in");
     for attr in ["HttpOnly", "SameSite=Strict", "Max-Age=43200", "Path=/"] {
         assert!(c1.contains(attr), "{attr}: {c1}");
@@ -333,7 +314,7 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     let live =
         Live::start(&[("a", Behaviour::Open)], |r| r.server.public_url = Some("https://sentinel.example.com".into()))
             .await;
-    let cookie = sign_in(&live, ADMIN).await.1.unwrap();
+    let cookie = sign_in(&live.base, ADMIN).await.1.unwrap();
     assert!(cookie.ends_with("; Secure"), "{cookie}");
 }
 
@@ -341,10 +322,7 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
 /// when Chromium is absent, except under `CI=true`, where `.ci/run` installs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_renders_in_headless_chromium() {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()));
-    let Some(chromium) = chromium else {
+    let Some(chromium) = crate::it::operator::installed(&crate::it::operator::CHROMIUM) else {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but Chromium is not installed");
         eprintln!("skipping: Chromium is not installed");
         return;
